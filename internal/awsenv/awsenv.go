@@ -1,0 +1,56 @@
+// Package awsenv builds AWS SDK clients. Endpoints come from the SDK's standard
+// AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_KINESIS variables, so the same
+// code runs on AWS, against the local emulators, or against LocalStack.
+package awsenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// Clients are the AWS clients every function may need.
+type Clients struct {
+	DynamoDB *dynamodb.Client
+	Kinesis  *kinesis.Client
+}
+
+// Load reads the standard AWS configuration. When an endpoint override points at an emulator and
+// no credentials are configured, it uses static dummy credentials so local runs need no AWS setup.
+func Load(ctx context.Context) (Clients, error) {
+	var opts []func(*config.LoadOptions) error
+	if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
+		opts = append(opts, config.WithRegion("us-east-1"))
+	}
+	if local() && os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return Clients{}, fmt.Errorf("load AWS config: %w", err)
+	}
+	return New(cfg), nil
+}
+
+// New builds the clients from a loaded configuration.
+func New(cfg aws.Config) Clients {
+	return Clients{
+		DynamoDB: dynamodb.NewFromConfig(cfg),
+		Kinesis:  kinesis.NewFromConfig(cfg),
+	}
+}
+
+func local() bool {
+	for _, k := range []string{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KINESIS"} {
+		if os.Getenv(k) != "" {
+			return true
+		}
+	}
+	return false
+}
