@@ -93,7 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		}
 		cmd := exec.Command("java",
 			"-Djava.library.path="+filepath.Join(ddbDir, "DynamoDBLocal_lib"),
-			"-Xmx1g", "-jar", jar, "-inMemory", "-sharedDb", "-port", strconv.Itoa(cfg.DynamoDBPort))
+			"-Xmx1g", "-jar", jar, "-inMemory", "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(cfg.DynamoDBPort))
 		cmd.Dir = ddbDir
 		if err := s.spawn(cmd, cfg.LogDir, "dynamodb"); err != nil {
 			return nil, err
