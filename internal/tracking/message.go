@@ -1,0 +1,58 @@
+// Package tracking is the Segment tracking spec: the message types, parsing of request bodies,
+// validation and normalization (timestamps, message ids, batch envelopes). It is pure logic with
+// no I/O, shared by ingest (which produces Records) and later stages (which consume them).
+package tracking
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Message types of the Segment spec.
+const (
+	TypeIdentify = "identify"
+	TypeTrack    = "track"
+	TypePage     = "page"
+	TypeScreen   = "screen"
+	TypeGroup    = "group"
+	TypeAlias    = "alias"
+)
+
+// Message is one spec message as ingest accepted it: ids are strings, timestamps are corrected,
+// messageId is always set. Free-form objects stay raw JSON, exactly as the client sent them
+// (after the batch envelope's context was merged in).
+type Message struct {
+	Type              string          `json:"type"`
+	MessageID         string          `json:"messageId"`
+	UserID            string          `json:"userId,omitempty"`
+	AnonymousID       string          `json:"anonymousId,omitempty"`
+	PreviousID        string          `json:"previousId,omitempty"` // alias
+	GroupID           string          `json:"groupId,omitempty"`    // group
+	Event             string          `json:"event,omitempty"`      // track
+	Name              string          `json:"name,omitempty"`       // page, screen
+	Category          string          `json:"category,omitempty"`   // page
+	Properties        json.RawMessage `json:"properties,omitempty"`
+	Traits            json.RawMessage `json:"traits,omitempty"`
+	Context           json.RawMessage `json:"context,omitempty"`
+	Integrations      json.RawMessage `json:"integrations,omitempty"`
+	Channel           string          `json:"channel,omitempty"`
+	Timestamp         time.Time       `json:"timestamp"`                   // corrected for client clock skew
+	OriginalTimestamp *time.Time      `json:"originalTimestamp,omitempty"` // as the client sent it
+	SentAt            *time.Time      `json:"sentAt,omitempty"`
+	ReceivedAt        time.Time       `json:"receivedAt"`
+}
+
+// Record is what ingest writes to the `events` stream: one accepted message, tagged with the
+// source whose write key sent it. The partition key is the userId, else the anonymousId.
+type Record struct {
+	SourceID string  `json:"sourceId"`
+	Message  Message `json:"message"`
+}
+
+// PartitionKey is the Kinesis partition key for a message: events of one user stay in order.
+func (m *Message) PartitionKey() string {
+	if m.UserID != "" {
+		return m.UserID
+	}
+	return m.AnonymousID
+}
