@@ -1,0 +1,322 @@
+// Package ingest is the tracking API: the Segment-compatible HTTP endpoint that authenticates a
+// source by write key, validates and normalizes messages (package tracking) and writes them to
+// the `events` Kinesis stream. It answers 200 only once every message is durably in the stream.
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/serverless-cdp/cdp/internal/stream"
+	"github.com/serverless-cdp/cdp/internal/tracking"
+)
+
+// Source is what ingest needs to know about the sender of a request.
+type Source struct {
+	ID      string
+	Enabled bool
+}
+
+// ErrUnknownKey is returned by a KeyResolver for a key that belongs to no source.
+var ErrUnknownKey = errors.New("unknown write key")
+
+// KeyResolver maps a write key to its source (cached: it runs on every request).
+type KeyResolver interface {
+	ResolveWriteKey(ctx context.Context, writeKey string) (Source, error)
+}
+
+// Publisher writes records durably or fails (stream.Publisher).
+type Publisher interface {
+	Put(ctx context.Context, recs []stream.Record) error
+}
+
+// Config tunes the handler.
+type Config struct {
+	Limits         tracking.Limits
+	AllowedOrigins []string // CORS; "*" allows any
+	Now            func() time.Time
+	Logger         *slog.Logger
+}
+
+// Handler serves the tracking API.
+type Handler struct {
+	keys   KeyResolver
+	pub    Publisher
+	lim    tracking.Limits
+	cors   corsPolicy
+	now    func() time.Time
+	logger *slog.Logger
+}
+
+// New builds a handler.
+func New(keys KeyResolver, pub Publisher, cfg Config) *Handler {
+	if cfg.Limits == (tracking.Limits{}) {
+		cfg.Limits = tracking.DefaultLimits
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Handler{keys: keys, pub: pub, lim: cfg.Limits, cors: newCORS(cfg.AllowedOrigins), now: cfg.Now, logger: cfg.Logger}
+}
+
+// callTypes maps the endpoint's last path segment to the message kind it accepts.
+var callTypes = map[string]string{
+	"identify": tracking.TypeIdentify, "i": tracking.TypeIdentify,
+	"track": tracking.TypeTrack, "t": tracking.TypeTrack,
+	"page": tracking.TypePage, "p": tracking.TypePage,
+	"screen": tracking.TypeScreen, "s": tracking.TypeScreen,
+	"group": tracking.TypeGroup, "g": tracking.TypeGroup,
+	"alias": tracking.TypeAlias, "a": tracking.TypeAlias,
+	"batch": tracking.KindBatch, "b": tracking.KindBatch, "import": tracking.KindBatch,
+}
+
+// Handle is the Lambda entry point (API Gateway HTTP API, payload format 2.0).
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	resp := h.route(ctx, req)
+	h.cors.apply(header(req, "origin"), &resp)
+	return resp, nil
+}
+
+func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	method := req.RequestContext.HTTP.Method
+	path := req.RawPath
+	if i := strings.Index(path, "/v1/"); i > 0 { // tolerate a stage prefix such as /prod/v1/track
+		path = path[i:]
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSuffix(path, "/"), "/v1/")
+	if !ok {
+		return errorResponse(http.StatusNotFound, tracking.CodeUnknownCallType, "no such endpoint")
+	}
+	if method == http.MethodOptions {
+		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusNoContent}
+	}
+	if key, ok := settingsKey(rest); ok {
+		if method != http.MethodGet {
+			return errorResponse(http.StatusMethodNotAllowed, tracking.CodeMethodNotAllowed, "use GET")
+		}
+		return h.settings(ctx, req, key)
+	}
+	kind, ok := callTypes[rest]
+	if !ok {
+		return errorResponse(http.StatusNotFound, tracking.CodeUnknownCallType, fmt.Sprintf("no such endpoint /v1/%s", rest))
+	}
+	if method != http.MethodPost {
+		return errorResponse(http.StatusMethodNotAllowed, tracking.CodeMethodNotAllowed, "use POST")
+	}
+	return h.collect(ctx, req, kind)
+}
+
+func (h *Handler) collect(ctx context.Context, req events.APIGatewayV2HTTPRequest, kind string) events.APIGatewayV2HTTPResponse {
+	receivedAt := h.now()
+	// A key in the Authorization header is checked before the body is even read.
+	headerKey, hasHeader := basicUser(header(req, "authorization"))
+	var src Source
+	if hasHeader {
+		var resp *events.APIGatewayV2HTTPResponse
+		if src, resp = h.authenticate(ctx, headerKey); resp != nil {
+			return *resp
+		}
+	}
+	body, err := h.body(req)
+	if err != nil {
+		return clientError(err)
+	}
+	parsed, err := tracking.ParseRequest(body, kind, h.lim)
+	if err != nil {
+		return clientError(err)
+	}
+	if !hasHeader {
+		var resp *events.APIGatewayV2HTTPResponse
+		if src, resp = h.authenticate(ctx, parsed.WriteKey); resp != nil {
+			return *resp
+		}
+	}
+	msgs, err := parsed.Normalize(receivedAt, src.ID)
+	if err != nil {
+		return clientError(err)
+	}
+	recs := make([]stream.Record, len(msgs))
+	for i := range msgs {
+		data, err := json.Marshal(tracking.Record{SourceID: src.ID, Message: msgs[i]})
+		if err != nil {
+			return h.unavailable(ctx, fmt.Errorf("encode record: %w", err), len(msgs))
+		}
+		recs[i] = stream.Record{PartitionKey: msgs[i].PartitionKey(), Data: data}
+	}
+	if err := h.pub.Put(ctx, recs); err != nil {
+		return h.unavailable(ctx, err, len(msgs))
+	}
+	return jsonResponse(http.StatusOK, `{"success":true}`)
+}
+
+func (h *Handler) unavailable(ctx context.Context, err error, n int) events.APIGatewayV2HTTPResponse {
+	h.logger.ErrorContext(ctx, "events not stored; client will retry", "err", err, "messages", n)
+	resp := errorResponse(http.StatusServiceUnavailable, tracking.CodeUnavailable, "events could not be stored; retry later")
+	resp.Headers["Retry-After"] = "1"
+	return resp
+}
+
+func (h *Handler) authenticate(ctx context.Context, key string) (Source, *events.APIGatewayV2HTTPResponse) {
+	deny := func(msg string) (Source, *events.APIGatewayV2HTTPResponse) {
+		r := errorResponse(http.StatusUnauthorized, tracking.CodeUnauthorized, msg)
+		return Source{}, &r
+	}
+	if key == "" {
+		return deny("missing write key: use HTTP Basic auth with the write key as user name, or writeKey in the body")
+	}
+	src, err := h.keys.ResolveWriteKey(ctx, key)
+	switch {
+	case errors.Is(err, ErrUnknownKey):
+		return deny("invalid write key")
+	case err != nil:
+		h.logger.ErrorContext(ctx, "resolve write key", "err", err)
+		r := errorResponse(http.StatusServiceUnavailable, tracking.CodeUnavailable, "could not check the write key; retry later")
+		r.Headers["Retry-After"] = "1"
+		return Source{}, &r
+	case !src.Enabled:
+		return deny("source is disabled")
+	}
+	return src, nil
+}
+
+// body returns the request body decoded from base64 (API Gateway's binary bodies) and gzip,
+// reading at most the batch limit (plus one byte to detect overflow) so a zip bomb costs nothing.
+func (h *Handler) body(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
+	raw := []byte(req.Body)
+	if req.IsBase64Encoded {
+		dec, err := base64.StdEncoding.DecodeString(req.Body)
+		if err != nil {
+			return nil, &tracking.Error{Code: tracking.CodeInvalidEncoding, Message: "body is not valid base64"}
+		}
+		raw = dec
+	}
+	enc := strings.ToLower(strings.TrimSpace(header(req, "content-encoding")))
+	gz := enc == "gzip" || (enc == "" && len(raw) > 1 && raw[0] == 0x1f && raw[1] == 0x8b)
+	switch {
+	case gz:
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, &tracking.Error{Code: tracking.CodeInvalidEncoding, Message: "body is not valid gzip"}
+		}
+		out, err := io.ReadAll(io.LimitReader(zr, int64(h.lim.MaxBatchBytes)+1))
+		if err != nil {
+			return nil, &tracking.Error{Code: tracking.CodeInvalidEncoding, Message: "body is not valid gzip"}
+		}
+		return out, nil
+	case enc == "" || enc == "identity":
+		return raw, nil
+	default:
+		return nil, &tracking.Error{Code: tracking.CodeInvalidEncoding, Message: fmt.Sprintf("unsupported Content-Encoding %q", enc)}
+	}
+}
+
+// settings answers analytics.js's start-up request so it sends its events here.
+func (h *Handler) settings(ctx context.Context, req events.APIGatewayV2HTTPRequest, key string) events.APIGatewayV2HTTPResponse {
+	if _, resp := h.authenticate(ctx, key); resp != nil {
+		return *resp
+	}
+	host := req.RequestContext.DomainName
+	if host == "" {
+		host = header(req, "host")
+	}
+	proto := "https"
+	if p := header(req, "x-forwarded-proto"); p != "" {
+		proto = p
+	}
+	body, err := json.Marshal(map[string]any{
+		"integrations": map[string]any{
+			"Segment.io": map[string]any{
+				"apiKey":   key,
+				"apiHost":  host + "/v1",
+				"protocol": proto,
+				// analytics.js batches through /v1/b when this is on.
+				"deliveryStrategy": map[string]any{"strategy": "batching", "config": map[string]any{"size": 10, "timeout": 5000}},
+			},
+		},
+		"plan":                 map[string]any{"track": map[string]any{"__default": map[string]any{"enabled": true}}, "identify": map[string]any{"__default": map[string]any{"enabled": true}}, "group": map[string]any{"__default": map[string]any{"enabled": true}}},
+		"analyticsNextEnabled": true,
+		"middlewareSettings":   map[string]any{},
+		"enabledMiddleware":    map[string]any{},
+		"metrics":              map[string]any{"sampleRate": 0},
+		"remotePlugins":        []any{},
+	})
+	if err != nil {
+		return errorResponse(http.StatusInternalServerError, "internal", "could not encode settings")
+	}
+	resp := jsonResponse(http.StatusOK, string(body))
+	resp.Headers["Cache-Control"] = "public, max-age=300"
+	return resp
+}
+
+func settingsKey(rest string) (string, bool) {
+	parts := strings.Split(rest, "/")
+	if len(parts) == 3 && parts[0] == "projects" && parts[2] == "settings" && parts[1] != "" {
+		return parts[1], true
+	}
+	return "", false
+}
+
+// basicUser extracts the write key from "Basic base64(key:)" (or without the colon).
+func basicUser(auth string) (string, bool) {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(auth), " ")
+	if !ok || !strings.EqualFold(scheme, "basic") {
+		return "", false
+	}
+	dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return "", true // a Basic header that is not base64 is a bad key, not a missing one
+	}
+	user, _, _ := strings.Cut(string(dec), ":")
+	return user, true
+}
+
+func header(req events.APIGatewayV2HTTPRequest, name string) string {
+	if v, ok := req.Headers[name]; ok {
+		return v
+	}
+	for k, v := range req.Headers { // the local runner and tests may not lower-case
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+func clientError(err error) events.APIGatewayV2HTTPResponse {
+	var e *tracking.Error
+	if errors.As(err, &e) {
+		return errorResponse(http.StatusBadRequest, e.Code, e.Message)
+	}
+	return errorResponse(http.StatusBadRequest, tracking.CodeInvalidJSON, err.Error())
+}
+
+func errorResponse(status int, code, msg string) events.APIGatewayV2HTTPResponse {
+	b, _ := json.Marshal(struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}{code, msg})
+	return jsonResponse(status, string(b))
+}
+
+func jsonResponse(status int, body string) events.APIGatewayV2HTTPResponse {
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: status,
+		Headers:    map[string]string{"Content-Type": "application/json"},
+		Body:       body,
+	}
+}
