@@ -1,0 +1,52 @@
+# The two commands that matter: `make run` (the whole CDP locally) and `make test`.
+# Needs only Go, Node/npm and Java; `make tools` installs the pinned emulators and CDK CLI
+# from tools/package-lock.json into tools/node_modules.
+
+SHELL      := /bin/bash
+GO         ?= go
+FUNCTIONS  := $(notdir $(wildcard functions/*))
+LOCAL      := $(GO) run ./cmd/local
+FUZZTIME   ?= 10s
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: all tools run test test-go fuzz bench build clean fmt vet
+
+all: build
+
+tools: tools/node_modules/.installed
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## run: DynamoDB Local + kinesis-mock + every function at http://127.0.0.1:8080 (Ctrl-C stops all)
+run: tools
+	$(LOCAL)
+
+## test: vet, unit and integration tests against the emulators (started once, reused), fuzz smoke
+test: tools vet
+	$(LOCAL) emulators -- $(MAKE) --no-print-directory test-go
+	$(MAKE) --no-print-directory fuzz
+
+test-go:
+	$(GO) test -count=1 -timeout 20m ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/tracking
+
+## bench: Go micro-benchmarks of the hot paths
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## build: the Lambda bootstrap binaries (linux/arm64) under build/<function>/bootstrap
+build: $(FUNCTIONS:%=build/%/bootstrap)
+build/%/bootstrap: FORCE
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -ldflags "-s -w" -trimpath -o $@ ./functions/$*
+
+clean:
+	rm -rf build cdk.out bench-results .emulators
+
+FORCE:

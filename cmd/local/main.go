@@ -1,0 +1,171 @@
+// Command local runs the whole CDP on this machine with no AWS account.
+//
+//	local                    start (or reuse) the emulators, create the table and streams, seed
+//	                         the dev source and admin token, and serve every route and stream
+//	local emulators -- CMD…  start (or reuse) the emulators, run CMD with AWS_ENDPOINT_URL_* set,
+//	                         then stop what was started (used by `make test`)
+//
+// Environment: CDP_HTTP_ADDR (default 127.0.0.1:8080), CDP_DEV_WRITE_KEY, CDP_DEV_ADMIN_TOKEN
+// (random ones are generated and printed when unset), CDP_DYNAMODB_PORT (8000),
+// CDP_KINESIS_PORT (4567), and every CDP_* variable the functions read. When
+// AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_KINESIS are already set (LocalStack, say), no
+// emulator is started.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/emulator"
+	"github.com/serverless-cdp/cdp/internal/local"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "emulators" {
+		err = runWithEmulators(ctx, logger, os.Args[2:])
+	} else {
+		err = serve(ctx, logger)
+	}
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			os.Exit(exit.ExitCode())
+		}
+		logger.Error("local", "err", err)
+		os.Exit(1)
+	}
+}
+
+// startEmulators starts or reuses the emulators unless endpoints are configured already.
+func startEmulators(ctx context.Context, logger *slog.Logger) (*emulator.Stack, error) {
+	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" && os.Getenv("AWS_ENDPOINT_URL_KINESIS") != "" {
+		logger.Info("using configured endpoints", "dynamodb", os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"), "kinesis", os.Getenv("AWS_ENDPOINT_URL_KINESIS"))
+		return nil, nil
+	}
+	cfg, err := emulator.DefaultConfig(".")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = logger
+	if cfg.DynamoDBPort, err = envInt("CDP_DYNAMODB_PORT", cfg.DynamoDBPort); err != nil {
+		return nil, err
+	}
+	if cfg.KinesisPort, err = envInt("CDP_KINESIS_PORT", cfg.KinesisPort); err != nil {
+		return nil, err
+	}
+	stack, err := emulator.Start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", stack.DynamoDBEndpoint)
+	os.Setenv("AWS_ENDPOINT_URL_KINESIS", stack.KinesisEndpoint)
+	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"} {
+		if os.Getenv(k) == "" {
+			os.Setenv(k, v)
+		}
+	}
+	return stack, nil
+}
+
+func runWithEmulators(ctx context.Context, logger *slog.Logger, args []string) error {
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		return errors.New("usage: local emulators -- COMMAND [ARGS…]")
+	}
+	stack, err := startEmulators(ctx, logger)
+	if err != nil {
+		return err
+	}
+	if stack != nil {
+		defer stack.Stop()
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	return cmd.Run()
+}
+
+func serve(ctx context.Context, logger *slog.Logger) error {
+	cfg, err := app.FromEnv()
+	if err != nil {
+		return err
+	}
+	addr := os.Getenv("CDP_HTTP_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	writeKey, adminToken := os.Getenv("CDP_DEV_WRITE_KEY"), os.Getenv("CDP_DEV_ADMIN_TOKEN")
+	if writeKey == "" {
+		writeKey = random(32)
+	}
+	if adminToken == "" {
+		adminToken = random(40)
+	}
+	emu, err := startEmulators(ctx, logger)
+	if err != nil {
+		return err
+	}
+	if emu != nil {
+		defer emu.Stop()
+	}
+	clients, err := awsenv.Load(ctx)
+	if err != nil {
+		return err
+	}
+	setup, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	stack, err := local.Start(setup, clients, local.Options{
+		Config: cfg, Addr: addr, DevWriteKey: writeKey, DevAdminToken: adminToken, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf(`
+CDP is running at %s
+  write key (source "dev"): %s
+  admin token:              %s
+  try: curl -u '%s:' -d '{"userId":"u1","event":"Signed Up"}' %s/v1/track
+Ctrl-C stops everything this started.
+`, stack.URL, writeKey, adminToken, writeKey, stack.URL)
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return stack.Close()
+}
+
+func envInt(key string, def int) (int, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: %w", key, v, err)
+	}
+	return n, nil
+}
+
+func random(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}

@@ -1,0 +1,38 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/ingest"
+	"github.com/serverless-cdp/cdp/internal/source"
+	"github.com/serverless-cdp/cdp/internal/stream"
+)
+
+// NewIngest wires the tracking API: cached write-key lookups → validation → the events stream.
+func NewIngest(c awsenv.Clients, cfg Config, logger *slog.Logger) *ingest.Handler {
+	repo := source.NewRepository(c.DynamoDB, cfg.Table)
+	return ingest.New(
+		writeKeys{resolve: cachedResolver(repo, cfg)},
+		stream.NewPublisher(c.Kinesis, cfg.EventsStream),
+		ingest.Config{AllowedOrigins: cfg.AllowedOrigins, Logger: logger},
+	)
+}
+
+type resolveFunc func(ctx context.Context, key string) (source.Source, error)
+
+// writeKeys adapts the source repository to what ingest needs to know.
+type writeKeys struct{ resolve resolveFunc }
+
+func (w writeKeys) ResolveWriteKey(ctx context.Context, key string) (ingest.Source, error) {
+	s, err := w.resolve(ctx, key)
+	if errors.Is(err, source.ErrNotFound) {
+		return ingest.Source{}, ingest.ErrUnknownKey
+	}
+	if err != nil {
+		return ingest.Source{}, err
+	}
+	return ingest.Source{ID: s.ID, Enabled: s.Enabled}, nil
+}
