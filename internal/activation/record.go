@@ -1,0 +1,50 @@
+// Package activation holds what the segments stage tells the activation stage: the record format
+// of the `activations` Kinesis stream (this file), and the delivery of those records to
+// destinations.
+package activation
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/tracking"
+)
+
+// Kinds of activation records.
+const (
+	KindAudienceEntered = "audience_entered" // delivered as track "Audience Entered"
+	KindAudienceExited  = "audience_exited"  // delivered as track "Audience Exited"
+	KindTraitsChanged   = "traits_changed"   // computed traits changed: delivered identify-style
+	KindEvent           = "event"            // an event forwarded as received
+)
+
+// Audience names the audience of an entered/exited record.
+type Audience struct {
+	ID   string `json:"id"`
+	Key  string `json:"key"` // snake_case key used as properties.audience_key and properties.<key>
+	Name string `json:"name"`
+}
+
+// Record is one thing to deliver about one profile. Partition key: ProfileID, so one profile's
+// records stay in order.
+type Record struct {
+	// ID is stable for the same logical record: derived from its input (profile, audience,
+	// transition sequence; or the event's messageId), never random, so a redelivered record has
+	// the same ID and receivers can dedupe by the webhook-id built from it.
+	ID        string `json:"id"`
+	Kind      string `json:"kind"`
+	ProfileID string `json:"profileId"`
+	// Identifiers of the profile known when the record was made, for the payload.
+	UserID      string `json:"userId,omitempty"`
+	AnonymousID string `json:"anonymousId,omitempty"`
+	Email       string `json:"email,omitempty"`
+	// Audience is set for entered/exited records.
+	Audience *Audience `json:"audience,omitempty"`
+	// Traits holds the changed computed traits (KindTraitsChanged) with their new values.
+	Traits map[string]json.RawMessage `json:"traits,omitempty"`
+	// Event is the forwarded message (KindEvent).
+	Event *tracking.Message `json:"event,omitempty"`
+	// OccurredAt is when the transition or change happened (event time, or the evaluation time
+	// for time-based exits).
+	OccurredAt time.Time `json:"occurredAt"`
+}
