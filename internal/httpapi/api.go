@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// Path prefixes the API dispatches on.
+const (
+	AdminPrefix   = "/admin/"
+	ProfilePrefix = "/v1/spaces/"
+)
+
+// API is the handler of functions/api: it dispatches /admin/... to the admin API and
+// /v1/spaces/... to the Profile API, and answers 404 for anything else or for a part left unset.
+// It never returns an error to Lambda and never lets a panic escape: internal failures become
+// 500 {"code":"internal"} and are logged.
+type API struct {
+	Admin   Handler // /admin/...
+	Profile Handler // /v1/spaces/... (Segment Profile API shape); nil until wired
+	Logger  *slog.Logger
+}
+
+// Handle serves one request; its signature fits lambda.Start.
+func (a *API) Handle(ctx context.Context, req Request) (resp Response, err error) {
+	start := time.Now()
+	method, path := Method(req), Path(req)
+	logger := a.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			logger.ErrorContext(ctx, "panic in handler", "method", method, "path", path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			resp, err = Error(http.StatusInternalServerError, CodeInternal, "internal error"), nil
+		}
+		logger.InfoContext(ctx, "request", "method", method, "path", path, "status", resp.StatusCode,
+			"durationMs", time.Since(start).Milliseconds(), "requestId", req.RequestContext.RequestID)
+	}()
+
+	var h Handler
+	switch {
+	case path == strings.TrimSuffix(AdminPrefix, "/") || strings.HasPrefix(path, AdminPrefix):
+		h = a.Admin
+	case strings.HasPrefix(path, ProfilePrefix):
+		h = a.Profile
+	}
+	if h == nil {
+		return Error(http.StatusNotFound, CodeNotFound, "no route for "+method+" "+path), nil
+	}
+	resp, err = h.Handle(ctx, req)
+	if err != nil {
+		logger.ErrorContext(ctx, "handler failed", "method", method, "path", path, "error", err.Error())
+		return Error(http.StatusInternalServerError, CodeInternal, "internal error"), nil
+	}
+	return resp, nil
+}

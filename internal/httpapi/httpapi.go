@@ -1,0 +1,176 @@
+// Package httpapi holds small helpers shared by the HTTP Lambda handlers (API Gateway HTTP API,
+// payload format 2.0): JSON responses, errors as {"code","message"}, strict JSON request decoding,
+// Basic and Bearer credential parsing, the top-level API dispatcher used by functions/api, and an
+// adapter that serves a handler over net/http (local runner, tests).
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// Request and Response are the API Gateway HTTP API (payload format 2.0) event types.
+type (
+	Request  = events.APIGatewayV2HTTPRequest
+	Response = events.APIGatewayV2HTTPResponse
+)
+
+// Handler handles one HTTP API request. Handlers return a response for every request they
+// understand, including client errors; a non-nil error means an internal failure.
+type Handler interface {
+	Handle(ctx context.Context, req Request) (Response, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req Request) (Response, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, req Request) (Response, error) { return f(ctx, req) }
+
+// Error codes used across the HTTP APIs.
+const (
+	CodeInvalidRequest   = "invalid_request"
+	CodeUnauthorized     = "unauthorized"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeConflict         = "conflict"
+	CodePayloadTooLarge  = "payload_too_large"
+	CodeInternal         = "internal"
+)
+
+// ErrorBody is the JSON body of every error answer.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// JSON returns a response with v encoded as JSON. Responses are never cached: admin answers carry
+// secrets (write keys) and profile answers carry personal data.
+func JSON(status int, v any) Response {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Error(http.StatusInternalServerError, CodeInternal, "could not encode response")
+	}
+	return Response{
+		StatusCode: status,
+		Headers: map[string]string{
+			"content-type":  "application/json",
+			"cache-control": "no-store",
+		},
+		Body: string(b),
+	}
+}
+
+// Error returns an error response with body {"code","message"}.
+func Error(status int, code, message string) Response {
+	b, _ := json.Marshal(ErrorBody{Code: code, Message: message})
+	return Response{
+		StatusCode: status,
+		Headers: map[string]string{
+			"content-type":  "application/json",
+			"cache-control": "no-store",
+		},
+		Body: string(b),
+	}
+}
+
+// Method returns the request's HTTP method in upper case.
+func Method(req Request) string { return strings.ToUpper(req.RequestContext.HTTP.Method) }
+
+// Path returns the request path (RawPath, falling back to the request context's path).
+func Path(req Request) string {
+	if req.RawPath != "" {
+		return req.RawPath
+	}
+	return req.RequestContext.HTTP.Path
+}
+
+// Header returns a header value; API Gateway lower-cases header names, callers may not.
+func Header(req Request, name string) string {
+	if v, ok := req.Headers[strings.ToLower(name)]; ok {
+		return v
+	}
+	for k, v := range req.Headers {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+// ErrBodyTooLarge is returned by Body and DecodeJSON when the body exceeds the limit.
+var ErrBodyTooLarge = errors.New("request body too large")
+
+// Body returns the decoded request body, refusing bodies larger than limit bytes.
+func Body(req Request, limit int) ([]byte, error) {
+	if !req.IsBase64Encoded {
+		if len(req.Body) > limit {
+			return nil, ErrBodyTooLarge
+		}
+		return []byte(req.Body), nil
+	}
+	if base64.StdEncoding.DecodedLen(len(req.Body)) > limit+3 {
+		return nil, ErrBodyTooLarge
+	}
+	b, err := base64.StdEncoding.DecodeString(req.Body)
+	if err != nil {
+		return nil, fmt.Errorf("body is not valid base64: %w", err)
+	}
+	if len(b) > limit {
+		return nil, ErrBodyTooLarge
+	}
+	return b, nil
+}
+
+// DecodeJSON decodes body into v strictly: exactly one JSON value, no unknown fields. An empty
+// body (or only white space) is accepted when allowEmpty is set and leaves v untouched.
+func DecodeJSON(body []byte, v any, allowEmpty bool) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if allowEmpty {
+			return nil
+		}
+		return errors.New("request body is required")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON body: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("invalid JSON body: unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>" header.
+func BearerToken(req Request) (string, bool) {
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(Header(req, "authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	tok := strings.TrimSpace(rest)
+	return tok, tok != ""
+}
+
+// BasicAuth returns the user name and password of an "Authorization: Basic ..." header. The
+// password may be empty (Segment write keys are sent as "key:" or just "key").
+func BasicAuth(req Request) (user, password string, ok bool) {
+	scheme, rest, found := strings.Cut(strings.TrimSpace(Header(req, "authorization")), " ")
+	if !found || !strings.EqualFold(scheme, "basic") {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+	if err != nil {
+		return "", "", false
+	}
+	user, password, _ = strings.Cut(string(raw), ":")
+	return user, password, user != ""
+}

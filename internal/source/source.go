@@ -1,0 +1,142 @@
+// Package source manages sources: the apps and systems that send events, each authenticated by
+// write keys. Write keys are stored only as SHA-256 hashes.
+//
+// Items it owns in the shared table:
+//
+//	pk=SOURCES             sk=SOURCE#<id>   the source: name, enabled, createdAt, updatedAt,
+//	                                        version (optimistic concurrency), keys (hash → metadata)
+//	pk=SOURCES             sk=NAME#<name>   name reservation: names are unique; sourceId
+//	pk=WRITEKEY#<sha256>   sk=WRITEKEY      one write key: sourceId, sourceName, enabled (copied
+//	                                        from the source), expiresAtMs and ttl during a grace period
+//
+// The ingest hot path resolves a key with a single GetItem on its WRITEKEY item, which carries a
+// copy of what ingest needs (source id, name, enabled). Every change to a source updates the source
+// item and all of its key items in one transaction, conditioned on the source's version, so the
+// copies never disagree with the source. Sources are few, so they share one partition and are
+// listed with a strongly consistent Query.
+package source
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Errors returned by the repository. Validation errors wrap ErrInvalid and say what is wrong.
+var (
+	ErrNotFound  = errors.New("source not found")
+	ErrNameTaken = errors.New("source name already in use")
+	ErrInvalid   = errors.New("invalid source request")
+	ErrConflict  = errors.New("source changed concurrently, try again")
+)
+
+// Limits.
+const (
+	MaxNameLength = 100
+	// MaxActiveKeys bounds how many keys (the current one plus those in a grace period) a source
+	// may hold, so every change fits in one DynamoDB transaction (100 items).
+	MaxActiveKeys = 10
+	// MaxGracePeriod is the longest an old key keeps working after a rotation.
+	MaxGracePeriod = 7 * 24 * time.Hour
+	// maxKeyLength bounds what is even looked up: longer strings are not keys.
+	maxKeyLength = 256
+	// writeKeyLength is the length of generated write keys (alphanumeric, ~190 bits).
+	writeKeyLength = 32
+)
+
+// Source is an app or system that sends events.
+type Source struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Enabled   bool      `json:"enabled"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	// WriteKeys describes the keys that currently work (never the keys themselves).
+	WriteKeys []KeyInfo `json:"writeKeys"`
+}
+
+// KeyInfo describes one write key without revealing it.
+type KeyInfo struct {
+	// ID is the first 12 hex digits of the key's SHA-256: enough to tell keys apart, useless to
+	// authenticate with.
+	ID        string     `json:"id"`
+	CreatedAt time.Time  `json:"createdAt"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"` // set while in a grace period after a rotation
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9 ._-]*[A-Za-z0-9._-])?$`)
+
+// ValidateName checks a source name: 1 to 100 characters, letters, digits, space, '.', '_' and
+// '-', starting with a letter or digit and not ending with a space.
+func ValidateName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: name is required", ErrInvalid)
+	}
+	if len(name) > MaxNameLength {
+		return fmt.Errorf("%w: name is longer than %d characters", ErrInvalid, MaxNameLength)
+	}
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w: name %q may contain only letters, digits, space, '.', '_' and '-', and must start with a letter or digit", ErrInvalid, name)
+	}
+	return nil
+}
+
+// validateGivenKey checks a caller-chosen key (EnsureSource): it must be usable as the user name
+// of HTTP Basic auth.
+func validateGivenKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("%w: write key is required", ErrInvalid)
+	}
+	if len(key) > maxKeyLength {
+		return fmt.Errorf("%w: write key is longer than %d characters", ErrInvalid, maxKeyLength)
+	}
+	for _, r := range key {
+		if r <= ' ' || r == ':' || r == 0x7f {
+			return fmt.Errorf("%w: write key may not contain spaces, control characters or ':'", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// hashKey returns the hex SHA-256 of a write key. A fast, unsalted hash is the right choice here:
+// generated keys carry ~190 bits of randomness (32 random alphanumeric characters), so brute force
+// against a leaked hash is hopeless whatever the hash speed, and a deterministic hash lets the hot
+// path find a key with one GetItem. (Slow password hashes exist for low-entropy human secrets.)
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+func keyID(hash string) string { return hash[:12] }
+
+const (
+	alphanumeric = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	lowerDigits  = "abcdefghijklmnopqrstuvwxyz0123456789"
+)
+
+// randomString returns n characters drawn uniformly from alphabet using crypto/rand.
+func randomString(alphabet string, n int) string {
+	limit := 256 - 256%len(alphabet) // rejecting bytes >= limit keeps the distribution uniform
+	out := make([]byte, 0, n)
+	buf := make([]byte, n*2)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			panic("crypto/rand failed: " + err.Error()) // never happens on supported platforms
+		}
+		for _, b := range buf {
+			if int(b) < limit && len(out) < n {
+				out = append(out, alphabet[int(b)%len(alphabet)])
+			}
+		}
+	}
+	return string(out)
+}
+
+// NewWriteKey returns a fresh random write key (32 alphanumeric characters, like Segment's).
+func NewWriteKey() string { return randomString(alphanumeric, writeKeyLength) }
+
+func newID() string { return "src_" + randomString(lowerDigits, 20) }
