@@ -91,7 +91,9 @@ type keyItem struct {
 	TTL         int64  `dynamodbav:"ttl,omitempty"` // lets DynamoDB delete expired keys eventually
 }
 
-func (m keyMeta) live(now time.Time) bool { return m.ExpiresAtMs == 0 || now.UnixMilli() < m.ExpiresAtMs }
+func (m keyMeta) live(now time.Time) bool {
+	return m.ExpiresAtMs == 0 || now.UnixMilli() < m.ExpiresAtMs
+}
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
@@ -152,7 +154,9 @@ func writeKeyKey(hash string) map[string]types.AttributeValue {
 	}
 }
 
-func numAV(n int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)} }
+func numAV(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
 
 func ttlFor(expiresAtMs int64) int64 { return (expiresAtMs + 999) / 1000 }
 
