@@ -1,0 +1,53 @@
+// Package change is the record format of the `changes` Kinesis stream: what the identity stage
+// tells the segments stage about every profile it touched.
+//
+// The identity stage emits exactly one Record per surviving profile touched per Kinesis batch
+// (split into numbered parts only if the record would exceed the stream's record size), with the
+// partition key set to ProfileID, so all changes of one profile stay in order on one shard.
+// Delivery is at-least-once: a consumer dedupes events by Message.MessageID and treats
+// Traits/Identifiers as the current state (last write wins by Version).
+package change
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/tracking"
+)
+
+// Identifier is one identity of a profile, e.g. {user_id, abc} or {email, a@b.c}.
+type Identifier struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Record describes what one identity batch did to one profile.
+type Record struct {
+	// ProfileID is the surviving profile (after any merges in this batch).
+	ProfileID string `json:"profileId"`
+	// Version is the profile's stored version after this batch; a higher version is newer.
+	Version int64 `json:"version"`
+	// Created is true when the profile did not exist before this batch.
+	Created bool `json:"created,omitempty"`
+	// MergedFrom lists profiles merged into ProfileID in this batch (and those that had been
+	// merged into them). They no longer exist as separate profiles: a consumer moves their
+	// state (audience membership, computed traits) to ProfileID.
+	MergedFrom []string `json:"mergedFrom,omitempty"`
+	// ChangedTraits are the traits whose value changed in this batch, with their new values.
+	ChangedTraits map[string]json.RawMessage `json:"changedTraits,omitempty"`
+	// Traits are all of the profile's current traits, so consumers need not read the profile.
+	Traits map[string]json.RawMessage `json:"traits"`
+	// Identifiers are all of the profile's current identifiers.
+	Identifiers []Identifier `json:"identifiers"`
+	// AddedIdentifiers are the identifiers that became part of the profile in this batch
+	// (attached, or brought in by a merge).
+	AddedIdentifiers []Identifier `json:"addedIdentifiers,omitempty"`
+	// Events are the messages this batch attributed to the profile, oldest first. A record split
+	// into parts carries each event in exactly one part.
+	Events []tracking.Message `json:"events,omitempty"`
+	// Part and Parts number the pieces of a record split for size (1-based; both 1 if whole).
+	Part  int `json:"part"`
+	Parts int `json:"parts"`
+	// EmittedAt is when the identity stage wrote the record.
+	EmittedAt time.Time `json:"emittedAt"`
+}

@@ -1,0 +1,79 @@
+package identity
+
+import (
+	"encoding/json"
+	"sort"
+
+	"github.com/serverless-cdp/cdp/internal/change"
+)
+
+// changeSet folds the change records of a batch into one per surviving profile.
+type changeSet struct {
+	byID map[string]*change.Record
+}
+
+func newChangeSet() *changeSet { return &changeSet{byID: map[string]*change.Record{}} }
+
+func (s *changeSet) add(r change.Record) {
+	// Profiles merged into this one earlier in the batch: fold their changes in.
+	for _, from := range r.MergedFrom {
+		if old, ok := s.byID[from]; ok {
+			delete(s.byID, from)
+			fold(&r, old, false)
+		}
+	}
+	if old, ok := s.byID[r.ProfileID]; ok {
+		fold(&r, old, true)
+	}
+	s.byID[r.ProfileID] = &r
+}
+
+// fold merges an earlier record old into the newer r. sameProfile tells whether old described
+// the same profile (so its Created flag carries over).
+func fold(r, old *change.Record, sameProfile bool) {
+	if sameProfile && old.Created {
+		r.Created = true
+	}
+	for _, id := range old.MergedFrom {
+		if !containsStr(r.MergedFrom, id) {
+			r.MergedFrom = append(r.MergedFrom, id)
+		}
+	}
+	if !sameProfile && !containsStr(r.MergedFrom, old.ProfileID) {
+		r.MergedFrom = append(r.MergedFrom, old.ProfileID)
+	}
+	for k, v := range old.ChangedTraits {
+		if _, newer := r.ChangedTraits[k]; !newer {
+			if r.ChangedTraits == nil {
+				r.ChangedTraits = map[string]json.RawMessage{}
+			}
+			// Report the current value: the trait may since have been overwritten by a merge.
+			if cur, ok := r.Traits[k]; ok {
+				v = cur
+			}
+			r.ChangedTraits[k] = v
+		}
+	}
+	have := map[change.Identifier]bool{}
+	for _, id := range r.AddedIdentifiers {
+		have[id] = true
+	}
+	for _, id := range old.AddedIdentifiers {
+		if !have[id] {
+			r.AddedIdentifiers = append(r.AddedIdentifiers, id)
+		}
+	}
+	r.Events = append(old.Events, r.Events...)
+}
+
+func (s *changeSet) records() []change.Record {
+	out := make([]change.Record, 0, len(s.byID))
+	for _, r := range s.byID {
+		sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].Timestamp.Before(r.Events[j].Timestamp) })
+		sort.Strings(r.MergedFrom)
+		r.Part, r.Parts = 1, 1
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ProfileID < out[j].ProfileID })
+	return out
+}

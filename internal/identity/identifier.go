@@ -1,0 +1,157 @@
+package identity
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/serverless-cdp/cdp/internal/tracking"
+)
+
+// Identifier types extracted from the standard fields of a message. `context.externalIds` add
+// types of their own (e.g. `ios.idfa`, `crm_id`).
+const (
+	TypeUserID        = "user_id"
+	TypeAnonymousID   = "anonymous_id"
+	TypeEmail         = "email"
+	TypePhone         = "phone"
+	TypeDeviceID      = "device_id"
+	TypeAdvertisingID = "advertising_id"
+	// TypeGroupID is not an identity of a person; it names the accounts in Profile API links.
+	TypeGroupID = "group_id"
+)
+
+// MaxIdentifiersPerMessage bounds the identifiers one message can contribute; the rest are
+// ignored, so one pathological message cannot blow a transaction's size.
+const MaxIdentifiersPerMessage = 40
+
+// Identifier is one identity, e.g. user_id:abc. Values are normalised: trimmed, and e-mail
+// addresses lower-cased; types are trimmed and lower-cased.
+type Identifier struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+func (i Identifier) String() string { return i.Type + ":" + i.Value }
+
+// NewIdentifier normalises a type and value as extraction does.
+func NewIdentifier(typ, value string) Identifier {
+	typ = strings.ToLower(strings.TrimSpace(typ))
+	value = strings.TrimSpace(value)
+	if typ == TypeEmail {
+		value = strings.ToLower(value)
+	}
+	return Identifier{Type: typ, Value: value}
+}
+
+// ParseIdentifier reads `type:value` (the Profile API's path form). ok is false if there is no
+// colon or either side is empty.
+func ParseIdentifier(s string) (Identifier, bool) {
+	typ, value, found := strings.Cut(s, ":")
+	id := NewIdentifier(typ, value)
+	return id, found && id.Type != "" && id.Value != ""
+}
+
+// Extracted are the identifiers of one message, in a stable order, with metadata.
+type Extracted struct {
+	IDs []Identifier
+	// Encoding per identifier from externalIds (absent means "none").
+	Encoding map[Identifier]string
+	// PreviousID is the alias call's previousId, normalised ("" for other types). Its type
+	// (user_id or anonymous_id) is decided during resolution.
+	PreviousID string
+}
+
+type contextFields struct {
+	Traits map[string]json.RawMessage `json:"traits"`
+	Device struct {
+		ID            json.RawMessage `json:"id"`
+		AdvertisingID json.RawMessage `json:"advertisingId"`
+	} `json:"device"`
+	ExternalIDs []struct {
+		ID         json.RawMessage `json:"id"`
+		Type       json.RawMessage `json:"type"`
+		Collection json.RawMessage `json:"collection"`
+		Encoding   json.RawMessage `json:"encoding"`
+	} `json:"externalIds"`
+}
+
+// Extract returns the identifiers of a message: userId, anonymousId, email and phone (from
+// identify traits or context.traits), context.device.id and advertisingId, and
+// context.externalIds of the users collection. Malformed optional fields are ignored rather
+// than failing the message; values that normalise to empty are dropped. Duplicates are removed.
+func Extract(m *tracking.Message) Extracted {
+	ex := Extracted{Encoding: map[Identifier]string{}}
+	seen := map[Identifier]bool{}
+	add := func(typ, value, enc string) {
+		id := NewIdentifier(typ, value)
+		if id.Type == "" || id.Value == "" || seen[id] || len(ex.IDs) >= MaxIdentifiersPerMessage {
+			return
+		}
+		seen[id] = true
+		ex.IDs = append(ex.IDs, id)
+		if enc != "" && enc != "none" {
+			ex.Encoding[id] = enc
+		}
+	}
+	add(TypeUserID, m.UserID, "")
+	add(TypeAnonymousID, m.AnonymousID, "")
+	if m.Type == tracking.TypeAlias {
+		ex.PreviousID = strings.TrimSpace(m.PreviousID)
+	}
+	var ctx contextFields
+	if len(m.Context) > 0 {
+		// A context of an unexpected shape contributes nothing; decode field by field so one
+		// bad field does not hide the others.
+		var raw map[string]json.RawMessage
+		if json.Unmarshal(m.Context, &raw) == nil {
+			_ = json.Unmarshal(raw["traits"], &ctx.Traits)
+			_ = json.Unmarshal(raw["device"], &ctx.Device)
+			_ = json.Unmarshal(raw["externalIds"], &ctx.ExternalIDs)
+		}
+	}
+	var traits map[string]json.RawMessage
+	if m.Type == tracking.TypeIdentify && len(m.Traits) > 0 {
+		_ = json.Unmarshal(m.Traits, &traits)
+	}
+	for _, src := range []map[string]json.RawMessage{traits, ctx.Traits} {
+		add(TypeEmail, scalar(src["email"]), "")
+	}
+	for _, src := range []map[string]json.RawMessage{traits, ctx.Traits} {
+		add(TypePhone, scalar(src["phone"]), "")
+	}
+	add(TypeDeviceID, scalar(ctx.Device.ID), "")
+	add(TypeAdvertisingID, scalar(ctx.Device.AdvertisingID), "")
+	for _, e := range ctx.ExternalIDs {
+		coll := strings.ToLower(scalar(e.Collection))
+		if coll != "" && coll != "users" {
+			continue
+		}
+		typ := scalar(e.Type)
+		if NewIdentifier(typ, "").Type == TypeGroupID {
+			continue
+		}
+		add(typ, scalar(e.ID), strings.ToLower(scalar(e.Encoding)))
+	}
+	return ex
+}
+
+// scalar returns a JSON string or number as a string, and "" for anything else.
+func scalar(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var n json.Number
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if dec.Decode(&n) == nil {
+		if _, err := strconv.ParseFloat(n.String(), 64); err == nil {
+			return n.String()
+		}
+	}
+	return ""
+}

@@ -1,0 +1,518 @@
+package identity
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/change"
+	"github.com/serverless-cdp/cdp/internal/tracking"
+)
+
+// Outcome of processing one record.
+type Outcome int
+
+// Outcomes.
+const (
+	Processed    Outcome = iota + 1 // applied to a profile
+	Duplicate                       // its messageId was processed before: nothing changed
+	Unresolvable                    // no usable identifier (all blocked): nothing changed
+	Failed                          // not applied; Err says why; safe to retry
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Processed:
+		return "processed"
+	case Duplicate:
+		return "duplicate"
+	case Unresolvable:
+		return "unresolvable"
+	case Failed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// Result is what happened to one record.
+type Result struct {
+	Outcome   Outcome
+	ProfileID string
+	Err       error
+}
+
+// RulesSource yields the identity rules in force (cached by the implementation).
+type RulesSource interface {
+	Compiled(ctx context.Context) (*Compiled, error)
+}
+
+// StaticRules is a RulesSource that never changes.
+type StaticRules struct{ C *Compiled }
+
+// Compiled returns the rules.
+func (s StaticRules) Compiled(context.Context) (*Compiled, error) { return s.C, nil }
+
+// Options tune a Processor.
+type Options struct {
+	// Retention is how long timeline events are kept (default 90 days). It is also the dedupe
+	// window, so it is never shorter than 24 hours.
+	Retention time.Duration
+	// MaxConflicts is how often one record is re-planned after a concurrent change before it
+	// is reported failed (default 10).
+	MaxConflicts int
+	// Parallel commits (default 8).
+	Parallel int
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// DefaultRetention is the timeline retention unless configured.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// Processor resolves identities for batches of tracking records and stores the outcome.
+type Processor struct {
+	store *Store
+	rules RulesSource
+	opt   Options
+}
+
+// NewProcessor wires a processor.
+func NewProcessor(s *Store, rules RulesSource, opt Options) *Processor {
+	if opt.Retention <= 0 {
+		opt.Retention = DefaultRetention
+	}
+	if opt.Retention < 24*time.Hour {
+		opt.Retention = 24 * time.Hour
+	}
+	if opt.MaxConflicts <= 0 {
+		opt.MaxConflicts = 10
+	}
+	if opt.Parallel <= 0 {
+		opt.Parallel = 8
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	return &Processor{store: s, rules: rules, opt: opt}
+}
+
+// Process applies records in order. Every record gets a Result; changes holds one record per
+// surviving profile touched (by committed work only). The returned error is set only when
+// nothing could be attempted (e.g. the rules cannot be read); all results are then Failed.
+func (p *Processor) Process(ctx context.Context, recs []tracking.Record) ([]Result, []change.Record, error) {
+	results := make([]Result, len(recs))
+	rules, err := p.rules.Compiled(ctx)
+	if err != nil {
+		err = fmt.Errorf("identity rules: %w", err)
+		for i := range results {
+			results[i] = Result{Outcome: Failed, Err: err}
+		}
+		return results, nil, err
+	}
+	first := map[string]int{}
+	var pending []int
+	for i, r := range recs {
+		if _, dup := first[r.Message.MessageID]; dup {
+			results[i] = Result{Outcome: Duplicate}
+			continue
+		}
+		first[r.Message.MessageID] = i
+		pending = append(pending, i)
+	}
+	conflicts := map[int]int{}
+	changes := newChangeSet()
+	for round := 0; len(pending) > 0; round++ {
+		if err := ctx.Err(); err != nil {
+			for _, i := range pending {
+				results[i] = Result{Outcome: Failed, Err: err}
+			}
+			break
+		}
+		pl, err := p.plan(ctx, recs, pending, rules, round > 0)
+		if err != nil {
+			for _, i := range pending {
+				results[i] = Result{Outcome: Failed, Err: err}
+			}
+			break
+		}
+		for i, r := range pl.results {
+			results[i] = r
+		}
+		outcomes := p.commitAll(ctx, pl)
+		var retry []int
+		for ci, c := range pl.comps {
+			err := outcomes[ci]
+			switch {
+			case err == nil:
+				surv := pl.g.follow(c.root)
+				for _, i := range c.records {
+					results[i] = Result{Outcome: Processed, ProfileID: surv.ID}
+				}
+				changes.add(pl.change(c, surv, p.opt.Now()))
+			case errors.Is(err, errConflict):
+				for _, i := range c.records {
+					conflicts[i]++
+					if conflicts[i] > p.opt.MaxConflicts {
+						results[i] = Result{Outcome: Failed, Err: err}
+					} else {
+						retry = append(retry, i)
+					}
+				}
+			default:
+				for _, i := range c.records {
+					results[i] = Result{Outcome: Failed, Err: err}
+				}
+			}
+		}
+		pending = append(retry, pl.rest...)
+		sort.Ints(pending)
+		if len(retry) > 0 {
+			// Back off with jitter so competing writers interleave instead of colliding again.
+			d := time.Duration(5+rand.IntN(20*min(round+1, 8))) * time.Millisecond
+			if err := sleepCtx(ctx, d); err != nil {
+				continue // the loop reports ctx.Err for what is pending
+			}
+		}
+	}
+	return results, changes.records(), nil
+}
+
+func (p *Processor) commitAll(ctx context.Context, pl *plan) []error {
+	errs := make([]error, len(pl.comps))
+	sem := make(chan struct{}, p.opt.Parallel)
+	var wg sync.WaitGroup
+	for ci := range pl.comps {
+		t := pl.txn(pl.comps[ci])
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(ci int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[ci] = p.store.commit(ctx, t)
+		}(ci)
+	}
+	wg.Wait()
+	return errs
+}
+
+// ---- planning ----
+
+// graph is the in-memory view of the identity graph a batch works on.
+type graph struct {
+	index    map[Identifier]string // identifier → profile id, as stored or planned
+	profiles map[string]*Profile
+	orig     map[string]*Profile // profiles as loaded, for change records
+}
+
+func (g *graph) follow(id string) *Profile { return follow(g.profiles, id) }
+
+func (g *graph) lookup(id Identifier) *Profile {
+	pid, ok := g.index[id]
+	if !ok {
+		return nil
+	}
+	return g.follow(pid)
+}
+
+// component is the records whose effects must commit together: they touch overlapping profiles.
+type component struct {
+	root     string
+	records  []int
+	profiles map[string]bool
+	ids      []Identifier
+	events   []StoredEvent
+	logs     []LogEntry
+	bytes    int
+}
+
+func (c *component) items() int { return len(c.profiles) + len(c.ids) + len(c.events) + len(c.logs) }
+
+type plan struct {
+	g       *graph
+	comps   []*component
+	results map[int]Result // decided without a commit: duplicates, unresolvable
+	rest    []int          // records left for the next round (the transaction limit was reached)
+	ret     time.Duration
+}
+
+func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []int, rules *Compiled, consistent bool) (*plan, error) {
+	ex := make(map[int]Extracted, len(pending))
+	var ids []Identifier
+	var msgIDs []string
+	seen := map[Identifier]bool{}
+	want := func(id Identifier) {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	for _, i := range pending {
+		e := Extract(&recs[i].Message)
+		ex[i] = e
+		for _, id := range e.IDs {
+			want(id)
+		}
+		if e.PreviousID != "" {
+			want(NewIdentifier(TypeUserID, e.PreviousID))
+			want(NewIdentifier(TypeAnonymousID, e.PreviousID))
+		}
+		msgIDs = append(msgIDs, recs[i].Message.MessageID)
+	}
+	markers, err := p.store.loadMarkers(ctx, msgIDs, consistent)
+	if err != nil {
+		return nil, err
+	}
+	index, err := p.store.loadIndex(ctx, ids, consistent)
+	if err != nil {
+		return nil, err
+	}
+	g := &graph{index: index, profiles: map[string]*Profile{}, orig: map[string]*Profile{}}
+	var pids []string
+	for _, pid := range index {
+		pids = append(pids, pid)
+	}
+	if err := p.store.loadProfiles(ctx, g.profiles, pids, consistent); err != nil {
+		return nil, err
+	}
+	for id, pr := range g.profiles {
+		g.orig[id] = pr.clone()
+	}
+	pl := &plan{g: g, results: map[int]Result{}, ret: p.opt.Retention}
+	uf := map[string]string{} // profile id → parent, for components
+	var find func(string) string
+	find = func(x string) string {
+		if px, ok := uf[x]; ok && px != x {
+			r := find(px)
+			uf[x] = r
+			return r
+		}
+		uf[x] = x
+		return x
+	}
+	byRoot := map[string]*component{}
+	for k, i := range pending {
+		rec := &recs[i]
+		m := &rec.Message
+		if pid, dup := markers[m.MessageID]; dup {
+			pl.results[i] = Result{Outcome: Duplicate, ProfileID: pid}
+			continue
+		}
+		e := ex[i]
+		var use []Identifier
+		var actions []Action
+		block := func(id Identifier) bool {
+			if why := rules.Blocked(id); why != "" {
+				actions = append(actions, Action{Kind: ActionBlocked, Identifiers: []Identifier{id}, Rule: why})
+				return true
+			}
+			return false
+		}
+		for _, id := range e.IDs {
+			if !block(id) {
+				use = append(use, id)
+			}
+		}
+		var prefer *Identifier
+		if e.PreviousID != "" {
+			prev := NewIdentifier(TypeUserID, e.PreviousID)
+			if g.lookup(prev) == nil {
+				prev = NewIdentifier(TypeAnonymousID, e.PreviousID)
+			}
+			if !block(prev) && !contains(use, prev) {
+				use = append(use, prev)
+			}
+			if uid := NewIdentifier(TypeUserID, m.UserID); contains(use, uid) {
+				prefer = &uid
+			}
+		}
+		if len(use) == 0 {
+			pl.results[i] = Result{Outcome: Unresolvable, Err: errors.New("no usable identifier: every identifier is missing or blocked")}
+			continue
+		}
+		d := Resolve(g.lookup, use, prefer, rules)
+
+		// Would this record push its component past one transaction? Then stop here.
+		roots := map[string]bool{}
+		add := 2 + len(d.Attach) // event, log line, new index items
+		evBytes := len(m.Properties) + len(m.Traits) + len(m.Context) + 512
+		if d.Target == nil {
+			add++
+		}
+		for _, pr := range append([]*Profile{d.Target}, d.Merge...) {
+			if pr == nil {
+				continue
+			}
+			if _, touched := uf[pr.ID]; touched {
+				roots[find(pr.ID)] = true
+			} else {
+				add++
+			}
+		}
+		cur, curBytes := 0, 0
+		for r := range roots {
+			cur += byRoot[r].items()
+			curBytes += byRoot[r].bytes
+		}
+		if (cur+add > maxTxItems || curBytes+evBytes > maxTxBytes) && (len(pl.comps) > 0 || len(byRoot) > 0) {
+			pl.rest = append(pl.rest, pending[k:]...)
+			break
+		}
+
+		now := p.opt.Now()
+		target := d.Target
+		if target == nil {
+			target = &Profile{ID: NewProfileID(m.MessageID), CreatedAt: now, UpdatedAt: now}
+			g.profiles[target.ID] = target
+			actions = append(actions, Action{Kind: ActionCreate, Identifiers: d.Attach, Profiles: []string{target.ID}})
+		}
+		c := byRoot[find(target.ID)]
+		if c == nil {
+			c = &component{root: target.ID, profiles: map[string]bool{}}
+			byRoot[find(target.ID)] = c
+		}
+		for _, mp := range d.Merge {
+			var via []Identifier
+			for _, id := range d.Kept {
+				if g.lookup(id) == mp {
+					via = append(via, id)
+				}
+			}
+			actions = append(actions, Action{Kind: ActionMerge, Identifiers: via, Profiles: []string{mp.ID, target.ID}, Rule: "flat matching: identifiers shared by both profiles"})
+			target.absorb(mp, now)
+			// Union the components.
+			ra, rb := find(target.ID), find(mp.ID)
+			if ra != rb {
+				if other := byRoot[rb]; other != nil {
+					c.records = append(c.records, other.records...)
+					for id := range other.profiles {
+						c.profiles[id] = true
+					}
+					c.ids = append(c.ids, other.ids...)
+					c.events = append(c.events, other.events...)
+					c.logs = append(c.logs, other.logs...)
+					c.bytes += other.bytes
+					delete(byRoot, rb)
+				}
+				uf[rb] = ra
+			}
+			c.profiles[mp.ID] = true
+		}
+		if d.Target != nil && len(d.Attach) > 0 {
+			actions = append(actions, Action{Kind: ActionAttach, Identifiers: d.Attach, Profiles: []string{target.ID}})
+		}
+		for _, id := range d.Attach {
+			target.addIdentifier(IdentifierRecord{Identifier: id, SourceID: rec.SourceID, Encoding: e.Encoding[id], CreatedAt: now, MessageID: m.MessageID})
+			g.index[id] = target.ID
+			c.ids = append(c.ids, id)
+		}
+		for _, dr := range d.Dropped {
+			actions = append(actions, Action{Kind: ActionDrop, Identifiers: []Identifier{dr.Identifier}, Profiles: dr.Conflicts, Rule: dr.Rule})
+		}
+		target.ApplyMessage(m, rec.SourceID, now)
+		c.profiles[target.ID] = true
+		c.records = append(c.records, i)
+		c.events = append(c.events, StoredEvent{SourceID: rec.SourceID, Message: *m, Expires: now.Add(p.opt.Retention)})
+		c.bytes += evBytes
+		if len(actions) > 0 {
+			c.logs = append(c.logs, LogEntry{At: now, MessageID: m.MessageID, Actions: actions})
+		}
+	}
+	for _, c := range byRoot {
+		pl.comps = append(pl.comps, c)
+	}
+	sort.Slice(pl.comps, func(a, b int) bool { return pl.comps[a].records[0] < pl.comps[b].records[0] })
+	return pl, nil
+}
+
+func contains(ids []Identifier, id Identifier) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// txn builds the transaction of a component; everything points at the final survivor.
+func (pl *plan) txn(c *component) *txn {
+	surv := pl.g.follow(c.root)
+	t := &txn{ids: map[Identifier]string{}}
+	pids := make([]string, 0, len(c.profiles))
+	for id := range c.profiles {
+		pids = append(pids, id)
+	}
+	sort.Strings(pids)
+	for _, id := range pids {
+		t.profiles = append(t.profiles, pl.g.profiles[id])
+	}
+	for _, id := range c.ids {
+		t.ids[id] = surv.ID
+	}
+	for _, e := range c.events {
+		e.ProfileID = surv.ID
+		t.events = append(t.events, e)
+	}
+	for _, l := range c.logs {
+		l.ProfileID = surv.ID
+		t.logs = append(t.logs, l)
+	}
+	return t
+}
+
+// change describes a committed component for the changes stream.
+func (pl *plan) change(c *component, surv *Profile, now time.Time) change.Record {
+	orig := pl.g.orig[surv.ID]
+	r := change.Record{
+		ProfileID: surv.ID,
+		Version:   surv.Version + 1,
+		Created:   orig == nil,
+		Traits:    TraitValues(surv.Traits),
+		EmittedAt: now,
+	}
+	for _, id := range surv.MergedFrom {
+		if orig == nil || !containsStr(orig.MergedFrom, id) {
+			r.MergedFrom = append(r.MergedFrom, id)
+		}
+	}
+	for k, t := range surv.Traits {
+		if orig != nil {
+			if o, ok := orig.Traits[k]; ok && bytes.Equal(o.Value, t.Value) {
+				continue
+			}
+		}
+		if r.ChangedTraits == nil {
+			r.ChangedTraits = map[string]json.RawMessage{}
+		}
+		r.ChangedTraits[k] = t.Value
+	}
+	for _, id := range surv.Identifiers {
+		ci := change.Identifier{Type: id.Type, Value: id.Value}
+		r.Identifiers = append(r.Identifiers, ci)
+		if orig == nil || !orig.Has(id.Identifier) {
+			r.AddedIdentifiers = append(r.AddedIdentifiers, ci)
+		}
+	}
+	for _, e := range c.events {
+		r.Events = append(r.Events, e.Message)
+	}
+	return r
+}
+
+func containsStr(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,257 @@
+package identity
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/tracking"
+)
+
+// ProfileIDPrefix starts every profile id (Segment's ids look alike: use_…).
+const ProfileIDPrefix = "use_"
+
+// Profile is one person as the identity graph knows them. A profile merged into another keeps
+// only MergedInto (a pointer to the survivor) and is otherwise empty.
+type Profile struct {
+	ID         string   `json:"id"`
+	MergedInto string   `json:"mergedInto,omitempty"`
+	MergedFrom []string `json:"mergedFrom,omitempty"` // every profile merged into this one, transitively
+	// Identifiers, sorted by type then value.
+	Identifiers []IdentifierRecord          `json:"identifiers,omitempty"`
+	Traits      map[string]Trait            `json:"traits,omitempty"`
+	Groups      map[string]map[string]Trait `json:"groups,omitempty"` // group id → group traits
+	CreatedAt   time.Time                   `json:"createdAt"`
+	UpdatedAt   time.Time                   `json:"updatedAt"`
+	// FirstMessageAt and LastMessageAt are event timestamps (as corrected by ingest).
+	FirstMessageAt time.Time `json:"firstMessageAt,omitzero"`
+	LastMessageAt  time.Time `json:"lastMessageAt,omitzero"`
+	LastSourceID   string    `json:"lastSourceId,omitempty"`
+	EventCount     int64     `json:"eventCount"`
+
+	// Version is the stored version (0: not stored yet); it is kept outside the JSON document.
+	Version int64 `json:"-"`
+}
+
+// IdentifierRecord is an identifier held by a profile.
+type IdentifierRecord struct {
+	Identifier
+	SourceID  string    `json:"sourceId,omitempty"`
+	Encoding  string    `json:"encoding,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	MessageID string    `json:"messageId,omitempty"` // the message that attached it
+}
+
+// Trait is one trait value with the timestamp of the event that set it; a trait only changes
+// to a value from a newer event (ties go to the larger message id, so order never matters).
+type Trait struct {
+	Value     json.RawMessage `json:"v"`
+	At        time.Time       `json:"at"`
+	MessageID string          `json:"m,omitempty"`
+}
+
+func (t Trait) newerThan(o Trait) bool {
+	if !t.At.Equal(o.At) {
+		return t.At.After(o.At)
+	}
+	return t.MessageID > o.MessageID
+}
+
+// NewProfileID derives a profile id from the message that created the profile, so a retried
+// attempt creates the same id.
+func NewProfileID(messageID string) string {
+	sum := sha256.Sum256([]byte("profile\x00" + messageID))
+	return ProfileIDPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:])[:26])
+}
+
+// Live reports whether the profile has not been merged into another.
+func (p *Profile) Live() bool { return p.MergedInto == "" }
+
+// Has reports whether the profile holds id.
+func (p *Profile) Has(id Identifier) bool {
+	i := sort.Search(len(p.Identifiers), func(i int) bool { return !identLess(p.Identifiers[i].Identifier, id) })
+	return i < len(p.Identifiers) && p.Identifiers[i].Identifier == id
+}
+
+// CountType is how many values of typ the profile holds.
+func (p *Profile) CountType(typ string) int {
+	n := 0
+	for _, r := range p.Identifiers {
+		if r.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// IDs returns the profile's identifiers.
+func (p *Profile) IDs() []Identifier {
+	out := make([]Identifier, len(p.Identifiers))
+	for i, r := range p.Identifiers {
+		out[i] = r.Identifier
+	}
+	return out
+}
+
+func identLess(a, b Identifier) bool {
+	if a.Type != b.Type {
+		return a.Type < b.Type
+	}
+	return a.Value < b.Value
+}
+
+func (p *Profile) addIdentifier(r IdentifierRecord) bool {
+	if p.Has(r.Identifier) {
+		return false
+	}
+	p.Identifiers = append(p.Identifiers, r)
+	sort.Slice(p.Identifiers, func(i, j int) bool { return identLess(p.Identifiers[i].Identifier, p.Identifiers[j].Identifier) })
+	return true
+}
+
+// MergeTraits merges incoming traits set at time at by message msgID into dst: per trait, the
+// value from the newer event wins. It returns the keys whose value changed.
+func MergeTraits(dst map[string]Trait, incoming map[string]json.RawMessage, at time.Time, msgID string) []string {
+	var changed []string
+	for k, v := range incoming {
+		nt := Trait{Value: v, At: at, MessageID: msgID}
+		if old, ok := dst[k]; ok && !nt.newerThan(old) {
+			continue
+		}
+		if old, ok := dst[k]; !ok || !bytes.Equal(old.Value, v) {
+			changed = append(changed, k)
+		}
+		dst[k] = nt
+	}
+	sort.Strings(changed)
+	return changed
+}
+
+func mergeTraitMaps(dst, src map[string]Trait) {
+	for k, t := range src {
+		if old, ok := dst[k]; !ok || t.newerThan(old) {
+			dst[k] = t
+		}
+	}
+}
+
+// ApplyMessage records one message on the profile: metadata, counters and (identify, group)
+// traits. The caller guarantees each message is applied once (dedupe by messageId).
+func (p *Profile) ApplyMessage(m *tracking.Message, sourceID string, now time.Time) {
+	ts := m.Timestamp
+	if p.EventCount == 0 || ts.Before(p.FirstMessageAt) {
+		p.FirstMessageAt = ts
+	}
+	if p.EventCount == 0 || !ts.Before(p.LastMessageAt) {
+		p.LastMessageAt = ts
+		p.LastSourceID = sourceID
+	}
+	p.EventCount++
+	p.UpdatedAt = now
+	switch m.Type {
+	case tracking.TypeIdentify:
+		if tr := objectFields(m.Traits); len(tr) > 0 {
+			if p.Traits == nil {
+				p.Traits = map[string]Trait{}
+			}
+			MergeTraits(p.Traits, tr, ts, m.MessageID)
+		}
+	case tracking.TypeGroup:
+		gid := strings.TrimSpace(m.GroupID)
+		if gid == "" {
+			break
+		}
+		if p.Groups == nil {
+			p.Groups = map[string]map[string]Trait{}
+		}
+		g := p.Groups[gid]
+		if g == nil {
+			g = map[string]Trait{}
+			p.Groups[gid] = g
+		}
+		MergeTraits(g, objectFields(m.Traits), ts, m.MessageID)
+	}
+}
+
+// absorb merges other into p: identifiers, traits (per trait, newest wins), groups, counters
+// and metadata. other becomes a pointer to p.
+func (p *Profile) absorb(other *Profile, now time.Time) {
+	for _, r := range other.Identifiers {
+		p.addIdentifier(r)
+	}
+	if len(other.Traits) > 0 {
+		if p.Traits == nil {
+			p.Traits = map[string]Trait{}
+		}
+		mergeTraitMaps(p.Traits, other.Traits)
+	}
+	for gid, g := range other.Groups {
+		if p.Groups == nil {
+			p.Groups = map[string]map[string]Trait{}
+		}
+		if p.Groups[gid] == nil {
+			p.Groups[gid] = map[string]Trait{}
+		}
+		mergeTraitMaps(p.Groups[gid], g)
+	}
+	if other.EventCount > 0 {
+		if p.EventCount == 0 || other.FirstMessageAt.Before(p.FirstMessageAt) {
+			p.FirstMessageAt = other.FirstMessageAt
+		}
+		if p.EventCount == 0 || other.LastMessageAt.After(p.LastMessageAt) {
+			p.LastMessageAt = other.LastMessageAt
+			p.LastSourceID = other.LastSourceID
+		}
+	}
+	p.EventCount += other.EventCount
+	if !other.CreatedAt.IsZero() && other.CreatedAt.Before(p.CreatedAt) {
+		p.CreatedAt = other.CreatedAt
+	}
+	p.MergedFrom = appendUnique(p.MergedFrom, other.ID)
+	for _, id := range other.MergedFrom {
+		p.MergedFrom = appendUnique(p.MergedFrom, id)
+	}
+	p.UpdatedAt = now
+	*other = Profile{ID: other.ID, MergedInto: p.ID, CreatedAt: other.CreatedAt, UpdatedAt: now, Version: other.Version}
+}
+
+func appendUnique(s []string, v string) []string {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+func objectFields(raw json.RawMessage) map[string]json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// TraitValues returns the plain trait values.
+func TraitValues(ts map[string]Trait) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(ts))
+	for k, t := range ts {
+		out[k] = t.Value
+	}
+	return out
+}
+
+func (p *Profile) clone() *Profile {
+	b, _ := json.Marshal(p)
+	var c Profile
+	_ = json.Unmarshal(b, &c)
+	c.Version = p.Version
+	return &c
+}
