@@ -34,7 +34,3 @@ func (h *Handlers) SeedDev(ctx context.Context, writeKey, adminToken string) err
 	}
 	return nil
 }
-
-func cachedResolver(repo *source.Repository, cfg Config) resolveFunc {
-	return repo.ResolveWriteKey
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/ingest"
@@ -15,7 +16,8 @@ import (
 func NewIngest(c awsenv.Clients, cfg Config, logger *slog.Logger) *ingest.Handler {
 	repo := source.NewRepository(c.DynamoDB, cfg.Table)
 	return ingest.New(
-		writeKeys{resolve: cachedResolver(repo, cfg)},
+		// Cached: the lookup runs on every request; a disabled source takes effect within the TTL.
+		writeKeys{resolve: source.NewCache(repo, cfg.KeyCacheTTL, time.Now).ResolveWriteKey},
 		stream.NewPublisher(c.Kinesis, cfg.EventsStream),
 		ingest.Config{AllowedOrigins: cfg.AllowedOrigins, Logger: logger},
 	)
