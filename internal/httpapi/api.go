@@ -20,9 +20,14 @@ const (
 // /v1/spaces/... to the Profile API, and answers 404 for anything else or for a part left unset.
 // It never returns an error to Lambda and never lets a panic escape: internal failures become
 // 500 {"code":"internal"} and are logged.
+//
+// Parts are plain functions so any handler plugs in as a method value:
+//
+//	api := &httpapi.API{Admin: adminRouter.Serve, Profile: profileHandler.Handle, Logger: logger}
+//	lambda.Start(api.Handle)
 type API struct {
-	Admin   Handler // /admin/...
-	Profile Handler // /v1/spaces/... (Segment Profile API shape); nil until wired
+	Admin   HandlerFunc // /admin and /admin/...
+	Profile HandlerFunc // /v1/spaces/... (Segment Profile API shape); nil until wired: 404
 	Logger  *slog.Logger
 }
 
@@ -43,7 +48,7 @@ func (a *API) Handle(ctx context.Context, req Request) (resp Response, err error
 			"durationMs", time.Since(start).Milliseconds(), "requestId", req.RequestContext.RequestID)
 	}()
 
-	var h Handler
+	var h HandlerFunc
 	switch {
 	case path == strings.TrimSuffix(AdminPrefix, "/") || strings.HasPrefix(path, AdminPrefix):
 		h = a.Admin
@@ -53,7 +58,7 @@ func (a *API) Handle(ctx context.Context, req Request) (resp Response, err error
 	if h == nil {
 		return Error(http.StatusNotFound, CodeNotFound, "no route for "+method+" "+path), nil
 	}
-	resp, err = h.Handle(ctx, req)
+	resp, err = h(ctx, req)
 	if err != nil {
 		logger.ErrorContext(ctx, "handler failed", "method", method, "path", path, "error", err.Error())
 		return Error(http.StatusInternalServerError, CodeInternal, "internal error"), nil

@@ -1,0 +1,136 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/source"
+)
+
+// SourceService is what the sources routes need; *source.Repository implements it.
+type SourceService interface {
+	Create(ctx context.Context, name string) (source.Source, string, error)
+	Get(ctx context.Context, id string) (source.Source, error)
+	List(ctx context.Context) ([]source.Source, error)
+	SetEnabled(ctx context.Context, id string, enabled bool) (source.Source, error)
+	RotateKey(ctx context.Context, id string, grace time.Duration) (source.Source, string, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// SourceWithKey answers the calls that make a write key: the key is shown this once.
+type SourceWithKey struct {
+	Source   source.Source `json:"source"`
+	WriteKey string        `json:"writeKey"`
+}
+
+// SourceList answers GET /admin/v1/sources.
+type SourceList struct {
+	Sources []source.Source `json:"sources"`
+}
+
+// CreateSourceRequest is the body of POST /admin/v1/sources.
+type CreateSourceRequest struct {
+	Name string `json:"name"`
+}
+
+// RotateKeyRequest is the optional body of POST /admin/v1/sources/{id}/rotate-key.
+type RotateKeyRequest struct {
+	// GraceSeconds keeps the previous keys working this long (0: they stop at once).
+	GraceSeconds int64 `json:"graceSeconds"`
+}
+
+func registerSources(r *Router, svc SourceService) {
+	h := sourcesAPI{svc}
+	r.Handle(http.MethodPost, Prefix+"/sources", h.create)
+	r.Handle(http.MethodGet, Prefix+"/sources", h.list)
+	r.Handle(http.MethodGet, Prefix+"/sources/{id}", h.get)
+	r.Handle(http.MethodDelete, Prefix+"/sources/{id}", h.delete)
+	r.Handle(http.MethodPost, Prefix+"/sources/{id}/disable", h.setEnabled(false))
+	r.Handle(http.MethodPost, Prefix+"/sources/{id}/enable", h.setEnabled(true))
+	r.Handle(http.MethodPost, Prefix+"/sources/{id}/rotate-key", h.rotateKey)
+}
+
+type sourcesAPI struct{ svc SourceService }
+
+// sourceError maps the source package's errors to answers.
+func sourceError(err error) error {
+	switch {
+	case errors.Is(err, source.ErrInvalid):
+		return BadRequest("%s", err.Error())
+	case errors.Is(err, source.ErrNotFound):
+		return NotFound("source not found")
+	case errors.Is(err, source.ErrNameTaken), errors.Is(err, source.ErrConflict):
+		return Conflict("%s", err.Error())
+	}
+	return err
+}
+
+func (h sourcesAPI) create(ctx context.Context, r *Request) (int, any, error) {
+	var in CreateSourceRequest
+	if err := r.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if err := source.ValidateName(in.Name); err != nil {
+		return 0, nil, sourceError(err)
+	}
+	s, key, err := h.svc.Create(ctx, in.Name)
+	if err != nil {
+		return 0, nil, sourceError(err)
+	}
+	return http.StatusCreated, SourceWithKey{Source: s, WriteKey: key}, nil
+}
+
+func (h sourcesAPI) list(ctx context.Context, r *Request) (int, any, error) {
+	all, err := h.svc.List(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, SourceList{Sources: all}, nil
+}
+
+func (h sourcesAPI) get(ctx context.Context, r *Request) (int, any, error) {
+	s, err := h.svc.Get(ctx, r.Param("id"))
+	if err != nil {
+		return 0, nil, sourceError(err)
+	}
+	return http.StatusOK, s, nil
+}
+
+func (h sourcesAPI) delete(ctx context.Context, r *Request) (int, any, error) {
+	if err := h.svc.Delete(ctx, r.Param("id")); err != nil {
+		return 0, nil, sourceError(err)
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+func (h sourcesAPI) setEnabled(enabled bool) HandlerFunc {
+	return func(ctx context.Context, r *Request) (int, any, error) {
+		var in struct{}
+		if err := r.DecodeOptional(&in); err != nil {
+			return 0, nil, err
+		}
+		s, err := h.svc.SetEnabled(ctx, r.Param("id"), enabled)
+		if err != nil {
+			return 0, nil, sourceError(err)
+		}
+		return http.StatusOK, s, nil
+	}
+}
+
+func (h sourcesAPI) rotateKey(ctx context.Context, r *Request) (int, any, error) {
+	var in RotateKeyRequest
+	if err := r.DecodeOptional(&in); err != nil {
+		return 0, nil, err
+	}
+	maxSeconds := int64(source.MaxGracePeriod / time.Second)
+	if in.GraceSeconds < 0 || in.GraceSeconds > maxSeconds {
+		return 0, nil, BadRequest("graceSeconds must be between 0 and %d", maxSeconds)
+	}
+	s, key, err := h.svc.RotateKey(ctx, r.Param("id"), time.Duration(in.GraceSeconds)*time.Second)
+	if err != nil {
+		return 0, nil, sourceError(err)
+	}
+	return http.StatusOK, SourceWithKey{Source: s, WriteKey: key}, nil
+}
