@@ -20,7 +20,8 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 
 ## run: DynamoDB Local + kinesis-mock + every function at http://127.0.0.1:8080 (Ctrl-C stops all)
 run: tools
-	$(LOCAL)
+	$(GO) build -o build/cdp-local ./cmd/local
+	./build/cdp-local
 
 ## test: vet, unit and integration tests against the emulators (started once, reused), fuzz smoke
 test: tools vet
