@@ -1,0 +1,123 @@
+package identity
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/tracking"
+)
+
+// TestPropertyGroundTruth delivers a generated world (shuffled, partly duplicated) in Kinesis-
+// sized batches and checks the profiles equal the ground truth. It also reports the DynamoDB
+// request units per event.
+func TestPropertyGroundTruth(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	r := rand.New(rand.NewPCG(seed, 7))
+	w := genWorld(r, 60)
+	deliveries := w.delivery(r, 0.15)
+	e := newEnv(t, nil)
+	const batch = 100
+	for start := 0; start < len(deliveries); start += batch {
+		e.process(t, deliveries[start:min(start+batch, len(deliveries))]...)
+	}
+	g := snapshot(t, e)
+	rules, _ := Compile(Rules{})
+	checkInvariants(t, g, rules)
+	checkGroundTruth(t, g, w)
+	u := e.store.Usage()
+	t.Logf("seed %d: %d persons, %d distinct events, %d deliveries (%d duplicates) in batches of %d → %d profiles",
+		seed, len(w.persons), len(w.events), len(deliveries), len(deliveries)-len(w.events), batch, len(g.live))
+	t.Logf("DynamoDB: %.1f RCU + %.1f WCU in %d requests = %.2f RCU and %.2f WCU per delivered event",
+		u.ReadUnits, u.WriteUnits, u.Requests, u.ReadUnits/float64(len(deliveries)), u.WriteUnits/float64(len(deliveries)))
+	if t.Failed() {
+		t.Logf("reproduce with seed %d", seed)
+	}
+}
+
+// TestConcurrentWriters runs 8 writers (separate stores, as separate Lambda invocations would
+// be) over one world whose persons' events are spread across all writers, so merges of the same
+// profiles race; plus users competing for shared devices. Failed records are retried as Kinesis
+// would. The graph must end consistent and, for the persons, equal the ground truth.
+func TestConcurrentWriters(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	r := rand.New(rand.NewPCG(seed, 11))
+	w := genWorld(r, 12)
+	deliveries := w.delivery(r, 0.2)
+	// Shared kiosks: several users log in on one anonymous id at once.
+	var contested []tracking.Record
+	for k := 0; k < 4; k++ {
+		for u := 0; u < 4; u++ {
+			contested = append(contested, rec("identify", "kiosk-"+string(rune('a'+k))+string(rune('0'+u)), u, f{"uid": "kiosk-user-" + string(rune('a'+k)) + string(rune('0'+u)), "aid": "kiosk-" + string(rune('a'+k))}))
+		}
+	}
+	e := newEnv(t, nil)
+	rules, _ := Compile(Rules{})
+	const writers = 8
+	parts := make([][]tracking.Record, writers)
+	for _, d := range deliveries {
+		k := r.IntN(writers)
+		parts[k] = append(parts[k], d)
+	}
+	for i, c := range contested {
+		parts[i%writers] = append(parts[i%writers], c)
+	}
+	var wg sync.WaitGroup
+	conflicts := make([]int, writers)
+	for wi := 0; wi < writers; wi++ {
+		wg.Add(1)
+		go func(wi int) {
+			defer wg.Done()
+			st := NewStore(e.db, e.table)
+			proc := NewProcessor(st, StaticRules{rules}, Options{MaxConflicts: 3})
+			mine := parts[wi]
+			for start := 0; start < len(mine); {
+				end := min(start+10, len(mine))
+				res, _, err := proc.Process(context.Background(), mine[start:end])
+				if err != nil {
+					t.Errorf("writer %d: %v", wi, err)
+					return
+				}
+				// Like Kinesis: resume from the first failed record.
+				next := end
+				for i, x := range res {
+					if x.Outcome == Failed {
+						conflicts[wi]++
+						next = start + i
+						break
+					}
+				}
+				start = next
+			}
+		}(wi)
+	}
+	wg.Wait()
+	g := snapshot(t, e)
+	checkInvariants(t, g, rules)
+	// Persons: exact ground truth. Kiosks: each kiosk id with exactly one of its users, and
+	// every kiosk user on a profile of their own.
+	personsOnly := &graphSnapshot{live: map[string]*Profile{}, tombstones: g.tombstones, index: g.index, msgs: g.msgs}
+	kioskProfiles := 0
+	for id, p := range g.live {
+		if len(p.Identifiers) > 0 && len(p.Identifiers[len(p.Identifiers)-1].Value) > 6 && p.Identifiers[len(p.Identifiers)-1].Value[:6] == "kiosk-" {
+			kioskProfiles++
+			continue
+		}
+		personsOnly.live[id] = p
+	}
+	checkGroundTruth(t, personsOnly, w)
+	if kioskProfiles != 16 {
+		t.Errorf("%d kiosk-user profiles, want 16", kioskProfiles)
+	}
+	retries := 0
+	for _, c := range conflicts {
+		retries += c
+	}
+	t.Logf("seed %d: %d writers, %d persons, %d deliveries + %d contested logins → %d live profiles, %d merged-away; %d batch retries after exhausted conflict retries",
+		seed, writers, len(w.persons), len(deliveries), len(contested), len(g.live), len(g.tombstones), retries)
+	if t.Failed() {
+		t.Logf("reproduce with seed %d", seed)
+	}
+}
