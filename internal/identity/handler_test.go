@@ -129,7 +129,9 @@ func TestHandlerDeadLettersAndChanges(t *testing.T) {
 
 type failingPublisher struct{}
 
-func (failingPublisher) Put(context.Context, []stream.Record) error { return errors.New("kinesis down") }
+func (failingPublisher) Put(context.Context, []stream.Record) error {
+	return errors.New("kinesis down")
+}
 
 func TestHandlerDeadLettersUnpublishedChanges(t *testing.T) {
 	c := testenv.Clients(t)
