@@ -1,0 +1,375 @@
+package segment
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Kinds of computed traits.
+const (
+	KindCount         = "event_count"   // number of matching events
+	KindSum           = "sum"           // sum of a numeric property
+	KindAvg           = "avg"           // mean of a numeric property
+	KindMin           = "min"           // smallest value of a numeric property
+	KindMax           = "max"           // largest value of a numeric property
+	KindMostFrequent  = "most_frequent" // the property value seen most often (ties: the smallest)
+	KindFirst         = "first"         // property of the earliest matching event (its time if no property)
+	KindLast          = "last"          // property of the latest matching event (its time if no property)
+	KindUniqueList    = "unique_list"   // sorted distinct property values (at most MaxUniqueValues)
+	KindUniqueCount   = "unique_count"  // number of distinct property values
+	KindRFMRecency    = "rfm_recency"   // 1–5: 5 = purchased recently
+	KindRFMFrequency  = "rfm_frequency" // 1–5: 5 = purchases most often
+	KindRFMMonetary   = "rfm_monetary"  // 1–5: 5 = spends most
+	KindLifetimeValue = "lifetime_value"
+)
+
+// Defaults of the built-in RFM traits.
+const (
+	DefaultPurchaseEvent   = "Order Completed"
+	DefaultRevenueProperty = "revenue"
+	MaxUniqueValues        = 100
+	maxWindow              = 10 * 365 * 24 * time.Hour
+)
+
+// Default RFM cut points (four ascending thresholds make five scores).
+var (
+	DefaultRecencyDays       = []float64{7, 30, 90, 180}
+	DefaultFrequencyCounts   = []float64{2, 3, 5, 10}
+	DefaultMonetaryThreshold = []float64{50, 200, 500, 1000}
+)
+
+var kinds = map[string]bool{KindCount: true, KindSum: true, KindAvg: true, KindMin: true, KindMax: true,
+	KindMostFrequent: true, KindFirst: true, KindLast: true, KindUniqueList: true, KindUniqueCount: true,
+	KindRFMRecency: true, KindRFMFrequency: true, KindRFMMonetary: true, KindLifetimeValue: true}
+
+// Definition statuses.
+const (
+	StatusComputing = "computing" // backfill over existing profiles still running
+	StatusLive      = "live"
+)
+
+// Window bounds a definition to recent events; zero means all time.
+type Window struct {
+	Days  int `json:"days,omitempty"`
+	Hours int `json:"hours,omitempty"`
+}
+
+// Duration of the window (0: all time).
+func (w Window) Duration() time.Duration {
+	return time.Duration(w.Days)*24*time.Hour + time.Duration(w.Hours)*time.Hour
+}
+
+func (w Window) validate(path string) error {
+	if w.Days < 0 || w.Hours < 0 {
+		return fieldErr(path, "days and hours must not be negative")
+	}
+	if w.Duration() > maxWindow {
+		return fieldErr(path, "must be at most 3650 days")
+	}
+	return nil
+}
+
+// EventFilter selects events: by name ("*" for any track event) and property conditions.
+type EventFilter struct {
+	Name  string      `json:"name"`
+	Where []Predicate `json:"where,omitempty"`
+}
+
+func (f *EventFilter) compile(path string) error {
+	if strings.TrimSpace(f.Name) == "" {
+		return fieldErr(path+".name", `is required (use "*" for any event)`)
+	}
+	for i := range f.Where {
+		if err := f.Where[i].compile(fmt.Sprintf("%s.where[%d]", path, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Matches reports whether an event passes the filter.
+func (f *EventFilter) Matches(e *Event) bool {
+	if f.Name != "*" && f.Name != e.Name {
+		return false
+	}
+	if len(f.Where) == 0 {
+		return true
+	}
+	props := e.props()
+	for i := range f.Where {
+		v, ok := lookup(props, f.Where[i].Key)
+		if !f.Where[i].Match(v, ok) {
+			return false
+		}
+	}
+	return true
+}
+
+// ComputedTrait is a per-profile value computed from the profile's events.
+type ComputedTrait struct {
+	ID          string      `json:"id"`
+	Key         string      `json:"key"` // the trait name on the profile and in conditions
+	Name        string      `json:"name"`
+	Description string      `json:"description,omitempty"`
+	Kind        string      `json:"kind"`
+	Event       EventFilter `json:"event"`
+	Property    string      `json:"property,omitempty"`
+	Window      Window      `json:"window,omitzero"`
+	// Thresholds are the four ascending RFM cut points (recency: days; frequency: purchases;
+	// monetary: revenue). Defaults: DefaultRecencyDays, DefaultFrequencyCounts, DefaultMonetaryThreshold.
+	Thresholds []float64 `json:"thresholds,omitempty"`
+	Version    int64     `json:"version"`
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+// Audience is a named condition over a profile; a profile matching it is a member.
+type Audience struct {
+	ID          string    `json:"id"`
+	Key         string    `json:"key"` // snake_case, used as properties.audience_key downstream
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	Condition   Condition `json:"condition"`
+	Version     int64     `json:"version"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// Condition is one node of an audience's condition tree: exactly one field is set.
+type Condition struct {
+	And           []Condition     `json:"and,omitempty"`
+	Or            []Condition     `json:"or,omitempty"`
+	Not           *Condition      `json:"not,omitempty"`
+	Trait         *Predicate      `json:"trait,omitempty"`         // a profile trait
+	ComputedTrait *Predicate      `json:"computedTrait,omitempty"` // a computed trait, by key
+	Event         *EventCondition `json:"event,omitempty"`
+	Audience      *AudienceRef    `json:"audience,omitempty"` // membership of another audience
+}
+
+// AudienceRef names another audience by id.
+type AudienceRef struct {
+	ID string `json:"id"`
+}
+
+// EventCondition: "performed Name where … at least/at most/exactly N times within the last
+// window (or between two dates)". Negate it with not for "has not performed".
+type EventCondition struct {
+	EventFilter
+	Count   *Count  `json:"count,omitempty"`  // default: at least 1
+	Within  Window  `json:"within,omitzero"`  // default: all time
+	Between *Period `json:"between,omitempty"` // absolute period, instead of Within
+}
+
+// Count comparison operators.
+const (
+	AtLeast = "at_least"
+	AtMost  = "at_most"
+	Exactly = "exactly"
+)
+
+// Count compares the number of matching events.
+type Count struct {
+	Op string `json:"op"`
+	N  int    `json:"n"`
+}
+
+// Period is [From, To).
+type Period struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+var keyRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// KeyFromName makes a snake_case key from a display name.
+func KeyFromName(name string) string {
+	var b strings.Builder
+	under := false
+	for _, r := range strings.ToLower(strings.TrimSpace(name)) {
+		switch {
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			if b.Len() == 0 && r >= '0' && r <= '9' {
+				b.WriteString("a_")
+			}
+			b.WriteRune(r)
+			under = false
+		case b.Len() > 0 && !under:
+			b.WriteByte('_')
+			under = true
+		}
+	}
+	k := strings.TrimRight(b.String(), "_")
+	if len(k) > 64 {
+		k = strings.TrimRight(k[:64], "_")
+	}
+	return k
+}
+
+// Validate checks a computed trait and fills in defaults (key, RFM event and property).
+func (c *ComputedTrait) Validate() error {
+	if strings.TrimSpace(c.Name) == "" {
+		return fieldErr("name", "is required")
+	}
+	if c.Key == "" {
+		c.Key = KeyFromName(c.Name)
+	}
+	if !keyRE.MatchString(c.Key) {
+		return fieldErr("key", "must be snake_case: a lower-case letter, then letters, digits or _ (at most 64)")
+	}
+	if !kinds[c.Kind] {
+		return fieldErr("kind", fmt.Sprintf("unknown kind %q (want one of event_count, sum, avg, min, max, most_frequent, first, last, unique_list, unique_count, rfm_recency, rfm_frequency, rfm_monetary, lifetime_value)", c.Kind))
+	}
+	switch c.Kind {
+	case KindRFMRecency, KindRFMFrequency, KindRFMMonetary, KindLifetimeValue:
+		if c.Event.Name == "" {
+			c.Event.Name = DefaultPurchaseEvent
+		}
+		if c.Property == "" && c.Kind != KindRFMRecency && c.Kind != KindRFMFrequency {
+			c.Property = DefaultRevenueProperty
+		}
+		if c.Kind != KindLifetimeValue {
+			if c.Thresholds == nil {
+				c.Thresholds = c.defaultThresholds()
+			}
+			if len(c.Thresholds) != 4 {
+				return fieldErr("thresholds", "must be four ascending numbers (the cut points of scores 1–5)")
+			}
+			for i := 1; i < 4; i++ {
+				if c.Thresholds[i] <= c.Thresholds[i-1] {
+					return fieldErr("thresholds", "must be strictly ascending")
+				}
+			}
+		}
+		if c.Kind == KindRFMRecency && c.Window.Duration() != 0 {
+			return fieldErr("window", "rfm_recency looks at the last purchase ever; it takes no window")
+		}
+	case KindSum, KindAvg, KindMin, KindMax, KindMostFrequent, KindUniqueList, KindUniqueCount:
+		if strings.TrimSpace(c.Property) == "" {
+			return fieldErr("property", "is required for "+c.Kind)
+		}
+	}
+	if c.Kind != KindRFMRecency && c.Kind != KindRFMFrequency && c.Kind != KindRFMMonetary && c.Thresholds != nil {
+		return fieldErr("thresholds", "only RFM traits take thresholds")
+	}
+	if err := c.Event.compile("event"); err != nil {
+		return err
+	}
+	return c.Window.validate("window")
+}
+
+func (c *ComputedTrait) defaultThresholds() []float64 {
+	switch c.Kind {
+	case KindRFMRecency:
+		return append([]float64(nil), DefaultRecencyDays...)
+	case KindRFMFrequency:
+		return append([]float64(nil), DefaultFrequencyCounts...)
+	}
+	return append([]float64(nil), DefaultMonetaryThreshold...)
+}
+
+// Validate checks an audience's fields and condition tree (not references to other
+// definitions; see Catalog.validate).
+func (a *Audience) Validate() error {
+	if strings.TrimSpace(a.Name) == "" {
+		return fieldErr("name", "is required")
+	}
+	if a.Key == "" {
+		a.Key = KeyFromName(a.Name)
+	}
+	if !keyRE.MatchString(a.Key) {
+		return fieldErr("key", "must be snake_case: a lower-case letter, then letters, digits or _ (at most 64)")
+	}
+	return a.Condition.compile("condition", 0)
+}
+
+const maxDepth = 16
+
+func (c *Condition) compile(path string, depth int) error {
+	if depth > maxDepth {
+		return fieldErr(path, "is nested too deeply (at most 16 levels)")
+	}
+	set := 0
+	for _, b := range []bool{c.And != nil, c.Or != nil, c.Not != nil, c.Trait != nil, c.ComputedTrait != nil, c.Event != nil, c.Audience != nil} {
+		if b {
+			set++
+		}
+	}
+	if set != 1 {
+		return fieldErr(path, "must have exactly one of and, or, not, trait, computedTrait, event, audience")
+	}
+	switch {
+	case c.And != nil || c.Or != nil:
+		list, name := c.And, "and"
+		if c.Or != nil {
+			list, name = c.Or, "or"
+		}
+		if len(list) == 0 {
+			return fieldErr(path+"."+name, "must list at least one condition")
+		}
+		for i := range list {
+			if err := list[i].compile(fmt.Sprintf("%s.%s[%d]", path, name, i), depth+1); err != nil {
+				return err
+			}
+		}
+	case c.Not != nil:
+		return c.Not.compile(path+".not", depth+1)
+	case c.Trait != nil:
+		return c.Trait.compile(path + ".trait")
+	case c.ComputedTrait != nil:
+		return c.ComputedTrait.compile(path + ".computedTrait")
+	case c.Audience != nil:
+		if c.Audience.ID == "" {
+			return fieldErr(path+".audience.id", "is required")
+		}
+	case c.Event != nil:
+		e := c.Event
+		if err := e.EventFilter.compile(path + ".event"); err != nil {
+			return err
+		}
+		if e.Count != nil {
+			if e.Count.Op != AtLeast && e.Count.Op != AtMost && e.Count.Op != Exactly {
+				return fieldErr(path+".event.count.op", fmt.Sprintf("unknown %q (want at_least, at_most, exactly)", e.Count.Op))
+			}
+			if e.Count.N < 0 {
+				return fieldErr(path+".event.count.n", "must not be negative")
+			}
+		}
+		if err := e.Within.validate(path + ".event.within"); err != nil {
+			return err
+		}
+		if e.Between != nil {
+			if e.Within.Duration() != 0 {
+				return fieldErr(path+".event", "takes within or between, not both")
+			}
+			if e.Between.From.IsZero() || e.Between.To.IsZero() || !e.Between.From.Before(e.Between.To) {
+				return fieldErr(path+".event.between", "needs from before to (RFC 3339 dates)")
+			}
+		}
+	}
+	return nil
+}
+
+// walk calls fn on every node of the tree.
+func (c *Condition) walk(fn func(*Condition)) {
+	fn(c)
+	for i := range c.And {
+		c.And[i].walk(fn)
+	}
+	for i := range c.Or {
+		c.Or[i].walk(fn)
+	}
+	if c.Not != nil {
+		c.Not.walk(fn)
+	}
+}
+
+// clone deep-copies a definition through JSON (definitions are small and cloned rarely).
+func clone[T any](v *T) *T {
+	b, _ := json.Marshal(v)
+	out := new(T)
+	_ = json.Unmarshal(b, out)
+	return out
+}

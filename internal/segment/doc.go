@@ -1,0 +1,28 @@
+// Package segment is the segments stage: computed traits and real-time audiences.
+//
+// It consumes the `changes` stream (one change.Record per profile touched), keeps a compact
+// per-profile state (recent events, current traits, computed trait values, audience
+// memberships), recomputes only the computed traits and audiences an input can affect (the
+// definitions are indexed by the event names, trait keys, computed traits and audiences they
+// reference), and publishes transitions to the `activations` stream. Windowed conditions that can
+// change with no new event are re-evaluated from a per-minute schedule driven by Tick.
+//
+// Layers: definition.go/predicate.go (definitions and their validation), compute.go/condition.go
+// (pure evaluation over a profile's state), index.go (which definitions an input touches),
+// engine.go (one profile's evaluation: transitions and activation records), store.go (DynamoDB),
+// handler.go (Kinesis handler and Tick), service.go/backfill.go (admin operations, reading,
+// preview, backfill jobs).
+//
+// Keys owned in the shared table:
+//
+//	SEGDEF / CT#<id>                 a computed trait definition
+//	SEGDEF / AUD#<id>                an audience definition
+//	SEGDEF / JOB#<id>                the backfill job of a definition (status, progress, cursor)
+//	PSEG#<profileId> / STATE         the profile's segment state (gzipped JSON, `ver` for optimistic locking)
+//	PSEG#<profileId> / OUT#<ver>     an outbox of activation records written with state version ver,
+//	                                 deleted once published (re-published after a crash)
+//	PSEGIDX#<n> / <profileId>        registry of profiles with state, n = hash(profileId) % 16 (backfill, preview)
+//	AUD#<audienceId> / M#<profileId> a current member (enteredAt)
+//	SEGSCHED#<minute> / <profileId>  re-evaluate the profile at that minute (RFC 3339, UTC, minute precision)
+//	SEGSCHED / CURSOR                the last minute Tick has processed
+package segment

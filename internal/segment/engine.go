@@ -1,0 +1,156 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/activation"
+)
+
+// Input is what happened to a profile since its state was last evaluated.
+type Input struct {
+	NewEvents     []Event  // events not seen before
+	ChangedTraits []string // top-level trait keys whose value changed
+	// All re-evaluates every definition (scheduled re-evaluation, backfill, merges).
+	All bool
+}
+
+// Transition is a profile entering (In) or leaving an audience.
+type Transition struct {
+	AudienceID string
+	In         bool
+	At         time.Time
+}
+
+// Result is what one evaluation changed.
+type Result struct {
+	Transitions     []Transition
+	ChangedComputed map[string]json.RawMessage // computed traits whose value changed (nil: no value)
+	Records         []activation.Record        // the transitions and trait changes to publish
+	Evaluated       int                        // audiences evaluated (for tests and benchmarks)
+}
+
+// Evaluate updates st in place at now: recomputes the computed traits and audiences the input
+// can affect, records transitions in st.Members and returns what changed. It is pure: the
+// caller stores st and publishes Result.Records (their ids derive from st.ProfileID, the
+// audience's transition count and st.Ver, so a retried evaluation yields the same ids).
+func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
+	var res Result
+	at := now
+	names := map[string]bool{}
+	for _, e := range in.NewEvents {
+		names[e.Name] = true
+	}
+	// Transitions caused by events happen at the latest event's time (never in the future).
+	if len(in.NewEvents) > 0 {
+		at = in.NewEvents[0].T
+		for _, e := range in.NewEvents {
+			if e.T.After(at) {
+				at = e.T
+			}
+		}
+		if at.After(now) {
+			at = now
+		}
+	}
+
+	traits := c.Traits
+	if !in.All {
+		traits = c.affectedTraits(names)
+	}
+	var changedComputed []string
+	for _, t := range traits {
+		v := toJSON(Compute(t, st.Events, now))
+		old, had := st.Computed[t.Key]
+		if had && bytes.Equal(old, v) || !had && v == nil {
+			continue
+		}
+		if res.ChangedComputed == nil {
+			res.ChangedComputed = map[string]json.RawMessage{}
+		}
+		res.ChangedComputed[t.Key] = v
+		changedComputed = append(changedComputed, t.Key)
+		if v == nil {
+			delete(st.Computed, t.Key)
+		} else {
+			st.Computed[t.Key] = v
+		}
+	}
+	// Forget values of definitions that no longer exist.
+	for k := range st.Computed {
+		if c.traitByKey[k] == nil {
+			delete(st.Computed, k)
+		}
+	}
+	for id := range st.Members {
+		if c.audByID[id] == nil {
+			delete(st.Members, id)
+		}
+	}
+
+	auds := c.Audiences
+	if !in.All {
+		var extra []*Audience
+		if st.Ver == 0 {
+			extra = c.emptyMatch
+		}
+		auds = c.affectedAudiences(names, in.ChangedTraits, changedComputed, extra)
+	}
+	x := newEvalCtx(st, now)
+	for _, a := range auds {
+		res.Evaluated++
+		match := a.Condition.eval(x)
+		m := st.Members[a.ID]
+		if m == nil {
+			m = &Membership{}
+		}
+		if match == m.In {
+			continue
+		}
+		m.In = match
+		m.Seq++
+		if match {
+			m.EnteredAt = at
+		} else {
+			m.ExitedAt = at
+		}
+		st.Members[a.ID] = m
+		res.Transitions = append(res.Transitions, Transition{AudienceID: a.ID, In: match, At: at})
+		kind := activation.KindAudienceExited
+		if match {
+			kind = activation.KindAudienceEntered
+		}
+		res.Records = append(res.Records, st.stamp(activation.Record{
+			ID:         fmt.Sprintf("aud-%s-%s-%d", st.ProfileID, a.ID, m.Seq),
+			Kind:       kind,
+			Audience:   &activation.Audience{ID: a.ID, Key: a.Key, Name: a.Name},
+			OccurredAt: at,
+		}))
+	}
+	if len(res.ChangedComputed) > 0 {
+		keys := make([]string, 0, len(res.ChangedComputed))
+		for k := range res.ChangedComputed {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		traits := make(map[string]json.RawMessage, len(keys))
+		for _, k := range keys {
+			v := res.ChangedComputed[k]
+			if v == nil {
+				v = json.RawMessage("null")
+			}
+			traits[k] = v
+		}
+		res.Records = append(res.Records, st.stamp(activation.Record{
+			ID:         fmt.Sprintf("ct-%s-%d", st.ProfileID, st.Ver+1),
+			Kind:       activation.KindTraitsChanged,
+			Traits:     traits,
+			OccurredAt: at,
+		}))
+	}
+	st.NextAt = c.NextChange(st, now)
+	return res
+}
