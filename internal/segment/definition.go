@@ -158,8 +158,8 @@ type AudienceRef struct {
 // window (or between two dates)". Negate it with not for "has not performed".
 type EventCondition struct {
 	EventFilter
-	Count   *Count  `json:"count,omitempty"`  // default: at least 1
-	Within  Window  `json:"within,omitzero"`  // default: all time
+	Count   *Count  `json:"count,omitempty"`   // default: at least 1
+	Within  Window  `json:"within,omitzero"`   // default: all time
 	Between *Period `json:"between,omitempty"` // absolute period, instead of Within
 }
 
