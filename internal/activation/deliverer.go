@@ -1,0 +1,515 @@
+package activation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/serverless-cdp/cdp/internal/destination"
+	"github.com/serverless-cdp/cdp/internal/webhook"
+)
+
+// DefaultSchedule is the wait after each failed attempt: 10 attempts in all over about 45 hours,
+// after which the message goes to the destination's dead letters. A Retry-After longer than the
+// step is honoured (capped at 24 h). The drain runs once a minute, so short steps are rounded up
+// to the next Tick.
+var DefaultSchedule = []time.Duration{
+	5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute,
+	2 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
+}
+
+// Destinations is what the deliverer needs from the destination service.
+type Destinations interface {
+	List(ctx context.Context) ([]destination.Destination, error)
+	Disable(ctx context.Context, id, reason string) error
+}
+
+// Sender sends one webhook request (webhook.Client).
+type Sender interface {
+	Do(ctx context.Context, r webhook.Request) (webhook.Response, error)
+}
+
+// Config tunes a Deliverer. Zero values take the defaults.
+type Config struct {
+	Table        string
+	Timeout      time.Duration   // per request unless the destination sets one; default 10 s
+	SpaceID      string          // context.personas.space_id; default "default"
+	Schedule     []time.Duration // default DefaultSchedule
+	DeliveredTTL time.Duration   // how long delivered markers (the dedupe window) live; default 7 days
+	TickLimit    int             // queue entries handled per Tick; default 1000
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+// Deliverer delivers activation records to destinations: the Kinesis handler, the retry queue
+// drain (Tick), dead letters and redrive.
+type Deliverer struct {
+	repo   *repo
+	dests  Destinations
+	client Sender
+	cfg    Config
+	log    *slog.Logger
+}
+
+// New returns a deliverer over the shared table.
+func New(db DynamoDB, dests Destinations, client Sender, cfg Config) *Deliverer {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.SpaceID == "" {
+		cfg.SpaceID = "default"
+	}
+	if len(cfg.Schedule) == 0 {
+		cfg.Schedule = DefaultSchedule
+	}
+	if cfg.DeliveredTTL <= 0 {
+		cfg.DeliveredTTL = 7 * 24 * time.Hour
+	}
+	if cfg.TickLimit <= 0 {
+		cfg.TickLimit = 1000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Deliverer{repo: &repo{db: db, table: cfg.Table}, dests: dests, client: client, cfg: cfg, log: cfg.Logger}
+}
+
+// lease is how long an attempt owns a delivery before another invocation may take it over.
+func (d *Deliverer) lease(dest destination.Destination) time.Duration {
+	return dest.Timeout(d.cfg.Timeout) + 30*time.Second
+}
+
+// job is one record for one destination on its way.
+type job struct {
+	destID, recordID, webhookID, kind string
+	body                              json.RawMessage
+	version                           int64
+	attempts, retries                 int
+	qpk, qsk                          string
+	entry                             *queueEntry // set when the job comes from the retry queue
+	idx                               int         // index in the Kinesis batch (-1 from the queue)
+}
+
+// Result counts what one handler call or Tick did.
+type Result struct {
+	Due, Delivered, Retried, DeadLettered, Skipped, Failed int64
+}
+
+type counters struct{ due, delivered, retried, dead, skipped, failed atomic.Int64 }
+
+func (c *counters) result() Result {
+	return Result{Due: c.due.Load(), Delivered: c.delivered.Load(), Retried: c.retried.Load(),
+		DeadLettered: c.dead.Load(), Skipped: c.skipped.Load(), Failed: c.failed.Load()}
+}
+
+// HandleKinesis handles a batch of the activations stream. Every destination is delivered to
+// concurrently; a record is reported as a batch item failure only when its state could not be
+// stored, or another invocation holds a live lease on one of its deliveries.
+func (d *Deliverer) HandleKinesis(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	res, failed, err := d.handle(ctx, ev)
+	if err != nil {
+		return events.KinesisEventResponse{}, err
+	}
+	var resp events.KinesisEventResponse
+	for i, f := range failed {
+		if f {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{
+				ItemIdentifier: ev.Records[i].Kinesis.SequenceNumber})
+		}
+	}
+	d.log.InfoContext(ctx, "activation batch", "records", len(ev.Records), "delivered", res.Delivered,
+		"retried", res.Retried, "deadLettered", res.DeadLettered, "skipped", res.Skipped, "failed", len(resp.BatchItemFailures))
+	return resp, nil
+}
+
+func (d *Deliverer) handle(ctx context.Context, ev events.KinesisEvent) (Result, []bool, error) {
+	failed := make([]bool, len(ev.Records))
+	var mu sync.Mutex
+	mark := func(j *job) {
+		if j.idx >= 0 {
+			mu.Lock()
+			failed[j.idx] = true
+			mu.Unlock()
+		}
+	}
+	dests, err := d.dests.List(ctx)
+	if err != nil {
+		return Result{}, nil, fmt.Errorf("load destinations: %w", err)
+	}
+	now := d.cfg.Now()
+	jobs := map[string][]*job{}
+	for i, r := range ev.Records {
+		var rec Record
+		err := json.Unmarshal(r.Kinesis.Data, &rec)
+		if err == nil && (rec.ID == "" || rec.Kind == "") {
+			err = errors.New("record has no id or kind")
+		}
+		for _, dest := range dests {
+			if err != nil {
+				break
+			}
+			if !dest.Enabled {
+				continue // a disabled destination receives nothing new
+			}
+			var body json.RawMessage
+			var ok bool
+			body, ok, err = Payload(rec, dest, d.cfg.SpaceID)
+			if ok {
+				jobs[dest.ID] = append(jobs[dest.ID], &job{destID: dest.ID, recordID: rec.ID,
+					webhookID: WebhookID(rec.ID, dest.ID), kind: rec.Kind, body: body, idx: i})
+			}
+		}
+		if err != nil {
+			d.log.ErrorContext(ctx, "undeliverable activation record kept as dead letter", "seq", r.Kinesis.SequenceNumber, "err", err)
+			if perr := d.repo.putUndecodable(ctx, r.Kinesis.SequenceNumber, r.Kinesis.Data, err.Error(), now); perr != nil {
+				d.log.ErrorContext(ctx, "keep undecodable record", "err", perr)
+				failed[i] = true
+			}
+		}
+	}
+	var c counters
+	var wg sync.WaitGroup
+	for _, dest := range dests {
+		if js := jobs[dest.ID]; len(js) > 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.runDestination(ctx, dest, js, &c, mark)
+			}()
+		}
+	}
+	wg.Wait()
+	return c.result(), failed, nil
+}
+
+// Tick drains the retry queue: every entry due now is attempted again (destinations
+// concurrently). Run it every minute (EventBridge schedule on AWS; the local runner's ticker).
+func (d *Deliverer) Tick(ctx context.Context) (Result, error) {
+	now := d.cfg.Now()
+	entries, err := d.repo.due(ctx, now, d.cfg.TickLimit)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(entries) == 0 {
+		return Result{}, nil
+	}
+	dests, err := d.dests.List(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("load destinations: %w", err)
+	}
+	byID := map[string]destination.Destination{}
+	for _, dd := range dests {
+		byID[dd.ID] = dd
+	}
+	var c counters
+	c.due.Store(int64(len(entries)))
+	jobs := map[string][]*job{}
+	for i := range entries {
+		e := &entries[i]
+		if _, ok := byID[e.destID]; !ok {
+			d.log.WarnContext(ctx, "dropping queued retry of a deleted destination", "destination", e.destID, "record", e.recordID)
+			if err := d.repo.deleteQueueEntry(ctx, *e); err != nil {
+				return c.result(), err
+			}
+			continue
+		}
+		jobs[e.destID] = append(jobs[e.destID], &job{destID: e.destID, recordID: e.recordID, entry: e, idx: -1})
+	}
+	var wg sync.WaitGroup
+	for id, js := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.runDestination(ctx, byID[id], js, &c, func(*job) {})
+		}()
+	}
+	wg.Wait()
+	r := c.result()
+	d.log.InfoContext(ctx, "activation tick", "due", r.Due, "delivered", r.Delivered, "retried", r.Retried,
+		"deadLettered", r.DeadLettered, "skipped", r.Skipped, "failed", r.Failed)
+	if r.Failed > 0 {
+		return r, fmt.Errorf("tick: %d deliveries could not be recorded (they stay queued)", r.Failed)
+	}
+	return r, nil
+}
+
+// claim leases a job. ok=false with busy=true means another invocation holds it (retry later).
+func (d *Deliverer) claim(ctx context.Context, dest destination.Destination, j *job) (ok, busy bool, err error) {
+	now := d.cfg.Now()
+	lease := d.lease(dest)
+	if j.entry == nil {
+		claimed, existing, err := d.repo.claimNew(ctx, j, now, lease)
+		if err != nil || claimed {
+			return claimed, false, err
+		}
+		busy := existing.Status == StatusInflight && existing.qsk == "" && now.Before(existing.leaseUntil)
+		return false, busy, nil
+	}
+	del, found, err := d.repo.getDelivery(ctx, j.destID, j.recordID)
+	if err != nil {
+		return false, false, err
+	}
+	if !found || del.qpk != j.entry.pk || del.qsk != j.entry.sk {
+		// An orphan or a stale entry (the delivery moved on): remove it.
+		return false, false, d.repo.deleteQueueEntry(ctx, *j.entry)
+	}
+	if del.Status == StatusInflight && now.Before(del.leaseUntil) {
+		return false, true, nil
+	}
+	if del.Status != StatusRetrying && del.Status != StatusInflight {
+		return false, false, d.repo.deleteQueueEntry(ctx, *j.entry)
+	}
+	ok, err = d.repo.takeOver(ctx, j, del, now, lease)
+	return ok, !ok, err
+}
+
+// runDestination delivers one destination's jobs in order, BatchSize per request. After a
+// retryable failure the rest are not attempted in this call: Kinesis jobs go straight to the
+// retry queue, queued jobs stay where they are. After a 410 the destination is disabled and the
+// rest go to its dead letters.
+func (d *Deliverer) runDestination(ctx context.Context, dest destination.Destination, jobs []*job, c *counters, mark func(*job)) {
+	log := d.log.With("destination", dest.ID)
+	bs := max(dest.BatchSize, 1)
+	disabled := !dest.Enabled
+	tripped := false
+	for i := 0; i < len(jobs); {
+		var chunk []*job
+		for len(chunk) < bs && i < len(jobs) {
+			j := jobs[i]
+			i++
+			if tripped && j.entry != nil {
+				continue // stays queued for the next Tick
+			}
+			ok, busy, err := d.claim(ctx, dest, j)
+			switch {
+			case err != nil:
+				log.ErrorContext(ctx, "claim delivery", "record", j.recordID, "err", err)
+				c.failed.Add(1)
+				mark(j)
+			case busy:
+				c.skipped.Add(1)
+				mark(j)
+			case !ok:
+				c.skipped.Add(1) // delivered or handled already: the dedupe
+			default:
+				chunk = append(chunk, j)
+			}
+		}
+		if len(chunk) == 0 {
+			continue
+		}
+		now := d.cfg.Now()
+		var outs []outcome
+		switch {
+		case disabled:
+			outs = same(len(chunk), outcome{status: StatusDead, errMsg: "destination disabled: " + dest.DisabledReason})
+		case tripped:
+			outs = same(len(chunk), outcome{status: StatusRetrying, errMsg: "not attempted: destination failing", nextAt: now.Add(d.cfg.Schedule[0])})
+		default:
+			resp, err := d.send(ctx, dest, chunk, now)
+			after := d.cfg.Now()
+			gone := false
+			outs = make([]outcome, len(chunk))
+			for k, j := range chunk {
+				outs[k], gone = d.classify(resp, err, after, j.retries)
+			}
+			if gone {
+				reason := fmt.Sprintf("receiver answered 410 Gone at %s", after.UTC().Format(time.RFC3339))
+				if derr := d.dests.Disable(ctx, dest.ID, reason); derr != nil {
+					log.ErrorContext(ctx, "disable destination after 410", "err", derr)
+				}
+				log.WarnContext(ctx, "destination disabled: receiver answered 410 Gone")
+				disabled, dest.DisabledReason = true, reason
+			}
+			if outs[0].status == StatusRetrying || (err != nil && !errors.Is(err, webhook.ErrForbiddenAddress)) {
+				tripped = true
+			}
+		}
+		for k, j := range chunk {
+			if err := d.repo.finish(ctx, j, outs[k], d.cfg.Now(), d.cfg.DeliveredTTL); err != nil {
+				log.ErrorContext(ctx, "record delivery outcome", "record", j.recordID, "err", err)
+				c.failed.Add(1)
+				mark(j)
+				continue
+			}
+			switch outs[k].status {
+			case StatusDelivered:
+				c.delivered.Add(1)
+			case StatusRetrying:
+				c.retried.Add(1)
+			case StatusDead:
+				c.dead.Add(1)
+				log.WarnContext(ctx, "message dead-lettered", "record", j.recordID, "err", outs[k].errMsg)
+			}
+		}
+	}
+}
+
+func same(n int, o outcome) []outcome {
+	out := make([]outcome, n)
+	for i := range out {
+		out[i] = o
+	}
+	return out
+}
+
+// send makes one signed request for a chunk.
+func (d *Deliverer) send(ctx context.Context, dest destination.Destination, chunk []*job, now time.Time) (webhook.Response, error) {
+	payloads := make([]json.RawMessage, len(chunk))
+	ids := make([]string, len(chunk))
+	for i, j := range chunk {
+		payloads[i], ids[i] = j.body, j.recordID
+	}
+	batched := dest.BatchSize > 1
+	body, err := requestBody(payloads, batched)
+	if err != nil {
+		return webhook.Response{}, err
+	}
+	id := chunk[0].webhookID
+	if batched {
+		id = batchWebhookID(dest.ID, ids)
+	}
+	h := http.Header{}
+	for k, v := range dest.Headers {
+		h.Set(k, v)
+	}
+	if err := webhook.Sign(h, dest.Signing, id, now, body, dest.LiveSecrets(now)); err != nil {
+		return webhook.Response{}, fmt.Errorf("%w: sign: %v", errPermanent, err)
+	}
+	return d.client.Do(ctx, webhook.Request{URL: dest.URL, Body: body, Header: h, Timeout: dest.Timeout(d.cfg.Timeout)})
+}
+
+var errPermanent = errors.New("permanent failure")
+
+// classify turns a response into an outcome. 2xx: delivered. 410: dead, and gone=true (the
+// destination gets disabled). 408, 429, 5xx, timeouts and connection errors: retried on the
+// schedule (a longer Retry-After wins), dead after the last step. Refused addresses, 3xx
+// (redirects are not followed) and other 4xx: dead at once.
+func (d *Deliverer) classify(resp webhook.Response, err error, now time.Time, retries int) (o outcome, gone bool) {
+	o = outcome{attempted: true, statusCode: resp.StatusCode, latency: resp.Latency}
+	retry := false
+	var wait time.Duration
+	switch {
+	case err != nil && (errors.Is(err, webhook.ErrForbiddenAddress) || errors.Is(err, errPermanent)):
+		o.attempted = !errors.Is(err, errPermanent)
+		o.errMsg = err.Error()
+	case err != nil:
+		retry, o.errMsg = true, err.Error()
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		o.status = StatusDelivered
+		return o, false
+	case resp.StatusCode == http.StatusGone:
+		o.errMsg, gone = describe(resp), true
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500:
+		retry, o.errMsg = true, describe(resp)
+		wait = min(webhook.RetryAfter(resp.Header, now), 24*time.Hour)
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		o.errMsg = describe(resp) + " (redirects are not followed)"
+	default:
+		o.errMsg = describe(resp)
+	}
+	if !retry {
+		o.status = StatusDead
+		return o, gone
+	}
+	if retries >= len(d.cfg.Schedule) {
+		o.status = StatusDead
+		o.errMsg = fmt.Sprintf("gave up after %d retries: %s", retries, o.errMsg)
+		return o, false
+	}
+	o.status = StatusRetrying
+	o.nextAt = now.Add(max(d.cfg.Schedule[retries], wait))
+	return o, false
+}
+
+func describe(resp webhook.Response) string {
+	body := strings.TrimSpace(string(resp.Body))
+	if len(body) > 200 {
+		body = body[:200]
+	}
+	for !utf8.ValidString(body) {
+		body = body[:len(body)-1]
+	}
+	if body == "" {
+		return fmt.Sprintf("HTTP %d", resp.StatusCode)
+	}
+	return fmt.Sprintf("HTTP %d: %s", resp.StatusCode, body)
+}
+
+// Redrive moves a destination's dead letters back to the retry queue, due now, each with a
+// fresh retry schedule; the next Tick delivers them. recordIDs empty: all of them (up to
+// 1000 per call). It returns how many were moved.
+func (d *Deliverer) Redrive(ctx context.Context, destID string, recordIDs ...string) (int, error) {
+	if len(recordIDs) == 0 {
+		next := ""
+		for len(recordIDs) < 1000 {
+			dls, n, err := d.repo.deadLetters(ctx, destID, 100, next)
+			if err != nil {
+				return 0, err
+			}
+			for _, dl := range dls {
+				recordIDs = append(recordIDs, dl.RecordID)
+			}
+			if next = n; next == "" {
+				break
+			}
+		}
+	}
+	moved := 0
+	for _, id := range recordIDs {
+		if err := d.repo.redrive(ctx, destID, id, d.cfg.Now()); err != nil {
+			return moved, err
+		}
+		moved++
+	}
+	return moved, nil
+}
+
+// Deliveries lists a destination's delivery log, most recently updated first. next pages on.
+func (d *Deliverer) Deliveries(ctx context.Context, destID string, limit int, next string) ([]Delivery, string, error) {
+	return d.repo.deliveries(ctx, destID, clampLimit(limit), next)
+}
+
+// Delivery returns one delivery.
+func (d *Deliverer) Delivery(ctx context.Context, destID, recordID string) (Delivery, error) {
+	del, ok, err := d.repo.getDelivery(ctx, destID, recordID)
+	if err == nil && !ok {
+		err = ErrNotFound
+	}
+	return del, err
+}
+
+// DeadLetters lists a destination's dead letters. next pages on.
+func (d *Deliverer) DeadLetters(ctx context.Context, destID string, limit int, next string) ([]DeadLetter, string, error) {
+	return d.repo.deadLetters(ctx, destID, clampLimit(limit), next)
+}
+
+// DeadLetter returns one dead letter with its payload.
+func (d *Deliverer) DeadLetter(ctx context.Context, destID, recordID string) (DeadLetter, error) {
+	return d.repo.deadLetter(ctx, destID, recordID)
+}
+
+// Stats returns a destination's counters.
+func (d *Deliverer) Stats(ctx context.Context, destID string) (Stats, error) {
+	return d.repo.stats(ctx, destID)
+}
+
+func clampLimit(n int) int {
+	if n <= 0 || n > 100 {
+		return 100
+	}
+	return n
+}
