@@ -23,6 +23,6 @@
 //	                                 deleted once published (re-published after a crash)
 //	PSEGIDX#<n> / <profileId>        registry of profiles with state, n = hash(profileId) % 16 (backfill, preview)
 //	AUD#<audienceId> / M#<profileId> a current member (enteredAt)
-//	SEGSCHED#<minute> / <profileId>  re-evaluate the profile at that minute (RFC 3339, UTC, minute precision)
-//	SEGSCHED / CURSOR                the last minute Tick has processed
+//	SEGSCHED#<profileId> / NEXT      when to re-evaluate the profile: gsi1pk SEGSCHED#<n> (n = hash % 4),
+//	                                 gsi1sk <minute, UTC>#<profileId>; Tick queries gsi1sk < the next minute
 package segment

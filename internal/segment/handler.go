@@ -1,0 +1,396 @@
+package segment
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/serverless-cdp/cdp/internal/activation"
+	"github.com/serverless-cdp/cdp/internal/change"
+	"github.com/serverless-cdp/cdp/internal/stream"
+	"github.com/serverless-cdp/cdp/internal/tracking"
+)
+
+// Publisher writes to the activations stream (stream.Publisher).
+type Publisher interface {
+	Put(ctx context.Context, recs []stream.Record) error
+}
+
+// Options tune a Handler; zero values take defaults.
+type Options struct {
+	Clock       func() time.Time // default time.Now
+	Logger      *slog.Logger     // default slog.Default()
+	DefCacheTTL time.Duration    // how long definitions are cached; default 10s
+	MaxEvents   int              // per-profile event log length; default DefaultMaxEvents
+	MaxAge      time.Duration    // per-profile event log age; default DefaultMaxAge
+	Concurrency int              // profiles processed in parallel per batch; default 4
+	TickLimit   int              // profiles re-evaluated per Tick per schedule shard; default 2000
+	// BackfillBudget bounds the time one Tick spends on backfill jobs; default 20s.
+	BackfillBudget time.Duration
+}
+
+// Handler is the segments stage: the Kinesis handler on `changes` and the schedule's Tick.
+type Handler struct {
+	store *Store
+	pub   Publisher
+	opt   Options
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	cat   *Catalog
+	defs  *Definitions
+	catAt time.Time
+}
+
+// NewHandler wires the stage.
+func NewHandler(st *Store, pub Publisher, opt Options) *Handler {
+	if opt.Clock == nil {
+		opt.Clock = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.DefCacheTTL == 0 {
+		opt.DefCacheTTL = 10 * time.Second
+	}
+	if opt.MaxEvents == 0 {
+		opt.MaxEvents = DefaultMaxEvents
+	}
+	if opt.MaxAge == 0 {
+		opt.MaxAge = DefaultMaxAge
+	}
+	if opt.Concurrency == 0 {
+		opt.Concurrency = 4
+	}
+	if opt.TickLimit == 0 {
+		opt.TickLimit = 2000
+	}
+	if opt.BackfillBudget == 0 {
+		opt.BackfillBudget = 20 * time.Second
+	}
+	return &Handler{store: st, pub: pub, opt: opt, log: opt.Logger}
+}
+
+// catalog returns the indexed definitions, reloading them after DefCacheTTL.
+func (h *Handler) catalog(ctx context.Context) (*Catalog, *Definitions, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cat != nil && time.Since(h.catAt) < h.opt.DefCacheTTL {
+		return h.cat, h.defs, nil
+	}
+	defs, err := h.store.LoadDefinitions(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cat, err := NewCatalog(defs.Traits, defs.Audiences)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stored definitions: %w", err)
+	}
+	h.cat, h.defs, h.catAt = cat, defs, time.Now()
+	return cat, defs, nil
+}
+
+// Invalidate drops the cached definitions (the service calls it after a change).
+func (h *Handler) Invalidate() {
+	h.mu.Lock()
+	h.cat = nil
+	h.mu.Unlock()
+}
+
+// Handle processes a batch of change records: all records of one profile are coalesced into one
+// evaluation and one state write. Failed profiles are reported as batch item failures.
+func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	var resp events.KinesisEventResponse
+	cat, _, err := h.catalog(ctx)
+	if err != nil {
+		return resp, err
+	}
+	type group struct {
+		recs []change.Record
+		seqs []string
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, r := range ev.Records {
+		var c change.Record
+		if err := json.Unmarshal(r.Kinesis.Data, &c); err != nil || c.ProfileID == "" {
+			// Never processable: retrying would block the shard. Logged with its position.
+			h.log.Error("segments: malformed change record skipped", "seq", r.Kinesis.SequenceNumber, "err", err)
+			continue
+		}
+		g := groups[c.ProfileID]
+		if g == nil {
+			g = &group{}
+			groups[c.ProfileID] = g
+			order = append(order, c.ProfileID)
+		}
+		g.recs = append(g.recs, c)
+		g.seqs = append(g.seqs, r.Kinesis.SequenceNumber)
+	}
+	var mu sync.Mutex
+	sem := make(chan struct{}, h.opt.Concurrency)
+	var wg sync.WaitGroup
+	for _, pid := range order {
+		g := groups[pid]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := h.process(ctx, cat, pid, mode{recs: g.recs}); err != nil {
+				h.log.Error("segments: profile failed", "profile", pid, "err", err)
+				mu.Lock()
+				for _, s := range g.seqs {
+					resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: s})
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return resp, nil
+}
+
+// mode says why a profile is evaluated.
+type mode struct {
+	recs     []change.Record // from the changes stream
+	tick     bool            // scheduled re-evaluation
+	backfill bool            // a definition was added or changed
+}
+
+const maxConflictRetries = 8
+
+func (h *Handler) process(ctx context.Context, cat *Catalog, pid string, m mode) error {
+	for attempt := 0; ; attempt++ {
+		err := h.processOnce(ctx, cat, pid, m)
+		if !errors.Is(err, ErrConflict) || attempt >= maxConflictRetries {
+			return err
+		}
+	}
+}
+
+func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m mode) error {
+	now := h.opt.Clock().UTC()
+	l, err := h.store.load(ctx, pid)
+	if err != nil {
+		return err
+	}
+	if err := h.flush(ctx, pid, l.outbox); err != nil {
+		return err
+	}
+	st := l.state
+	if st == nil {
+		if len(m.recs) == 0 {
+			if m.tick {
+				return h.store.unschedule(ctx, pid)
+			}
+			return nil
+		}
+		st = NewState(pid)
+	}
+	in := Input{All: m.tick || m.backfill}
+	if st.MergedInto != "" {
+		if len(m.recs) == 0 {
+			return nil
+		}
+		st.MergedInto, in.All = "", true // the profile is live again
+	}
+	if m.tick && (st.NextAt.IsZero() || st.NextAt.After(now)) {
+		if st.NextAt.IsZero() {
+			return h.store.unschedule(ctx, pid)
+		}
+		return nil // rescheduled meanwhile; the index entry will move
+	}
+
+	var merged []write
+	var changed []string
+	msgs := map[string]*tracking.Message{}
+	var incoming []Event
+	seenMerge := map[string]bool{pid: true}
+	for i := range m.recs {
+		r := &m.recs[i]
+		for _, mid := range r.MergedFrom {
+			if seenMerge[mid] {
+				continue
+			}
+			seenMerge[mid] = true
+			ml, err := h.store.load(ctx, mid)
+			if err != nil {
+				return err
+			}
+			if err := h.flush(ctx, mid, ml.outbox); err != nil {
+				return err
+			}
+			if ml.state == nil || ml.state.MergedInto != "" {
+				continue
+			}
+			absorb(st, ml.state)
+			merged = append(merged, write{st: ml.state, was: ml})
+			in.All = true
+		}
+		if r.Version >= st.ChangeVersion && r.Traits != nil {
+			changed = append(changed, diffTraits(st.Traits, r.Traits)...)
+			st.setTraits(r.Traits)
+			st.ChangeVersion = r.Version
+		}
+		if len(r.Identifiers) > 0 {
+			st.UserID, st.AnonymousID, st.Email = "", "", ""
+			for _, id := range r.Identifiers {
+				switch id.Type {
+				case "user_id":
+					st.UserID = id.Value
+				case "anonymous_id":
+					if st.AnonymousID == "" {
+						st.AnonymousID = id.Value
+					}
+				case "email":
+					st.Email = id.Value
+				}
+			}
+		}
+		for j := range r.Events {
+			msg := &r.Events[j]
+			if e, ok := EventFrom(msg); ok {
+				incoming = append(incoming, e)
+				msgs[msg.MessageID] = msg
+			}
+		}
+	}
+	added := st.addEvents(incoming)
+	st.trim(now, h.opt.MaxEvents, h.opt.MaxAge)
+	in.NewEvents, in.ChangedTraits = added, changed
+	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 {
+		return nil // a redelivery, or nothing the segments stage cares about
+	}
+	res := cat.Evaluate(st, in, now)
+
+	// Events are facts: forwarding them before the state write means a crash can only repeat
+	// them (same ids), never lose them.
+	if len(added) > 0 {
+		fwd := make([]activation.Record, 0, len(added))
+		for _, e := range added {
+			fwd = append(fwd, st.stamp(activation.Record{ID: "evt-" + e.ID, Kind: activation.KindEvent,
+				Event: msgs[e.ID], OccurredAt: e.T}))
+		}
+		if err := h.publish(ctx, pid, fwd); err != nil {
+			return err
+		}
+	}
+	ws := append([]write{{st: st, was: l, outbox: res.Records}}, merged...)
+	if err := h.store.commit(ctx, ws); err != nil {
+		return err
+	}
+	if len(res.Records) > 0 {
+		if err := h.publish(ctx, pid, res.Records); err != nil {
+			return err // the outbox stays; the retry publishes it
+		}
+		if err := h.store.deleteOutbox(ctx, pid, st.Ver+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// absorb moves a merged profile's events and memberships into the survivor and empties it.
+func absorb(surv, gone *State) {
+	surv.addEvents(gone.Events)
+	for id, gm := range gone.Members {
+		sm := surv.Members[id]
+		if sm == nil {
+			sm = &Membership{}
+			surv.Members[id] = sm
+		}
+		if gm.Seq > sm.Seq {
+			sm.Seq = gm.Seq
+		}
+		if gm.In && !sm.In {
+			sm.In, sm.EnteredAt = true, gm.EnteredAt
+		}
+	}
+	gone.MergedInto = surv.ProfileID
+	gone.Events, gone.Computed, gone.Members, gone.NextAt = nil, map[string]json.RawMessage{}, map[string]*Membership{}, time.Time{}
+}
+
+func diffTraits(old, cur map[string]json.RawMessage) []string {
+	var changed []string
+	for k, v := range cur {
+		if o, ok := old[k]; !ok || !bytes.Equal(o, v) {
+			changed = append(changed, k)
+		}
+	}
+	for k := range old {
+		if _, ok := cur[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	return changed
+}
+
+// flush publishes outboxes a crashed attempt left behind, then deletes them.
+func (h *Handler) flush(ctx context.Context, pid string, outbox map[int64][]activation.Record) error {
+	for ver, recs := range outbox {
+		if err := h.publish(ctx, pid, recs); err != nil {
+			return err
+		}
+		if err := h.store.deleteOutbox(ctx, pid, ver); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Handler) publish(ctx context.Context, pid string, recs []activation.Record) error {
+	out := make([]stream.Record, 0, len(recs))
+	for _, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode activation record: %w", err)
+		}
+		out = append(out, stream.Record{PartitionKey: pid, Data: b})
+	}
+	if err := h.pub.Put(ctx, out); err != nil {
+		return fmt.Errorf("publish activations: %w", err)
+	}
+	return nil
+}
+
+// TickResult reports what one Tick did.
+type TickResult struct {
+	Due       int `json:"due"`       // profiles whose scheduled time had come
+	Failed    int `json:"failed"`    // of those, failed (retried next Tick)
+	Backfills int `json:"backfills"` // profiles evaluated for backfill jobs
+}
+
+// Tick re-evaluates the profiles whose windowed definitions may have changed by now (from the
+// schedule index; no scan of all profiles) and advances running backfill jobs. The local
+// runner and an EventBridge schedule call it every minute.
+func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
+	var res TickResult
+	cat, _, err := h.catalog(ctx)
+	if err != nil {
+		return res, err
+	}
+	now := h.opt.Clock().UTC()
+	for shard := 0; shard < schedShards; shard++ {
+		ids, err := h.store.dueProfiles(ctx, shard, now, h.opt.TickLimit)
+		if err != nil {
+			return res, err
+		}
+		for _, pid := range ids {
+			res.Due++
+			if err := h.process(ctx, cat, pid, mode{tick: true}); err != nil {
+				res.Failed++
+				h.log.Error("segments: scheduled evaluation failed", "profile", pid, "err", err)
+			}
+		}
+	}
+	n, err := h.runBackfills(ctx)
+	res.Backfills = n
+	return res, err
+}

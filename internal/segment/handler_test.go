@@ -1,0 +1,210 @@
+package segment
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/serverless-cdp/cdp/internal/activation"
+	"github.com/serverless-cdp/cdp/internal/change"
+	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
+	"github.com/serverless-cdp/cdp/internal/stream"
+	"github.com/serverless-cdp/cdp/internal/tracking"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type env struct {
+	h      *Handler
+	sv     *Service
+	st     *Store
+	clock  *clock
+	read   func(want int, wait time.Duration) []activation.Record
+	seq    int
+	stream string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	c := testenv.Clients(t)
+	table := testenv.Table(t, c.DynamoDB)
+	name := testenv.Stream(t, c.Kinesis, "activations", 1)
+	clk := &clock{t: t0}
+	st := NewStore(c.DynamoDB, table)
+	h := NewHandler(st, stream.NewPublisher(c.Kinesis, name), Options{Clock: clk.Now, DefCacheTTL: time.Nanosecond})
+	sv := NewService(st, clk.Now)
+	sv.OnChange = h.Invalidate
+	e := &env{h: h, sv: sv, st: st, clock: clk, stream: name}
+	e.read = func(want int, wait time.Duration) []activation.Record {
+		raw := testenv.ReadStream(t, c.Kinesis, name, want, wait)
+		out := make([]activation.Record, 0, len(raw))
+		for _, r := range raw {
+			var a activation.Record
+			if err := json.Unmarshal(r.Data, &a); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	return e
+}
+
+func track(id, name string, at time.Time, props string) tracking.Message {
+	return tracking.Message{Type: tracking.TypeTrack, MessageID: id, Event: name, Timestamp: at, ReceivedAt: at,
+		Properties: json.RawMessage(props), UserID: "u-" + id}
+}
+
+func chg(pid string, ver int64, traits string, evs ...tracking.Message) change.Record {
+	r := change.Record{ProfileID: pid, Version: ver, Events: evs, Part: 1, Parts: 1,
+		Identifiers: []change.Identifier{{Type: "user_id", Value: "user-" + pid}}}
+	if traits != "" {
+		_ = json.Unmarshal([]byte(traits), &r.Traits)
+	}
+	return r
+}
+
+func (e *env) send(t *testing.T, recs ...change.Record) events.KinesisEventResponse {
+	t.Helper()
+	var ev events.KinesisEvent
+	for _, r := range recs {
+		b, _ := json.Marshal(r)
+		e.seq++
+		var kr events.KinesisEventRecord
+		kr.Kinesis.Data = b
+		kr.Kinesis.SequenceNumber = fmt.Sprint(e.seq)
+		ev.Records = append(ev.Records, kr)
+	}
+	resp, err := e.h.Handle(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// summary renders transition records as "kind profile audienceKey" lines, sorted.
+func summary(recs []activation.Record, kinds ...string) []string {
+	var out []string
+	for _, r := range recs {
+		for _, k := range kinds {
+			if r.Kind == k {
+				s := r.Kind + " " + r.ProfileID
+				if r.Audience != nil {
+					s += " " + r.Audience.Key
+				}
+				if r.Kind == activation.KindTraitsChanged {
+					b, _ := json.Marshal(r.Traits)
+					s += " " + string(b)
+				}
+				if r.Kind == activation.KindEvent {
+					s += " " + r.ID
+				}
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func eq(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("%s:\n got  %q\n want %q", what, got, want)
+	}
+}
+
+func TestHandlerTransitionsRedeliveryAndWindowExit(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ct, err := e.sv.SaveTrait(ctx, ComputedTrait{Name: "Orders 30d", Kind: KindCount, Event: EventFilter{Name: "Order Completed"}, Window: Window{Days: 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyers, err := e.sv.SaveAudience(ctx, *aud(t, "", "Recent buyers", `{"event":{"name":"Order Completed","within":{"days":30}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sv.SaveAudience(ctx, *aud(t, "", "Pro users", `{"trait":{"key":"plan","op":"eq","value":"pro"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.h.RunBackfills(ctx); err != nil { // nothing to backfill yet: jobs go live
+		t.Fatal(err)
+	}
+
+	batch := []change.Record{
+		chg("p1", 1, `{"plan":"free"}`, track("m1", "Order Completed", t0.Add(-time.Hour), `{"revenue":10}`)),
+		chg("p2", 1, `{"plan":"pro"}`, track("m2", "Page Viewed", t0.Add(-time.Hour), `{}`)),
+		chg("p1", 2, `{"plan":"free"}`, track("m3", "Order Completed", t0.Add(-time.Minute), `{"revenue":5}`)),
+	}
+	for range 2 { // the same batch twice: no second transition, no event forwarded twice
+		if resp := e.send(t, batch...); len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("failures %v", resp.BatchItemFailures)
+		}
+	}
+	recs := e.read(6, 3*time.Second)
+	eq(t, "transitions", summary(recs, activation.KindAudienceEntered, activation.KindAudienceExited), []string{
+		"audience_entered p1 recent_buyers", "audience_entered p2 pro_users"})
+	eq(t, "computed", summary(recs, activation.KindTraitsChanged), []string{`traits_changed p1 {"orders_30d":2}`})
+	eq(t, "events", summary(recs, activation.KindEvent), []string{"event p1 evt-m1", "event p1 evt-m3", "event p2 evt-m2"})
+	for _, r := range recs {
+		if r.Kind == activation.KindAudienceEntered && r.ProfileID == "p1" && (r.UserID != "user-p1" || !r.OccurredAt.Equal(t0.Add(-time.Minute))) {
+			t.Errorf("entered record %+v", r)
+		}
+	}
+
+	ms, _, err := e.sv.Members(ctx, buyers.ID, 10, "")
+	if err != nil || len(ms) != 1 || ms[0].ProfileID != "p1" {
+		t.Fatalf("members %v %v", ms, err)
+	}
+	pv, err := e.sv.Profile(ctx, "p1")
+	if err != nil || len(pv.Audiences) != 1 || string(pv.ComputedTraits[ct.Key]) != "2" {
+		t.Fatalf("profile %+v %v", pv, err)
+	}
+
+	// A tick before the edge changes nothing.
+	e.clock.Add(29 * day)
+	if res, err := e.h.Tick(ctx); err != nil || res.Due != 0 {
+		t.Fatalf("early tick %+v %v", res, err)
+	}
+	// Past the first purchase's edge the count drops; past the second's the profile exits.
+	e.clock.Add(day - 59*time.Minute)
+	if res, err := e.h.Tick(ctx); err != nil || res.Due != 1 {
+		t.Fatalf("tick at first edge %+v %v", res, err)
+	}
+	e.clock.Add(time.Hour)
+	for range 3 {
+		if _, err := e.h.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs = e.read(10, 3*time.Second)
+	eq(t, "after the window", summary(recs, activation.KindAudienceExited, activation.KindTraitsChanged), []string{
+		"audience_exited p1 recent_buyers",
+		`traits_changed p1 {"orders_30d":0}`, `traits_changed p1 {"orders_30d":1}`, `traits_changed p1 {"orders_30d":2}`})
+	if size, _ := e.st.Size(ctx, buyers.ID); size != 0 {
+		t.Fatalf("size after exit %d", size)
+	}
+	if res, _ := e.h.Tick(ctx); res.Due != 0 {
+		t.Fatalf("schedule not cleared: %+v", res)
+	}
+}
