@@ -172,5 +172,8 @@ func BasicAuth(req Request) (user, password string, ok bool) {
 		return "", "", false
 	}
 	user, password, _ = strings.Cut(string(raw), ":")
-	return user, password, user != ""
+	if user == "" {
+		return "", "", false
+	}
+	return user, password, true
 }
