@@ -36,9 +36,6 @@ func (h *Handler) runBackfills(ctx context.Context) (int, error) {
 	done := 0
 	for _, j := range jobs {
 		for j.Status == StatusComputing {
-			if time.Now().After(deadline) {
-				return done, nil
-			}
 			ids, next, err := h.store.profiles(ctx, j.Shard, backfillPage, j.Cursor)
 			if err != nil {
 				return done, err
@@ -61,6 +58,9 @@ func (h *Handler) runBackfills(ctx context.Context) (int, error) {
 				break // restarted for a newer version: the next Tick picks the new job up
 			} else if err != nil {
 				return done, err
+			}
+			if time.Now().After(deadline) { // at least one page per call, so jobs always advance
+				return done, nil
 			}
 		}
 	}

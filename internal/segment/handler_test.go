@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/serverless-cdp/cdp/internal/activation"
+	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -42,6 +43,8 @@ type env struct {
 	seq    int
 	stream string
 }
+
+func testenvClients(t *testing.T) awsenv.Clients { return testenv.Clients(t) }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
