@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -151,6 +152,14 @@ func TestAPIDispatch(t *testing.T) {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, resp.Body)
 		}
 	}
+	// Profile API paths carry identifiers; they are not logged.
+	var logs strings.Builder
+	logged := &httpapi.API{Profile: tag("profile"), Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	_, _ = logged.Handle(context.Background(), request("GET", "/v1/spaces/s/collections/users/profiles/email:alice@example.com/traits", "", ""))
+	if !strings.Contains(logs.String(), `"status":200`) || strings.Contains(logs.String(), "alice") {
+		t.Errorf("request log: %s", logs.String())
+	}
+
 	unset := &httpapi.API{Admin: tag("admin")}
 	if resp, _ := unset.Handle(context.Background(), request("GET", "/v1/spaces/x", "", "")); resp.StatusCode != 404 {
 		t.Errorf("unset Profile API: %d", resp.StatusCode)

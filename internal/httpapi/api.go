@@ -35,16 +35,20 @@ type API struct {
 func (a *API) Handle(ctx context.Context, req Request) (resp Response, err error) {
 	start := time.Now()
 	method, path := Method(req), Path(req)
+	logPath := path
+	if strings.HasPrefix(path, ProfilePrefix) {
+		logPath = ProfilePrefix + "..." // Profile API paths carry identifiers (emails): not logged
+	}
 	logger := a.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			logger.ErrorContext(ctx, "panic in handler", "method", method, "path", path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			logger.ErrorContext(ctx, "panic in handler", "method", method, "path", logPath, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			resp, err = Error(http.StatusInternalServerError, CodeInternal, "internal error"), nil
 		}
-		logger.InfoContext(ctx, "request", "method", method, "path", path, "status", resp.StatusCode,
+		logger.InfoContext(ctx, "request", "method", method, "path", logPath, "status", resp.StatusCode,
 			"durationMs", time.Since(start).Milliseconds(), "requestId", req.RequestContext.RequestID)
 	}()
 
@@ -60,7 +64,7 @@ func (a *API) Handle(ctx context.Context, req Request) (resp Response, err error
 	}
 	resp, err = h(ctx, req)
 	if err != nil {
-		logger.ErrorContext(ctx, "handler failed", "method", method, "path", path, "error", err.Error())
+		logger.ErrorContext(ctx, "handler failed", "method", method, "path", logPath, "error", err.Error())
 		return Error(http.StatusInternalServerError, CodeInternal, "internal error"), nil
 	}
 	return resp, nil
