@@ -1,11 +1,14 @@
 package identity
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,16 +56,55 @@ type DynamoAPI interface {
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
-// Usage is the request units consumed so far, as DynamoDB reported them (ConsumedCapacity).
+// Usage is the request units consumed so far: as DynamoDB reported them (ConsumedCapacity,
+// requested TOTAL on every call), and as AWS's pricing rules compute them from item sizes
+// (Model*). The model exists because DynamoDB Local under-reports: it charges nothing for
+// BatchGetItem keys that are not found and reports a flat figure for TransactWriteItems
+// whatever the item count. Model rules: reads 0.5 unit per 4 KB per item (eventually
+// consistent; 1 if strongly consistent), a missing key costs the minimum; queries 0.5 per 4 KB
+// read; transactional writes 2 units per KB per item; a GSI write 1 unit per KB.
 type Usage struct {
-	ReadUnits, WriteUnits float64
-	Requests              int
+	ReadUnits, WriteUnits           float64
+	ModelReadUnits, ModelWriteUnits float64
+	Requests                        int
 }
 
 type meter struct {
 	mu sync.Mutex
 	u  Usage
 }
+
+func (m *meter) model(read, write float64) {
+	m.mu.Lock()
+	m.u.ModelReadUnits += read
+	m.u.ModelWriteUnits += write
+	m.mu.Unlock()
+}
+
+func itemSize(it map[string]types.AttributeValue) int {
+	n := 0
+	for k, v := range it {
+		n += len(k) + avSize(v)
+	}
+	return n
+}
+
+func avSize(v types.AttributeValue) int {
+	switch x := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(x.Value)
+	case *types.AttributeValueMemberN:
+		return len(x.Value)/2 + 1
+	case *types.AttributeValueMemberB:
+		return len(x.Value)
+	case *types.AttributeValueMemberM:
+		return 3 + itemSize(x.Value)
+	default:
+		return 1
+	}
+}
+
+func units(size, per int) float64 { return float64((size + per - 1) / per) }
 
 func (m *meter) add(read bool, cc ...types.ConsumedCapacity) {
 	m.mu.Lock()
@@ -157,9 +199,20 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 				return nil, fmt.Errorf("batch get: %w", err)
 			}
 			s.m.add(true, res.ConsumedCapacity...)
+			rate := 0.5
+			if consistent {
+				rate = 1
+			}
+			var model float64
+			found := 0
 			for _, it := range res.Responses[s.table] {
 				out[str(it, store.PK)] = it
+				model += rate * max(1, units(itemSize(it), 4096))
+				found++
 			}
+			requested := len(req[s.table].Keys) - len(res.UnprocessedKeys[s.table].Keys)
+			model += rate * float64(max(0, requested-found))
+			s.m.model(model, 0)
 			req = res.UnprocessedKeys
 			if attempt > 20 && len(req) > 0 {
 				return nil, errors.New("batch get: keys left unprocessed after 20 attempts")
@@ -253,9 +306,31 @@ func (s *Store) loadProfiles(ctx context.Context, into map[string]*Profile, ids 
 	return nil
 }
 
+// compressAbove is the profile document size above which it is stored gzip-compressed: request
+// units are charged per KB written and per 4 KB read, and profiles are rewritten often.
+const compressAbove = 900
+
+func gz(b []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	_, _ = w.Write(b)
+	_ = w.Close()
+	return buf.Bytes()
+}
+
 func decodeProfile(it map[string]types.AttributeValue) (*Profile, error) {
 	var p Profile
-	if err := json.Unmarshal([]byte(str(it, "data")), &p); err != nil {
+	data := []byte(str(it, "data"))
+	if z, ok := it["dataz"].(*types.AttributeValueMemberB); ok {
+		r, err := gzip.NewReader(bytes.NewReader(z.Value))
+		if err != nil {
+			return nil, fmt.Errorf("decompress profile: %w", err)
+		}
+		if data, err = io.ReadAll(r); err != nil {
+			return nil, fmt.Errorf("decompress profile: %w", err)
+		}
+	}
+	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, fmt.Errorf("decode profile: %w", err)
 	}
 	p.Version = num(it, "version")
@@ -321,7 +396,11 @@ func (s *Store) commit(ctx context.Context, t *txn) error {
 		}
 		item := profileKey(p.ID)
 		item["version"] = nv(p.Version + 1)
-		item["data"] = sv(string(data))
+		if len(data) > compressAbove {
+			item["dataz"] = &types.AttributeValueMemberB{Value: gz(data)}
+		} else {
+			item["data"] = sv(string(data))
+		}
 		if p.MergedInto != "" {
 			item["mergedInto"] = sv(p.MergedInto)
 		}
@@ -375,6 +454,15 @@ func (s *Store) commit(ctx context.Context, t *txn) error {
 	if len(items) == 0 {
 		return nil
 	}
+	var model float64
+	for _, it := range items {
+		size := itemSize(it.Put.Item)
+		model += 2 * max(1, units(size, 1024))
+		if _, indexed := it.Put.Item[store.GSI1PK]; indexed {
+			model += max(1, units(size, 1024))
+		}
+	}
+	s.m.model(0, model)
 	out, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems:          items,
 		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
@@ -532,6 +620,11 @@ func (s *Store) newestFirst(ctx context.Context, page Page, part func(id string)
 			if out.ConsumedCapacity != nil {
 				s.m.add(true, *out.ConsumedCapacity)
 			}
+			read := 0
+			for _, it := range out.Items {
+				read += itemSize(it)
+			}
+			s.m.model(0.5*max(1, units(read, 4096)), 0)
 			for _, it := range out.Items {
 				if str(it, skName) == before { // BETWEEN is inclusive
 					continue

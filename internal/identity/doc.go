@@ -1,0 +1,45 @@
+// Package identity is the identity-resolution stage of the CDP: it turns the events stream into
+// unified profiles. For each Kinesis batch it dedupes messages by messageId, extracts and
+// normalises identifiers, resolves them against the identity graph with Segment's flat matching
+// under per-type rules (priority, limit, blocked values), merges profiles, keeps traits (per
+// trait, the newest event wins), metadata, a timeline and a merge log, and emits one `changes`
+// record (internal/change) per surviving profile touched.
+//
+// # Storage (single table, see internal/store)
+//
+//	pk                          sk                          what
+//	ID#<type>:<value>           ID                          identity index: profile = the profile the identifier was
+//	                                                        attached to (write-once; follow mergedInto to the survivor)
+//	PROFILE#<id>                PROFILE                     profile: version (optimistic lock), data (JSON, or dataz:
+//	                                                        gzip JSON above 900 bytes), mergedInto for merged-away ones
+//	PROFILE#<id>                LOG#<processedAt>#<msgId>   merge-log line: what one message did (create, attach,
+//	                                                        merge, drop, blocked), with identifiers, profiles and rule
+//	MSG#<messageId>             MSG                         the event: dedupe marker and timeline item in one;
+//	                                                        gsi1pk PROFILE#<id>, gsi1sk EVT#<timestamp>#<msgId>,
+//	                                                        ttl = processing time + retention (≥ 24 h)
+//	RULES                       IDENTITY                    identity rules (RulesService)
+//	ATTEMPT#identity#<msgId>    ATTEMPT                     failure count of a message, ttl 7 days
+//
+// Dead letters live under the deadletter package's keys (DLQ#identity).
+//
+// # Consistency
+//
+// All effects of the records that touch one set of profiles (a component) commit in one
+// TransactWriteItems: the profiles (condition: version unchanged, or not existing), new index
+// items (condition: not existing), the event items (condition: messageId not processed) and the
+// merge-log lines. A failed condition means another writer got there first: the component's
+// records are re-read (strongly consistent) and re-planned. So a duplicate can never be counted
+// twice, a crash between effect and marker is impossible, and two writers merging overlapping
+// profiles serialise on the profile versions, keeping limits and losing no identifier. Merged
+// profiles leave a pointer (mergedInto); the survivor lists them (MergedFrom) and reads of its
+// timeline and merge log cover their partitions too.
+//
+// # Request units
+//
+// Reads are batched (BatchGetItem for markers, identifiers and profiles; eventually consistent
+// on the first attempt, since the transaction conditions catch stale reads). All changes to a
+// profile within a batch are coalesced into one profile write; the dedupe marker is the
+// timeline item, so each event is one item; large profile documents are compressed. A
+// component grows to at most 100 items (the transaction limit); beyond that the batch is
+// committed in rounds.
+package identity
