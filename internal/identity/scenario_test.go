@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -212,3 +213,29 @@ func hasAction(logs []LogEntry, mid, kind string) bool {
 }
 
 var _ = strings.Contains
+
+func TestLargeBatchForOneProfileCommitsInRounds(t *testing.T) {
+	e := newEnv(t, nil)
+	var batch []tracking.Record
+	for i := 0; i < 250; i++ {
+		batch = append(batch, rec("track", "big-"+strings.Repeat("0", 3-len(itoa(i)))+itoa(i), i, f{"uid": "heavy", "aid": "a-" + itoa(i%3), "event": "E"}))
+	}
+	res, ch, err := e.proc.Process(context.Background(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Outcome != Processed {
+			t.Fatalf("record %d: %v %v", i, r.Outcome, r.Err)
+		}
+	}
+	wantShape(t, e, "anonymous_id:a-0 anonymous_id:a-1 anonymous_id:a-2 user_id:heavy")
+	if p := e.byID(t, "user_id:heavy"); p.EventCount != 250 {
+		t.Fatalf("count %d", p.EventCount)
+	}
+	if len(ch) != 1 || len(ch[0].Events) != 250 || !ch[0].Created {
+		t.Fatalf("changes: %d records", len(ch))
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

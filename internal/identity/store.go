@@ -67,6 +67,8 @@ type Usage struct {
 	ReadUnits, WriteUnits           float64
 	ModelReadUnits, ModelWriteUnits float64
 	Requests                        int
+	// Conflicts counts transactions cancelled because another writer changed what was read.
+	Conflicts int
 }
 
 type meter struct {
@@ -478,10 +480,16 @@ func (s *Store) commit(ctx context.Context, t *txn) error {
 					return fmt.Errorf("commit %d items: %w", len(items), err)
 				}
 			}
+			s.m.mu.Lock()
+			s.m.u.Conflicts++
+			s.m.mu.Unlock()
 			return fmt.Errorf("%w: %v", errConflict, err)
 		}
 		var tce *types.TransactionConflictException
 		if errors.As(err, &tce) {
+			s.m.mu.Lock()
+			s.m.u.Conflicts++
+			s.m.mu.Unlock()
 			return fmt.Errorf("%w: %v", errConflict, err)
 		}
 		return fmt.Errorf("commit %d items: %w", len(items), err)
