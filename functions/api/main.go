@@ -52,14 +52,20 @@ func main() {
 		os.Exit(1)
 	}
 
-	// store → domain → handler
-	tokens := admintoken.NewStore(clients.DynamoDB, cfg.table)
-	sources := source.NewRepository(clients.DynamoDB, cfg.table)
-	adminAPI := admin.New(tokens, admin.Services{Sources: sources}, logger)
 	handler := &httpapi.API{
-		Admin: adminAPI.Serve,
-		// Profile: the Profile API handler's Handle method, when it exists.
+		Admin: newAdminRouter(clients, cfg.table, logger).Serve,
+		// Profile: the Profile API handler's Handle method, once wired here.
 		Logger: logger,
 	}
 	lambda.Start(handler.Handle)
+}
+
+// newAdminRouter wires store → domain → admin routes. It is the one place the full admin API is
+// assembled: resources from packages that register themselves (e.g. activation.RegisterAdmin)
+// are added here as admin.Registrars, and main_test.go checks the result against
+// api/openapi.yaml.
+func newAdminRouter(clients awsenv.Clients, table string, logger *slog.Logger) *admin.Router {
+	tokens := admintoken.NewStore(clients.DynamoDB, table)
+	sources := source.NewRepository(clients.DynamoDB, table)
+	return admin.New(tokens, admin.Services{Sources: sources}, logger)
 }

@@ -2,7 +2,11 @@ package main
 
 import (
 	"log/slog"
+	"os"
 	"testing"
+
+	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/awsenv"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -20,5 +24,22 @@ func TestLoadConfig(t *testing.T) {
 	c, err = loadConfig(env(map[string]string{"CDP_TABLE": "t"}))
 	if err != nil || c.level != slog.LevelInfo {
 		t.Fatalf("default level: %+v, %v", c, err)
+	}
+}
+
+// TestAdminRoutesDocumented: the admin API as deployed (every registrar included) matches
+// api/openapi.yaml route for route.
+func TestAdminRoutesDocumented(t *testing.T) {
+	spec, err := os.ReadFile("../../api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newAdminRouter(awsenv.Clients{}, "unused", nil) // nothing is called
+	undocumented, unregistered, err := admin.CompareOpenAPI(spec, r.Routes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(undocumented) > 0 || len(unregistered) > 0 {
+		t.Fatalf("routes not in api/openapi.yaml: %v; documented but not served: %v", undocumented, unregistered)
 	}
 }

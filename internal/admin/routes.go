@@ -4,17 +4,24 @@ import (
 	"log/slog"
 )
 
-// Services are the domain services behind the admin API, one per resource. Later resources
-// (identity rules, computed traits, audiences, destinations, dead letters, deliveries) add a field
-// here and one register line in New.
+// Services are the domain services behind the admin API's own resources.
 type Services struct {
 	Sources SourceService
 }
 
-// New returns the admin router with every resource's routes registered. This is the one place
-// routes are wired; api/openapi.yaml documents them and a test keeps the two in step.
-func New(auth Authenticator, svc Services, logger *slog.Logger) *Router {
+// Registrar adds a resource's routes to the router. Packages that cannot be imported here (they
+// import admin themselves, e.g. activation.RegisterAdmin) plug in through New's registrars.
+type Registrar func(*Router)
+
+// New returns the admin router with every resource's routes registered: this package's own
+// (sources) and then those of each registrar, in order. The composition root (functions/api)
+// is the one place the full set is assembled; api/openapi.yaml documents it, and
+// CompareOpenAPI checks the two agree.
+func New(auth Authenticator, svc Services, logger *slog.Logger, registrars ...Registrar) *Router {
 	r := NewRouter(auth, logger)
 	registerSources(r, svc.Sources)
+	for _, reg := range registrars {
+		reg(r)
+	}
 	return r
 }
