@@ -373,7 +373,7 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 		if target == nil {
 			target = &Profile{ID: NewProfileID(m.MessageID), CreatedAt: now, UpdatedAt: now}
 			g.profiles[target.ID] = target
-			actions = append(actions, Action{Kind: ActionCreate, Identifiers: d.Attach, Profiles: []string{target.ID}})
+			actions = append(actions, Action{Kind: ActionCreate, Identifiers: d.Attach, Profiles: []string{target.ID}, Rule: "flat matching: no identifier matched a profile"})
 		}
 		c := byRoot[find(target.ID)]
 		if c == nil {
@@ -408,7 +408,7 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 			c.profiles[mp.ID] = true
 		}
 		if d.Target != nil && len(d.Attach) > 0 {
-			actions = append(actions, Action{Kind: ActionAttach, Identifiers: d.Attach, Profiles: []string{target.ID}})
+			actions = append(actions, Action{Kind: ActionAttach, Identifiers: d.Attach, Profiles: []string{target.ID}, Rule: "flat matching: new identifiers within limits"})
 		}
 		for _, id := range d.Attach {
 			target.addIdentifier(IdentifierRecord{Identifier: id, SourceID: rec.SourceID, Encoding: e.Encoding[id], CreatedAt: now, MessageID: m.MessageID})
