@@ -71,7 +71,7 @@ func TestAdminRoutes(t *testing.T) {
 	if st != 200 || len(body["members"].([]any)) != 1 {
 		t.Fatalf("members: %d %v", st, body)
 	}
-	st, body = call("POST", "/admin/v1/audiences/preview", `{"condition":{"computedTrait":{"key":"orders","op":"gte","value":2}}}`)
+	st, body = call("POST", "/admin/v1/audiences/preview", `{"condition":{"and":[{"audience":{"key":"buyers"}},{"computedTrait":{"key":"orders","op":"gte","value":2}}]}}`)
 	if st != 200 || body["matched"] != 0.0 || body["scanned"] != 1.0 {
 		t.Fatalf("preview: %d %v", st, body)
 	}
@@ -79,10 +79,13 @@ func TestAdminRoutes(t *testing.T) {
 	if st != 200 || len(body["audiences"].([]any)) != 1 {
 		t.Fatalf("profile: %d %v", st, body)
 	}
+	if st, body = call("POST", "/admin/v1/audiences/preview", `{"condition":{"audience":{"key":"nope"}}}`); st != 400 || !strings.Contains(body["message"].(string), `no audience has key "nope"`) {
+		t.Fatalf("preview with unknown key: %d %v", st, body)
+	}
 	if st, _ = call("GET", "/admin/v1/audiences/nope", ""); st != 404 {
 		t.Fatalf("unknown audience: %d", st)
 	}
-	if st, body = call("DELETE", "/admin/v1/computed-traits/"+body["audiences"].([]any)[0].(map[string]any)["id"].(string), ""); st != 404 {
+	if st, body = call("DELETE", "/admin/v1/computed-traits/"+id, ""); st != 404 {
 		t.Fatalf("delete unknown trait: %d %v", st, body)
 	}
 	if st, _ = call("DELETE", "/admin/v1/audiences/"+id, ""); st != 204 {

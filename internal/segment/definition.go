@@ -149,9 +149,11 @@ type Condition struct {
 	Audience      *AudienceRef    `json:"audience,omitempty"` // membership of another audience
 }
 
-// AudienceRef names another audience by id.
+// AudienceRef names another audience by id, or by key (config files): the service resolves a
+// key to the id when the definition is saved.
 type AudienceRef struct {
-	ID string `json:"id"`
+	ID  string `json:"id,omitempty"`
+	Key string `json:"key,omitempty"`
 }
 
 // EventCondition: "performed Name where … at least/at most/exactly N times within the last
@@ -322,6 +324,9 @@ func (c *Condition) compile(path string, depth int) error {
 		return c.ComputedTrait.compile(path + ".computedTrait")
 	case c.Audience != nil:
 		if c.Audience.ID == "" {
+			if c.Audience.Key != "" {
+				return fieldErr(path+".audience.key", fmt.Sprintf("no audience has key %q", c.Audience.Key))
+			}
 			return fieldErr(path+".audience.id", "is required")
 		}
 	case c.Event != nil:

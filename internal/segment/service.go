@@ -143,6 +143,7 @@ func (sv *Service) SaveAudience(ctx context.Context, a Audience) (*AudienceView,
 		}
 		a.Version, a.CreatedAt = old.Version+1, old.CreatedAt
 	}
+	resolveKeys(&a.Condition, defs.Audiences)
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
@@ -340,11 +341,12 @@ func (sv *Service) Preview(ctx context.Context, draft Audience, limit int) (*Pre
 	if draft.ID == "" {
 		draft.ID = "draft"
 	}
-	if err := draft.Validate(); err != nil {
-		return nil, err
-	}
 	defs, err := sv.store.LoadDefinitions(ctx)
 	if err != nil {
+		return nil, err
+	}
+	resolveKeys(&draft.Condition, defs.Audiences)
+	if err := draft.Validate(); err != nil {
 		return nil, err
 	}
 	if err := sv.check(defs, nil, &draft, ""); err != nil {
@@ -385,4 +387,46 @@ func (sv *Service) Preview(ctx context.Context, draft Audience, limit int) (*Pre
 		}
 	}
 	return res, nil
+}
+
+// resolveKeys turns audience references by key into references by id.
+func resolveKeys(c *Condition, auds []*Audience) {
+	c.walk(func(n *Condition) {
+		if n.Audience == nil || n.Audience.ID != "" || n.Audience.Key == "" {
+			return
+		}
+		for _, a := range auds {
+			if a.Key == n.Audience.Key {
+				n.Audience.ID, n.Audience.Key = a.ID, ""
+			}
+		}
+	})
+}
+
+// TraitByKey finds a computed trait by key (config files name definitions by key).
+func (sv *Service) TraitByKey(ctx context.Context, key string) (*TraitView, error) {
+	list, err := sv.Traits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		if list[i].Key == key {
+			return &list[i], nil
+		}
+	}
+	return nil, fmt.Errorf("computed trait %q: %w", key, ErrNotFound)
+}
+
+// AudienceByKey finds an audience by key.
+func (sv *Service) AudienceByKey(ctx context.Context, key string) (*AudienceView, error) {
+	defs, err := sv.store.LoadDefinitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range defs.Audiences {
+		if a.Key == key {
+			return sv.Audience(ctx, a.ID)
+		}
+	}
+	return nil, fmt.Errorf("audience %q: %w", key, ErrNotFound)
 }
