@@ -102,7 +102,11 @@ func genWorld(r *rand.Rand, persons int) *world {
 			// …then one linking event per device: a login or an e-mail.
 			traits := map[string]any{"plan": fmt.Sprintf("plan-%d", r.IntN(5))}
 			if len(p.emails) > 0 {
-				traits["email"] = p.emails[r.IntN(len(p.emails))]
+				// Without a user id, the first e-mail is what links the devices.
+				traits["email"] = p.emails[0]
+				if p.uid != "" {
+					traits["email"] = p.emails[r.IntN(len(p.emails))]
+				}
 			}
 			emit("identify", d, p.uid, traits, nil)
 			for k := r.IntN(3); k > 0; k-- {
@@ -119,6 +123,43 @@ func genWorld(r *rand.Rand, persons int) *world {
 		}
 	}
 	return w
+}
+
+// connected checks that each person's identifiers are linked by their events (so one profile
+// per person is exactly what flat matching allows) and that persons share no identifier.
+func (w *world) connected(t testing.TB) {
+	t.Helper()
+	parent := map[Identifier]Identifier{}
+	var find func(Identifier) Identifier
+	find = func(x Identifier) Identifier {
+		if p, ok := parent[x]; ok && p != x {
+			r := find(p)
+			parent[x] = r
+			return r
+		}
+		parent[x] = x
+		return x
+	}
+	for _, e := range w.events {
+		ids := Extract(&e.Message).IDs
+		for _, id := range ids[1:] {
+			parent[find(id)] = find(ids[0])
+		}
+	}
+	owner := map[Identifier]int{}
+	for pi, p := range w.persons {
+		roots := map[Identifier]bool{}
+		for id := range p.ids {
+			roots[find(id)] = true
+			if o, dup := owner[id]; dup {
+				t.Fatalf("generator: persons %d and %d share %s", o, pi, id)
+			}
+			owner[id] = pi
+		}
+		if len(roots) != 1 {
+			t.Fatalf("generator: person %d's identifiers form %d unlinked groups", pi, len(roots))
+		}
+	}
 }
 
 // delivery returns the events shuffled, with about dupRate of them delivered twice.

@@ -18,6 +18,7 @@ func TestPropertyGroundTruth(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	r := rand.New(rand.NewPCG(seed, 7))
 	w := genWorld(r, 60)
+	w.connected(t)
 	deliveries := w.delivery(r, 0.15)
 	e := newEnv(t, nil)
 	const batch = 100
@@ -47,6 +48,7 @@ func TestConcurrentWriters(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	r := rand.New(rand.NewPCG(seed, 11))
 	w := genWorld(r, 20)
+	w.connected(t)
 	deliveries := w.delivery(r, 0.2)
 	// Shared kiosks: several users log in on one anonymous id at once.
 	var contested []tracking.Record
@@ -146,6 +148,7 @@ func TestRequestUnits(t *testing.T) {
 	for _, m := range []mode{{"1 event per batch", 1, false}, {"shuffled, batches of 100", 100, false}, {"stream order, batches of 100", 100, true}} {
 		r := rand.New(rand.NewPCG(42, 42))
 		w := genWorld(r, 40)
+		w.connected(t)
 		d := w.delivery(r, 0.1)
 		if m.clustered {
 			sort.SliceStable(d, func(i, j int) bool { return w.owner[d[i].Message.MessageID] < w.owner[d[j].Message.MessageID] })
