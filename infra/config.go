@@ -1,0 +1,320 @@
+package infra
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Context keys read by the app. They are namespaced with "cdp:" so they cannot collide
+// with CDK feature flags in cdk.json. Pass them with `cdk synth -c cdp:stage=prod`.
+const (
+	CtxStage                 = "cdp:stage"
+	CtxLogRetentionDays      = "cdp:logRetentionDays"
+	CtxLogLevel              = "cdp:logLevel"
+	CtxAllowedOrigins        = "cdp:allowedOrigins"
+	CtxThrottleRateLimit     = "cdp:throttleRateLimit"
+	CtxThrottleBurstLimit    = "cdp:throttleBurstLimit"
+	CtxShardCount            = "cdp:shardCount"
+	CtxStreamRetentionHours  = "cdp:streamRetentionHours"
+	CtxBatchSize             = "cdp:batchSize"
+	CtxMaxBatchingWindowSecs = "cdp:maxBatchingWindowSeconds"
+	CtxParallelizationFactor = "cdp:parallelizationFactor"
+	CtxDeletionProtection    = "cdp:deletionProtection"
+	CtxDomainName            = "cdp:domainName"
+	CtxCertificateArn        = "cdp:certificateArn"
+	CtxAlarmTopicArn         = "cdp:alarmTopicArn"
+	CtxAssetRoot             = "cdp:assetRoot"
+)
+
+// Config is everything an operator may tune without editing code. Zero values are never
+// used directly: DefaultConfig and ConfigFromContext always return a complete Config.
+type Config struct {
+	Stage              string   // names the stack (cdp-<stage>), API, alarms and dashboard
+	LogRetentionDays   int      // CloudWatch retention for function and access logs
+	LogLevel           string   // LOG_LEVEL for every function
+	AllowedOrigins     []string // CDP_ALLOWED_ORIGINS; the functions answer CORS themselves
+	ThrottleRateLimit  float64  // $default stage steady-state requests per second
+	ThrottleBurstLimit int      // $default stage burst
+	ShardCount         int      // 0 = on-demand streams; >0 = provisioned with that many shards
+	StreamRetention    int      // hours a record stays replayable in Kinesis
+	BatchSize          int      // Kinesis records per invocation
+	MaxBatchingWindow  int      // seconds Lambda may wait to fill a batch
+	Parallelization    int      // concurrent batches per shard (order kept per partition key)
+	DeletionProtection bool     // DynamoDB deletion protection (the table is RETAINed regardless)
+	DomainName         string   // optional custom domain for the HTTP API
+	CertificateArn     string   // ACM certificate for DomainName, same region as the stack
+	AlarmTopicArn      string   // optional existing SNS topic that receives alarm notifications
+	AssetRoot          string   // directory holding <function>/bootstrap (the Makefile's build/)
+}
+
+// DefaultConfig is what a fresh clone synthesizes with no -c flags.
+func DefaultConfig() Config {
+	return Config{
+		Stage:              "dev",
+		LogRetentionDays:   30,
+		LogLevel:           "info",
+		AllowedOrigins:     []string{"*"},
+		ThrottleRateLimit:  1000,
+		ThrottleBurstLimit: 2000,
+		ShardCount:         0,
+		// Failed batches are parked as metadata (shard + sequence numbers) in the on-failure
+		// queue; replaying them needs the records still in the stream. 24 h (the Kinesis
+		// default) is gone over a weekend, so keep a week.
+		StreamRetention:    168,
+		BatchSize:          100,
+		MaxBatchingWindow:  1,
+		Parallelization:    1,
+		DeletionProtection: true,
+		AssetRoot:          "build",
+	}
+}
+
+// validRetentionDays are the only values CloudWatch Logs accepts.
+var validRetentionDays = map[int]bool{
+	1: true, 3: true, 5: true, 7: true, 14: true, 30: true, 60: true, 90: true, 120: true,
+	150: true, 180: true, 365: true, 400: true, 545: true, 731: true, 1096: true, 1827: true,
+	2192: true, 2557: true, 2922: true, 3288: true, 3653: true,
+}
+
+var (
+	stageRe  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
+	domainRe = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	acmRe    = regexp.MustCompile(`^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$`)
+	snsRe    = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$`)
+	originRe = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:\d{1,5})?$`)
+)
+
+// ConfigFromContext reads the cdp:* context values through get (app.Node().TryGetContext in
+// the app, a map in unit tests). Values from `-c` arrive as strings and values from
+// cdk.json as JSON types, so every parser accepts both.
+func ConfigFromContext(get func(key string) interface{}) (Config, error) {
+	c := DefaultConfig()
+	var errs []string
+	fail := func(key string, err error) { errs = append(errs, fmt.Sprintf("%s: %v", key, err)) }
+
+	str := func(key string, dst *string) {
+		if v := get(key); v != nil {
+			s, ok := v.(string)
+			if !ok {
+				fail(key, fmt.Errorf("want a string, got %T", v))
+				return
+			}
+			*dst = strings.TrimSpace(s)
+		}
+	}
+	integer := func(key string, dst *int, lo, hi int) {
+		if v := get(key); v != nil {
+			n, err := toInt(v)
+			if err == nil && (n < lo || n > hi) {
+				err = fmt.Errorf("%d is outside [%d, %d]", n, lo, hi)
+			}
+			if err != nil {
+				fail(key, err)
+				return
+			}
+			*dst = n
+		}
+	}
+
+	str(CtxStage, &c.Stage)
+	integer(CtxLogRetentionDays, &c.LogRetentionDays, 1, 3653)
+	str(CtxLogLevel, &c.LogLevel)
+	if v := get(CtxAllowedOrigins); v != nil {
+		o, err := toStrings(v)
+		if err != nil {
+			fail(CtxAllowedOrigins, err)
+		} else {
+			c.AllowedOrigins = o
+		}
+	}
+	if v := get(CtxThrottleRateLimit); v != nil {
+		f, err := toFloat(v)
+		if err == nil && (f <= 0 || f > 1e6) {
+			err = fmt.Errorf("%v is outside (0, 1e6]", f)
+		}
+		if err != nil {
+			fail(CtxThrottleRateLimit, err)
+		} else {
+			c.ThrottleRateLimit = f
+		}
+	}
+	integer(CtxThrottleBurstLimit, &c.ThrottleBurstLimit, 1, 1_000_000)
+	integer(CtxShardCount, &c.ShardCount, 0, 500)
+	integer(CtxStreamRetentionHours, &c.StreamRetention, 24, 8760)
+	integer(CtxBatchSize, &c.BatchSize, 1, 10_000)
+	integer(CtxMaxBatchingWindowSecs, &c.MaxBatchingWindow, 0, 300)
+	integer(CtxParallelizationFactor, &c.Parallelization, 1, 10)
+	if v := get(CtxDeletionProtection); v != nil {
+		b, err := toBool(v)
+		if err != nil {
+			fail(CtxDeletionProtection, err)
+		} else {
+			c.DeletionProtection = b
+		}
+	}
+	str(CtxDomainName, &c.DomainName)
+	str(CtxCertificateArn, &c.CertificateArn)
+	str(CtxAlarmTopicArn, &c.AlarmTopicArn)
+	str(CtxAssetRoot, &c.AssetRoot)
+
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("invalid context: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// Validate checks the cross-field rules; ConfigFromContext calls it, and so does NewStack,
+// so a hand-built Config in a test gets the same checks.
+func (c Config) Validate() error {
+	var errs []string
+	add := func(format string, a ...interface{}) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if !stageRe.MatchString(c.Stage) {
+		add("%s %q must match %s (it becomes part of the stack name)", CtxStage, c.Stage, stageRe)
+	}
+	if !validRetentionDays[c.LogRetentionDays] {
+		add("%s %d is not a CloudWatch Logs retention (one of %s)", CtxLogRetentionDays, c.LogRetentionDays, retentionList())
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("%s %q must be debug, info, warn or error", CtxLogLevel, c.LogLevel)
+	}
+	if len(c.AllowedOrigins) == 0 {
+		add("%s must name at least one origin, or *", CtxAllowedOrigins)
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" && len(c.AllowedOrigins) > 1 {
+			add("%s: * cannot be combined with other origins", CtxAllowedOrigins)
+		} else if o != "*" && !originRe.MatchString(o) {
+			add("%s: %q is not an origin like https://www.example.com", CtxAllowedOrigins, o)
+		}
+	}
+	if (c.DomainName == "") != (c.CertificateArn == "") {
+		add("%s and %s must be set together", CtxDomainName, CtxCertificateArn)
+	}
+	if c.DomainName != "" && !domainRe.MatchString(c.DomainName) {
+		add("%s %q is not a lower-case DNS name", CtxDomainName, c.DomainName)
+	}
+	if c.CertificateArn != "" && !acmRe.MatchString(c.CertificateArn) {
+		add("%s %q is not an ACM certificate ARN", CtxCertificateArn, c.CertificateArn)
+	}
+	if c.AlarmTopicArn != "" && !snsRe.MatchString(c.AlarmTopicArn) {
+		add("%s %q is not an SNS topic ARN", CtxAlarmTopicArn, c.AlarmTopicArn)
+	}
+	if c.ThrottleRateLimit <= 0 || c.ThrottleBurstLimit <= 0 {
+		add("throttling limits must be positive")
+	}
+	if c.BatchSize < 1 || c.Parallelization < 1 || c.Parallelization > 10 || c.MaxBatchingWindow < 0 || c.MaxBatchingWindow > 300 {
+		add("batch size, parallelization factor (1-10) or batching window (0-300 s) out of range")
+	}
+	if c.StreamRetention < 24 || c.StreamRetention > 8760 {
+		add("%s %d is outside [24, 8760]", CtxStreamRetentionHours, c.StreamRetention)
+	}
+	if c.ShardCount < 0 {
+		add("%s must not be negative", CtxShardCount)
+	}
+	if c.AssetRoot == "" {
+		add("%s must not be empty", CtxAssetRoot)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func retentionList() string {
+	days := make([]int, 0, len(validRetentionDays))
+	for d := range validRetentionDays {
+		days = append(days, d)
+	}
+	sort.Ints(days)
+	parts := make([]string, len(days))
+	for i, d := range days {
+		parts[i] = strconv.Itoa(d)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func toInt(v interface{}) (int, error) {
+	switch t := v.(type) {
+	case int:
+		return t, nil
+	case float64:
+		if t != math.Trunc(t) || math.Abs(t) > 1e9 {
+			return 0, fmt.Errorf("%v is not a whole number", t)
+		}
+		return int(t), nil
+	case string:
+		n, err := strconv.Atoi(strings.TrimSpace(t))
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a whole number", t)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("want a number, got %T", v)
+}
+
+func toFloat(v interface{}) (float64, error) {
+	switch t := v.(type) {
+	case int:
+		return float64(t), nil
+	case float64:
+		return t, nil
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a number", t)
+		}
+		return f, nil
+	}
+	return 0, fmt.Errorf("want a number, got %T", v)
+}
+
+func toBool(v interface{}) (bool, error) {
+	switch t := v.(type) {
+	case bool:
+		return t, nil
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(t))
+		if err != nil {
+			return false, fmt.Errorf("%q is not true or false", t)
+		}
+		return b, nil
+	}
+	return false, fmt.Errorf("want true or false, got %T", v)
+}
+
+// toStrings accepts "a,b" (from -c) or ["a","b"] (from cdk.json).
+func toStrings(v interface{}) ([]string, error) {
+	var raw []string
+	switch t := v.(type) {
+	case string:
+		raw = strings.Split(t, ",")
+	case []interface{}:
+		for _, e := range t {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("want strings, got %T", e)
+			}
+			raw = append(raw, s)
+		}
+	case []string:
+		raw = t
+	default:
+		return nil, fmt.Errorf("want a comma-separated string or a list, got %T", v)
+	}
+	var out []string
+	for _, s := range raw {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}

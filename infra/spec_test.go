@@ -1,0 +1,167 @@
+package infra
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+)
+
+func TestRealSpecs(t *testing.T) {
+	if err := validateSpecs(Functions, Routes); err != nil {
+		t.Fatal(err)
+	}
+	if err := validateSpecs(futureSpecs, Routes); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]FunctionSpec{}
+	for _, f := range Functions {
+		byName[f.Name] = f
+	}
+	// The contract from the issue, spelled out once more so a careless edit of the slice
+	// shows up here rather than as an AccessDenied in production.
+	if f := byName["ingest"]; f.Table != TableRead || !reflectEqual(f.Puts, []string{StreamEvents}) || f.Trigger != "" {
+		t.Errorf("ingest: want table read, puts [events], no trigger; got %+v", f)
+	}
+	if f := byName["api"]; f.Table != TableReadWrite || f.Trigger != "" || len(f.Puts) != 3 {
+		t.Errorf("api: want table read/write and puts to all streams; got %+v", f)
+	}
+	if f := byName["identity"]; f.Table != TableReadWrite || f.Trigger != StreamEvents || !reflectEqual(f.Puts, []string{StreamChanges}) {
+		t.Errorf("identity: want trigger events, table read/write, puts [changes]; got %+v", f)
+	}
+	if f := byName["segments"]; f.Table != TableReadWrite || f.Trigger != StreamChanges || !reflectEqual(f.Puts, []string{StreamActivations}) || f.Schedule == "" {
+		t.Errorf("segments: want trigger changes, table read/write, puts [activations], a schedule; got %+v", f)
+	}
+	if f := byName["activation"]; f.Table != TableReadWrite || f.Trigger != StreamActivations || len(f.Puts) != 0 || f.Schedule == "" {
+		t.Errorf("activation: want trigger activations, table read/write, no puts, a schedule; got %+v", f)
+	}
+	if len(Functions) != 5 {
+		t.Errorf("want ingest, api, identity, segments and activation deployed; got %d functions", len(Functions))
+	}
+}
+
+func reflectEqual(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }
+
+func TestValidateSpecsRejectsMistakes(t *testing.T) {
+	for _, c := range []struct {
+		specs  []FunctionSpec
+		routes []Route
+		want   string
+	}{
+		{[]FunctionSpec{{Name: "Bad_Name"}}, nil, "must match"},
+		{[]FunctionSpec{{Name: "a"}, {Name: "a"}}, nil, "declared twice"},
+		{[]FunctionSpec{{Name: "a", Trigger: "clicks"}}, nil, "unknown trigger stream"},
+		{[]FunctionSpec{{Name: "a", Puts: []string{"clicks"}}}, nil, "unknown stream"},
+		{[]FunctionSpec{{Name: "a", Schedule: "every minute"}}, nil, "rate(...) or cron(...)"},
+		{[]FunctionSpec{{Name: "a", Timeout: 16 * 60e9}}, nil, "timeout"},
+		{[]FunctionSpec{{Name: "a"}}, []Route{{"GET", "/x", "b"}}, `no function "b"`},
+		{[]FunctionSpec{{Name: "a"}}, []Route{{"FETCH", "/x", "a"}}, "unknown method"},
+		{[]FunctionSpec{{Name: "a"}}, []Route{{"GET", "/x", "a"}, {"GET", "/x", "a"}}, "declared twice"},
+	} {
+		err := validateSpecs(c.specs, c.routes)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v %+v: want error with %q, got %v", c.specs, c.routes, c.want, err)
+		}
+	}
+}
+
+func TestNewStackNeedsBuiltBinaries(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.AssetRoot = filepath.Join(testDir, "empty-build")
+	_, err := NewStack(awscdk.NewApp(nil), "cdp-missing", StackProps{Config: cfg})
+	if err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Fatalf("want an error telling to run make build, got %v", err)
+	}
+}
+
+// TestIAMCheckerCatchesViolations proves TestIAMLeastPrivilege can fail: each hand-made
+// template below breaks one rule and must be reported.
+func TestIAMCheckerCatchesViolations(t *testing.T) {
+	ingest := FunctionSpec{Name: "ingest", Table: TableRead, Puts: []string{StreamEvents}}
+	names := map[string]string{"T": "table", "E": "stream:events", "C": "stream:changes", "L": "logs:ingest"}
+	roles := map[string]FunctionSpec{"R": ingest}
+	policy := func(action interface{}, resource interface{}) map[string]interface{} {
+		return map[string]interface{}{"Resources": map[string]interface{}{
+			"R": map[string]interface{}{"Type": "AWS::IAM::Role", "Properties": map[string]interface{}{}},
+			"P": map[string]interface{}{"Type": "AWS::IAM::Policy", "Properties": map[string]interface{}{
+				"Roles": []interface{}{map[string]interface{}{"Ref": "R"}},
+				"PolicyDocument": map[string]interface{}{"Statement": []interface{}{
+					map[string]interface{}{"Effect": "Allow", "Action": action, "Resource": resource},
+				}},
+			}},
+		}}
+	}
+	att := func(id string) interface{} { return map[string]interface{}{"Fn::GetAtt": []interface{}{id, "Arn"}} }
+	join := func(parts ...interface{}) interface{} {
+		return map[string]interface{}{"Fn::Join": []interface{}{"", parts}}
+	}
+	for _, c := range []struct {
+		name string
+		tpl  map[string]interface{}
+		want string
+	}{
+		{"star resource", policy("dynamodb:GetItem", "*"), "wildcard resource"},
+		{"index wildcard", policy("dynamodb:Query", join(att("T"), "/index/*")), "wildcard resource"},
+		{"star action", policy("dynamodb:*", att("T")), "wildcard action"},
+		{"write on a read-only table", policy("dynamodb:PutItem", att("T")), "does not need"},
+		{"put to a stream not in Puts", policy([]interface{}{"kinesis:PutRecords"}, []interface{}{att("E"), att("C")}), "on <stream:changes>"},
+		{"unknown resource", policy("s3:GetObject", att("X")), "<unknown:X>"},
+		{"managed policy", map[string]interface{}{"Resources": map[string]interface{}{
+			"R": map[string]interface{}{"Type": "AWS::IAM::Role", "Properties": map[string]interface{}{
+				"ManagedPolicyArns": []interface{}{"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"},
+			}},
+		}}, "managed policies"},
+		{"stray role", map[string]interface{}{"Resources": map[string]interface{}{
+			"Other": map[string]interface{}{"Type": "AWS::IAM::Role", "Properties": map[string]interface{}{}},
+		}}, "belongs to no function"},
+	} {
+		problems, _ := reviewIAM(c.tpl, names, roles)
+		if !strings.Contains(strings.Join(problems, "\n"), c.want) {
+			t.Errorf("%s: want a problem mentioning %q, got %q", c.name, c.want, problems)
+		}
+	}
+	// And the converse: a correct grant passes, and a missing one is reported.
+	problems, granted := reviewIAM(policy([]interface{}{"kinesis:PutRecord", "kinesis:PutRecords"}, att("E")), names, roles)
+	if len(problems) != 0 {
+		t.Errorf("a correct grant was reported: %q", problems)
+	}
+	if m := missingGrants(ingest, granted["R"]); !strings.Contains(strings.Join(m, "\n"), "dynamodb:GetItem on <table>") {
+		t.Errorf("missing table read not reported: %q", m)
+	}
+}
+
+// TestLambdaBinariesStayFreeOfCDK guards the rule that the CDK (a large module that needs
+// Node at run time) never enters a Lambda binary's import graph.
+func TestLambdaBinariesStayFreeOfCDK(t *testing.T) {
+	root, _ := filepath.Abs("..")
+	var patterns []string
+	for _, dir := range []string{"functions", "internal"} {
+		if _, err := os.Stat(filepath.Join(root, dir)); err == nil {
+			patterns = append(patterns, "./"+dir+"/...")
+		}
+	}
+	if len(patterns) == 0 {
+		t.Skip("no functions/ or internal/ yet")
+	}
+	cmd := exec.Command("go", append([]string{"list", "-deps", "-e", "-f", "{{.ImportPath}}"}, patterns...)...)
+	cmd.Dir = root
+	// -e lists what it can even while another package is broken; a broken package fails
+	// its own build and tests, not this check.
+	out, err := cmd.Output()
+	if err != nil && len(out) == 0 {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, banned := range []string{
+			"github.com/aws/aws-cdk-go/", "github.com/aws/jsii-runtime-go", "github.com/aws/constructs-go/",
+			"github.com/cdklabs/", "github.com/serverless-cdp/cdp/infra",
+		} {
+			if strings.HasPrefix(dep, banned) {
+				t.Errorf("%s is in the import graph of functions/ or internal/", dep)
+			}
+		}
+	}
+}
