@@ -7,9 +7,13 @@ GO         ?= go
 FUNCTIONS  := $(notdir $(wildcard functions/*))
 LOCAL      := $(GO) run ./cmd/local
 FUZZTIME   ?= 10s
+CDK        := tools/node_modules/.bin/cdk
+CDK_FLAGS  ?=
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: all tools run test test-go fuzz bench build clean fmt vet
+.PHONY: all tools run test test-go fuzz bench build clean fmt vet synth diff deploy test-infra
 
 all: build
 
@@ -46,6 +50,22 @@ vet:
 build: $(FUNCTIONS:%=build/%/bootstrap)
 build/%/bootstrap: FORCE
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -ldflags "-s -w" -trimpath -o $@ ./functions/$*
+
+## synth: CloudFormation template and cdk-nag report into cdk.out/ (no AWS credentials needed)
+synth: tools build
+	$(CDK) synth --quiet $(CDK_FLAGS)
+
+## diff: what a deploy would change (needs AWS credentials)
+diff: tools build
+	$(CDK) diff $(CDK_FLAGS)
+
+## deploy: build the Lambda binaries and deploy cdp-<stage> (needs credentials; `cdk bootstrap` once per account/region)
+deploy: tools build
+	$(CDK) deploy --require-approval broadening $(CDK_FLAGS)
+
+## test-infra: CDK assertions and cdk-nag checks for infra/ only
+test-infra:
+	$(GO) test -count=1 ./infra/...
 
 clean:
 	rm -rf build cdk.out bench-results .emulators
