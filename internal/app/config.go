@@ -21,7 +21,13 @@ type Config struct {
 	AllowedOrigins    []string      // CDP_ALLOWED_ORIGINS, comma-separated; default "*"
 	KeyCacheTTL       time.Duration // CDP_KEY_CACHE_SECONDS; write-key lookups cached this long
 	TimelineRetention time.Duration // CDP_TIMELINE_RETENTION_DAYS; default 90 days
-	LogLevel          slog.Level    // LOG_LEVEL: debug, info, warn, error
+	SpaceID           string        // CDP_SPACE_ID: the Profile API space and context.personas.space_id
+	WebhookTimeout    time.Duration // CDP_WEBHOOK_TIMEOUT_SECONDS (1–30), default 10 s
+	// AllowPrivateWebhooks (CDP_ALLOW_PRIVATE_WEBHOOKS) lets destinations target private,
+	// loopback and link-local addresses. Off by default; the local runner allows loopback only.
+	AllowPrivateWebhooks  bool
+	AllowLoopbackWebhooks bool       // set by the local runner, never from the environment
+	LogLevel              slog.Level // LOG_LEVEL: debug, info, warn, error
 }
 
 // Defaults are the names the local runner uses.
@@ -29,7 +35,7 @@ func Defaults() Config {
 	return Config{
 		Table: "cdp", EventsStream: "events", ChangesStream: "changes", ActivationsStream: "activations",
 		AllowedOrigins: []string{"*"}, KeyCacheTTL: 30 * time.Second, TimelineRetention: 90 * 24 * time.Hour,
-		LogLevel: slog.LevelInfo,
+		SpaceID: "default", WebhookTimeout: 10 * time.Second, LogLevel: slog.LevelInfo,
 	}
 }
 
@@ -64,6 +70,21 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("CDP_TIMELINE_RETENTION_DAYS=%q: want a whole number of days ≥ 1", v)
 		}
 		c.TimelineRetention = time.Duration(n) * 24 * time.Hour
+	}
+	str("CDP_SPACE_ID", &c.SpaceID)
+	if v, ok := lookup("CDP_WEBHOOK_TIMEOUT_SECONDS"); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 30 {
+			return Config{}, fmt.Errorf("CDP_WEBHOOK_TIMEOUT_SECONDS=%q: want 1 to 30", v)
+		}
+		c.WebhookTimeout = time.Duration(n) * time.Second
+	}
+	if v, ok := lookup("CDP_ALLOW_PRIVATE_WEBHOOKS"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("CDP_ALLOW_PRIVATE_WEBHOOKS=%q: want true or false", v)
+		}
+		c.AllowPrivateWebhooks = b
 	}
 	if v, ok := lookup("LOG_LEVEL"); ok && v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -26,14 +26,16 @@ func startStack(t *testing.T) (*local.Stack, app.Config, string) {
 	t.Helper()
 	clients := testenv.Clients(t)
 	cfg := app.Defaults()
+	cfg.AllowLoopbackWebhooks = true // the test's webhook receiver listens on 127.0.0.1
+	cfg.KeyCacheTTL = 0              // so a disabled source is refused at once
 	cfg.Table = testenv.Name("cdp")
 	cfg.EventsStream, cfg.ChangesStream, cfg.ActivationsStream = testenv.Name("events"), testenv.Name("changes"), testenv.Name("activations")
 	const writeKey = "e2e-write-key-0123456789abcdef"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	stack, err := local.Start(ctx, clients, local.Options{
-		Config: cfg, Addr: "127.0.0.1:0", Shards: 2, DevWriteKey: writeKey, DevAdminToken: "e2e-admin-token-0123456789abcdef",
-		PollInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Config: cfg, Addr: "127.0.0.1:0", Shards: 2, DevWriteKey: writeKey, DevAdminToken: adminToken,
+		PollInterval: 50 * time.Millisecond, TickInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
@@ -48,6 +50,8 @@ func startStack(t *testing.T) (*local.Stack, app.Config, string) {
 	})
 	return stack, cfg, writeKey
 }
+
+const adminToken = "e2e-admin-token-0123456789abcdef"
 
 // TestAnalyticsGoEndToEnd sends every call type with the real Segment Go library and reads the
 // records back from the Kinesis stream, checking each field the spec defines.

@@ -29,6 +29,7 @@ type Options struct {
 	DevWriteKey   string // the demo source's write key (created if missing)
 	DevAdminToken string // an admin token (created if missing)
 	PollInterval  time.Duration
+	TickInterval  time.Duration // how often schedules run (EventBridge runs them every minute on AWS)
 	Logger        *slog.Logger
 }
 
@@ -51,6 +52,9 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	if opts.Shards == 0 {
 		opts.Shards = 2
 	}
+	if opts.TickInterval == 0 {
+		opts.TickInterval = 10 * time.Second
+	}
 	if err := store.CreateTable(ctx, clients.DynamoDB, cfg.Table); err != nil {
 		return nil, err
 	}
@@ -71,8 +75,18 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	// function is one line here.
 	routes := []localhttp.Route{
 		{Prefix: "/v1/", Handler: h.Ingest.Handle},
+		{Prefix: "/v1/spaces/", Handler: h.API.Handle},
+		{Prefix: "/admin", Handler: h.API.Handle},
 	}
-	pollers := []stream.Poller{}
+	pollers := []stream.Poller{
+		{Stream: cfg.EventsStream, Handler: h.Identity.Handle},
+		{Stream: cfg.ChangesStream, Handler: h.Segments.Handle},
+		{Stream: cfg.ActivationsStream, Handler: h.Activation.HandleKinesis},
+	}
+	schedules := []schedule{
+		{name: "segments windows and backfills", run: func(ctx context.Context) error { _, err := h.Segments.Tick(ctx); return err }},
+		{name: "activation retries", run: func(ctx context.Context) error { _, err := h.Activation.Tick(ctx); return err }},
+	}
 
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
@@ -92,6 +106,13 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 			logger.Error("http server", "err", err)
 		}
 	}()
+	for _, sc := range schedules {
+		s.wg.Add(1)
+		go func(sc schedule) {
+			defer s.wg.Done()
+			sc.loop(runCtx, opts.TickInterval, logger)
+		}(sc)
+	}
 	for _, p := range pollers {
 		p.Client, p.Logger, p.Interval = clients.Kinesis, logger, opts.PollInterval
 		s.wg.Add(1)
@@ -116,4 +137,25 @@ func (s *Stack) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	return err
+}
+
+// schedule is a function EventBridge would invoke periodically on AWS.
+type schedule struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+func (sc schedule) loop(ctx context.Context, every time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := sc.run(ctx); err != nil && ctx.Err() == nil {
+				logger.Error("schedule", "name", sc.name, "err", err)
+			}
+		}
+	}
 }

@@ -1,0 +1,37 @@
+package app_test
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/app"
+)
+
+func lookup(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestFromLookup(t *testing.T) {
+	c, err := app.FromLookup(lookup(nil))
+	if err != nil || c.Table != "cdp" || c.WebhookTimeout != 10*time.Second || c.AllowPrivateWebhooks || c.LogLevel != slog.LevelInfo || c.TimelineRetention != 90*24*time.Hour {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	c, err = app.FromLookup(lookup(map[string]string{
+		"CDP_TABLE": "t", "CDP_EVENTS_STREAM": "e", "CDP_ALLOWED_ORIGINS": "https://a.example,https://b.example",
+		"CDP_ALLOW_PRIVATE_WEBHOOKS": "true", "CDP_WEBHOOK_TIMEOUT_SECONDS": "3", "CDP_TIMELINE_RETENTION_DAYS": "30",
+		"CDP_KEY_CACHE_SECONDS": "0", "LOG_LEVEL": "debug", "CDP_SPACE_ID": "acme",
+	}))
+	if err != nil || c.Table != "t" || c.EventsStream != "e" || len(c.AllowedOrigins) != 2 || !c.AllowPrivateWebhooks ||
+		c.WebhookTimeout != 3*time.Second || c.TimelineRetention != 30*24*time.Hour || c.KeyCacheTTL != 0 || c.LogLevel != slog.LevelDebug || c.SpaceID != "acme" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, bad := range []map[string]string{
+		{"CDP_ALLOW_PRIVATE_WEBHOOKS": "yes please"}, {"CDP_WEBHOOK_TIMEOUT_SECONDS": "0"}, {"CDP_WEBHOOK_TIMEOUT_SECONDS": "31"},
+		{"CDP_TIMELINE_RETENTION_DAYS": "0"}, {"CDP_KEY_CACHE_SECONDS": "-1"}, {"LOG_LEVEL": "loud"},
+	} {
+		if _, err := app.FromLookup(lookup(bad)); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
