@@ -10,9 +10,9 @@ import (
 	"github.com/serverless-cdp/cdp/internal/admin"
 )
 
-// TestOpenAPIMatchesRoutes: every route admin.New registers is documented in api/openapi.yaml
-// and every documented route is registered (method + path template). Routes added by registrars
-// from other packages are checked by the composition root's test (functions/api).
+// TestOpenAPIMatchesRoutes: every route admin.New registers is documented in api/openapi.yaml.
+// The converse (every documented route is served) needs the registrars of other packages and is
+// checked on the assembled router by internal/app (TestAdminRoutesDocumented).
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	raw, err := os.ReadFile("../../api/openapi.yaml")
 	if err != nil {
@@ -29,9 +29,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if len(undocumented) > 0 {
 		t.Errorf("registered but not in api/openapi.yaml: %v", undocumented)
 	}
-	if len(unregistered) > 0 {
-		t.Errorf("in api/openapi.yaml but not registered: %v", unregistered)
-	}
+	_ = unregistered // routes of registrars (destinations, audiences, ...): see internal/app
 }
 
 // TestCompareOpenAPI: the comparison itself notices each kind of disagreement.
