@@ -32,8 +32,11 @@ test: tools vet
 	$(LOCAL) emulators -- $(MAKE) --no-print-directory test-go
 	$(MAKE) --no-print-directory fuzz
 
+# Everything with the race detector, except the CDK app (it only synthesizes CloudFormation, and
+# race-compiling the CDK module would cost minutes for nothing).
 test-go:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/infra')
+	$(GO) test -count=1 -timeout 20m ./infra/...
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/tracking
