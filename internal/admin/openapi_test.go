@@ -8,6 +8,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/deadletter"
+	"github.com/serverless-cdp/cdp/internal/identity"
 )
 
 // TestOpenAPIMatchesRoutes: every route admin.New registers is documented in api/openapi.yaml.
@@ -18,7 +20,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := admin.New(staticAuth{}, admin.Services{}, nil) // handlers are not called
+	var rules admin.IdentityRulesService = identity.NewRulesService(nil, "", 0) // handlers are not called
+	var dls admin.DeadLetterService = deadletter.NewService(nil, nil)
+	r := admin.New(staticAuth{}, admin.Services{IdentityRules: rules, DeadLetters: dls}, nil)
 	if len(r.Routes()) == 0 {
 		t.Fatal("no routes registered")
 	}

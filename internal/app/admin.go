@@ -7,6 +7,8 @@ import (
 	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/admintoken"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/deadletter"
+	"github.com/serverless-cdp/cdp/internal/identity"
 	"github.com/serverless-cdp/cdp/internal/segment"
 	"github.com/serverless-cdp/cdp/internal/source"
 )
@@ -16,8 +18,13 @@ import (
 func NewAdminRouter(c awsenv.Clients, cfg Config, logger *slog.Logger) *admin.Router {
 	tokens := admintoken.NewStore(c.DynamoDB, cfg.Table)
 	sources := source.NewRepository(c.DynamoDB, cfg.Table)
+	rules := identity.NewRulesService(c.DynamoDB, cfg.Table, identity.MaxRulesCache)
+	// Dead letters of the pipeline stages, replayed through the stage's own handler.
+	deadLetters := deadletter.NewService(deadletter.NewStore(c.DynamoDB, cfg.Table), map[string]deadletter.Replayer{
+		identity.Stage: NewIdentity(c, cfg, logger),
+	})
 	segments := segment.NewService(segment.NewStore(c.DynamoDB, cfg.Table), nil)
-	return admin.New(tokens, admin.Services{Sources: sources}, logger,
+	return admin.New(tokens, admin.Services{Sources: sources, IdentityRules: rules, DeadLetters: deadLetters}, logger,
 		func(r *admin.Router) {
 			activation.RegisterAdmin(r, newDestinations(c, cfg), NewActivation(c, cfg, logger))
 		},

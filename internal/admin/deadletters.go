@@ -1,0 +1,165 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+
+	"github.com/serverless-cdp/cdp/internal/deadletter"
+)
+
+// DeadLetterService is what the pipeline dead-letter routes need; *deadletter.Service
+// implements it.
+type DeadLetterService interface {
+	List(ctx context.Context, stage string, limit int, next string) ([]deadletter.Entry, string, error)
+	Get(ctx context.Context, stage, id string) (deadletter.Entry, error)
+	Delete(ctx context.Context, stage, id string) error
+	// Replay runs one entry through its stage again and removes it on success; on failure the
+	// entry stays with the error recorded.
+	Replay(ctx context.Context, stage, id string) error
+	ReplayAll(ctx context.Context, stage string) (ok, failed int, err error)
+}
+
+// DeadLetterPage answers GET /admin/v1/dead-letters/{stage}.
+type DeadLetterPage struct {
+	DeadLetters []deadletter.Entry `json:"deadLetters"`
+	Next        string             `json:"next"`
+}
+
+// ReplayAllResult answers POST /admin/v1/dead-letters/{stage}/replay.
+type ReplayAllResult struct {
+	Replayed int `json:"replayed"`
+	Failed   int `json:"failed"`
+}
+
+var (
+	stageRE   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+	entryIDRE = regexp.MustCompile(`^[0-9a-f]{1,64}$`)
+)
+
+func registerDeadLetters(r *Router, svc DeadLetterService) {
+	h := deadLettersAPI{svc}
+	p := Prefix + "/dead-letters/{stage}"
+	r.Handle(http.MethodGet, p, h.list)
+	r.Handle(http.MethodPost, p+"/replay", h.replayAll)
+	r.Handle(http.MethodGet, p+"/{id}", h.get)
+	r.Handle(http.MethodDelete, p+"/{id}", h.delete)
+	r.Handle(http.MethodPost, p+"/{id}/replay", h.replay)
+}
+
+type deadLettersAPI struct{ svc DeadLetterService }
+
+func stageOf(r *Request) (string, error) {
+	s := r.Param("stage")
+	if !stageRE.MatchString(s) {
+		return "", BadRequest("stage %q is not a stage name (e.g. identity)", s)
+	}
+	return s, nil
+}
+
+// entry checks the stage and finds the entry: 404 when there is none.
+func (h deadLettersAPI) entry(ctx context.Context, r *Request) (deadletter.Entry, error) {
+	stage, err := stageOf(r)
+	if err != nil {
+		return deadletter.Entry{}, err
+	}
+	id := r.Param("id")
+	if !entryIDRE.MatchString(id) {
+		return deadletter.Entry{}, NotFound("no dead letter %s in stage %s", id, stage)
+	}
+	e, err := h.svc.Get(ctx, stage, id)
+	if errors.Is(err, deadletter.ErrNotFound) {
+		return e, NotFound("no dead letter %s in stage %s", id, stage)
+	}
+	return e, err
+}
+
+func noReplayer(stage string) error {
+	return Conflict("stage %s cannot replay dead letters (no replayer is registered); list or delete them instead", stage)
+}
+
+func (h deadLettersAPI) list(ctx context.Context, r *Request) (int, any, error) {
+	stage, err := stageOf(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	limit := 50
+	if v := r.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return 0, nil, BadRequest("limit must be between 1 and 100")
+		}
+		limit = n
+	}
+	next := r.Query("next")
+	if next != "" && !entryIDRE.MatchString(next) {
+		return 0, nil, BadRequest("invalid next token")
+	}
+	es, cursor, err := h.svc.List(ctx, stage, limit, next)
+	if err != nil {
+		return 0, nil, err
+	}
+	if es == nil {
+		es = []deadletter.Entry{}
+	}
+	return http.StatusOK, DeadLetterPage{DeadLetters: es, Next: cursor}, nil
+}
+
+func (h deadLettersAPI) get(ctx context.Context, r *Request) (int, any, error) {
+	e, err := h.entry(ctx, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, e, nil
+}
+
+func (h deadLettersAPI) delete(ctx context.Context, r *Request) (int, any, error) {
+	e, err := h.entry(ctx, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.svc.Delete(ctx, e.Stage, e.ID); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+func (h deadLettersAPI) replay(ctx context.Context, r *Request) (int, any, error) {
+	if err := r.DecodeOptional(&struct{}{}); err != nil {
+		return 0, nil, err
+	}
+	e, err := h.entry(ctx, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	switch err := h.svc.Replay(ctx, e.Stage, e.ID); {
+	case err == nil:
+		return http.StatusOK, map[string]int{"replayed": 1}, nil
+	case errors.Is(err, deadletter.ErrNotFound):
+		return 0, nil, NotFound("no dead letter %s in stage %s", e.ID, e.Stage)
+	case errors.Is(err, deadletter.ErrNoReplayer):
+		return 0, nil, noReplayer(e.Stage)
+	default:
+		return 0, nil, Conflict("replay failed; the dead letter is kept with the error: %v", err)
+	}
+}
+
+func (h deadLettersAPI) replayAll(ctx context.Context, r *Request) (int, any, error) {
+	if err := r.DecodeOptional(&struct{}{}); err != nil {
+		return 0, nil, err
+	}
+	stage, err := stageOf(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	ok, failed, err := h.svc.ReplayAll(ctx, stage)
+	if errors.Is(err, deadletter.ErrNoReplayer) {
+		return 0, nil, noReplayer(stage)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, ReplayAllResult{Replayed: ok, Failed: failed}, nil
+}
