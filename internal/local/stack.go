@@ -95,7 +95,7 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Stack{
 		URL:      "http://" + ln.Addr().String(),
-		server:   &http.Server{Handler: localhttp.Router(routes, logger), ReadHeaderTimeout: 10 * time.Second},
+		server:   &http.Server{Handler: localhttp.Router(routes), ReadHeaderTimeout: 10 * time.Second},
 		cancel:   cancel,
 		handlers: h,
 	}
