@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -104,29 +103,11 @@ type repo struct {
 	marked sync.Map // buckets this process put in the index
 }
 
-func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func n(v int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
-}
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func getS(it map[string]types.AttributeValue, k string) string {
-	if v, ok := it[k].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-func getN(it map[string]types.AttributeValue, k string) int64 {
-	if v, ok := it[k].(*types.AttributeValueMemberN); ok {
-		x, _ := strconv.ParseInt(v.Value, 10, 64)
-		return x
-	}
-	return 0
-}
 
 func getT(it map[string]types.AttributeValue, k string) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, getS(it, k))
+	t, _ := time.Parse(time.RFC3339Nano, store.GetS(it, k))
 	return t
 }
 
@@ -144,7 +125,7 @@ func isConditionFailed(err error) bool {
 }
 
 func delivKey(destID, recordID string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{store.PK: s(delivPKPfx + destID), store.SK: s(delivSKPfx + recordID)}
+	return map[string]types.AttributeValue{store.PK: store.S(delivPKPfx + destID), store.SK: store.S(delivSKPfx + recordID)}
 }
 
 func bucketOf(t time.Time) string { return t.UTC().Format(bucketLayout) }
@@ -155,14 +136,14 @@ func queueSK(due time.Time, destID, recordID string) string {
 
 func decodeDelivery(it map[string]types.AttributeValue) Delivery {
 	d := Delivery{
-		DestinationID: getS(it, "destId"), RecordID: getS(it, "recordId"), WebhookID: getS(it, "webhookId"),
-		Kind: getS(it, "kind"), Status: getS(it, "status"), Attempts: int(getN(it, "attempts")),
-		Retries: int(getN(it, "retries")), LastStatus: int(getN(it, "lastStatus")), LastError: getS(it, "lastError"),
-		LatencyMs: getN(it, "latencyMs"), CreatedAt: getT(it, "createdAt"), UpdatedAt: getT(it, "updatedAt"),
-		version: getN(it, "version"), leaseUntil: time.UnixMilli(getN(it, "leaseUntil")),
-		body: json.RawMessage(getS(it, "body")), qpk: getS(it, "qpk"), qsk: getS(it, "qsk"),
+		DestinationID: store.GetS(it, "destId"), RecordID: store.GetS(it, "recordId"), WebhookID: store.GetS(it, "webhookId"),
+		Kind: store.GetS(it, "kind"), Status: store.GetS(it, "status"), Attempts: int(store.GetN(it, "attempts")),
+		Retries: int(store.GetN(it, "retries")), LastStatus: int(store.GetN(it, "lastStatus")), LastError: store.GetS(it, "lastError"),
+		LatencyMs: store.GetN(it, "latencyMs"), CreatedAt: getT(it, "createdAt"), UpdatedAt: getT(it, "updatedAt"),
+		version: store.GetN(it, "version"), leaseUntil: time.UnixMilli(store.GetN(it, "leaseUntil")),
+		body: json.RawMessage(store.GetS(it, "body")), qpk: store.GetS(it, "qpk"), qsk: store.GetS(it, "qsk"),
 	}
-	if ms := getN(it, "nextAttemptAt"); ms > 0 && d.Status == StatusRetrying {
+	if ms := store.GetN(it, "nextAttemptAt"); ms > 0 && d.Status == StatusRetrying {
 		t := time.UnixMilli(ms).UTC()
 		d.NextAttemptAt = &t
 	}
@@ -186,9 +167,9 @@ func (r *repo) getDelivery(ctx context.Context, destID, recordID string) (Delive
 func (r *repo) claimNew(ctx context.Context, j *job, now time.Time, lease time.Duration) (claimed bool, existing Delivery, err error) {
 	item := delivKey(j.destID, j.recordID)
 	for k, v := range map[string]types.AttributeValue{
-		"destId": s(j.destID), "recordId": s(j.recordID), "webhookId": s(j.webhookID), "kind": s(j.kind),
-		"status": s(StatusInflight), "attempts": n(0), "retries": n(0), "version": n(1),
-		"leaseUntil": n(now.Add(lease).UnixMilli()), "createdAt": s(ts(now)), "updatedAt": s(ts(now)),
+		"destId": store.S(j.destID), "recordId": store.S(j.recordID), "webhookId": store.S(j.webhookID), "kind": store.S(j.kind),
+		"status": store.S(StatusInflight), "attempts": store.N(0), "retries": store.N(0), "version": store.N(1),
+		"leaseUntil": store.N(now.Add(lease).UnixMilli()), "createdAt": store.S(ts(now)), "updatedAt": store.S(ts(now)),
 	} {
 		item[k] = v
 	}
@@ -220,8 +201,8 @@ func (r *repo) takeOver(ctx context.Context, j *job, d Delivery, now time.Time, 
 		ConditionExpression:      aws.String("version = :v"),
 		ExpressionAttributeNames: map[string]string{"#st": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":inflight": s(StatusInflight), ":lease": n(now.Add(lease).UnixMilli()), ":nv": n(d.version + 1),
-			":now": s(ts(now)), ":v": n(d.version),
+			":inflight": store.S(StatusInflight), ":lease": store.N(now.Add(lease).UnixMilli()), ":nv": store.N(d.version + 1),
+			":now": store.S(ts(now)), ":v": store.N(d.version),
 		},
 	})
 	if isConditionFailed(err) {
@@ -262,9 +243,9 @@ func (r *repo) finish(ctx context.Context, j *job, o outcome, now time.Time, del
 	}
 	names := map[string]string{"#st": "status"}
 	vals := map[string]types.AttributeValue{
-		":st": s(o.status), ":att": n(int64(attempts)), ":nv": n(j.version + 1), ":v": n(j.version),
-		":now": s(ts(now)), ":lat": n(o.latency.Milliseconds()), ":code": n(int64(o.statusCode)),
-		":err": s(o.errMsg), ":logpk": s(logPKPfx + j.destID), ":logsk": s(ts(now) + "#" + j.recordID),
+		":st": store.S(o.status), ":att": store.N(int64(attempts)), ":nv": store.N(j.version + 1), ":v": store.N(j.version),
+		":now": store.S(ts(now)), ":lat": store.N(o.latency.Milliseconds()), ":code": store.N(int64(o.statusCode)),
+		":err": store.S(o.errMsg), ":logpk": store.S(logPKPfx + j.destID), ":logsk": store.S(ts(now) + "#" + j.recordID),
 	}
 	set := "SET #st = :st, attempts = :att, version = :nv, updatedAt = :now, latencyMs = :lat, lastStatus = :code, " +
 		"lastError = :err, gsi1pk = :logpk, gsi1sk = :logsk"
@@ -272,11 +253,11 @@ func (r *repo) finish(ctx context.Context, j *job, o outcome, now time.Time, del
 	var tx []types.TransactWriteItem
 	if j.qpk != "" {
 		tx = append(tx, types.TransactWriteItem{Delete: &types.Delete{TableName: &r.table,
-			Key: map[string]types.AttributeValue{store.PK: s(j.qpk), store.SK: s(j.qsk)}}})
+			Key: map[string]types.AttributeValue{store.PK: store.S(j.qpk), store.SK: store.S(j.qsk)}}})
 	}
 	switch o.status {
 	case StatusDelivered:
-		vals[":ttl"], names["#ttl"] = n(now.Add(deliveredTTL).Unix()), store.TTL
+		vals[":ttl"], names["#ttl"] = store.N(now.Add(deliveredTTL).Unix()), store.TTL
 		set += ", #ttl = :ttl"
 		remove = append(remove, "body", "qpk", "qsk", "nextAttemptAt", "leaseUntil")
 	case StatusRetrying:
@@ -284,25 +265,25 @@ func (r *repo) finish(ctx context.Context, j *job, o outcome, now time.Time, del
 			retries++
 		}
 		qpk, qsk := retryPKPfx+bucketOf(o.nextAt), queueSK(o.nextAt, j.destID, j.recordID)
-		vals[":body"], vals[":qpk"], vals[":qsk"] = s(string(j.body)), s(qpk), s(qsk)
-		vals[":next"], vals[":ret"] = n(o.nextAt.UnixMilli()), n(int64(retries))
+		vals[":body"], vals[":qpk"], vals[":qsk"] = store.S(string(j.body)), store.S(qpk), store.S(qsk)
+		vals[":next"], vals[":ret"] = store.N(o.nextAt.UnixMilli()), store.N(int64(retries))
 		set += ", body = :body, qpk = :qpk, qsk = :qsk, nextAttemptAt = :next, retries = :ret"
 		remove = append(remove, "leaseUntil")
 		tx = append(tx, types.TransactWriteItem{Put: &types.Put{TableName: &r.table, Item: map[string]types.AttributeValue{
-			store.PK: s(qpk), store.SK: s(qsk), "destId": s(j.destID), "recordId": s(j.recordID),
-			"dueAt": n(o.nextAt.UnixMilli()), store.TTL: n(o.nextAt.Add(30 * 24 * time.Hour).Unix()),
+			store.PK: store.S(qpk), store.SK: store.S(qsk), "destId": store.S(j.destID), "recordId": store.S(j.recordID),
+			"dueAt": store.N(o.nextAt.UnixMilli()), store.TTL: store.N(o.nextAt.Add(30 * 24 * time.Hour).Unix()),
 		}}})
 		if err := r.markBucket(ctx, bucketOf(o.nextAt)); err != nil {
 			return err
 		}
 	case StatusDead:
-		vals[":body"] = s(string(j.body))
+		vals[":body"] = store.S(string(j.body))
 		set += ", body = :body"
 		remove = append(remove, "qpk", "qsk", "nextAttemptAt", "leaseUntil")
 		tx = append(tx, types.TransactWriteItem{Put: &types.Put{TableName: &r.table, Item: map[string]types.AttributeValue{
-			store.PK: s(deadPKPfx + j.destID), store.SK: s(j.recordID), "destId": s(j.destID), "recordId": s(j.recordID),
-			"webhookId": s(j.webhookID), "kind": s(j.kind), "attempts": n(int64(attempts)),
-			"lastStatus": n(int64(o.statusCode)), "lastError": s(o.errMsg), "deadAt": s(ts(now)), "body": s(string(j.body)),
+			store.PK: store.S(deadPKPfx + j.destID), store.SK: store.S(j.recordID), "destId": store.S(j.destID), "recordId": store.S(j.recordID),
+			"webhookId": store.S(j.webhookID), "kind": store.S(j.kind), "attempts": store.N(int64(attempts)),
+			"lastStatus": store.N(int64(o.statusCode)), "lastError": store.S(o.errMsg), "deadAt": store.S(ts(now)), "body": store.S(string(j.body)),
 		}}})
 	}
 	if len(remove) > 0 {
@@ -345,10 +326,10 @@ func join(xs []string) string {
 
 func (r *repo) count(ctx context.Context, destID, counter string) error {
 	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &r.table, Key: map[string]types.AttributeValue{store.PK: s(statsPKPfx + destID), store.SK: s("STATS")},
+		TableName: &r.table, Key: map[string]types.AttributeValue{store.PK: store.S(statsPKPfx + destID), store.SK: store.S("STATS")},
 		UpdateExpression:          aws.String("ADD #c :one"),
 		ExpressionAttributeNames:  map[string]string{"#c": counter},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": store.N(1)},
 	})
 	if err != nil {
 		return fmt.Errorf("count %s for %s: %w", counter, destID, err)
@@ -363,7 +344,7 @@ func (r *repo) markBucket(ctx context.Context, bucket string) error {
 		return nil
 	}
 	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &r.table, Item: map[string]types.AttributeValue{
-		store.PK: s(bucketsPK), store.SK: s(bucket),
+		store.PK: store.S(bucketsPK), store.SK: store.S(bucket),
 	}})
 	if err != nil {
 		return fmt.Errorf("retry queue bucket index: %w", err)
@@ -385,7 +366,7 @@ func (r *repo) due(ctx context.Context, now time.Time, limit int) ([]queueEntry,
 			TableName:              &r.table,
 			KeyConditionExpression: aws.String("pk = :pk AND sk <= :now"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": s(bucketsPK), ":now": s(nowBucket),
+				":pk": store.S(bucketsPK), ":now": store.S(nowBucket),
 			},
 			ConsistentRead: aws.Bool(true), ExclusiveStartKey: start,
 		})
@@ -393,7 +374,7 @@ func (r *repo) due(ctx context.Context, now time.Time, limit int) ([]queueEntry,
 			return nil, fmt.Errorf("read retry bucket index: %w", err)
 		}
 		for _, it := range res.Items {
-			buckets = append(buckets, getS(it, store.SK))
+			buckets = append(buckets, store.GetS(it, store.SK))
 		}
 		if start = res.LastEvaluatedKey; start == nil || len(buckets) >= 10000 {
 			break
@@ -412,7 +393,7 @@ func (r *repo) due(ctx context.Context, now time.Time, limit int) ([]queueEntry,
 		out = append(out, items...)
 		if len(items) == 0 && b <= settled {
 			if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.table,
-				Key: map[string]types.AttributeValue{store.PK: s(bucketsPK), store.SK: s(b)}}); err != nil {
+				Key: map[string]types.AttributeValue{store.PK: store.S(bucketsPK), store.SK: store.S(b)}}); err != nil {
 				return nil, fmt.Errorf("retire retry bucket %s: %w", b, err)
 			}
 			r.marked.Delete(b)
@@ -429,7 +410,7 @@ func (r *repo) queryBucket(ctx context.Context, bucket string, now time.Time, li
 			TableName:              &r.table,
 			KeyConditionExpression: aws.String("pk = :pk AND sk <= :due"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": s(retryPKPfx + bucket), ":due": s(fmt.Sprintf("%013d~", now.UnixMilli())),
+				":pk": store.S(retryPKPfx + bucket), ":due": store.S(fmt.Sprintf("%013d~", now.UnixMilli())),
 			},
 			ConsistentRead: aws.Bool(true), ExclusiveStartKey: start, Limit: aws.Int32(int32(min(limit-len(out), 500))),
 		})
@@ -437,8 +418,8 @@ func (r *repo) queryBucket(ctx context.Context, bucket string, now time.Time, li
 			return nil, fmt.Errorf("read retry bucket %s: %w", bucket, err)
 		}
 		for _, it := range res.Items {
-			out = append(out, queueEntry{pk: getS(it, store.PK), sk: getS(it, store.SK), destID: getS(it, "destId"),
-				recordID: getS(it, "recordId"), due: time.UnixMilli(getN(it, "dueAt"))})
+			out = append(out, queueEntry{pk: store.GetS(it, store.PK), sk: store.GetS(it, store.SK), destID: store.GetS(it, "destId"),
+				recordID: store.GetS(it, "recordId"), due: time.UnixMilli(store.GetN(it, "dueAt"))})
 		}
 		if start = res.LastEvaluatedKey; start == nil {
 			break
@@ -449,7 +430,7 @@ func (r *repo) queryBucket(ctx context.Context, bucket string, now time.Time, li
 
 func (r *repo) deleteQueueEntry(ctx context.Context, q queueEntry) error {
 	_, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.table,
-		Key: map[string]types.AttributeValue{store.PK: s(q.pk), store.SK: s(q.sk)}})
+		Key: map[string]types.AttributeValue{store.PK: store.S(q.pk), store.SK: store.S(q.sk)}})
 	if err != nil {
 		return fmt.Errorf("delete queue entry %s: %w", q.sk, err)
 	}
@@ -470,17 +451,17 @@ func (r *repo) redrive(ctx context.Context, destID, recordID string, now time.Ti
 		return err
 	}
 	_, err = r.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Delete: &types.Delete{TableName: &r.table, Key: map[string]types.AttributeValue{store.PK: s(deadPKPfx + destID), store.SK: s(recordID)},
+		{Delete: &types.Delete{TableName: &r.table, Key: map[string]types.AttributeValue{store.PK: store.S(deadPKPfx + destID), store.SK: store.S(recordID)},
 			ConditionExpression: aws.String("attribute_exists(pk)")}},
 		{Update: &types.Update{TableName: &r.table, Key: delivKey(destID, recordID),
 			UpdateExpression:         aws.String("SET #st = :st, retries = :zero, version = :nv, updatedAt = :now, qpk = :qpk, qsk = :qsk, nextAttemptAt = :next"),
 			ConditionExpression:      aws.String("version = :v AND #st = :dead"),
 			ExpressionAttributeNames: map[string]string{"#st": "status"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":st": s(StatusRetrying), ":zero": n(0),
-				":nv": n(d.version + 1), ":now": s(ts(now)), ":qpk": s(qpk), ":qsk": s(qsk), ":next": n(now.UnixMilli()),
-				":v": n(d.version), ":dead": s(StatusDead)}}},
-		{Put: &types.Put{TableName: &r.table, Item: map[string]types.AttributeValue{store.PK: s(qpk), store.SK: s(qsk),
-			"destId": s(destID), "recordId": s(recordID), "dueAt": n(now.UnixMilli())}}},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":st": store.S(StatusRetrying), ":zero": store.N(0),
+				":nv": store.N(d.version + 1), ":now": store.S(ts(now)), ":qpk": store.S(qpk), ":qsk": store.S(qsk), ":next": store.N(now.UnixMilli()),
+				":v": store.N(d.version), ":dead": store.S(StatusDead)}}},
+		{Put: &types.Put{TableName: &r.table, Item: map[string]types.AttributeValue{store.PK: store.S(qpk), store.SK: store.S(qsk),
+			"destId": store.S(destID), "recordId": store.S(recordID), "dueAt": store.N(now.UnixMilli())}}},
 	}})
 	if isConditionFailed(err) {
 		return fmt.Errorf("%w: %s/%s changed concurrently", ErrNotDead, destID, recordID)
@@ -504,7 +485,7 @@ func encodePage(k map[string]types.AttributeValue) string {
 	}
 	m := map[string]string{}
 	for name, v := range k {
-		m[name] = getS(k, name)
+		m[name] = store.GetS(k, name)
 		_ = v
 	}
 	b, _ := json.Marshal(m)
@@ -522,7 +503,7 @@ func decodePage(tok string) (map[string]types.AttributeValue, error) {
 	}
 	out := map[string]types.AttributeValue{}
 	for k, v := range m {
-		out[k] = s(v)
+		out[k] = store.S(v)
 	}
 	return out, nil
 }
@@ -538,7 +519,7 @@ func (r *repo) deliveries(ctx context.Context, destID string, limit int, next st
 	res, err := r.db.Query(ctx, &dynamodb.QueryInput{
 		TableName: &r.table, IndexName: aws.String(store.GSI1),
 		KeyConditionExpression:    aws.String("gsi1pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(logPKPfx + destID)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(logPKPfx + destID)},
 		ScanIndexForward:          aws.Bool(false), Limit: aws.Int32(int32(limit)), ExclusiveStartKey: start,
 	})
 	if err != nil {
@@ -552,9 +533,9 @@ func (r *repo) deliveries(ctx context.Context, destID string, limit int, next st
 }
 
 func decodeDead(it map[string]types.AttributeValue) DeadLetter {
-	return DeadLetter{DestinationID: getS(it, "destId"), RecordID: getS(it, "recordId"), WebhookID: getS(it, "webhookId"),
-		Kind: getS(it, "kind"), Attempts: int(getN(it, "attempts")), LastStatus: int(getN(it, "lastStatus")),
-		LastError: getS(it, "lastError"), DeadAt: getT(it, "deadAt"), Payload: json.RawMessage(getS(it, "body"))}
+	return DeadLetter{DestinationID: store.GetS(it, "destId"), RecordID: store.GetS(it, "recordId"), WebhookID: store.GetS(it, "webhookId"),
+		Kind: store.GetS(it, "kind"), Attempts: int(store.GetN(it, "attempts")), LastStatus: int(store.GetN(it, "lastStatus")),
+		LastError: store.GetS(it, "lastError"), DeadAt: getT(it, "deadAt"), Payload: json.RawMessage(store.GetS(it, "body"))}
 }
 
 func (r *repo) deadLetters(ctx context.Context, destID string, limit int, next string) ([]DeadLetter, string, error) {
@@ -564,7 +545,7 @@ func (r *repo) deadLetters(ctx context.Context, destID string, limit int, next s
 	}
 	res, err := r.db.Query(ctx, &dynamodb.QueryInput{
 		TableName: &r.table, KeyConditionExpression: aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(deadPKPfx + destID)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(deadPKPfx + destID)},
 		ConsistentRead:            aws.Bool(true), Limit: aws.Int32(int32(limit)), ExclusiveStartKey: start,
 	})
 	if err != nil {
@@ -579,7 +560,7 @@ func (r *repo) deadLetters(ctx context.Context, destID string, limit int, next s
 
 func (r *repo) deadLetter(ctx context.Context, destID, recordID string) (DeadLetter, error) {
 	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.table, ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{store.PK: s(deadPKPfx + destID), store.SK: s(recordID)}})
+		Key: map[string]types.AttributeValue{store.PK: store.S(deadPKPfx + destID), store.SK: store.S(recordID)}})
 	if err != nil {
 		return DeadLetter{}, fmt.Errorf("get dead letter %s/%s: %w", destID, recordID, err)
 	}
@@ -591,20 +572,20 @@ func (r *repo) deadLetter(ctx context.Context, destID, recordID string) (DeadLet
 
 func (r *repo) stats(ctx context.Context, destID string) (Stats, error) {
 	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.table,
-		Key: map[string]types.AttributeValue{store.PK: s(statsPKPfx + destID), store.SK: s("STATS")}})
+		Key: map[string]types.AttributeValue{store.PK: store.S(statsPKPfx + destID), store.SK: store.S("STATS")}})
 	if err != nil {
 		return Stats{}, fmt.Errorf("get stats of %s: %w", destID, err)
 	}
-	return Stats{Delivered: getN(out.Item, "delivered"), Retried: getN(out.Item, "retried"),
-		DeadLettered: getN(out.Item, "deadLettered"), Redriven: getN(out.Item, "redriven")}, nil
+	return Stats{Delivered: store.GetN(out.Item, "delivered"), Retried: store.GetN(out.Item, "retried"),
+		DeadLettered: store.GetN(out.Item, "deadLettered"), Redriven: store.GetN(out.Item, "redriven")}, nil
 }
 
 // putUndecodable keeps a stream record that is not a valid activation Record, so it is not lost.
 func (r *repo) putUndecodable(ctx context.Context, seq string, data []byte, reason string, now time.Time) error {
 	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &r.table, Item: map[string]types.AttributeValue{
-		store.PK: s(deadPKPfx + UndecodableDestination), store.SK: s(seq), "recordId": s(seq),
-		"destId": s(UndecodableDestination), "lastError": s(reason), "deadAt": s(ts(now)),
-		"body": s(`"` + base64.StdEncoding.EncodeToString(data) + `"`),
+		store.PK: store.S(deadPKPfx + UndecodableDestination), store.SK: store.S(seq), "recordId": store.S(seq),
+		"destId": store.S(UndecodableDestination), "lastError": store.S(reason), "deadAt": store.S(ts(now)),
+		"body": store.S(`"` + base64.StdEncoding.EncodeToString(data) + `"`),
 	}})
 	if err != nil {
 		return fmt.Errorf("keep undecodable record %s: %w", seq, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -192,7 +193,7 @@ func snapshot(t testing.TB, e *env) *graphSnapshot {
 			t.Fatalf("scan: %v", err)
 		}
 		for _, it := range page.Items {
-			pk, sk := str(it, "pk"), str(it, "sk")
+			pk, sk := store.GetS(it, "pk"), store.GetS(it, "sk")
 			switch {
 			case sk == skProfile:
 				pr, err := decodeProfile(it)
@@ -206,9 +207,9 @@ func snapshot(t testing.TB, e *env) *graphSnapshot {
 				}
 			case sk == skID:
 				id, _ := ParseIdentifier(strings.TrimPrefix(pk, prefixID))
-				g.index[id] = str(it, "profile")
+				g.index[id] = store.GetS(it, "profile")
 			case sk == skMsg:
-				g.msgs[strings.TrimPrefix(pk, prefixMsg)] = str(it, "profile")
+				g.msgs[strings.TrimPrefix(pk, prefixMsg)] = store.GetS(it, "profile")
 			}
 		}
 	}

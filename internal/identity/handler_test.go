@@ -16,6 +16,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
+	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/stream"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
@@ -28,7 +29,7 @@ type poisonDB struct {
 
 func (p *poisonDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	for _, it := range in.TransactItems {
-		if it.Put != nil && str(it.Put.Item, "pk") == prefixMsg+p.poison {
+		if it.Put != nil && store.GetS(it.Put.Item, "pk") == prefixMsg+p.poison {
 			return nil, errors.New("injected: item too large")
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
+	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -82,7 +83,7 @@ func (e *env) liveProfiles(t testing.TB) []*Profile {
 			t.Fatalf("scan: %v", err)
 		}
 		for _, it := range page.Items {
-			if str(it, "sk") != skProfile {
+			if store.GetS(it, "sk") != skProfile {
 				continue
 			}
 			pr, err := decodeProfile(it)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/serverless-cdp/cdp/internal/store"
 )
 
 // MaxRulesCache is the longest a process keeps using rules before re-reading them, so a change
@@ -53,7 +55,7 @@ func (s *RulesService) Get(ctx context.Context) (Rules, error) {
 		return DefaultRules(), nil
 	}
 	var r Rules
-	if err := json.Unmarshal([]byte(str(out.Item, "data")), &r); err != nil {
+	if err := json.Unmarshal([]byte(store.GetS(out.Item, "data")), &r); err != nil {
 		return Rules{}, fmt.Errorf("decode identity rules: %w", err)
 	}
 	return r, nil

@@ -155,20 +155,6 @@ func key(pk, sk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{store.PK: sv(pk), store.SK: sv(sk)}
 }
 
-func str(item map[string]types.AttributeValue, name string) string {
-	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-func num(item map[string]types.AttributeValue, name string) int64 {
-	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
-		n, _ := strconv.ParseInt(v.Value, 10, 64)
-		return n
-	}
-	return 0
-}
 
 func idKey(id Identifier) map[string]types.AttributeValue { return key(prefixID+id.String(), skID) }
 func profileKey(id string) map[string]types.AttributeValue {
@@ -208,7 +194,7 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 			var model float64
 			found := 0
 			for _, it := range res.Responses[s.table] {
-				out[str(it, store.PK)] = it
+				out[store.GetS(it, store.PK)] = it
 				model += rate * max(1, units(itemSize(it), 4096))
 				found++
 			}
@@ -248,7 +234,7 @@ func (s *Store) loadIndex(ctx context.Context, ids []Identifier, consistent bool
 	out := map[Identifier]string{}
 	for _, id := range ids {
 		if it, ok := items[prefixID+id.String()]; ok {
-			out[id] = str(it, "profile")
+			out[id] = store.GetS(it, "profile")
 		}
 	}
 	return out, nil
@@ -266,7 +252,7 @@ func (s *Store) loadMarkers(ctx context.Context, msgIDs []string, consistent boo
 	}
 	out := map[string]string{}
 	for pk, it := range items {
-		out[strings.TrimPrefix(pk, prefixMsg)] = str(it, "profile")
+		out[strings.TrimPrefix(pk, prefixMsg)] = store.GetS(it, "profile")
 	}
 	return out, nil
 }
@@ -322,7 +308,7 @@ func gz(b []byte) []byte {
 
 func decodeProfile(it map[string]types.AttributeValue) (*Profile, error) {
 	var p Profile
-	data := []byte(str(it, "data"))
+	data := []byte(store.GetS(it, "data"))
 	if z, ok := it["dataz"].(*types.AttributeValueMemberB); ok {
 		r, err := gzip.NewReader(bytes.NewReader(z.Value))
 		if err != nil {
@@ -335,8 +321,8 @@ func decodeProfile(it map[string]types.AttributeValue) (*Profile, error) {
 	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, fmt.Errorf("decode profile: %w", err)
 	}
-	p.Version = num(it, "version")
-	p.ID = strings.TrimPrefix(str(it, store.PK), prefixProfile)
+	p.Version = store.GetN(it, "version")
+	p.ID = strings.TrimPrefix(store.GetS(it, store.PK), prefixProfile)
 	return &p, nil
 }
 
@@ -554,10 +540,10 @@ func (s *Store) Events(ctx context.Context, p *Profile, page Page) ([]StoredEven
 	out := make([]StoredEvent, 0, len(items))
 	for _, it := range items {
 		var m tracking.Message
-		if err := json.Unmarshal([]byte(str(it, "msg")), &m); err != nil {
+		if err := json.Unmarshal([]byte(store.GetS(it, "msg")), &m); err != nil {
 			return nil, "", fmt.Errorf("decode event: %w", err)
 		}
-		out = append(out, StoredEvent{ProfileID: str(it, "profile"), SourceID: str(it, "source"), Message: m, Expires: time.Unix(num(it, store.TTL), 0).UTC()})
+		out = append(out, StoredEvent{ProfileID: store.GetS(it, "profile"), SourceID: store.GetS(it, "source"), Message: m, Expires: time.Unix(store.GetN(it, store.TTL), 0).UTC()})
 	}
 	return out, next, nil
 }
@@ -574,7 +560,7 @@ func (s *Store) MergeLog(ctx context.Context, p *Profile, page Page) ([]LogEntry
 	out := make([]LogEntry, 0, len(items))
 	for _, it := range items {
 		var l LogEntry
-		if err := json.Unmarshal([]byte(str(it, "data")), &l); err != nil {
+		if err := json.Unmarshal([]byte(store.GetS(it, "data")), &l); err != nil {
 			return nil, "", fmt.Errorf("decode merge log: %w", err)
 		}
 		out = append(out, l)
@@ -634,10 +620,10 @@ func (s *Store) newestFirst(ctx context.Context, page Page, part func(id string)
 			}
 			s.m.model(0.5*max(1, units(read, 4096)), 0)
 			for _, it := range out.Items {
-				if str(it, skName) == before { // BETWEEN is inclusive
+				if store.GetS(it, skName) == before { // BETWEEN is inclusive
 					continue
 				}
-				if ttl := num(it, store.TTL); ttl != 0 && ttl < now {
+				if ttl := store.GetN(it, store.TTL); ttl != 0 && ttl < now {
 					continue
 				}
 				all = append(all, it)
@@ -649,11 +635,11 @@ func (s *Store) newestFirst(ctx context.Context, page Page, part func(id string)
 			in.ExclusiveStartKey = out.LastEvaluatedKey
 		}
 	}
-	sort.SliceStable(all, func(i, j int) bool { return str(all[i], skName) > str(all[j], skName) })
+	sort.SliceStable(all, func(i, j int) bool { return store.GetS(all[i], skName) > store.GetS(all[j], skName) })
 	next := ""
 	if len(all) > limit {
 		all = all[:limit]
-		next = base64.RawURLEncoding.EncodeToString([]byte(str(all[limit-1], skName)))
+		next = base64.RawURLEncoding.EncodeToString([]byte(store.GetS(all[limit-1], skName)))
 	}
 	return all, next, nil
 }

@@ -62,25 +62,8 @@ type Store struct {
 // NewStore returns a store over the named table.
 func NewStore(db DynamoAPI, table string) *Store { return &Store{db: db, table: table} }
 
-func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func n(v int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
-}
 func key(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{store.PK: s(pk), store.SK: s(sk)}
-}
-func str(item map[string]types.AttributeValue, k string) string {
-	if v, ok := item[k].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-func num(item map[string]types.AttributeValue, k string) int64 {
-	if v, ok := item[k].(*types.AttributeValueMemberN); ok {
-		i, _ := strconv.ParseInt(v.Value, 10, 64)
-		return i
-	}
-	return 0
+	return map[string]types.AttributeValue{store.PK: store.S(pk), store.SK: store.S(sk)}
 }
 
 // Job is the backfill of one definition over existing profiles.
@@ -109,14 +92,14 @@ func (st *Store) LoadDefinitions(ctx context.Context) (*Definitions, error) {
 	for {
 		out, err := st.db.Query(ctx, &dynamodb.QueryInput{
 			TableName: aws.String(st.table), KeyConditionExpression: aws.String("pk = :pk"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(pkDefs)},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(pkDefs)},
 			ConsistentRead:            aws.Bool(true), ExclusiveStartKey: start,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("load definitions: %w", err)
 		}
 		for _, it := range out.Items {
-			sk, data := str(it, store.SK), []byte(str(it, "data"))
+			sk, data := store.GetS(it, store.SK), []byte(store.GetS(it, "data"))
 			var err error
 			switch {
 			case strings.HasPrefix(sk, skTraitPfx):
@@ -149,19 +132,19 @@ func (st *Store) putDef(ctx context.Context, sk string, def any, version int64, 
 		return fmt.Errorf("encode definition: %w", err)
 	}
 	item := key(pkDefs, sk)
-	item["data"], item["ver"] = s(string(data)), n(version)
+	item["data"], item["ver"] = store.S(string(data)), store.N(version)
 	put := &types.Put{TableName: aws.String(st.table), Item: item}
 	if version == 1 {
 		put.ConditionExpression = aws.String("attribute_not_exists(pk)")
 	} else {
 		put.ConditionExpression = aws.String("ver = :prev")
-		put.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": n(version - 1)}
+		put.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": store.N(version - 1)}
 	}
 	items := []types.TransactWriteItem{{Put: put}}
 	if job != nil {
 		jd, _ := json.Marshal(job)
 		ji := key(pkDefs, skJobPfx+job.DefinitionID)
-		ji["data"], ji["jv"] = s(string(jd)), n(job.Version)
+		ji["data"], ji["jv"] = store.S(string(jd)), store.N(job.Version)
 		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(st.table), Item: ji}})
 	}
 	return st.transact(ctx, items)
@@ -172,10 +155,10 @@ func (st *Store) putDef(ctx context.Context, sk string, def any, version int64, 
 func (st *Store) putJob(ctx context.Context, j *Job) error {
 	jd, _ := json.Marshal(j)
 	item := key(pkDefs, skJobPfx+j.DefinitionID)
-	item["data"], item["jv"] = s(string(jd)), n(j.Version)
+	item["data"], item["jv"] = store.S(string(jd)), store.N(j.Version)
 	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(st.table), Item: item,
 		ConditionExpression:       aws.String("jv = :v"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":v": n(j.Version)}})
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": store.N(j.Version)}})
 	var cf *types.ConditionalCheckFailedException
 	if errors.As(err, &cf) {
 		return ErrConflict
@@ -226,21 +209,21 @@ func (st *Store) load(ctx context.Context, pid string) (*loaded, error) {
 	for {
 		out, err := st.db.Query(ctx, &dynamodb.QueryInput{
 			TableName: aws.String(st.table), KeyConditionExpression: aws.String("pk = :pk"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(pkStatePfx + pid)},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(pkStatePfx + pid)},
 			ConsistentRead:            aws.Bool(true), ExclusiveStartKey: start,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("load state %s: %w", pid, err)
 		}
 		for _, it := range out.Items {
-			sk := str(it, store.SK)
+			sk := store.GetS(it, store.SK)
 			b, _ := it["data"].(*types.AttributeValueMemberB)
 			if b == nil {
 				continue
 			}
 			switch {
 			case sk == skState:
-				if l.state, err = decodeState(b.Value, num(it, "ver")); err != nil {
+				if l.state, err = decodeState(b.Value, store.GetN(it, "ver")); err != nil {
 					return nil, fmt.Errorf("profile %s: %w", pid, err)
 				}
 			case strings.HasPrefix(sk, skOutboxPfx):
@@ -296,9 +279,9 @@ func regPK(pid string) string { return pkRegPfx + strconv.Itoa(shardOf(pid, regS
 // schedItem is a profile's schedule entry, found by Tick through gsi1.
 func schedItem(pid string, m time.Time) map[string]types.AttributeValue {
 	it := key(pkSchedPfx+pid, skNext)
-	it["profileId"] = s(pid)
-	it[store.GSI1PK] = s(pkSchedPfx + strconv.Itoa(shardOf(pid, schedShards)))
-	it[store.GSI1SK] = s(m.UTC().Format(schedLayout) + "#" + pid)
+	it["profileId"] = store.S(pid)
+	it[store.GSI1PK] = store.S(pkSchedPfx + strconv.Itoa(shardOf(pid, schedShards)))
+	it[store.GSI1SK] = store.S(m.UTC().Format(schedLayout) + "#" + pid)
 	return it
 }
 
@@ -328,13 +311,13 @@ func (st *Store) commit(ctx context.Context, ws []write) error {
 		}
 		item := key(pkStatePfx+w.st.ProfileID, skState)
 		item["data"] = &types.AttributeValueMemberB{Value: data}
-		item["ver"] = n(w.st.Ver + 1)
+		item["ver"] = store.N(w.st.Ver + 1)
 		p := &types.Put{TableName: aws.String(st.table), Item: item}
 		if w.st.Ver == 0 {
 			p.ConditionExpression = aws.String("attribute_not_exists(pk)")
 		} else {
 			p.ConditionExpression = aws.String("ver = :v")
-			p.ExpressionAttributeValues = map[string]types.AttributeValue{":v": n(w.st.Ver)}
+			p.ExpressionAttributeValues = map[string]types.AttributeValue{":v": store.N(w.st.Ver)}
 		}
 		head = append(head, types.TransactWriteItem{Put: p})
 		if len(w.outbox) > 0 {
@@ -359,8 +342,8 @@ func (st *Store) commit(ctx context.Context, ws []write) error {
 			now[id] = true
 			if !w.was.members[id] {
 				m := key(pkMembersPfx+id, skMemberPfx+pid)
-				m["profileId"] = s(pid)
-				m["enteredAt"] = s(w.st.Members[id].EnteredAt.UTC().Format(time.RFC3339Nano))
+				m["profileId"] = store.S(pid)
+				m["enteredAt"] = store.S(w.st.Members[id].EnteredAt.UTC().Format(time.RFC3339Nano))
 				tail = append(tail, put(m))
 			}
 		}
@@ -423,14 +406,14 @@ func (st *Store) dueProfiles(ctx context.Context, shard int, now time.Time, limi
 			TableName: aws.String(st.table), IndexName: aws.String(store.GSI1),
 			KeyConditionExpression: aws.String("gsi1pk = :pk AND gsi1sk < :upper"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": s(pkSchedPfx + strconv.Itoa(shard)), ":upper": s(upper)},
+				":pk": store.S(pkSchedPfx + strconv.Itoa(shard)), ":upper": store.S(upper)},
 			ExclusiveStartKey: start, Limit: aws.Int32(int32(min(limit-len(ids), 1000))),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("due profiles: %w", err)
 		}
 		for _, it := range out.Items {
-			ids = append(ids, str(it, "profileId"))
+			ids = append(ids, store.GetS(it, "profileId"))
 		}
 		if start = out.LastEvaluatedKey; start == nil {
 			break
@@ -457,7 +440,7 @@ type Member struct {
 func (st *Store) page(ctx context.Context, pk string, limit int32, token string, count bool) ([]map[string]types.AttributeValue, int, string, error) {
 	in := &dynamodb.QueryInput{
 		TableName: aws.String(st.table), KeyConditionExpression: aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(pk)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(pk)},
 	}
 	if limit > 0 {
 		in.Limit = aws.Int32(limit)
@@ -478,7 +461,7 @@ func (st *Store) page(ctx context.Context, pk string, limit int32, token string,
 	}
 	next := ""
 	if out.LastEvaluatedKey != nil {
-		next = base64.RawURLEncoding.EncodeToString([]byte(str(out.LastEvaluatedKey, store.SK)))
+		next = base64.RawURLEncoding.EncodeToString([]byte(store.GetS(out.LastEvaluatedKey, store.SK)))
 	}
 	return out.Items, int(out.Count), next, nil
 }
@@ -491,8 +474,8 @@ func (st *Store) Members(ctx context.Context, audienceID string, limit int32, ne
 	}
 	ms := make([]Member, 0, len(items))
 	for _, it := range items {
-		t, _ := time.Parse(time.RFC3339Nano, str(it, "enteredAt"))
-		ms = append(ms, Member{ProfileID: str(it, "profileId"), EnteredAt: t})
+		t, _ := time.Parse(time.RFC3339Nano, store.GetS(it, "enteredAt"))
+		ms = append(ms, Member{ProfileID: store.GetS(it, "profileId"), EnteredAt: t})
 	}
 	return ms, next, nil
 }
@@ -520,7 +503,7 @@ func (st *Store) profiles(ctx context.Context, shard int, limit int32, next stri
 	}
 	ids := make([]string, 0, len(items))
 	for _, it := range items {
-		ids = append(ids, str(it, store.SK))
+		ids = append(ids, store.GetS(it, store.SK))
 	}
 	return ids, next, nil
 }
