@@ -1,0 +1,130 @@
+// Command bench runs the end-to-end benchmark (`make bench`): it starts (or reuses) the
+// emulators like cmd/local, sends a seeded workload through every stage of the local deployment
+// with analytics-go, checks the result against the generator's ground truth, measures request
+// units, Kinesis bytes, latency, cold starts and binary sizes, and writes
+// bench-results/report.json and bench-results/report.md (also printed).
+//
+// Environment: BENCH_SEED (default 42), BENCH_SCALE (multiplies the 200 persons, default 1),
+// BENCH_RATE (offered load in events/s, default 100 × BENCH_SCALE capped at 300),
+// BENCH_COLDSTART_RUNS (default 5; 0 skips), BENCH_OUT (default bench-results),
+// CDP_DYNAMODB_PORT / CDP_KINESIS_PORT, and AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_KINESIS
+// (when both are set, no emulator is started).
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/serverless-cdp/cdp/internal/bench"
+	"github.com/serverless-cdp/cdp/internal/emulator"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	seed, err := envFloat("BENCH_SEED", 42)
+	if err != nil {
+		return err
+	}
+	scale, err := envFloat("BENCH_SCALE", 1)
+	if err != nil {
+		return err
+	}
+	if scale <= 0 {
+		return fmt.Errorf("BENCH_SCALE must be positive")
+	}
+	rate, err := envFloat("BENCH_RATE", min(300, 100*scale))
+	if err != nil {
+		return err
+	}
+	runs, err := envFloat("BENCH_COLDSTART_RUNS", 5)
+	if err != nil {
+		return err
+	}
+	root, err := emulator.RepoRoot(".")
+	if err != nil {
+		return err
+	}
+	out := os.Getenv("BENCH_OUT")
+	if out == "" {
+		out = filepath.Join(root, "bench-results")
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") == "" || os.Getenv("AWS_ENDPOINT_URL_KINESIS") == "" {
+		cfg, err := emulator.DefaultConfig(root)
+		if err != nil {
+			return err
+		}
+		cfg.Logger = logger
+		if cfg.DynamoDBPort, err = envInt("CDP_DYNAMODB_PORT", cfg.DynamoDBPort); err != nil {
+			return err
+		}
+		if cfg.KinesisPort, err = envInt("CDP_KINESIS_PORT", cfg.KinesisPort); err != nil {
+			return err
+		}
+		emu, err := emulator.Start(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer emu.Stop()
+		os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", emu.DynamoDBEndpoint)
+		os.Setenv("AWS_ENDPOINT_URL_KINESIS", emu.KinesisEndpoint)
+	}
+	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"} {
+		if os.Getenv(k) == "" {
+			os.Setenv(k, v)
+		}
+	}
+
+	rep, err := bench.Run(ctx, bench.Options{
+		Seed: uint64(seed), Persons: max(1, int(200*scale)), Rate: rate, ColdStartRuns: int(runs),
+		Root: root, Logger: logger, Progress: os.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	if err := rep.Write(out); err != nil {
+		return err
+	}
+	fmt.Println(rep.Markdown())
+	fmt.Printf("wrote %s and %s\n", filepath.Join(out, "report.json"), filepath.Join(out, "report.md"))
+	return nil
+}
+
+func envFloat(key string, def float64) (float64, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%s=%q: want a non-negative number", key, v)
+	}
+	return f, nil
+}
+
+func envInt(key string, def int) (int, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: %w", key, v, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,339 @@
+package bench
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// StageUsage is what one stage consumed. Reported* are the ConsumedCapacity figures the DynamoDB
+// endpoint returned (ReturnConsumedCapacity=TOTAL is forced on every call); Model* apply AWS's
+// pricing rules to the item sizes seen in requests and responses, because DynamoDB Local reports
+// a flat figure for transactions and nothing for keys that are not found.
+type StageUsage struct {
+	Calls            int     `json:"dynamodb_calls"`
+	ReportedRRU      float64 `json:"reported_rru"`
+	ReportedWRU      float64 `json:"reported_wru"`
+	ModelRRU         float64 `json:"model_rru"`
+	ModelWRU         float64 `json:"model_wru"`
+	KinesisRecords   int     `json:"kinesis_records"`
+	KinesisBytes     int64   `json:"kinesis_bytes"`
+	KinesisBilledKiB int64   `json:"kinesis_billed_kib"`
+	Invocations      int     `json:"invocations"`
+	Records          int     `json:"records_in"`
+	BusyMs           float64 `json:"busy_ms"`
+}
+
+// Meter sums usage per stage. It is safe for concurrent use.
+type Meter struct {
+	mu     sync.Mutex
+	stages map[string]*StageUsage
+}
+
+// NewMeter returns an empty meter.
+func NewMeter() *Meter { return &Meter{stages: map[string]*StageUsage{}} }
+
+func (m *Meter) with(stage string, f func(u *StageUsage)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.stages[stage]
+	if u == nil {
+		u = &StageUsage{}
+		m.stages[stage] = u
+	}
+	f(u)
+}
+
+// Snapshot copies the per-stage usage.
+func (m *Meter) Snapshot() map[string]StageUsage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]StageUsage, len(m.stages))
+	for k, v := range m.stages {
+		out[k] = *v
+	}
+	return out
+}
+
+// Stages lists the stage names seen, sorted.
+func (m *Meter) Stages() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var s []string
+	for k := range m.stages {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}
+
+// DynamoDB returns a client option that meters every call of the client under stage.
+func (m *Meter) DynamoDB(stage string) func(*dynamodb.Options) {
+	mw := middleware.InitializeMiddlewareFunc("BenchMeter", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		askCapacity(in.Parameters)
+		out, md, err := next.HandleInitialize(ctx, in)
+		if err == nil {
+			r, w, mr, mw := capacity(in.Parameters, out.Result)
+			m.with(stage, func(u *StageUsage) {
+				u.Calls++
+				u.ReportedRRU += r
+				u.ReportedWRU += w
+				u.ModelRRU += mr
+				u.ModelWRU += mw
+			})
+		}
+		return out, md, err
+	})
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(mw, middleware.Before)
+		})
+	}
+}
+
+// Kinesis returns a client option that counts the records and bytes put by stage.
+func (m *Meter) Kinesis(stage string) func(*kinesis.Options) {
+	mw := middleware.InitializeMiddlewareFunc("BenchMeter", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		out, md, err := next.HandleInitialize(ctx, in)
+		var sizes []int
+		switch p := in.Parameters.(type) {
+		case *kinesis.PutRecordsInput:
+			failed := map[int]bool{}
+			if res, ok := out.Result.(*kinesis.PutRecordsOutput); ok && err == nil {
+				for i, r := range res.Records {
+					if r.ErrorCode != nil {
+						failed[i] = true
+					}
+				}
+			}
+			if err == nil {
+				for i, e := range p.Records {
+					if !failed[i] {
+						sizes = append(sizes, len(e.Data)+len(aws.ToString(e.PartitionKey)))
+					}
+				}
+			}
+		case *kinesis.PutRecordInput:
+			if err == nil {
+				sizes = append(sizes, len(p.Data)+len(aws.ToString(p.PartitionKey)))
+			}
+		}
+		if len(sizes) > 0 {
+			m.with(stage, func(u *StageUsage) {
+				for _, n := range sizes {
+					u.KinesisRecords++
+					u.KinesisBytes += int64(n)
+					u.KinesisBilledKiB += int64((n + 1023) / 1024 * KinesisIngestRoundingKiB)
+				}
+			})
+		}
+		return out, md, err
+	})
+	return func(o *kinesis.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(mw, middleware.Before)
+		})
+	}
+}
+
+func askCapacity(p any) {
+	t := types.ReturnConsumedCapacityTotal
+	switch in := p.(type) {
+	case *dynamodb.GetItemInput:
+		in.ReturnConsumedCapacity = t
+	case *dynamodb.PutItemInput:
+		in.ReturnConsumedCapacity = t
+	case *dynamodb.UpdateItemInput:
+		in.ReturnConsumedCapacity = t
+	case *dynamodb.DeleteItemInput:
+		in.ReturnConsumedCapacity = t
+	case *dynamodb.QueryInput:
+		in.ReturnConsumedCapacity = t
+	case *dynamodb.ScanInput:
+		in.ReturnConsumedCapacity = t
+	case *dynamodb.BatchGetItemInput:
+		in.ReturnConsumedCapacity = t
+	case *dynamodb.BatchWriteItemInput:
+		in.ReturnConsumedCapacity = t
+	case *dynamodb.TransactWriteItemsInput:
+		in.ReturnConsumedCapacity = t
+	case *dynamodb.TransactGetItemsInput:
+		in.ReturnConsumedCapacity = t
+	}
+}
+
+// reported splits ConsumedCapacity into read and write units; CapacityUnits alone is attributed
+// to the kind of the operation.
+func reported(read bool, cc ...types.ConsumedCapacity) (r, w float64) {
+	for _, c := range cc {
+		cr, cw := aws.ToFloat64(c.ReadCapacityUnits), aws.ToFloat64(c.WriteCapacityUnits)
+		if cr == 0 && cw == 0 {
+			if read {
+				cr = aws.ToFloat64(c.CapacityUnits)
+			} else {
+				cw = aws.ToFloat64(c.CapacityUnits)
+			}
+		}
+		r += cr
+		w += cw
+	}
+	return r, w
+}
+
+func one(c *types.ConsumedCapacity) []types.ConsumedCapacity {
+	if c == nil {
+		return nil
+	}
+	return []types.ConsumedCapacity{*c}
+}
+
+// capacity returns reported and modelled read and write units of one call. The model:
+// reads cost ceil(size/4 KB) × 0.5 (eventually consistent) or × 1 (strongly consistent) per
+// item, a missing key the minimum; queries and scans the same on the summed size of what they
+// return (at least the minimum); writes ceil(size/1 KB) per item (at least 1), doubled inside
+// transactions. Update sizes are those of the request (key + values), not of the stored item,
+// so large updated items are underestimated; the reported figure is used when it is larger.
+func capacity(params, result any) (rr, rw, mr, mw float64) {
+	readF := func(consistent *bool) float64 {
+		if aws.ToBool(consistent) {
+			return 1
+		}
+		return 0.5
+	}
+	switch out := result.(type) {
+	case *dynamodb.GetItemOutput:
+		in := params.(*dynamodb.GetItemInput)
+		rr, rw = reported(true, one(out.ConsumedCapacity)...)
+		f := readF(in.ConsistentRead)
+		mr = f * max(1, kb(itemSize(out.Item), 4096))
+	case *dynamodb.PutItemOutput:
+		in := params.(*dynamodb.PutItemInput)
+		rr, rw = reported(false, one(out.ConsumedCapacity)...)
+		mw = max(rw, kb(itemSize(in.Item), 1024), 1)
+	case *dynamodb.UpdateItemOutput:
+		in := params.(*dynamodb.UpdateItemInput)
+		rr, rw = reported(false, one(out.ConsumedCapacity)...)
+		mw = max(rw, kb(itemSize(in.Key)+itemSize(in.ExpressionAttributeValues), 1024), 1)
+	case *dynamodb.DeleteItemOutput:
+		rr, rw = reported(false, one(out.ConsumedCapacity)...)
+		mw = max(rw, 1)
+	case *dynamodb.QueryOutput:
+		in := params.(*dynamodb.QueryInput)
+		rr, rw = reported(true, one(out.ConsumedCapacity)...)
+		n := 0
+		for _, it := range out.Items {
+			n += itemSize(it)
+		}
+		mr = max(rr, readF(in.ConsistentRead)*max(1, kb(n, 4096)))
+	case *dynamodb.ScanOutput:
+		in := params.(*dynamodb.ScanInput)
+		rr, rw = reported(true, one(out.ConsumedCapacity)...)
+		n := 0
+		for _, it := range out.Items {
+			n += itemSize(it)
+		}
+		mr = max(rr, readF(in.ConsistentRead)*max(1, kb(n, 4096)))
+	case *dynamodb.BatchGetItemOutput:
+		in := params.(*dynamodb.BatchGetItemInput)
+		rr, rw = reported(true, out.ConsumedCapacity...)
+		for table, ka := range in.RequestItems {
+			f := readF(ka.ConsistentRead)
+			found := out.Responses[table]
+			for _, it := range found {
+				mr += f * max(1, kb(itemSize(it), 4096))
+			}
+			missing := len(ka.Keys) - len(found)
+			if u, ok := out.UnprocessedKeys[table]; ok {
+				missing -= len(u.Keys)
+			}
+			mr += f * float64(max(0, missing))
+		}
+	case *dynamodb.BatchWriteItemOutput:
+		in := params.(*dynamodb.BatchWriteItemInput)
+		rr, rw = reported(false, out.ConsumedCapacity...)
+		for _, reqs := range in.RequestItems {
+			for _, r := range reqs {
+				if r.PutRequest != nil {
+					mw += max(1, kb(itemSize(r.PutRequest.Item), 1024))
+				} else {
+					mw++
+				}
+			}
+		}
+	case *dynamodb.TransactWriteItemsOutput:
+		in := params.(*dynamodb.TransactWriteItemsInput)
+		rr, rw = reported(false, out.ConsumedCapacity...)
+		for _, it := range in.TransactItems {
+			switch {
+			case it.Put != nil:
+				mw += 2 * max(1, kb(itemSize(it.Put.Item), 1024))
+			case it.Update != nil:
+				mw += 2 * max(1, kb(itemSize(it.Update.Key)+itemSize(it.Update.ExpressionAttributeValues), 1024))
+			default: // Delete, ConditionCheck
+				mw += 2
+			}
+		}
+	case *dynamodb.TransactGetItemsOutput:
+		rr, rw = reported(true, out.ConsumedCapacity...)
+		for _, r := range out.Responses {
+			mr += 2 * max(1, kb(itemSize(r.Item), 4096))
+		}
+	}
+	return rr, rw, mr, mw
+}
+
+func kb(size, per int) float64 { return float64((size + per - 1) / per) }
+
+// itemSize approximates DynamoDB's item size: attribute names plus values.
+func itemSize(it map[string]types.AttributeValue) int {
+	n := 0
+	for k, v := range it {
+		n += len(k) + avSize(v)
+	}
+	return n
+}
+
+func avSize(v types.AttributeValue) int {
+	switch x := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(x.Value)
+	case *types.AttributeValueMemberN:
+		return len(x.Value)/2 + 1
+	case *types.AttributeValueMemberB:
+		return len(x.Value)
+	case *types.AttributeValueMemberM:
+		return 3 + itemSize(x.Value)
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range x.Value {
+			n += 1 + avSize(e)
+		}
+		return n
+	case *types.AttributeValueMemberSS:
+		n := 0
+		for _, s := range x.Value {
+			n += len(s)
+		}
+		return n
+	case *types.AttributeValueMemberNS:
+		n := 0
+		for _, s := range x.Value {
+			n += len(s)/2 + 1
+		}
+		return n
+	case *types.AttributeValueMemberBS:
+		n := 0
+		for _, b := range x.Value {
+			n += len(b)
+		}
+		return n
+	default:
+		return 1
+	}
+}

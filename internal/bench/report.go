@@ -1,0 +1,242 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Report is bench-results/report.json.
+type Report struct {
+	Seed      uint64       `json:"seed"`
+	Persons   int          `json:"persons"`
+	Workload  WorkloadInfo `json:"workload"`
+	GoVersion string       `json:"go_version"`
+	GOARCH    string       `json:"goarch"`
+	CPUs      int          `json:"cpus"`
+	StartedAt string       `json:"started_at"`
+
+	EventsSent            int `json:"events_sent"`
+	ClientFailures        int `json:"client_failures"`
+	EventsStored          int `json:"events_stored"`
+	EventsMissing         int `json:"events_missing"`
+	EventsDoubleCounted   int `json:"events_double_counted"`
+	EventsUnknown         int `json:"events_unknown"`
+	Profiles              int `json:"profiles"`
+	FalseMerges           int `json:"false_merges"`
+	MissedMerges          int `json:"missed_merges"`
+	UnresolvedIdentifiers int `json:"unresolved_identifiers"`
+
+	WebhooksExpected  int                      `json:"webhooks_expected"`
+	WebhooksDelivered int                      `json:"webhooks_delivered"`
+	Webhooks          map[string]ReceiverStats `json:"webhooks"`
+	E2ELatencyMs      Latency                  `json:"e2e_latency_ms"`
+
+	IngestEventsPerS    float64 `json:"ingest_events_per_s"`
+	IngestCPUUsPerEvent float64 `json:"ingest_cpu_us_per_event"`
+	IngestNote          string  `json:"ingest_note"`
+	PipelineCPUSeconds  float64 `json:"pipeline_cpu_s"`
+	PipelineWallSeconds float64 `json:"pipeline_wall_s"`
+
+	// Request units per event, all pipeline stages; "model" = AWS pricing rules on item sizes,
+	// "reported" = ConsumedCapacity as returned by the endpoint (DynamoDB Local).
+	WRUPerEvent           float64                `json:"wru_per_event"`
+	RRUPerEvent           float64                `json:"rru_per_event"`
+	ReportedWRUPerEvent   float64                `json:"reported_wru_per_event"`
+	ReportedRRUPerEvent   float64                `json:"reported_rru_per_event"`
+	KinesisBytesPerEvent  float64                `json:"kinesis_bytes_per_event"`
+	KinesisKiBPerEvent    float64                `json:"kinesis_billed_kib_per_event"`
+	Stages                map[string]StageReport `json:"stages"`
+	ColdStartMs           map[string]float64     `json:"cold_start_ms"`
+	HelloWorldColdStartMs float64                `json:"hello_world_cold_start_ms"`
+	ColdStartSamples      map[string]ColdStart   `json:"cold_start_samples,omitempty"`
+	ColdStartNote         string                 `json:"cold_start_note"`
+	BinaryBytes           map[string]int64       `json:"binary_bytes"`
+	CostPerMillionUSD     float64                `json:"cost_per_million_events_usd"`
+	CostBreakdown         map[string]float64     `json:"cost_per_million_events_breakdown_usd"`
+	CostReportedUnitsUSD  float64                `json:"cost_per_million_events_usd_with_reported_units"`
+	FixedMonthlyUSD       float64                `json:"fixed_monthly_usd"`
+	CostNote              string                 `json:"cost_note"`
+	Prices                map[string]any         `json:"prices"`
+	DurationSeconds       float64                `json:"duration_s"`
+}
+
+// WorkloadInfo describes the generated workload.
+type WorkloadInfo struct {
+	Fingerprint string `json:"fingerprint"`
+	Messages    int    `json:"messages"`
+	Distinct    int    `json:"distinct"`
+	Duplicates  int    `json:"duplicates"`
+	Profiles    int    `json:"expected_profiles"`
+}
+
+// ReceiverStats is what one webhook receiver saw.
+type ReceiverStats struct {
+	Expected      int `json:"expected"`
+	Delivered     int `json:"delivered"`
+	Unexpected    int `json:"unexpected"`
+	Redelivered   int `json:"redelivered"`
+	BadSignatures int `json:"bad_signatures"`
+	Other         int `json:"other_messages"`
+}
+
+// Latency is the end-to-end latency distribution under the offered load.
+type Latency struct {
+	P50                float64 `json:"p50"`
+	P95                float64 `json:"p95"`
+	P99                float64 `json:"p99"`
+	Max                float64 `json:"max"`
+	Samples            int     `json:"samples"`
+	OfferedEventsPerS  float64 `json:"offered_events_per_s"`
+	AchievedEventsPerS float64 `json:"achieved_events_per_s"`
+	Definition         string  `json:"definition"`
+}
+
+// StageReport is one stage's usage, totals and per event sent.
+type StageReport struct {
+	StageUsage
+	WRUPerEvent          float64 `json:"wru_per_event"`
+	RRUPerEvent          float64 `json:"rru_per_event"`
+	ReportedWRUPerEvent  float64 `json:"reported_wru_per_event"`
+	ReportedRRUPerEvent  float64 `json:"reported_rru_per_event"`
+	KinesisBytesPerEvent float64 `json:"kinesis_bytes_per_event"`
+	BusyMsPerEvent       float64 `json:"busy_ms_per_event"`
+}
+
+func pricesUsed() map[string]any {
+	return map[string]any{
+		"region": PricesRegion, "date": PricesDate,
+		"dynamodb_per_million_wru": DynamoDBPerMillionWRU, "dynamodb_per_million_rru": DynamoDBPerMillionRRU,
+		"kinesis_per_stream_hour": KinesisPerStreamHour, "kinesis_per_gb_ingested": KinesisPerGBIngested,
+		"kinesis_per_gb_retrieved": KinesisPerGBRetrieved, "lambda_arm64_per_gb_s": LambdaArm64PerGBSecond,
+		"lambda_per_million_requests": LambdaPerMillionRequests, "lambda_memory_mb": LambdaMemoryMB,
+		"api_gateway_http_per_million": APIGatewayHTTPPerMillion,
+	}
+}
+
+// fill computes per-event figures and costs from the pipeline's usage.
+func (r *Report) fill(usage map[string]StageUsage, events int) {
+	n := float64(events)
+	r.Stages = map[string]StageReport{}
+	var wru, rru, rwru, rrru, kBytes, kKiB, gbs, invocations, apiRequests float64
+	for stage, u := range usage {
+		r.Stages[stage] = StageReport{StageUsage: u, WRUPerEvent: u.ModelWRU / n, RRUPerEvent: u.ModelRRU / n,
+			ReportedWRUPerEvent: u.ReportedWRU / n, ReportedRRUPerEvent: u.ReportedRRU / n,
+			KinesisBytesPerEvent: float64(u.KinesisBytes) / n, BusyMsPerEvent: u.BusyMs / n}
+	}
+	for _, stage := range PipelineStages {
+		u := usage[stage]
+		wru += u.ModelWRU
+		rru += u.ModelRRU
+		rwru += u.ReportedWRU
+		rrru += u.ReportedRRU
+		kBytes += float64(u.KinesisBytes)
+		kKiB += float64(u.KinesisBilledKiB)
+		gbs += u.BusyMs / 1000 * LambdaMemoryMB / 1024
+		invocations += float64(u.Invocations)
+	}
+	apiRequests = float64(usage[StageIngest].Invocations)
+	r.WRUPerEvent, r.RRUPerEvent = wru/n, rru/n
+	r.ReportedWRUPerEvent, r.ReportedRRUPerEvent = rwru/n, rrru/n
+	r.KinesisBytesPerEvent, r.KinesisKiBPerEvent = kBytes/n, kKiB/n
+
+	scale := perMillion / n
+	ddb := func(w, rd float64) float64 {
+		return (w*DynamoDBPerMillionWRU + rd*DynamoDBPerMillionRRU) / perMillion * scale
+	}
+	b := map[string]float64{
+		"dynamodb":          ddb(wru, rru),
+		"kinesis_ingest":    kKiB * 1024 / gibibyte * KinesisPerGBIngested * scale,
+		"kinesis_retrieval": kBytes / gibibyte * KinesisPerGBRetrieved * scale,
+		"lambda_duration":   gbs * LambdaArm64PerGBSecond * scale,
+		"lambda_requests":   invocations / perMillion * LambdaPerMillionRequests * scale,
+		"api_gateway":       apiRequests / perMillion * APIGatewayHTTPPerMillion * scale,
+	}
+	total := 0.0
+	for _, v := range b {
+		total += v
+	}
+	r.CostBreakdown = b
+	r.CostPerMillionUSD = total
+	r.CostReportedUnitsUSD = total - b["dynamodb"] + ddb(rwru, rrru)
+	r.FixedMonthlyUSD = StreamCount * HoursPerMonth * KinesisPerStreamHour
+	r.CostNote = fmt.Sprintf("%s prices of %s (internal/bench/prices.go). Variable cost only: DynamoDB at AWS-rule request units, Kinesis on-demand ingest (records rounded up to 1 KiB) and retrieval, Lambda arm64 %d MB billed for the measured handler time against the local emulators (an upper bound: AWS round trips are faster) and one request per local invocation (local pollers batch differently from event source mappings), API Gateway per ingest request. Not included: %.0f USD/month fixed for %d on-demand stream-hours, storage, PITR, CloudWatch, data transfer.",
+		PricesRegion, PricesDate, LambdaMemoryMB, r.FixedMonthlyUSD, StreamCount)
+}
+
+// Markdown renders the summary table.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
+	fmt.Fprintf(&b, "## Benchmark (seed %d, %d persons, workload %s, %s %s, %d CPUs)\n\n", r.Seed, r.Persons, r.Workload.Fingerprint, r.GoVersion, r.GOARCH, r.CPUs)
+	b.WriteString("| metric | value |\n|---|---|\n")
+	row("events sent (incl. duplicates)", fmt.Sprintf("%d (%d distinct, %d duplicate deliveries)", r.EventsSent, r.Workload.Distinct, r.Workload.Duplicates))
+	row("events stored / missing / double counted", fmt.Sprintf("%d / %d / %d", r.EventsStored, r.EventsMissing, r.EventsDoubleCounted))
+	row("profiles (expected)", fmt.Sprintf("%d (%d)", r.Profiles, r.Workload.Profiles))
+	row("false merges / missed merges", fmt.Sprintf("%d / %d", r.FalseMerges, r.MissedMerges))
+	row("webhooks delivered / expected", fmt.Sprintf("%d / %d", r.WebhooksDelivered, r.WebhooksExpected))
+	names := make([]string, 0, len(r.Webhooks))
+	for n := range r.Webhooks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		s := r.Webhooks[n]
+		row("  receiver "+n, fmt.Sprintf("%d/%d, %d unexpected, %d redelivered, %d bad signatures", s.Delivered, s.Expected, s.Unexpected, s.Redelivered, s.BadSignatures))
+	}
+	l := r.E2ELatencyMs
+	row("e2e latency p50 / p95 / p99 (ms)", fmt.Sprintf("%.0f / %.0f / %.0f (n=%d, offered %.0f ev/s)", l.P50, l.P95, l.P99, l.Samples, l.OfferedEventsPerS))
+	row("ingest throughput (burst)", fmt.Sprintf("%.0f events/s, %.0f µs CPU/event", r.IngestEventsPerS, r.IngestCPUUsPerEvent))
+	row("WRU / RRU per event (AWS rules)", fmt.Sprintf("%.2f / %.2f", r.WRUPerEvent, r.RRUPerEvent))
+	row("WRU / RRU per event (reported by DynamoDB Local)", fmt.Sprintf("%.2f / %.2f", r.ReportedWRUPerEvent, r.ReportedRRUPerEvent))
+	row("Kinesis bytes per event (all streams)", fmt.Sprintf("%.0f (%.2f KiB billed)", r.KinesisBytesPerEvent, r.KinesisKiBPerEvent))
+	for _, s := range PipelineStages {
+		st := r.Stages[s]
+		row("  stage "+s, fmt.Sprintf("%.2f WRU, %.2f RRU, %.0f Kinesis B, %.2f ms handler time per event; %d invocations", st.WRUPerEvent, st.RRUPerEvent, st.KinesisBytesPerEvent, st.BusyMsPerEvent, st.Invocations))
+	}
+	if len(r.ColdStartMs) > 0 {
+		fns := make([]string, 0, len(r.ColdStartMs))
+		for n := range r.ColdStartMs {
+			fns = append(fns, n)
+		}
+		sort.Strings(fns)
+		var cs, sz []string
+		for _, n := range fns {
+			cs = append(cs, fmt.Sprintf("%s %.0f", n, r.ColdStartMs[n]))
+			sz = append(sz, fmt.Sprintf("%s %.1f", n, float64(r.BinaryBytes[n])/(1<<20)))
+		}
+		row("cold start ms (median)", strings.Join(cs, ", ")+fmt.Sprintf("; hello world %.0f", r.HelloWorldColdStartMs))
+		row("arm64 binary MiB", strings.Join(sz, ", ")+fmt.Sprintf("; hello world %.1f", float64(r.BinaryBytes[HelloWorld])/(1<<20)))
+	}
+	keys := make([]string, 0, len(r.CostBreakdown))
+	for k := range r.CostBreakdown {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return r.CostBreakdown[keys[i]] > r.CostBreakdown[keys[j]] })
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, r.CostBreakdown[k]))
+	}
+	row("cost per million events (USD)", fmt.Sprintf("**%.2f** (%s); with DynamoDB Local's reported units %.2f; plus %.0f/month fixed", r.CostPerMillionUSD, strings.Join(parts, ", "), r.CostReportedUnitsUSD, r.FixedMonthlyUSD))
+	row("run time", fmt.Sprintf("%.0f s", r.DurationSeconds))
+	fmt.Fprintf(&b, "\nPrices: %s, %s (internal/bench/prices.go). %s\n", PricesRegion, PricesDate, r.CostNote)
+	return b.String()
+}
+
+// Write saves report.json and report.md into dir.
+func (r *Report) Write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	j, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.Markdown()), 0o644)
+}
