@@ -63,7 +63,19 @@ func NewAPI(c awsenv.Clients, cfg Config, logger *slog.Logger) *httpapi.API {
 			return false, err
 		}
 	}
-	prof := profile.NewHandler(identity.NewStore(c.DynamoDB, cfg.Table), auth, logger, cfg.SpaceID)
+	segments := segment.NewService(segment.NewStore(c.DynamoDB, cfg.Table), nil)
+	prof := profile.NewHandler(identity.NewStore(c.DynamoDB, cfg.Table), auth, logger, cfg.SpaceID).
+		WithComputed(func(ctx context.Context, profileID string) (profile.Computed, error) {
+			v, err := segments.Profile(ctx, profileID)
+			if err != nil {
+				return profile.Computed{}, err
+			}
+			out := profile.Computed{Traits: v.ComputedTraits}
+			for _, a := range v.Audiences {
+				out.Audiences = append(out.Audiences, a.Key)
+			}
+			return out, nil
+		})
 	return &httpapi.API{Admin: router.Serve, Profile: prof.Handle, Logger: logger}
 }
 

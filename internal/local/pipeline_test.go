@@ -117,6 +117,12 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}, nil); st != 201 && st != 200 {
 		t.Fatalf("create audience: %d", st)
 	}
+	if st := call(t, "POST", stack.URL+"/admin/v1/computed-traits", bearer, map[string]any{
+		"key": "total_revenue", "name": "Total revenue", "kind": "sum",
+		"event": map[string]any{"name": "Order Completed"}, "property": "revenue",
+	}, nil); st != 201 && st != 200 {
+		t.Fatalf("create computed trait: %d", st)
+	}
 	if st := call(t, "POST", stack.URL+"/admin/v1/audiences", "Bearer wrong-token", map[string]any{"key": "x"}, nil); st != 401 {
 		t.Fatalf("admin API without a valid token: %d", st)
 	}
@@ -184,6 +190,25 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if bad != 0 || len(got) != 1 {
 		t.Fatalf("receiver got %d messages (%d with bad signatures): %v", len(got), bad, got)
 	}
+	// Segment's Profile API serves audiences and computed traits among the traits, by class.
+	var classed struct {
+		Traits map[string]any `json:"traits"`
+	}
+	eventually(t, "computed trait in the Profile API", 10*time.Second, func() bool {
+		return call(t, "GET", base+"user_id:user-42/traits?class=computed_trait", basic, nil, &classed) == 200 && classed.Traits["total_revenue"] == 120.0
+	})
+	if _, ok := classed.Traits["plan"]; ok || classed.Traits["buyers"] != nil {
+		t.Fatalf("class=computed_trait: %v", classed.Traits)
+	}
+	classed.Traits = nil
+	if call(t, "GET", base+"user_id:user-42/traits?class=audience", basic, nil, &classed); classed.Traits["buyers"] != true || len(classed.Traits) != 1 {
+		t.Fatalf("class=audience: %v", classed.Traits)
+	}
+	classed.Traits = nil
+	if call(t, "GET", base+"user_id:user-42/traits?class=user", basic, nil, &classed); classed.Traits["plan"] != "pro" || classed.Traits["buyers"] != nil || classed.Traits["total_revenue"] != nil {
+		t.Fatalf("class=user: %v", classed.Traits)
+	}
+
 	m := got[0]
 	props, _ := m["properties"].(map[string]any)
 	if m["event"] != "Audience Entered" || m["userId"] != "user-42" || props["audience_key"] != "buyers" || props["buyers"] != true {

@@ -42,12 +42,37 @@ type Reader interface {
 // DefaultSpace is the one space of a local or single-tenant deployment.
 const DefaultSpace = "default"
 
+// Trait classes of Segment's Profile API `class` filter.
+const (
+	ClassUser          = "user"
+	ClassComputedTrait = "computed_trait"
+	ClassAudience      = "audience"
+)
+
+// Computed is what the segments stage knows of a profile: computed trait values by key, and
+// the keys of the audiences it belongs to.
+type Computed struct {
+	Traits    map[string]json.RawMessage
+	Audiences []string
+}
+
+// ComputedReader reads a profile's computed traits and audiences (the segments stage).
+type ComputedReader func(ctx context.Context, profileID string) (Computed, error)
+
 // Handler serves the Profile API.
 type Handler struct {
-	reader Reader
-	auth   Authorizer
-	spaces map[string]bool
-	log    *slog.Logger
+	reader   Reader
+	auth     Authorizer
+	spaces   map[string]bool
+	log      *slog.Logger
+	computed ComputedReader
+}
+
+// WithComputed makes traits include computed traits and audience memberships (`<key>: true`),
+// as Segment's Profile API does, filterable with class=user|computed_trait|audience.
+func (h *Handler) WithComputed(r ComputedReader) *Handler {
+	h.computed = r
+	return h
 }
 
 // NewHandler returns a handler for the given spaces (none: just DefaultSpace).
@@ -171,7 +196,7 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 	base := strings.TrimSuffix(path, "/")
 	switch resource {
 	case "traits":
-		return h.traits(p, q, base)
+		return h.traits(ctx, p, q, base)
 	case "external_ids":
 		return h.externalIDs(p, q, base)
 	case "events":
@@ -284,21 +309,46 @@ func makeCursor(base string, q url.Values, next string) cursor {
 	return cursor{URL: base + "?" + nq.Encode(), HasMore: true, Next: next}
 }
 
-// traits: include (names), limit (default 10, max 200), next, class. Only user traits live
-// here; a class filter for audiences or computed traits yields none.
-func (h *Handler) traits(p *identity.Profile, q url.Values, base string) (any, *apiError) {
+// traits: include (names), limit (default 10, max 200), next, class (user, computed_trait,
+// audience; all when absent). Computed traits and audiences come from the segments stage.
+func (h *Handler) traits(ctx context.Context, p *identity.Profile, q url.Values, base string) (any, *apiError) {
 	limit, aerr := limitParam(q, 10, 200)
 	if aerr != nil {
 		return nil, aerr
 	}
 	include := listParam(q, "include")
 	class := q.Get("class")
-	keys := make([]string, 0, len(p.Traits))
-	if class == "" || class == "traits" || class == "user" {
-		for k := range p.Traits {
-			if include == nil || include[k] {
-				keys = append(keys, k)
+	switch class {
+	case "", "traits", ClassUser, ClassComputedTrait, ClassAudience:
+	default:
+		return nil, errf(400, "invalid_request", "class must be user, computed_trait or audience")
+	}
+	values := map[string]json.RawMessage{}
+	if class == "" || class == "traits" || class == ClassUser {
+		for k, t := range p.Traits {
+			values[k] = t.Value
+		}
+	}
+	if h.computed != nil && (class == "" || class == ClassComputedTrait || class == ClassAudience) {
+		c, err := h.computed(ctx, p.ID)
+		if err != nil {
+			return nil, errf(503, "unavailable", "computed traits could not be read; retry")
+		}
+		if class != ClassAudience {
+			for k, v := range c.Traits {
+				values[k] = v
 			}
+		}
+		if class != ClassComputedTrait {
+			for _, k := range c.Audiences {
+				values[k] = json.RawMessage("true")
+			}
+		}
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		if include == nil || include[k] {
+			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
@@ -315,7 +365,7 @@ func (h *Handler) traits(p *identity.Profile, q url.Values, base string) (any, *
 	}
 	out := make(map[string]json.RawMessage, len(keys))
 	for _, k := range keys {
-		out[k] = p.Traits[k].Value
+		out[k] = values[k]
 	}
 	return map[string]any{"traits": out, "cursor": makeCursor(base, q, next)}, nil
 }
