@@ -105,7 +105,6 @@ type repo struct {
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-
 func getT(it map[string]types.AttributeValue, k string) time.Time {
 	t, _ := time.Parse(time.RFC3339Nano, store.GetS(it, k))
 	return t

@@ -155,7 +155,6 @@ func key(pk, sk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{store.PK: sv(pk), store.SK: sv(sk)}
 }
 
-
 func idKey(id Identifier) map[string]types.AttributeValue { return key(prefixID+id.String(), skID) }
 func profileKey(id string) map[string]types.AttributeValue {
 	return key(prefixProfile+id, skProfile)

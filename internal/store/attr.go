@@ -10,7 +10,9 @@ import (
 func S(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
 // N is a number attribute value.
-func N(v int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+func N(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
 
 // GetS reads a string attribute ("" when absent or of another type).
 func GetS(item map[string]types.AttributeValue, name string) string {
