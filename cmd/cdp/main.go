@@ -31,7 +31,10 @@ const defaultAdminURL = "http://127.0.0.1:8080"
 
 const usage = `usage:
   cdp apply -f FILE [--dry-run] [--prune] [--url URL] [--token TOKEN]
-      Make the CDP match a config file (YAML or JSON) through the admin API, printing the diff.
+      Make the CDP match a config file (YAML or JSON) through the admin API, printing the diff:
+      sources, identityRules, computedTraits, audiences, destinations. Write keys and signing
+      secrets of created resources are printed once. --prune deletes sources, computed traits,
+      audiences and destinations the file does not declare (never identity rules).
       --url defaults to $CDP_ADMIN_URL or ` + defaultAdminURL + `; --token to $CDP_ADMIN_TOKEN.
   cdp admin-token create --table NAME [--name NAME]
   cdp admin-token list   --table NAME

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/admintoken"
+	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/source"
@@ -45,7 +45,9 @@ func TestCLI(t *testing.T) {
 	table := testenv.Table(t, clients.DynamoDB)
 	tokens := admintoken.NewStore(clients.DynamoDB, table)
 	repo := source.NewRepository(clients.DynamoDB, table)
-	api := &httpapi.API{Admin: admin.New(tokens, admin.Services{Sources: repo}, nil).Serve}
+	cfg := app.Defaults()
+	cfg.Table = table
+	api := &httpapi.API{Admin: app.NewAdminRouter(clients, cfg, nil).Serve} // the admin API as deployed
 	srv := httptest.NewServer(httpapi.HTTPHandler(api))
 	defer srv.Close()
 
@@ -91,6 +93,16 @@ func TestCLI(t *testing.T) {
 	code, out, _ = c.run(t, "apply", "-f", good)
 	if code != 0 || out != "" {
 		t.Fatalf("second apply: %d %q", code, out)
+	}
+
+	// The example file (every kind of resource): applies, then is in sync.
+	example := filepath.Join("..", "..", "internal", "config", "testdata", "example.yaml")
+	code, out, stderr = c.run(t, "apply", "-f", example)
+	if code != 0 || strings.Count(out, "signing secret: whsec_") != 2 || !strings.Contains(out, "+ audience vip_in_paris") {
+		t.Fatalf("apply example: %d %q %q", code, out, stderr)
+	}
+	if code, out, _ = c.run(t, "apply", "-f", example); code != 0 || out != "" {
+		t.Fatalf("apply example again: %d %q", code, out)
 	}
 
 	// --token and --url flags win over the environment.

@@ -20,8 +20,8 @@ const (
 // Change is one difference between the file and the running CDP.
 type Change struct {
 	Op      Op
-	Kind    string   // "source"
-	Name    string   // the resource's name
+	Kind    string   // "source", "identity rules", "computed trait", "audience", "destination"
+	Name    string   // the resource's name or key (empty for identity rules)
 	Details []string // for updates: "enabled false -> true"
 	// apply makes the change and returns lines to print once (e.g. a new write key).
 	apply func(ctx context.Context) ([]string, error)
@@ -29,7 +29,10 @@ type Change struct {
 
 // String is the diff line: "+ source web", "~ source web: enabled false -> true".
 func (c Change) String() string {
-	s := fmt.Sprintf("%s %s %s", c.Op, c.Kind, c.Name)
+	s := fmt.Sprintf("%s %s", c.Op, c.Kind)
+	if c.Name != "" {
+		s += " " + c.Name
+	}
 	if len(c.Details) > 0 {
 		s += ": " + strings.Join(c.Details, ", ")
 	}
@@ -56,23 +59,25 @@ func Plan(ctx context.Context, c *Client, f *File, prune bool) ([]Change, error)
 		return nil, err
 	}
 	pc := planContext{ctx: ctx, client: c, prune: prune}
-	var changes, deletes []Change
-	for _, k := range kinds {
+	var changes []Change
+	deletes := make([][]Change, len(kinds))
+	for i, k := range kinds {
 		cs, err := k.plan(pc, f)
 		if err != nil {
 			return nil, fmt.Errorf("plan %ss: %w", k.name, err)
 		}
 		for _, ch := range cs {
 			if ch.Op == Delete {
-				deletes = append(deletes, ch)
+				deletes[i] = append(deletes[i], ch)
 			} else {
 				changes = append(changes, ch)
 			}
 		}
 	}
-	// Deletions last and in reverse kind order, so nothing is deleted while still referred to.
+	// Deletions last and in reverse kind order, so nothing is deleted while still referred to
+	// (within a kind, plan orders them).
 	for i := len(deletes) - 1; i >= 0; i-- {
-		changes = append(changes, deletes[i])
+		changes = append(changes, deletes[i]...)
 	}
 	return changes, nil
 }

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/admintoken"
+	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/config"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
@@ -35,7 +35,9 @@ func newServer(t *testing.T) server {
 		t.Fatal(err)
 	}
 	repo := source.NewRepository(c.DynamoDB, table)
-	api := &httpapi.API{Admin: admin.New(tokens, admin.Services{Sources: repo}, nil).Serve}
+	cfg := app.Defaults()
+	cfg.Table = table
+	api := &httpapi.API{Admin: app.NewAdminRouter(c, cfg, nil).Serve} // the whole admin API, as deployed
 	srv := httptest.NewServer(httpapi.HTTPHandler(api))
 	t.Cleanup(srv.Close)
 	return server{url: srv.URL, token: tok, sources: repo}

@@ -12,6 +12,10 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"sources:\n  - name: web\n", "sources: []\n", `{"sources":[{"name":"a","enabled":false}]}`,
 		"sources:\n  - name: &a web\n  - name: *a\n", "---\n", "sources: !!binary aGk=\n", "",
+		"identityRules:\n  types:\n    - {type: email, limit: 3, blocked: [{match: regex, value: 'x+'}]}\n",
+		"computedTraits:\n  - {key: n, name: N, kind: sum, property: p, event: {name: x}, window: {days: 1}}\n",
+		"audiences:\n  - key: a\n    name: A\n    condition: {or: [{audience: {key: b}}, {computedTrait: {key: n, op: gt, value: 1}}]}\n  - {key: b, name: B, condition: {trait: {key: x, op: exists}}}\n",
+		"destinations:\n  - {name: crm, url: 'https://x.example', subscriptions: {audiences: ['*']}}\n",
 	} {
 		f.Add(s)
 	}

@@ -13,8 +13,8 @@ import (
 // Source declares a source. Its write keys are never in the file: a created source's key is
 // printed once by apply.
 type Source struct {
-	Name    string `yaml:"name" json:"name"`
-	Enabled *bool  `yaml:"enabled" json:"enabled"` // default true
+	Name    string `json:"name"`
+	Enabled *bool  `json:"enabled,omitempty"` // default true
 }
 
 func (s Source) enabled() bool { return s.Enabled == nil || *s.Enabled }
@@ -23,12 +23,13 @@ func validateSources(f *File) []error {
 	var errs []error
 	seen := map[string]int{}
 	for i, s := range f.Sources {
+		path := fmt.Sprintf("sources[%d]", i)
 		if err := source.ValidateName(s.Name); err != nil {
-			errs = append(errs, fmt.Errorf("sources[%d]: %w", i, err))
+			errs = append(errs, f.errorf(path+".name", "%v", err))
 			continue
 		}
 		if j, dup := seen[s.Name]; dup {
-			errs = append(errs, fmt.Errorf("sources[%d]: name %q is already declared by sources[%d]", i, s.Name, j))
+			errs = append(errs, f.errorf(path+".name", "name %q is already declared by sources[%d]", s.Name, j))
 			continue
 		}
 		seen[s.Name] = i
