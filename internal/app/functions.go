@@ -67,6 +67,9 @@ func NewAPI(c awsenv.Clients, cfg Config, logger *slog.Logger) *httpapi.API {
 	prof := profile.NewHandler(identity.NewStore(c.DynamoDB, cfg.Table), auth, logger, cfg.SpaceID).
 		WithComputed(func(ctx context.Context, profileID string) (profile.Computed, error) {
 			v, err := segments.Profile(ctx, profileID)
+			if errors.Is(err, segment.ErrNotFound) {
+				return profile.Computed{}, nil // the segments stage has not seen this profile yet
+			}
 			if err != nil {
 				return profile.Computed{}, err
 			}

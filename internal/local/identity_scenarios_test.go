@@ -132,20 +132,14 @@ func (a *scnAPI) externalIDs(ref string) []string {
 }
 
 // traits returns the profile's traits (the default view: user traits, computed traits and
-// audiences; these tests define no computed traits or audiences). A 503 means "retry", so it is
-// retried as a client would, for a bounded time.
+// audiences; these tests define no computed traits or audiences). It must answer 200 as soon as
+// the profile exists, whether or not the segments stage has seen it yet.
 func (a *scnAPI) traits(ref string) map[string]any {
 	a.t.Helper()
 	var out struct {
 		Traits map[string]any `json:"traits"`
 	}
-	st := 0
-	eventually(a.t, "traits of "+ref+" (not 503)", scnWait, func() bool {
-		out.Traits = nil
-		st = a.get(ref, "traits?limit=200", &out)
-		return st != 503
-	})
-	if st != 200 {
+	if st := a.get(ref, "traits?limit=200", &out); st != 200 {
 		a.t.Fatalf("traits of %s: %d", ref, st)
 	}
 	return out.Traits
