@@ -33,8 +33,9 @@ const usage = `usage:
   cdp apply -f FILE [--dry-run] [--prune] [--url URL] [--token TOKEN]
       Make the CDP match a config file (YAML or JSON) through the admin API, printing the diff:
       sources, identityRules, computedTraits, audiences, destinations. Write keys and signing
-      secrets of created resources are printed once. --prune deletes sources, computed traits,
-      audiences and destinations the file does not declare (never identity rules).
+      secrets of created resources are printed once. --prune deletes, within each kind the
+      file declares (an empty list counts), what the file does not; kinds the file does not
+      mention are left alone, and identity rules are never pruned.
       --url defaults to $CDP_ADMIN_URL or ` + defaultAdminURL + `; --token to $CDP_ADMIN_TOKEN.
   cdp admin-token create --table NAME [--name NAME]
   cdp admin-token list   --table NAME
@@ -119,7 +120,7 @@ func apply(ctx context.Context, args []string, stdout io.Writer, getenv func(str
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
 	file := fs.String("f", "", "config file (YAML or JSON)")
 	dryRun := fs.Bool("dry-run", false, "print the diff, change nothing")
-	prune := fs.Bool("prune", false, "delete resources the file does not declare")
+	prune := fs.Bool("prune", false, "within each kind the file declares, delete what it does not list")
 	url := fs.String("url", envOr(getenv, "CDP_ADMIN_URL", defaultAdminURL), "admin API base URL")
 	token := fs.String("token", getenv("CDP_ADMIN_TOKEN"), "admin token")
 	rest, err := parse(fs, args)

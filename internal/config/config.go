@@ -26,8 +26,9 @@
 // refer to other audiences and to computed traits by key. Secrets (write keys, signing secrets)
 // are never in the file: those of created resources are printed once by apply.
 //
-// Apply never deletes what the file does not mention unless pruning is asked for (identity
-// rules are never pruned). A file that does not parse or validate is refused, with every
+// Apply never deletes what the file does not mention unless pruning is asked for, and then
+// only within the kinds the file declares (`audiences: []` empties audiences; a file without
+// an audiences key leaves them alone). Identity rules are never pruned. A file that does not parse or validate is refused, with every
 // problem and its line listed, before anything is read or changed.
 //
 // Each kind of resource lives in its own file (sources.go, identity.go, segments.go,

@@ -66,7 +66,7 @@ func validateDestinations(f *File) []error {
 }
 
 func planDestinations(pc planContext, f *File) ([]Change, error) {
-	if len(f.Destinations) == 0 && !pc.prune {
+	if f.Destinations == nil { // not declared: left alone, even with --prune
 		return nil, nil
 	}
 	current, err := pc.client.Destinations(pc.ctx)

@@ -158,8 +158,21 @@ func TestApplyChangesAndPrune(t *testing.T) {
 		t.Fatalf("second apply printed\n%s", out)
 	}
 
-	// Keep only what cart_abandoners and crm need; prune the rest.
+	// A file that declares only sources prunes only sources: --prune never deletes kinds the
+	// file does not mention.
+	before = s.snapshot(t)
+	if out := apply(t, c, mustParse(t, "sources:\n  - name: web\n  - name: ios\n  - {name: pos-import, enabled: false}\n"), config.Options{Prune: true}); out != "" {
+		t.Fatalf("sources-only prune printed\n%s", out)
+	}
+	if got := s.snapshot(t); got != before {
+		t.Fatal("a sources-only file with --prune changed other kinds")
+	}
+
+	// Keep only what cart_abandoners and crm need; prune the rest. Declared empty kinds
+	// (computedTraits: [], sources: []) are emptied.
 	small := mustParse(t, `
+sources: []
+computedTraits: []
 identityRules:
   types: [{type: user_id, priority: 1, limit: 1}]
 audiences:

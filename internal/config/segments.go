@@ -222,7 +222,7 @@ func changed(name string, have, want any, details *[]string) {
 }
 
 func planTraits(pc planContext, f *File) ([]Change, error) {
-	if len(f.ComputedTraits) == 0 && !pc.prune {
+	if f.ComputedTraits == nil { // not declared: left alone, even with --prune
 		return nil, nil
 	}
 	current, err := pc.client.ComputedTraits(pc.ctx)
@@ -278,7 +278,7 @@ func planTraits(pc planContext, f *File) ([]Change, error) {
 }
 
 func planAudiences(pc planContext, f *File) ([]Change, error) {
-	if len(f.Audiences) == 0 && !pc.prune {
+	if f.Audiences == nil { // not declared: left alone, even with --prune
 		return nil, nil
 	}
 	current, err := pc.client.Audiences(pc.ctx)
@@ -331,7 +331,7 @@ func planAudiences(pc planContext, f *File) ([]Change, error) {
 			if !serverTraits[k] {
 				return nil, f.errorf(path+".condition", "computed trait %q is neither in the file nor in the CDP", k)
 			}
-			if pc.prune {
+			if pc.prune && f.ComputedTraits != nil {
 				return nil, f.errorf(path+".condition", "computed trait %q is not in the file, so --prune would delete it; declare it", k)
 			}
 		}

@@ -38,6 +38,9 @@ func validateSources(f *File) []error {
 }
 
 func planSources(pc planContext, f *File) ([]Change, error) {
+	if f.Sources == nil { // not declared: left alone, even with --prune
+		return nil, nil
+	}
 	current, err := pc.client.ListSources(pc.ctx)
 	if err != nil {
 		return nil, err
