@@ -5,7 +5,7 @@
 // bench-results/report.json and bench-results/report.md (also printed).
 //
 // Environment: BENCH_SEED (default 42), BENCH_SCALE (multiplies the 200 persons, default 1),
-// BENCH_RATE (offered load in events/s, default 100 × BENCH_SCALE capped at 300),
+// BENCH_RATE (offered load in events/s, default 50 × BENCH_SCALE capped at 300),
 // BENCH_COLDSTART_RUNS (default 5; 0 skips), BENCH_OUT (default bench-results),
 // CDP_DYNAMODB_PORT / CDP_KINESIS_PORT, and AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_KINESIS
 // (when both are set, no emulator is started).
@@ -46,7 +46,7 @@ func run() error {
 	if scale <= 0 {
 		return fmt.Errorf("BENCH_SCALE must be positive")
 	}
-	rate, err := envFloat("BENCH_RATE", min(300, 100*scale))
+	rate, err := envFloat("BENCH_RATE", min(300, 50*scale))
 	if err != nil {
 		return err
 	}

@@ -222,7 +222,7 @@ func (r *Report) Markdown() string {
 	}
 	row("cost per million events (USD)", fmt.Sprintf("**%.2f** (%s); with DynamoDB Local's reported units %.2f; plus %.0f/month fixed", r.CostPerMillionUSD, strings.Join(parts, ", "), r.CostReportedUnitsUSD, r.FixedMonthlyUSD))
 	row("run time", fmt.Sprintf("%.0f s", r.DurationSeconds))
-	fmt.Fprintf(&b, "\nPrices: %s, %s (internal/bench/prices.go). %s\n", PricesRegion, PricesDate, r.CostNote)
+	fmt.Fprintf(&b, "\nCost: %s\n", r.CostNote)
 	return b.String()
 }
 

@@ -32,7 +32,7 @@ import (
 type Options struct {
 	Seed          uint64
 	Persons       int     // generated persons (default 200)
-	Rate          float64 // offered load, events per second (default 100)
+	Rate          float64 // offered load, events per second (default 50)
 	ColdStartRuns int     // runs per function (default 5; 0 skips cold starts)
 	Root          string  // repository root (for building the functions)
 	Logger        *slog.Logger
@@ -50,7 +50,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		o.Persons = 200
 	}
 	if o.Rate == 0 {
-		o.Rate = 100
+		o.Rate = 50
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
