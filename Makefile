@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: all tools run test test-go fuzz bench build clean fmt vet synth diff deploy test-infra
+.PHONY: all tools run test test-go fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra
 
 all: build
 
@@ -41,9 +41,13 @@ test-go:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/tracking
 
-## bench: Go micro-benchmarks of the hot paths
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+## bench: end-to-end benchmark (seeded workload through every stage) → bench-results/report.{json,md}
+bench: tools
+	$(GO) run ./cmd/bench
+
+## bench-micro: Go micro-benchmarks of each handler's hot path (against the emulators)
+bench-micro: tools
+	$(LOCAL) emulators -- $(GO) test -run='^$$' -bench=. -benchmem ./internal/...
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted: $$unformatted"; exit 1; fi
