@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/serverless-cdp/cdp/internal/store"
 )
 
 // StageUsage is what one stage consumed. Reported* are the ConsumedCapacity figures the DynamoDB
@@ -211,15 +213,15 @@ func capacity(params, result any) (rr, rw, mr, mw float64) {
 		in := params.(*dynamodb.GetItemInput)
 		rr, rw = reported(true, one(out.ConsumedCapacity)...)
 		f := readF(in.ConsistentRead)
-		mr = f * max(1, kb(itemSize(out.Item), 4096))
+		mr = f * max(1, kb(store.ItemSize(out.Item), 4096))
 	case *dynamodb.PutItemOutput:
 		in := params.(*dynamodb.PutItemInput)
 		rr, rw = reported(false, one(out.ConsumedCapacity)...)
-		mw = max(rw, kb(itemSize(in.Item), 1024), 1)
+		mw = max(rw, kb(store.ItemSize(in.Item), 1024), 1)
 	case *dynamodb.UpdateItemOutput:
 		in := params.(*dynamodb.UpdateItemInput)
 		rr, rw = reported(false, one(out.ConsumedCapacity)...)
-		mw = max(rw, kb(itemSize(in.Key)+itemSize(in.ExpressionAttributeValues), 1024), 1)
+		mw = max(rw, kb(store.ItemSize(in.Key)+store.ItemSize(in.ExpressionAttributeValues), 1024), 1)
 	case *dynamodb.DeleteItemOutput:
 		rr, rw = reported(false, one(out.ConsumedCapacity)...)
 		mw = max(rw, 1)
@@ -228,7 +230,7 @@ func capacity(params, result any) (rr, rw, mr, mw float64) {
 		rr, rw = reported(true, one(out.ConsumedCapacity)...)
 		n := 0
 		for _, it := range out.Items {
-			n += itemSize(it)
+			n += store.ItemSize(it)
 		}
 		mr = max(rr, readF(in.ConsistentRead)*max(1, kb(n, 4096)))
 	case *dynamodb.ScanOutput:
@@ -236,7 +238,7 @@ func capacity(params, result any) (rr, rw, mr, mw float64) {
 		rr, rw = reported(true, one(out.ConsumedCapacity)...)
 		n := 0
 		for _, it := range out.Items {
-			n += itemSize(it)
+			n += store.ItemSize(it)
 		}
 		mr = max(rr, readF(in.ConsistentRead)*max(1, kb(n, 4096)))
 	case *dynamodb.BatchGetItemOutput:
@@ -246,7 +248,7 @@ func capacity(params, result any) (rr, rw, mr, mw float64) {
 			f := readF(ka.ConsistentRead)
 			found := out.Responses[table]
 			for _, it := range found {
-				mr += f * max(1, kb(itemSize(it), 4096))
+				mr += f * max(1, kb(store.ItemSize(it), 4096))
 			}
 			missing := len(ka.Keys) - len(found)
 			if u, ok := out.UnprocessedKeys[table]; ok {
@@ -260,7 +262,7 @@ func capacity(params, result any) (rr, rw, mr, mw float64) {
 		for _, reqs := range in.RequestItems {
 			for _, r := range reqs {
 				if r.PutRequest != nil {
-					mw += max(1, kb(itemSize(r.PutRequest.Item), 1024))
+					mw += max(1, kb(store.ItemSize(r.PutRequest.Item), 1024))
 				} else {
 					mw++
 				}
@@ -272,9 +274,9 @@ func capacity(params, result any) (rr, rw, mr, mw float64) {
 		for _, it := range in.TransactItems {
 			switch {
 			case it.Put != nil:
-				mw += 2 * max(1, kb(itemSize(it.Put.Item), 1024))
+				mw += 2 * max(1, kb(store.ItemSize(it.Put.Item), 1024))
 			case it.Update != nil:
-				mw += 2 * max(1, kb(itemSize(it.Update.Key)+itemSize(it.Update.ExpressionAttributeValues), 1024))
+				mw += 2 * max(1, kb(store.ItemSize(it.Update.Key)+store.ItemSize(it.Update.ExpressionAttributeValues), 1024))
 			default: // Delete, ConditionCheck
 				mw += 2
 			}
@@ -282,58 +284,10 @@ func capacity(params, result any) (rr, rw, mr, mw float64) {
 	case *dynamodb.TransactGetItemsOutput:
 		rr, rw = reported(true, out.ConsumedCapacity...)
 		for _, r := range out.Responses {
-			mr += 2 * max(1, kb(itemSize(r.Item), 4096))
+			mr += 2 * max(1, kb(store.ItemSize(r.Item), 4096))
 		}
 	}
 	return rr, rw, mr, mw
 }
 
 func kb(size, per int) float64 { return float64((size + per - 1) / per) }
-
-// itemSize approximates DynamoDB's item size: attribute names plus values.
-func itemSize(it map[string]types.AttributeValue) int {
-	n := 0
-	for k, v := range it {
-		n += len(k) + avSize(v)
-	}
-	return n
-}
-
-func avSize(v types.AttributeValue) int {
-	switch x := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(x.Value)
-	case *types.AttributeValueMemberN:
-		return len(x.Value)/2 + 1
-	case *types.AttributeValueMemberB:
-		return len(x.Value)
-	case *types.AttributeValueMemberM:
-		return 3 + itemSize(x.Value)
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range x.Value {
-			n += 1 + avSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, s := range x.Value {
-			n += len(s)
-		}
-		return n
-	case *types.AttributeValueMemberNS:
-		n := 0
-		for _, s := range x.Value {
-			n += len(s)/2 + 1
-		}
-		return n
-	case *types.AttributeValueMemberBS:
-		n := 0
-		for _, b := range x.Value {
-			n += len(b)
-		}
-		return n
-	default:
-		return 1
-	}
-}

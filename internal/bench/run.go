@@ -200,7 +200,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	// Ingest alone at full speed: pipeline stopped, pre-encoded batches of 100, 4 connections.
-	st.stopPipeline()
+	st.StopPipeline()
 	pipeline := m.Snapshot()
 	say("ingest burst")
 	if err := ingestBurst(st.URL, w, rep); err != nil {

@@ -83,29 +83,6 @@ func (m *meter) model(read, write float64) {
 	m.mu.Unlock()
 }
 
-func itemSize(it map[string]types.AttributeValue) int {
-	n := 0
-	for k, v := range it {
-		n += len(k) + avSize(v)
-	}
-	return n
-}
-
-func avSize(v types.AttributeValue) int {
-	switch x := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(x.Value)
-	case *types.AttributeValueMemberN:
-		return len(x.Value)/2 + 1
-	case *types.AttributeValueMemberB:
-		return len(x.Value)
-	case *types.AttributeValueMemberM:
-		return 3 + itemSize(x.Value)
-	default:
-		return 1
-	}
-}
-
 func units(size, per int) float64 { return float64((size + per - 1) / per) }
 
 func (m *meter) add(read bool, cc ...types.ConsumedCapacity) {
@@ -194,7 +171,7 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 			found := 0
 			for _, it := range res.Responses[s.table] {
 				out[store.GetS(it, store.PK)] = it
-				model += rate * max(1, units(itemSize(it), 4096))
+				model += rate * max(1, units(store.ItemSize(it), 4096))
 				found++
 			}
 			requested := len(req[s.table].Keys) - len(res.UnprocessedKeys[s.table].Keys)
@@ -443,7 +420,7 @@ func (s *Store) commit(ctx context.Context, t *txn) error {
 	}
 	var model float64
 	for _, it := range items {
-		size := itemSize(it.Put.Item)
+		size := store.ItemSize(it.Put.Item)
 		model += 2 * max(1, units(size, 1024))
 		if _, indexed := it.Put.Item[store.GSI1PK]; indexed {
 			model += max(1, units(size, 1024))
@@ -615,7 +592,7 @@ func (s *Store) newestFirst(ctx context.Context, page Page, part func(id string)
 			}
 			read := 0
 			for _, it := range out.Items {
-				read += itemSize(it)
+				read += store.ItemSize(it)
 			}
 			s.m.model(0.5*max(1, units(read, 4096)), 0)
 			for _, it := range out.Items {
