@@ -36,12 +36,19 @@ func Load(ctx context.Context) (Clients, error) {
 		return Clients{}, fmt.Errorf("load AWS config: %w", err)
 	}
 	c := New(cfg)
-	if local() {
-		// DynamoDB Local's error responses carry CRC32 headers that do not match their bodies;
-		// the SDK would log a warning for each one. Real DynamoDB keeps the check.
-		c.DynamoDB = dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
-	}
+	c.DynamoDB = dynamodb.NewFromConfig(cfg, DynamoDBOptions()...)
 	return c, nil
+}
+
+// DynamoDBOptions are the client options for the configured endpoint: against an emulator,
+// response CRC32 checks are off, because DynamoDB Local's error responses carry CRC32 headers
+// that do not match their bodies and the SDK would log a warning for each. Real DynamoDB keeps
+// the check.
+func DynamoDBOptions() []func(*dynamodb.Options) {
+	if !local() {
+		return nil
+	}
+	return []func(*dynamodb.Options){func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }}
 }
 
 // New builds the clients from a loaded configuration.

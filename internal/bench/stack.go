@@ -56,7 +56,7 @@ func awsConfig(ctx context.Context) (aws.Config, error) {
 
 func meteredClients(cfg aws.Config, m *Meter, stage string) awsenv.Clients {
 	return awsenv.Clients{
-		DynamoDB: dynamodb.NewFromConfig(cfg, m.DynamoDB(stage)),
+		DynamoDB: dynamodb.NewFromConfig(cfg, append(awsenv.DynamoDBOptions(), m.DynamoDB(stage))...),
 		Kinesis:  kinesis.NewFromConfig(cfg, m.Kinesis(stage)),
 	}
 }
