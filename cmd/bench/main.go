@@ -64,30 +64,12 @@ func run() error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") == "" || os.Getenv("AWS_ENDPOINT_URL_KINESIS") == "" {
-		cfg, err := emulator.DefaultConfig(root)
-		if err != nil {
-			return err
-		}
-		cfg.Logger = logger
-		if cfg.DynamoDBPort, err = envInt("CDP_DYNAMODB_PORT", cfg.DynamoDBPort); err != nil {
-			return err
-		}
-		if cfg.KinesisPort, err = envInt("CDP_KINESIS_PORT", cfg.KinesisPort); err != nil {
-			return err
-		}
-		emu, err := emulator.Start(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		defer emu.Stop()
-		os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", emu.DynamoDBEndpoint)
-		os.Setenv("AWS_ENDPOINT_URL_KINESIS", emu.KinesisEndpoint)
+	emu, err := emulator.Ensure(ctx, logger)
+	if err != nil {
+		return err
 	}
-	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"} {
-		if os.Getenv(k) == "" {
-			os.Setenv(k, v)
-		}
+	if emu != nil {
+		defer emu.Stop()
 	}
 
 	rep, err := bench.Run(ctx, bench.Options{
@@ -115,16 +97,4 @@ func envFloat(key string, def float64) (float64, error) {
 		return 0, fmt.Errorf("%s=%q: want a non-negative number", key, v)
 	}
 	return f, nil
-}
-
-func envInt(key string, def int) (int, error) {
-	v := os.Getenv(key)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q: %w", key, v, err)
-	}
-	return n, nil
 }

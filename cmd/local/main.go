@@ -14,14 +14,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -29,6 +27,8 @@ import (
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/emulator"
 	"github.com/serverless-cdp/cdp/internal/local"
+	"github.com/serverless-cdp/cdp/internal/secret"
+	"github.com/serverless-cdp/cdp/internal/source"
 )
 
 func main() {
@@ -51,37 +51,6 @@ func main() {
 	}
 }
 
-// startEmulators starts or reuses the emulators unless endpoints are configured already.
-func startEmulators(ctx context.Context, logger *slog.Logger) (*emulator.Stack, error) {
-	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" && os.Getenv("AWS_ENDPOINT_URL_KINESIS") != "" {
-		logger.Info("using configured endpoints", "dynamodb", os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"), "kinesis", os.Getenv("AWS_ENDPOINT_URL_KINESIS"))
-		return nil, nil
-	}
-	cfg, err := emulator.DefaultConfig(".")
-	if err != nil {
-		return nil, err
-	}
-	cfg.Logger = logger
-	if cfg.DynamoDBPort, err = envInt("CDP_DYNAMODB_PORT", cfg.DynamoDBPort); err != nil {
-		return nil, err
-	}
-	if cfg.KinesisPort, err = envInt("CDP_KINESIS_PORT", cfg.KinesisPort); err != nil {
-		return nil, err
-	}
-	stack, err := emulator.Start(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", stack.DynamoDBEndpoint)
-	os.Setenv("AWS_ENDPOINT_URL_KINESIS", stack.KinesisEndpoint)
-	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"} {
-		if os.Getenv(k) == "" {
-			os.Setenv(k, v)
-		}
-	}
-	return stack, nil
-}
-
 func runWithEmulators(ctx context.Context, logger *slog.Logger, args []string) error {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
@@ -89,7 +58,7 @@ func runWithEmulators(ctx context.Context, logger *slog.Logger, args []string) e
 	if len(args) == 0 {
 		return errors.New("usage: local emulators -- COMMAND [ARGS…]")
 	}
-	stack, err := startEmulators(ctx, logger)
+	stack, err := emulator.Ensure(ctx, logger)
 	if err != nil {
 		return err
 	}
@@ -114,12 +83,12 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	}
 	writeKey, adminToken := os.Getenv("CDP_DEV_WRITE_KEY"), os.Getenv("CDP_DEV_ADMIN_TOKEN")
 	if writeKey == "" {
-		writeKey = random(32)
+		writeKey = source.NewWriteKey()
 	}
 	if adminToken == "" {
-		adminToken = random(40)
+		adminToken = "cdpat_" + secret.String(secret.Alphanumeric, 40)
 	}
-	emu, err := startEmulators(ctx, logger)
+	emu, err := emulator.Ensure(ctx, logger)
 	if err != nil {
 		return err
 	}
@@ -148,26 +117,4 @@ Ctrl-C stops everything this started.
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return stack.Close()
-}
-
-func envInt(key string, def int) (int, error) {
-	v := os.Getenv(key)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q: %w", key, v, err)
-	}
-	return n, nil
-}
-
-func random(n int) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }

@@ -12,7 +12,7 @@ package admintoken
 
 import (
 	"context"
-	"crypto/rand"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/serverless-cdp/cdp/internal/secret"
 	"github.com/serverless-cdp/cdp/internal/store"
 )
 
@@ -123,7 +124,7 @@ func (s *Store) Create(ctx context.Context, name string) (Token, string, error) 
 	if err := validateName(name); err != nil {
 		return Token{}, "", err
 	}
-	plain := Prefix + randomString(tokenChars)
+	plain := Prefix + secret.String(secret.Alphanumeric, tokenChars)
 	t, _, err := s.put(ctx, name, plain)
 	if err != nil {
 		return Token{}, "", err
@@ -133,7 +134,7 @@ func (s *Store) Create(ctx context.Context, name string) (Token, string, error) 
 
 // put stores a token unless it exists; it reports whether it created it.
 func (s *Store) put(ctx context.Context, name, plain string) (Token, bool, error) {
-	id := "tok_" + strings.ToLower(randomString(20))
+	id := "tok_" + strings.ToLower(secret.String(secret.Alphanumeric, 20))
 	h := hash(plain)
 	it := item{PK: pkPrefix + h, SK: skValue, GSI1PK: gsiPK, GSI1SK: id, ID: id, Name: name,
 		CreatedAt: s.now().UTC().Format(time.RFC3339Nano)}
@@ -262,24 +263,4 @@ func (s *Store) Revoke(ctx context.Context, id string) error {
 		}
 	}
 	return nil
-}
-
-const alphanumeric = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// randomString returns n alphanumeric characters, uniformly drawn with crypto/rand.
-func randomString(n int) string {
-	const limit = 256 - 256%len(alphanumeric)
-	out := make([]byte, 0, n)
-	buf := make([]byte, n*2)
-	for len(out) < n {
-		if _, err := rand.Read(buf); err != nil {
-			panic("crypto/rand failed: " + err.Error())
-		}
-		for _, b := range buf {
-			if int(b) < limit && len(out) < n {
-				out = append(out, alphanumeric[int(b)%len(alphanumeric)])
-			}
-		}
-	}
-	return string(out)
 }

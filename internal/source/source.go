@@ -17,13 +17,14 @@
 package source
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/serverless-cdp/cdp/internal/secret"
 )
 
 // Errors returned by the repository. Validation errors wrap ErrInvalid and say what is wrong.
@@ -118,25 +119,7 @@ const (
 	lowerDigits  = "abcdefghijklmnopqrstuvwxyz0123456789"
 )
 
-// randomString returns n characters drawn uniformly from alphabet using crypto/rand.
-func randomString(alphabet string, n int) string {
-	limit := 256 - 256%len(alphabet) // rejecting bytes >= limit keeps the distribution uniform
-	out := make([]byte, 0, n)
-	buf := make([]byte, n*2)
-	for len(out) < n {
-		if _, err := rand.Read(buf); err != nil {
-			panic("crypto/rand failed: " + err.Error()) // never happens on supported platforms
-		}
-		for _, b := range buf {
-			if int(b) < limit && len(out) < n {
-				out = append(out, alphabet[int(b)%len(alphabet)])
-			}
-		}
-	}
-	return string(out)
-}
-
 // NewWriteKey returns a fresh random write key (32 alphanumeric characters, like Segment's).
-func NewWriteKey() string { return randomString(alphanumeric, writeKeyLength) }
+func NewWriteKey() string { return secret.String(secret.Alphanumeric, writeKeyLength) }
 
-func newID() string { return "src_" + randomString(lowerDigits, 20) }
+func newID() string { return "src_" + secret.String(secret.LowerDigits, 20) }
