@@ -114,10 +114,6 @@ func hashKey(key string) string {
 
 func keyID(hash string) string { return hash[:12] }
 
-const (
-	alphanumeric = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	lowerDigits  = "abcdefghijklmnopqrstuvwxyz0123456789"
-)
 
 // NewWriteKey returns a fresh random write key (32 alphanumeric characters, like Segment's).
 func NewWriteKey() string { return secret.String(secret.Alphanumeric, writeKeyLength) }
