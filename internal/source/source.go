@@ -114,7 +114,6 @@ func hashKey(key string) string {
 
 func keyID(hash string) string { return hash[:12] }
 
-
 // NewWriteKey returns a fresh random write key (32 alphanumeric characters, like Segment's).
 func NewWriteKey() string { return secret.String(secret.Alphanumeric, writeKeyLength) }
 
