@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -730,15 +729,11 @@ func TestSegmentsPreviewAndSize(t *testing.T) {
 	}
 }
 
-// TestSegmentsEventSoonAfterNewAudienceKeepsMembership shows a known bug (skipped unless
-// CDP_RUN_KNOWN_BUGS=1): the segments handler caches the definitions for 10 s, and a profile
-// evaluated with a cache older than a new audience drops that audience's membership ("forget
-// definitions that no longer exist"), silently (no Audience Exited), after the backfill put the
-// profile in it and the destination got Audience Entered.
+// TestSegmentsEventSoonAfterNewAudienceKeepsMembership guards a fixed bug: the segments handler
+// caches the definitions for 10 s, and a profile evaluated with a cache older than a new audience
+// used to drop that audience's membership ("forget definitions that no longer exist") silently,
+// after the backfill had put the profile in it and the destination had got Audience Entered.
 func TestSegmentsEventSoonAfterNewAudienceKeepsMembership(t *testing.T) {
-	if os.Getenv("CDP_RUN_KNOWN_BUGS") == "" {
-		t.Skip("known bug: stale definition cache drops new memberships; set CDP_RUN_KNOWN_BUGS=1 to run")
-	}
 	stack, _, writeKey := startStack(t)
 	adm := newSegAdmin(t, stack.URL)
 	api := newScnAPI(t, stack.URL)
@@ -766,15 +761,11 @@ func TestSegmentsEventSoonAfterNewAudienceKeepsMembership(t *testing.T) {
 	}
 }
 
-// TestSegmentsZeroCountWhetherBeforeOrAfterDefinition shows a known inconsistency (skipped
-// unless CDP_RUN_KNOWN_BUGS=1): an event_count is 0 for a profile without matching events that
-// existed when the trait was defined (the backfill evaluates everything), but absent for one
-// that appears afterwards with only other events (only traits about its event names are
-// evaluated), so "computedTrait order_count eq 0" matches one and not the other.
+// TestSegmentsZeroCountWhetherBeforeOrAfterDefinition guards a fixed inconsistency: an
+// event_count was 0 for a profile without matching events that existed when the trait was
+// defined (the backfill evaluates everything), but absent for one that appeared afterwards with
+// only other events, so "computedTrait order_count eq 0" matched one and not the other.
 func TestSegmentsZeroCountWhetherBeforeOrAfterDefinition(t *testing.T) {
-	if os.Getenv("CDP_RUN_KNOWN_BUGS") == "" {
-		t.Skip("known inconsistency: zero counts exist only for profiles backfilled; set CDP_RUN_KNOWN_BUGS=1 to run")
-	}
 	stack, _, writeKey := startStack(t)
 	adm := newSegAdmin(t, stack.URL)
 	api := newScnAPI(t, stack.URL)

@@ -37,6 +37,24 @@ type Result struct {
 // can affect, records transitions in st.Members and returns what changed. It is pure: the
 // caller stores st and publishes Result.Records (their ids derive from st.ProfileID, the
 // audience's transition count and st.Ver, so a retried evaluation yields the same ids).
+// Unknown lists the computed traits ("trait:<key>") and audiences ("audience:<id>") the
+// profile's state holds that the catalog does not know. Evaluate forgets those, which is right
+// only if the catalog is current: a stale one has simply not seen definitions created since.
+func (c *Catalog) Unknown(st *State) []string {
+	var out []string
+	for k := range st.Computed {
+		if c.traitByKey[k] == nil {
+			out = append(out, "trait:"+k)
+		}
+	}
+	for id := range st.Members {
+		if c.audByID[id] == nil {
+			out = append(out, "audience:"+id)
+		}
+	}
+	return out
+}
+
 func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 	var res Result
 	at := now
@@ -58,7 +76,9 @@ func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 	}
 
 	traits := c.Traits
-	if !in.All {
+	// A new profile gets every computed trait, as a backfill would give it (a count of 0 is a
+	// value): otherwise its traits would depend on whether it existed when they were defined.
+	if !in.All && st.Ver != 0 {
 		traits = c.affectedTraits(names)
 	}
 	var changedComputed []string

@@ -47,6 +47,7 @@ type Handler struct {
 	cat   *Catalog
 	defs  *Definitions
 	catAt time.Time
+	gone  map[string]bool // definitions a fresh reload confirmed deleted (see Catalog.Unknown)
 }
 
 // NewHandler wires the stage.
@@ -95,6 +96,29 @@ func (h *Handler) catalog(ctx context.Context) (*Catalog, *Definitions, error) {
 	}
 	h.cat, h.defs, h.catAt = cat, defs, time.Now()
 	return cat, defs, nil
+}
+
+// allGone reports whether every reference was already confirmed deleted by a fresh reload.
+func (h *Handler) allGone(refs []string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range refs {
+		if !h.gone[r] {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *Handler) markGone(refs []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gone == nil {
+		h.gone = map[string]bool{}
+	}
+	for _, r := range refs {
+		h.gone[r] = true
+	}
 }
 
 // Invalidate drops the cached definitions (the service calls it after a change).
@@ -267,6 +291,19 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	in.NewEvents, in.ChangedTraits = added, changed
 	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 {
 		return nil // a redelivery, or nothing the segments stage cares about
+	}
+	if unknown := cat.Unknown(st); len(unknown) > 0 && !h.allGone(unknown) {
+		// The profile holds values of definitions this cached catalog has not seen: created
+		// (and backfilled) since it was loaded, or deleted. Evaluating with a stale catalog
+		// would forget new memberships silently, so reload first; whatever the fresh catalog
+		// does not know either is really gone (remembered, so it costs one reload).
+		h.Invalidate()
+		fresh, _, err := h.catalog(ctx)
+		if err != nil {
+			return err
+		}
+		cat = fresh
+		h.markGone(cat.Unknown(st))
 	}
 	res := cat.Evaluate(st, in, now)
 

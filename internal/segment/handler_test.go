@@ -164,10 +164,11 @@ func TestHandlerTransitionsRedeliveryAndWindowExit(t *testing.T) {
 			t.Fatalf("failures %v", resp.BatchItemFailures)
 		}
 	}
-	recs := e.read(6, 3*time.Second)
+	recs := e.read(7, 3*time.Second)
 	eq(t, "transitions", summary(recs, activation.KindAudienceEntered, activation.KindAudienceExited), []string{
 		"audience_entered p1 recent_buyers", "audience_entered p2 pro_users"})
-	eq(t, "computed", summary(recs, activation.KindTraitsChanged), []string{`traits_changed p1 {"orders_30d":2}`})
+	// A new profile gets every computed trait, a count of 0 included (as a backfill gives it).
+	eq(t, "computed", summary(recs, activation.KindTraitsChanged), []string{`traits_changed p1 {"orders_30d":2}`, `traits_changed p2 {"orders_30d":0}`})
 	eq(t, "events", summary(recs, activation.KindEvent), []string{"event p1 evt-m1", "event p1 evt-m3", "event p2 evt-m2"})
 	for _, r := range recs {
 		if r.Kind == activation.KindAudienceEntered && r.ProfileID == "p1" && (r.UserID != "user-p1" || !r.OccurredAt.Equal(t0.Add(-time.Minute))) {
@@ -200,10 +201,11 @@ func TestHandlerTransitionsRedeliveryAndWindowExit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	recs = e.read(10, 3*time.Second)
+	recs = e.read(11, 3*time.Second)
 	eq(t, "after the window", summary(recs, activation.KindAudienceExited, activation.KindTraitsChanged), []string{
 		"audience_exited p1 recent_buyers",
-		`traits_changed p1 {"orders_30d":0}`, `traits_changed p1 {"orders_30d":1}`, `traits_changed p1 {"orders_30d":2}`})
+		`traits_changed p1 {"orders_30d":0}`, `traits_changed p1 {"orders_30d":1}`, `traits_changed p1 {"orders_30d":2}`,
+		`traits_changed p2 {"orders_30d":0}`})
 	if size, _ := e.st.Size(ctx, buyers.ID); size != 0 {
 		t.Fatalf("size after exit %d", size)
 	}
