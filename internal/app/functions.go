@@ -87,6 +87,6 @@ func NewSegments(c awsenv.Clients, cfg Config, logger *slog.Logger) *segment.Han
 	return segment.NewHandler(
 		segment.NewStore(c.DynamoDB, cfg.Table),
 		stream.NewPublisher(c.Kinesis, cfg.ActivationsStream),
-		segment.Options{Logger: logger},
+		segment.Options{Logger: logger, DeadLetters: deadletter.NewStore(c.DynamoDB, cfg.Table)},
 	)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/activation"
 	"github.com/serverless-cdp/cdp/internal/change"
+	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/stream"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
@@ -34,7 +35,18 @@ type Options struct {
 	TickLimit   int              // profiles re-evaluated per Tick per schedule shard; default 2000
 	// BackfillBudget bounds the time one Tick spends on backfill jobs; default 20s.
 	BackfillBudget time.Duration
+	// DeadLetters keeps change records that can never be processed (undecodable), listable
+	// through the admin API. Without it they are only logged.
+	DeadLetters DeadLetters
 }
+
+// DeadLetters stores records that cannot be processed (deadletter.Store).
+type DeadLetters interface {
+	Put(ctx context.Context, e deadletter.Entry) (deadletter.Entry, error)
+}
+
+// Dead-letter stage of this handler.
+const Stage = "segments"
 
 // Handler is the segments stage: the Kinesis handler on `changes` and the schedule's Tick.
 type Handler struct {
@@ -98,6 +110,26 @@ func (h *Handler) catalog(ctx context.Context) (*Catalog, *Definitions, error) {
 	return cat, defs, nil
 }
 
+// deadLetter keeps an undecodable change record.
+func (h *Handler) deadLetter(ctx context.Context, r events.KinesisEventRecord, cause error) error {
+	msg := "missing profileId"
+	if cause != nil {
+		msg = cause.Error()
+	}
+	h.log.Error("segments: undecodable change record", "seq", r.Kinesis.SequenceNumber, "err", msg)
+	if h.opt.DeadLetters == nil {
+		return nil
+	}
+	_, err := h.opt.DeadLetters.Put(ctx, deadletter.Entry{
+		Stage: Stage, Kind: "change", Reason: "decode", Error: msg, Payload: r.Kinesis.Data,
+		Meta: map[string]string{"eventId": r.EventID, "partitionKey": r.Kinesis.PartitionKey, "sequenceNumber": r.Kinesis.SequenceNumber},
+	})
+	if err != nil {
+		h.log.Error("segments: dead letter failed; record will be retried", "err", err)
+	}
+	return err
+}
+
 // allGone reports whether every reference was already confirmed deleted by a fresh reload.
 func (h *Handler) allGone(refs []string) bool {
 	h.mu.Lock()
@@ -145,8 +177,11 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	for _, r := range ev.Records {
 		var c change.Record
 		if err := json.Unmarshal(r.Kinesis.Data, &c); err != nil || c.ProfileID == "" {
-			// Never processable: retrying would block the shard. Logged with its position.
-			h.log.Error("segments: malformed change record skipped", "seq", r.Kinesis.SequenceNumber, "err", err)
+			// Never processable: retrying would block the shard, so it goes to the dead letters
+			// (kept, listable) and the shard moves on. If even that fails, it is retried.
+			if derr := h.deadLetter(ctx, r, err); derr != nil {
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: r.Kinesis.SequenceNumber})
+			}
 			continue
 		}
 		g := groups[c.ProfileID]
