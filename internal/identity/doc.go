@@ -5,6 +5,12 @@
 // trait, the newest event wins), metadata, a timeline and a merge log, and emits one `changes`
 // record (internal/change) per surviving profile touched.
 //
+// A message already processed (a redelivery) changes nothing, but it is emitted again in the
+// change record of the profile it went to (following merges), with the event as stored and
+// the profile's current state. So when a batch's change records were lost (publishing and
+// dead-lettering both failed, the handler returned an error and Lambda retries the batch), the
+// retry re-emits them. Consumers dedupe events by messageId, so re-emitting is harmless.
+//
 // # Storage (single table, see internal/store)
 //
 //	pk                          sk                          what
@@ -41,5 +47,7 @@
 // profile within a batch are coalesced into one profile write; the dedupe marker is the
 // timeline item, so each event is one item; large profile documents are compressed. A
 // component grows to at most 100 items (the transaction limit); beyond that the batch is
-// committed in rounds.
+// committed in rounds. A duplicate costs nothing extra: the stored event comes with the dedupe
+// marker read (charged by item size whatever the projection), and its profile is read in the
+// same BatchGetItem as the others (usually it is one of them already).
 package identity

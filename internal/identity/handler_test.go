@@ -95,14 +95,24 @@ func TestHandlerDeadLettersAndChanges(t *testing.T) {
 	if len(entries) != 3 || reasons["decode"] != 1 || reasons["no_identifiers"] != 1 || reasons["retries_exhausted"] != 1 {
 		t.Fatalf("dead letters: %v", reasons)
 	}
-	recs := testenv.ReadStream(t, c.Kinesis, changes, 1, 5*time.Second)
-	if len(recs) != 1 {
-		t.Fatalf("changes: %d records (retries must not re-emit)", len(recs))
+	// The first attempt emits the change; the two retries re-emit its events (duplicates now)
+	// with the unchanged profile state, which consumers dedupe by messageId.
+	recs := testenv.ReadStream(t, c.Kinesis, changes, 3, 5*time.Second)
+	if len(recs) != 3 {
+		t.Fatalf("changes: %d records, want 1 and 2 re-emissions", len(recs))
 	}
 	var ch change.Record
 	_ = json.Unmarshal(recs[0].Data, &ch)
 	if !ch.Created || len(ch.Events) != 2 || string(ch.ChangedTraits["name"]) != `"Ann"` || len(ch.Identifiers) != 2 || aws.ToString(recs[0].PartitionKey) != ch.ProfileID {
 		t.Fatalf("change record: %+v", ch)
+	}
+	for _, r := range recs[1:] {
+		var re change.Record
+		_ = json.Unmarshal(r.Data, &re)
+		if re.ProfileID != ch.ProfileID || re.Version != ch.Version || re.Created || len(re.ChangedTraits) != 0 || len(re.AddedIdentifiers) != 0 ||
+			len(re.Events) != 2 || re.Events[0].MessageID != "m1" || re.Events[1].MessageID != "m4" || string(re.Traits["name"]) != `"Ann"` || len(re.Identifiers) != 2 {
+			t.Fatalf("re-emitted change record: %+v", re)
+		}
 	}
 	// The poison pill is fixed: replay it from the dead letters.
 	h.cfg.Processor = NewProcessor(NewStore(c.DynamoDB, table), StaticRules{rules}, Options{})
@@ -123,7 +133,7 @@ func TestHandlerDeadLettersAndChanges(t *testing.T) {
 	if _, err := NewStore(c.DynamoDB, table).Lookup(ctx, Identifier{TypeUserID, "u2"}); err != nil {
 		t.Fatal(err)
 	}
-	if recs := testenv.ReadStream(t, c.Kinesis, changes, 2, 5*time.Second); len(recs) != 2 {
+	if recs := testenv.ReadStream(t, c.Kinesis, changes, 4, 5*time.Second); len(recs) != 4 {
 		t.Fatalf("replay emitted %d change records in all", len(recs))
 	}
 }

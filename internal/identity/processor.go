@@ -22,7 +22,7 @@ type Outcome int
 // Outcomes.
 const (
 	Processed    Outcome = iota + 1 // applied to a profile
-	Duplicate                       // its messageId was processed before: nothing changed
+	Duplicate                       // its messageId was processed before: nothing changed (re-emitted)
 	Unresolvable                    // no usable identifier (all blocked): nothing changed
 	Failed                          // not applied; Err says why; safe to retry
 )
@@ -107,7 +107,8 @@ func NewProcessor(s *Store, rules RulesSource, opt Options) *Processor {
 }
 
 // Process applies records in order. Every record gets a Result; changes holds one record per
-// surviving profile touched (by committed work only). The returned error is set only when
+// surviving profile touched by committed work, or holding messages found already processed
+// (those are re-emitted with the profile's current state; nothing is written for them). The returned error is set only when
 // nothing could be attempted (e.g. the rules cannot be read); all results are then Failed.
 func (p *Processor) Process(ctx context.Context, recs []tracking.Record) ([]Result, []change.Record, error) {
 	results := make([]Result, len(recs))
@@ -147,6 +148,11 @@ func (p *Processor) Process(ctx context.Context, recs []tracking.Record) ([]Resu
 		}
 		for i, r := range pl.results {
 			results[i] = r
+		}
+		// Added before this round's commits, so that a commit touching the same profile folds
+		// over them (its state is newer).
+		for _, r := range pl.dupChanges(p.opt.Now()) {
+			changes.add(r)
 		}
 		outcomes := p.commitAll(ctx, pl)
 		var retry []int
@@ -242,6 +248,7 @@ type plan struct {
 	comps   []*component
 	results map[int]Result // decided without a commit: duplicates, unresolvable
 	rest    []int          // records left for the next round (the transaction limit was reached)
+	dups    []dupEvent     // messages processed before (by an earlier delivery), to re-emit
 	ret     time.Duration
 }
 
@@ -281,6 +288,13 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 	for _, pid := range index {
 		pids = append(pids, pid)
 	}
+	for _, i := range pending {
+		// A redelivered message is re-emitted with its profile; usually that profile is
+		// already wanted through the message's identifiers, so this adds no read.
+		if mk, dup := markers[recs[i].Message.MessageID]; dup && mk.profile != "" {
+			pids = append(pids, mk.profile)
+		}
+	}
 	if err := p.store.loadProfiles(ctx, g.profiles, pids, consistent); err != nil {
 		return nil, err
 	}
@@ -303,8 +317,17 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 	for k, i := range pending {
 		rec := &recs[i]
 		m := &rec.Message
-		if pid, dup := markers[m.MessageID]; dup {
+		if mk, dup := markers[m.MessageID]; dup {
+			pid := mk.profile
+			if surv := follow(g.orig, mk.profile); surv != nil {
+				pid = surv.ID
+			}
 			pl.results[i] = Result{Outcome: Duplicate, ProfileID: pid}
+			ev := mk.msg
+			if ev == nil {
+				ev = m
+			}
+			pl.dups = append(pl.dups, dupEvent{profile: mk.profile, msg: *ev})
 			continue
 		}
 		e := ex[i]
@@ -467,6 +490,44 @@ func (pl *plan) txn(c *component) *txn {
 		t.logs = append(t.logs, l)
 	}
 	return t
+}
+
+// dupEvent is a message found already processed: its stored event and the profile it went to.
+type dupEvent struct {
+	profile string
+	msg     tracking.Message
+}
+
+// dupChanges describes, per surviving profile, the messages of this plan that had been
+// processed before: their events as stored and the profile's state as read. Nothing is
+// written for them; re-emitting lets a redelivery (e.g. after a publish that failed and could
+// not be dead-lettered) make up for change records that were lost. Consumers dedupe events
+// by messageId, so a re-emitted event is harmless.
+func (pl *plan) dupChanges(now time.Time) []change.Record {
+	byID := map[string]*change.Record{}
+	var order []string
+	for _, d := range pl.dups {
+		surv := follow(pl.g.orig, d.profile)
+		if surv == nil {
+			continue // the profile cannot be read (gone): nothing to describe
+		}
+		r := byID[surv.ID]
+		if r == nil {
+			r = &change.Record{ProfileID: surv.ID, Version: surv.Version, Traits: TraitValues(surv.Traits), EmittedAt: now}
+			r.Identifiers = []change.Identifier{}
+			for _, id := range surv.Identifiers {
+				r.Identifiers = append(r.Identifiers, change.Identifier{Type: id.Type, Value: id.Value})
+			}
+			byID[surv.ID] = r
+			order = append(order, surv.ID)
+		}
+		r.Events = append(r.Events, d.msg)
+	}
+	out := make([]change.Record, 0, len(order))
+	for _, id := range order {
+		out = append(out, *byID[id])
+	}
+	return out
 }
 
 // change describes a committed component for the changes stream.

@@ -216,19 +216,34 @@ func (s *Store) loadIndex(ctx context.Context, ids []Identifier, consistent bool
 	return out, nil
 }
 
-// loadMarkers returns, for the message ids already processed, the profile they went to.
-func (s *Store) loadMarkers(ctx context.Context, msgIDs []string, consistent bool) (map[string]string, error) {
+// marker is the dedupe marker of a processed message: the timeline item it wrote.
+type marker struct {
+	profile string            // the profile the message went to (follow merges for the survivor)
+	msg     *tracking.Message // the event as stored; nil if it cannot be decoded
+}
+
+// loadMarkers returns the dedupe markers of the message ids already processed. The stored
+// event comes along: DynamoDB charges a read by the whole item's size whatever the projection,
+// so reading it costs no extra request units, and a redelivered message can be re-emitted.
+func (s *Store) loadMarkers(ctx context.Context, msgIDs []string, consistent bool) (map[string]marker, error) {
 	keys := make([]map[string]types.AttributeValue, 0, len(msgIDs))
 	for _, id := range msgIDs {
 		keys = append(keys, msgKey(id))
 	}
-	items, err := s.batchGet(ctx, keys, consistent, "pk, profile")
+	items, err := s.batchGet(ctx, keys, consistent, "pk, profile, msg")
 	if err != nil {
 		return nil, fmt.Errorf("load dedupe markers: %w", err)
 	}
-	out := map[string]string{}
+	out := map[string]marker{}
 	for pk, it := range items {
-		out[strings.TrimPrefix(pk, prefixMsg)] = store.GetS(it, "profile")
+		mk := marker{profile: store.GetS(it, "profile")}
+		if raw := store.GetS(it, "msg"); raw != "" {
+			var m tracking.Message
+			if json.Unmarshal([]byte(raw), &m) == nil {
+				mk.msg = &m
+			}
+		}
+		out[strings.TrimPrefix(pk, prefixMsg)] = mk
 	}
 	return out, nil
 }
