@@ -218,16 +218,6 @@ func Generate(seed uint64, persons int) *Workload {
 	return w
 }
 
-func unsigned(n int, signed map[int]bool) []int {
-	var out []int
-	for d := 0; d < n; d++ {
-		if !signed[d] {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
 // Trigger is when an audience entry became due: the send index of the first message after
 // which the sent messages satisfy the audience's condition.
 type Trigger struct {

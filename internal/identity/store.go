@@ -360,8 +360,6 @@ type txn struct {
 	logs     []LogEntry
 }
 
-func (t *txn) items() int { return len(t.profiles) + len(t.ids) + len(t.events) + len(t.logs) }
-
 // errConflict means a condition failed: another writer changed what this one read.
 var errConflict = errors.New("identity: concurrent change, retry")
 
