@@ -154,7 +154,10 @@ func (h *Handler) collect(ctx context.Context, req events.APIGatewayV2HTTPReques
 	for i := range msgs {
 		data, err := json.Marshal(tracking.Record{SourceID: src.ID, Message: msgs[i]})
 		if err != nil {
-			return h.unavailable(ctx, fmt.Errorf("encode record: %w", err), len(msgs))
+			// Normalize accepts only what encodes, so this is a message the checks missed: it
+			// is the client's input, refused (400), never retried as if the store had failed.
+			h.logger.WarnContext(ctx, "accepted message does not encode", "err", err, "index", i)
+			return errorResponse(http.StatusBadRequest, tracking.CodeInvalidMessage, fmt.Sprintf("message %d cannot be encoded: %v", i, err))
 		}
 		recs[i] = stream.Record{PartitionKey: msgs[i].PartitionKey(), Data: data}
 	}

@@ -4,6 +4,8 @@
 package tracking
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 )
@@ -49,10 +51,21 @@ type Record struct {
 	Message  Message `json:"message"`
 }
 
-// PartitionKey is the Kinesis partition key for a message: events of one user stay in order.
+// MaxPartitionKeyBytes is the longest id used as a Kinesis partition key as it is; Kinesis
+// accepts at most 256 characters.
+const MaxPartitionKeyBytes = 256
+
+// PartitionKey is the Kinesis partition key for a message: the userId, else the anonymousId, so
+// events of one user stay in order. An id longer than MaxPartitionKeyBytes is replaced by
+// "h:" and its hex SHA-256, which is stable, so every event of that user still shares one key.
 func (m *Message) PartitionKey() string {
-	if m.UserID != "" {
-		return m.UserID
+	k := m.UserID
+	if k == "" {
+		k = m.AnonymousID
 	}
-	return m.AnonymousID
+	if len(k) > MaxPartitionKeyBytes {
+		sum := sha256.Sum256([]byte(k))
+		return "h:" + hex.EncodeToString(sum[:])
+	}
+	return k
 }

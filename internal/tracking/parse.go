@@ -38,8 +38,9 @@ const (
 	CodeMissingGroupID   = "missing_group_id"
 	CodeInvalidTimestamp = "invalid_timestamp"
 	CodeInvalidField     = "invalid_field"
-	CodeUnauthorized     = "unauthorized" // 401
-	CodeUnknownCallType  = "not_found"    // 404
+	CodeInvalidMessage   = "invalid_message" // a message that passed parsing but cannot be encoded
+	CodeUnauthorized     = "unauthorized"    // 401
+	CodeUnknownCallType  = "not_found"       // 404
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeUnavailable      = "service_unavailable" // 503
 )
@@ -223,6 +224,9 @@ func (r *Request) normalizeOne(raw json.RawMessage, receivedAt time.Time, source
 	if m.MessageID == "" {
 		m.MessageID = derivedMessageID(sourceID, raw, r.sentAt)
 	}
+	if err := CheckKeys(&m); err != nil {
+		return Message{}, err
+	}
 	return m, nil
 }
 
@@ -283,13 +287,33 @@ func stampTimes(m *Message, in inMessage, batchSentAt string) error {
 	m.OriginalTimestamp, m.SentAt = orig, sent
 	switch {
 	case orig != nil && sent != nil:
-		m.Timestamp = m.ReceivedAt.Add(-sent.Sub(*orig))
+		// Computed in Unix seconds and nanoseconds: time.Sub saturates at ±292 years, which
+		// would silently move a timestamp instead of refusing it.
+		skew := sent.Unix() - orig.Unix()
+		nanos := int64(sent.Nanosecond()) - int64(orig.Nanosecond())
+		m.Timestamp = time.Unix(m.ReceivedAt.Unix()-skew, int64(m.ReceivedAt.Nanosecond())-nanos).UTC()
+		if !inYearRange(m.Timestamp) {
+			return errorf(CodeInvalidTimestamp, "the corrected timestamp (receivedAt − (sentAt − timestamp)) falls outside the years %04d–%04d; check sentAt", MinYear, MaxYear)
+		}
 	case orig != nil:
 		m.Timestamp = *orig
 	default:
 		m.Timestamp = m.ReceivedAt
 	}
 	return nil
+}
+
+// MinYear and MaxYear bound every timestamp ingest accepts (RFC 3339 has four-digit years).
+const (
+	MinYear = 1
+	MaxYear = 9999
+)
+
+// inYearRange reports whether t is within MinYear–MaxYear. The very first instant of year 1 is
+// Go's zero time, which the stages read as "no timestamp", so it is out of range too.
+func inYearRange(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= MinYear && y <= MaxYear && !t.IsZero()
 }
 
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02"}
@@ -301,6 +325,9 @@ func parseTime(field, s string) (*time.Time, error) {
 	for _, layout := range timeLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
 			t = t.UTC()
+			if !inYearRange(t) {
+				return nil, errorf(CodeInvalidTimestamp, "%s %q is outside the years %04d–%04d (in UTC)", field, s, MinYear, MaxYear)
+			}
 			return &t, nil
 		}
 	}

@@ -3,6 +3,7 @@ package tracking_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,10 @@ func FuzzParse(f *testing.F) {
 		`{"batch":[{"type":"alias","userId":"u","previousId":"p"}],"integrations":{"All":false}}`,
 		`{"anonymousId":"a","traits":{"email":"x@y"},"context":{"traits":{"k":"v"}},"originalTimestamp":"2026-01-01"}`,
 		`{"batch":null}`, `{}`, `[]`, `{"userId":{"x":1}}`, `{"batch":[1,"a",null]}`,
+		`{"userId":"u\ud800","event":"e"}`, "{\"userId\":\"u\xff\",\"event\":\"e\"}",
+		`{"userId":"u","event":"e","timestamp":"9999-12-31T23:59:59-23:59"}`,
+		`{"batch":[{"type":"track","userId":"u","event":"e","timestamp":"9999-01-01T00:00:00Z"}],"sentAt":"0001-01-01T00:00:00Z"}`,
+		`{"anonymousId":"` + strings.Repeat("a", 300) + `","context":{"externalIds":[{"id":"x","type":"t"}]}}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s), uint8(0))
@@ -48,6 +53,12 @@ func FuzzParse(f *testing.F) {
 			}
 			if _, err := json.Marshal(tracking.Record{SourceID: "src", Message: m}); err != nil {
 				t.Fatalf("accepted message does not encode: %v", err)
+			}
+			if err := tracking.CheckKeys(&m); err != nil {
+				t.Fatalf("accepted message fails CheckKeys: %v", err)
+			}
+			if pk := m.PartitionKey(); pk == "" || len(pk) > tracking.MaxPartitionKeyBytes {
+				t.Fatalf("partition key of %d bytes", len(pk))
 			}
 		}
 	})
