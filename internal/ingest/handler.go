@@ -88,7 +88,7 @@ var callTypes = map[string]string{
 // Handle is the Lambda entry point (API Gateway HTTP API, payload format 2.0).
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	resp := h.route(ctx, req)
-	h.cors.apply(header(req, "origin"), &resp)
+	h.cors.apply(header(req, "origin"), header(req, "access-control-request-headers"), &resp)
 	return resp, nil
 }
 
