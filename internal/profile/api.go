@@ -184,6 +184,9 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 	if !h.spaces[space] {
 		return nil, errf(404, "not_found", "unknown space %q", space)
 	}
+	if aerr := checkRef(ref); aerr != nil {
+		return nil, aerr
+	}
 	q := query(req)
 	p, err := h.find(ctx, ref)
 	if err != nil {
@@ -317,6 +320,9 @@ func (h *Handler) traits(ctx context.Context, p *identity.Profile, q url.Values,
 		return nil, aerr
 	}
 	include := listParam(q, "include")
+	if aerr := checkKeyCursor(q.Get("next")); aerr != nil {
+		return nil, aerr
+	}
 	class := q.Get("class")
 	switch class {
 	case "", "traits", ClassUser, ClassComputedTrait, ClassAudience:
@@ -395,6 +401,9 @@ func (h *Handler) externalIDs(p *identity.Profile, q url.Values, base string) (a
 	}
 	include := listParam(q, "include")
 	after := q.Get("next")
+	if aerr := checkKeyCursor(after); aerr != nil {
+		return nil, aerr
+	}
 	var out []externalID
 	next := ""
 	for _, r := range p.Identifiers {
@@ -423,7 +432,11 @@ func (h *Handler) events(ctx context.Context, p *identity.Profile, q url.Values,
 		return nil, aerr
 	}
 	include, exclude := listParam(q, "include"), listParam(q, "exclude")
-	page := identity.Page{Limit: limit, Next: q.Get("next")}
+	after, aerr := decodeCursor(q.Get("next"), p, "events")
+	if aerr != nil {
+		return nil, aerr
+	}
+	page := identity.Page{Limit: limit, Next: after}
 	var out []map[string]any
 	next := ""
 	for rounds := 0; rounds < 20; rounds++ {
@@ -452,7 +465,7 @@ func (h *Handler) events(ctx context.Context, p *identity.Profile, q url.Values,
 	if out == nil {
 		out = []map[string]any{}
 	}
-	return map[string]any{"data": out, "cursor": makeCursor(base, q, next)}, nil
+	return map[string]any{"data": out, "cursor": makeCursor(base, q, encodeCursor(p.ID, "events", next))}, nil
 }
 
 func eventName(typ, event, name string) string {
@@ -553,7 +566,11 @@ func (h *Handler) merges(ctx context.Context, p *identity.Profile, q url.Values,
 	if aerr != nil {
 		return nil, aerr
 	}
-	logs, next, err := h.reader.MergeLog(ctx, p, identity.Page{Limit: limit, Next: q.Get("next")})
+	after, aerr := decodeCursor(q.Get("next"), p, "merges")
+	if aerr != nil {
+		return nil, aerr
+	}
+	logs, next, err := h.reader.MergeLog(ctx, p, identity.Page{Limit: limit, Next: after})
 	if err != nil {
 		var ce *identity.CursorError
 		if errors.As(err, &ce) {
@@ -565,5 +582,5 @@ func (h *Handler) merges(ctx context.Context, p *identity.Profile, q url.Values,
 	if logs == nil {
 		logs = []identity.LogEntry{}
 	}
-	return map[string]any{"data": logs, "cursor": makeCursor(base, q, next)}, nil
+	return map[string]any{"data": logs, "cursor": makeCursor(base, q, encodeCursor(p.ID, "merges", next))}, nil
 }
