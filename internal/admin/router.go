@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 
@@ -251,12 +250,8 @@ func (rt *Router) Serve(ctx context.Context, req httpapi.Request) (httpapi.Respo
 		}
 		return httpapi.Error(http.StatusNotFound, httpapi.CodeNotFound, "no route for "+method+" "+path), nil
 	}
-	for k, v := range params {
-		u, err := url.PathUnescape(v)
-		if err != nil {
-			return httpapi.Error(http.StatusBadRequest, httpapi.CodeInvalidRequest, "bad escape in path parameter "+k), nil
-		}
-		params[k] = u
+	if e := unescapeAndCheck(params, req.QueryStringParameters); e != nil {
+		return httpapi.Error(e.Status, e.Code, e.Message), nil
 	}
 	body, err := httpapi.Body(req, MaxBodyBytes)
 	if errors.Is(err, httpapi.ErrBodyTooLarge) {
@@ -268,12 +263,7 @@ func (rt *Router) Serve(ctx context.Context, req httpapi.Request) (httpapi.Respo
 
 	status, out, err := best.fn(ctx, &Request{HTTP: req, Token: tok, Params: params, body: body})
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return httpapi.Error(e.Status, e.Code, e.Message), nil
-		}
-		rt.logger.ErrorContext(ctx, "admin request failed", "method", method, "route", best.Pattern, "tokenId", tok.ID, "error", err.Error())
-		return httpapi.Error(http.StatusInternalServerError, httpapi.CodeInternal, "internal error"), nil
+		return rt.failure(ctx, method, best.Pattern, tok.ID, err), nil
 	}
 	if method != http.MethodGet && status >= 200 && status < 300 { // an audit trail of changes
 		rt.logger.InfoContext(ctx, "admin change", "method", method, "route", best.Pattern, "params", params, "tokenId", tok.ID, "status", status)
@@ -282,6 +272,21 @@ func (rt *Router) Serve(ctx context.Context, req httpapi.Request) (httpapi.Respo
 		return httpapi.Response{StatusCode: status, Headers: map[string]string{"cache-control": "no-store"}}, nil
 	}
 	return httpapi.JSON(status, out), nil
+}
+
+// failure answers a handler's error: an *Error as it says, a request the store refused as 400,
+// anything else as a logged 500.
+func (rt *Router) failure(ctx context.Context, method, pattern, tokenID string, err error) httpapi.Response {
+	var e *Error
+	if errors.As(err, &e) {
+		return httpapi.Error(e.Status, e.Code, e.Message)
+	}
+	if resp, ok := storeRefused(err); ok {
+		rt.logger.WarnContext(ctx, "admin request refused by the store", "method", method, "route", pattern, "tokenId", tokenID, "error", err.Error())
+		return resp
+	}
+	rt.logger.ErrorContext(ctx, "admin request failed", "method", method, "route", pattern, "tokenId", tokenID, "error", err.Error())
+	return httpapi.Error(http.StatusInternalServerError, httpapi.CodeInternal, "internal error")
 }
 
 func unauthorized(msg string) httpapi.Response {

@@ -1,0 +1,95 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"unicode"
+
+	"github.com/aws/smithy-go"
+
+	"github.com/serverless-cdp/cdp/internal/httpapi"
+	"github.com/serverless-cdp/cdp/internal/tracking"
+)
+
+// Limits on request input checked by the router for every route, before any handler or store
+// sees it: a path parameter (an id) becomes part of a DynamoDB key, and nothing longer than
+// these can name a stored resource.
+const (
+	// MaxParamBytes bounds every path parameter, after unescaping.
+	MaxParamBytes = tracking.MaxIDBytes
+	// MaxQueryBytes bounds every query parameter (paging cursors included).
+	MaxQueryBytes = 2048
+	// MaxLimit bounds the `limit` query parameter of every listing (routes may allow less).
+	MaxLimit = 1000
+)
+
+// unescapeAndCheck unescapes the path parameters in place and checks them and the query.
+func unescapeAndCheck(params, query map[string]string) *Error {
+	for k, v := range params {
+		u, err := url.PathUnescape(v)
+		if err != nil {
+			return BadRequest("bad escape in path parameter %s", k)
+		}
+		params[k] = u
+	}
+	return checkInput(params, query)
+}
+
+// checkInput validates the path parameters and query parameters every route shares.
+func checkInput(params map[string]string, query map[string]string) *Error {
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v := params[k]
+		if len(v) > MaxParamBytes {
+			return BadRequest("path parameter %s is %d bytes; the limit is %d", k, len(v), MaxParamBytes)
+		}
+		if !tracking.ValidUTF8ID(v) {
+			return BadRequest("path parameter %s is not valid UTF-8", k)
+		}
+	}
+	for k, v := range query {
+		if len(v) > MaxQueryBytes {
+			return BadRequest("query parameter %.64s is %d bytes; the limit is %d", k, len(v), MaxQueryBytes)
+		}
+		if !printable(v) {
+			return BadRequest("query parameter %.64s is not printable UTF-8", k)
+		}
+	}
+	if v, ok := query["limit"]; ok {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > MaxLimit {
+			return BadRequest("limit must be a whole number from 1 to %d", MaxLimit)
+		}
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	if !tracking.ValidUTF8ID(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// storeRefused maps an error of DynamoDB refusing a request it was given (ValidationException:
+// a key too long, a paging token that is not a key of the listing) to a 400: it comes from
+// the caller's input, not from a failure worth retrying.
+func storeRefused(err error) (httpapi.Response, bool) {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "ValidationException" {
+		return httpapi.Response{}, false
+	}
+	return httpapi.Error(http.StatusBadRequest, httpapi.CodeInvalidRequest,
+		"the store refused the request: an id, a paging token or a value is not valid"), true
+}
