@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"unicode"
 
 	"github.com/aws/smithy-go"
@@ -22,8 +21,6 @@ const (
 	MaxParamBytes = tracking.MaxIDBytes
 	// MaxQueryBytes bounds every query parameter (paging cursors included).
 	MaxQueryBytes = 2048
-	// MaxLimit bounds the `limit` query parameter of every listing (routes may allow less).
-	MaxLimit = 1000
 )
 
 // unescapeAndCheck unescapes the path parameters in place and checks them and the query.
@@ -38,7 +35,8 @@ func unescapeAndCheck(params, query map[string]string) *Error {
 	return checkInput(params, query)
 }
 
-// checkInput validates the path parameters and query parameters every route shares.
+// checkInput validates the path parameters and query parameters every route shares. Each
+// listing checks its own `limit` range.
 func checkInput(params map[string]string, query map[string]string) *Error {
 	names := make([]string, 0, len(params))
 	for k := range params {
@@ -60,11 +58,6 @@ func checkInput(params map[string]string, query map[string]string) *Error {
 		}
 		if !printable(v) {
 			return BadRequest("query parameter %.64s is not printable UTF-8", k)
-		}
-	}
-	if v, ok := query["limit"]; ok {
-		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > MaxLimit {
-			return BadRequest("limit must be a whole number from 1 to %d", MaxLimit)
 		}
 	}
 	return nil

@@ -22,9 +22,6 @@ func TestBadPathAndQueryParametersAre400(t *testing.T) {
 		{"POST", "/admin/v1/sources/" + long + "/disable"},
 		{"GET", "/admin/v1/sources/u%FF"},
 		{"GET", "/admin/v1/sources/u%EF%BF%BD"},
-		{"GET", "/admin/v1/sources?limit=abc"},
-		{"GET", "/admin/v1/sources?limit=0"},
-		{"GET", "/admin/v1/sources?limit=99999999999"},
 		{"GET", "/admin/v1/sources?next=" + long},
 		{"GET", "/admin/v1/sources?next=a%00b"},
 	} {
