@@ -1,6 +1,6 @@
 # The two commands that matter: `make run` (the whole CDP locally) and `make test`.
 # Needs only Go, Node/npm and Java; `make tools` installs the pinned emulators and CDK CLI
-# from tools/package-lock.json into tools/node_modules.
+# from tools/package-lock.json into tools/node_modules; `make browser` installs Chromium (apt).
 
 SHELL      := /bin/bash
 GO         ?= go
@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: all tools run test test-go fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra
+.PHONY: all tools browser run test test-go fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra
 
 all: build
 
@@ -22,13 +22,18 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+## browser: headless Chromium (Debian package) for the browser CORS test; skipped without it, except in CI
+browser:
+	@command -v chromium >/dev/null 2>&1 || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq chromium >/dev/null; }
+
 ## run: DynamoDB Local + kinesis-mock + every function at http://127.0.0.1:8080 (Ctrl-C stops all)
 run: tools
 	$(GO) build -o build/cdp-local ./cmd/local
 	./build/cdp-local
 
 ## test: vet, unit and integration tests against the emulators (started once, reused), fuzz smoke
-test: tools vet
+test: tools browser vet
 	$(LOCAL) emulators -- $(MAKE) --no-print-directory test-go
 	$(MAKE) --no-print-directory fuzz
 
@@ -40,6 +45,8 @@ test-go:
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/tracking
+	$(GO) test -run='^$$' -fuzz=FuzzPath -fuzztime=$(FUZZTIME) ./internal/profile
+	$(GO) test -run='^$$' -fuzz=FuzzCursor -fuzztime=$(FUZZTIME) ./internal/profile
 
 ## bench: end-to-end benchmark (seeded workload through every stage) → bench-results/report.{json,md}
 bench: tools
