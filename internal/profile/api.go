@@ -329,27 +329,9 @@ func (h *Handler) traits(ctx context.Context, p *identity.Profile, q url.Values,
 	default:
 		return nil, errf(400, "invalid_request", "class must be user, computed_trait or audience")
 	}
-	values := map[string]json.RawMessage{}
-	if class == "" || class == "traits" || class == ClassUser {
-		for k, t := range p.Traits {
-			values[k] = t.Value
-		}
-	}
-	if h.computed != nil && (class == "" || class == ClassComputedTrait || class == ClassAudience) {
-		c, err := h.computed(ctx, p.ID)
-		if err != nil {
-			return nil, errf(503, "unavailable", "computed traits could not be read; retry")
-		}
-		if class != ClassAudience {
-			for k, v := range c.Traits {
-				values[k] = v
-			}
-		}
-		if class != ClassComputedTrait {
-			for _, k := range c.Audiences {
-				values[k] = json.RawMessage("true")
-			}
-		}
+	values, aerr := h.traitValues(ctx, p, class)
+	if aerr != nil {
+		return nil, aerr
 	}
 	keys := make([]string, 0, len(values))
 	for k := range values {
@@ -374,6 +356,35 @@ func (h *Handler) traits(ctx context.Context, p *identity.Profile, q url.Values,
 		out[k] = values[k]
 	}
 	return map[string]any{"traits": out, "cursor": makeCursor(base, q, next)}, nil
+}
+
+// traitValues collects a profile's trait values of a class ("" for all): its own traits, and
+// the computed traits and audience memberships the segments stage knows.
+func (h *Handler) traitValues(ctx context.Context, p *identity.Profile, class string) (map[string]json.RawMessage, *apiError) {
+	values := map[string]json.RawMessage{}
+	if class == "" || class == "traits" || class == ClassUser {
+		for k, t := range p.Traits {
+			values[k] = t.Value
+		}
+	}
+	if h.computed == nil || (class != "" && class != ClassComputedTrait && class != ClassAudience) {
+		return values, nil
+	}
+	c, err := h.computed(ctx, p.ID)
+	if err != nil {
+		return nil, errf(503, "unavailable", "computed traits could not be read; retry")
+	}
+	if class != ClassAudience {
+		for k, v := range c.Traits {
+			values[k] = v
+		}
+	}
+	if class != ClassComputedTrait {
+		for _, k := range c.Audiences {
+			values[k] = json.RawMessage("true")
+		}
+	}
+	return values, nil
 }
 
 type externalID struct {
