@@ -37,11 +37,11 @@ test: tools browser vet
 	$(LOCAL) emulators -- $(MAKE) --no-print-directory test-go
 	$(MAKE) --no-print-directory fuzz
 
-# Everything with the race detector, except the CDK app (it only synthesizes CloudFormation, and
-# race-compiling the CDK module would cost minutes for nothing).
+# The runtime module with the race detector; the CDK app (infra/, its own Go module) without it:
+# it only synthesizes CloudFormation, and race-compiling jsii would cost minutes for nothing.
 test-go:
-	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/infra')
-	$(GO) test -count=1 -timeout 20m ./infra/...
+	$(GO) test -race -count=1 -timeout 20m ./...
+	cd infra && $(GO) test -count=1 -timeout 20m ./...
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/tracking
@@ -59,6 +59,7 @@ bench-micro: tools
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	cd infra && $(GO) vet ./...
 
 ## build: the Lambda bootstrap binaries (linux/arm64) under build/<function>/bootstrap
 build: $(FUNCTIONS:%=build/%/bootstrap)
@@ -79,7 +80,7 @@ deploy: tools build
 
 ## test-infra: CDK assertions and cdk-nag checks for infra/ only
 test-infra:
-	$(GO) test -count=1 ./infra/...
+	cd infra && $(GO) test -count=1 ./...
 
 clean:
 	rm -rf build cdk.out bench-results .emulators

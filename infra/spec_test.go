@@ -165,3 +165,28 @@ func TestLambdaBinariesStayFreeOfCDK(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeModuleFreeOfCDK guards the module split: infra/ has its own go.mod, so the root
+// module's requirement graph (what the Lambdas, the local runner, the CLI, the benchmark and
+// their tests resolve) holds neither the CDK nor the tooling its modules drag along.
+func TestRuntimeModuleFreeOfCDK(t *testing.T) {
+	root, _ := filepath.Abs("..")
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Path}}", "all")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -m all in %s: %v", root, err)
+	}
+	banned := []string{
+		"github.com/aws/aws-cdk-go/", "github.com/aws/jsii-runtime-go", "github.com/aws/constructs-go/",
+		"github.com/cdklabs/", "golang.org/x/lint", "github.com/yuin/goldmark",
+		"golang.org/x/tools/godoc", "golang.org/x/tools/cmd/godoc",
+	}
+	for _, mod := range strings.Fields(string(out)) {
+		for _, b := range banned {
+			if strings.HasPrefix(mod, b) {
+				t.Errorf("%s is in the runtime module's dependency list (go list -m all at the root)", mod)
+			}
+		}
+	}
+}
