@@ -10,9 +10,20 @@ import (
 // changeSet folds the change records of a batch into one per surviving profile.
 type changeSet struct {
 	byID map[string]*change.Record
+	// reemitted are the profiles described by a re-emission (a redelivery): their record keeps
+	// the full traits, since the record it makes up for may have carried a trait change.
+	reemitted map[string]bool
 }
 
-func newChangeSet() *changeSet { return &changeSet{byID: map[string]*change.Record{}} }
+func newChangeSet() *changeSet {
+	return &changeSet{byID: map[string]*change.Record{}, reemitted: map[string]bool{}}
+}
+
+// addReemitted adds the re-emission of messages processed before.
+func (s *changeSet) addReemitted(r change.Record) {
+	s.add(r)
+	s.reemitted[r.ProfileID] = true
+}
 
 func (s *changeSet) add(r change.Record) {
 	// Profiles merged into this one earlier in the batch: fold their changes in.
@@ -20,6 +31,9 @@ func (s *changeSet) add(r change.Record) {
 		if old, ok := s.byID[from]; ok {
 			delete(s.byID, from)
 			fold(&r, old, false)
+			if s.reemitted[from] {
+				s.reemitted[r.ProfileID] = true
+			}
 		}
 	}
 	if old, ok := s.byID[r.ProfileID]; ok {
@@ -72,6 +86,12 @@ func (s *changeSet) records() []change.Record {
 		sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].Timestamp.Before(r.Events[j].Timestamp) })
 		sort.Strings(r.MergedFrom)
 		r.Part, r.Parts = 1, 1
+		// Traits (the full set) only when they changed, the profile is new or absorbed others,
+		// or the record stands in for one that may have been lost: consumers keep their own
+		// copy, and a large profile would otherwise ride along with every event.
+		if !r.Created && len(r.MergedFrom) == 0 && len(r.ChangedTraits) == 0 && !s.reemitted[r.ProfileID] {
+			r.Traits = nil
+		}
 		out = append(out, *r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ProfileID < out[j].ProfileID })

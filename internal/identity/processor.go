@@ -25,6 +25,8 @@ const (
 	Duplicate                       // its messageId was processed before: nothing changed (re-emitted)
 	Unresolvable                    // no usable identifier (all blocked): nothing changed
 	Failed                          // not applied; Err says why; safe to retry
+	Rejected                        // refused by the store for what it holds (isolated): retrying cannot help
+	Deferred                        // not started: the time budget ran out first; nothing was attempted
 )
 
 func (o Outcome) String() string {
@@ -37,6 +39,10 @@ func (o Outcome) String() string {
 		return "unresolvable"
 	case Failed:
 		return "failed"
+	case Rejected:
+		return "rejected"
+	case Deferred:
+		return "deferred"
 	}
 	return "unknown"
 }
@@ -69,8 +75,16 @@ type Options struct {
 	MaxConflicts int
 	// Parallel commits (default 8).
 	Parallel int
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Reserve: no new round or commit is started when less than this remains before the
+	// context's deadline; the records concerned are Deferred (default 500 ms).
+	Reserve time.Duration
+	// SkipLegacyDedupe stops reading the dedupe markers written before dedupe became per
+	// source (key MSG#<messageId>). Leave it off until every such marker has expired (the
+	// retention after the upgrade), so that a redelivery or a replay of an event processed
+	// before the upgrade is still recognised.
+	SkipLegacyDedupe bool
+	Now              func() time.Time
+	Logger           *slog.Logger
 }
 
 // DefaultRetention is the timeline retention unless configured.
@@ -97,6 +111,9 @@ func NewProcessor(s *Store, rules RulesSource, opt Options) *Processor {
 	if opt.Parallel <= 0 {
 		opt.Parallel = 8
 	}
+	if opt.Reserve <= 0 {
+		opt.Reserve = 500 * time.Millisecond
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -108,8 +125,11 @@ func NewProcessor(s *Store, rules RulesSource, opt Options) *Processor {
 
 // Process applies records in order. Every record gets a Result; changes holds one record per
 // surviving profile touched by committed work, or holding messages found already processed
-// (those are re-emitted with the profile's current state; nothing is written for them). The returned error is set only when
-// nothing could be attempted (e.g. the rules cannot be read); all results are then Failed.
+// (those are re-emitted with the profile's current state; nothing is written for them). A
+// message is identified by its source and messageId. Records the store refuses (a value it
+// cannot hold) are isolated by bisection and reported Rejected on their own; the others
+// proceed. The returned error is set only when nothing could be attempted (e.g. the rules
+// cannot be read); all results are then Failed.
 func (p *Processor) Process(ctx context.Context, recs []tracking.Record) ([]Result, []change.Record, error) {
 	results := make([]Result, len(recs))
 	rules, err := p.rules.Compiled(ctx)
@@ -120,66 +140,95 @@ func (p *Processor) Process(ctx context.Context, recs []tracking.Record) ([]Resu
 		}
 		return results, nil, err
 	}
-	first := map[string]int{}
+	first := map[msgRef]int{}
 	var pending []int
 	for i, r := range recs {
-		if _, dup := first[r.Message.MessageID]; dup {
+		ref := refOf(&r)
+		if _, dup := first[ref]; dup {
 			results[i] = Result{Outcome: Duplicate}
 			continue
 		}
-		first[r.Message.MessageID] = i
+		first[ref] = i
 		pending = append(pending, i)
 	}
-	conflicts := map[int]int{}
 	changes := newChangeSet()
+	p.run(ctx, &runState{recs: recs, rules: rules, results: results, changes: changes}, pending, false)
+	return results, changes.records(), nil
+}
+
+// runState is what the rounds of one Process call share.
+type runState struct {
+	recs    []tracking.Record
+	rules   *Compiled
+	results []Result
+	changes *changeSet
+}
+
+// refusal is a group of records the store refused together (one plan or one component).
+type refusal struct {
+	records []int
+	err     error
+}
+
+// run processes pending records; a group the store refuses is split in halves and each half
+// is run again, until the record responsible stands alone.
+func (p *Processor) run(ctx context.Context, st *runState, pending []int, consistent bool) {
+	for _, rf := range p.rounds(ctx, st, pending, consistent) {
+		if len(rf.records) == 1 {
+			st.results[rf.records[0]] = Result{Outcome: Rejected, Err: rf.err}
+			continue
+		}
+		mid := len(rf.records) / 2
+		p.run(ctx, st, rf.records[:mid], true)
+		p.run(ctx, st, rf.records[mid:], true)
+	}
+}
+
+// lowOnTime reports whether less than the reserve remains before ctx's deadline.
+func (p *Processor) lowOnTime(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < p.opt.Reserve
+}
+
+func settleAll(results []Result, idx []int, res Result) {
+	for _, i := range idx {
+		results[i] = res
+	}
+}
+
+// rounds plans and commits pending records until each has an outcome, re-planning records
+// whose commit met a concurrent change. It returns the groups the store refused.
+func (p *Processor) rounds(ctx context.Context, st *runState, pending []int, consistent bool) []refusal {
+	var refused []refusal
+	conflicts := map[int]int{}
 	for round := 0; len(pending) > 0; round++ {
 		if err := ctx.Err(); err != nil {
-			for _, i := range pending {
-				results[i] = Result{Outcome: Failed, Err: err}
-			}
+			settleAll(st.results, pending, Result{Outcome: Failed, Err: err})
 			break
 		}
-		pl, err := p.plan(ctx, recs, pending, rules, round > 0)
+		if p.lowOnTime(ctx) {
+			settleAll(st.results, pending, Result{Outcome: Deferred, Err: errDeferred})
+			break
+		}
+		pl, err := p.plan(ctx, st.recs, pending, st.rules, consistent || round > 0)
 		if err != nil {
-			for _, i := range pending {
-				results[i] = Result{Outcome: Failed, Err: err}
+			if isRefused(err) {
+				refused = append(refused, refusal{records: pending, err: err})
+			} else {
+				settleAll(st.results, pending, Result{Outcome: Failed, Err: err})
 			}
 			break
 		}
 		for i, r := range pl.results {
-			results[i] = r
+			st.results[i] = r
 		}
 		// Added before this round's commits, so that a commit touching the same profile folds
 		// over them (its state is newer).
 		for _, r := range pl.dupChanges(p.opt.Now()) {
-			changes.add(r)
+			st.changes.addReemitted(r)
 		}
-		outcomes := p.commitAll(ctx, pl)
-		var retry []int
-		for ci, c := range pl.comps {
-			err := outcomes[ci]
-			switch {
-			case err == nil:
-				surv := pl.g.follow(c.root)
-				for _, i := range c.records {
-					results[i] = Result{Outcome: Processed, ProfileID: surv.ID}
-				}
-				changes.add(pl.change(c, surv, p.opt.Now()))
-			case errors.Is(err, errConflict):
-				for _, i := range c.records {
-					conflicts[i]++
-					if conflicts[i] > p.opt.MaxConflicts {
-						results[i] = Result{Outcome: Failed, Err: err}
-					} else {
-						retry = append(retry, i)
-					}
-				}
-			default:
-				for _, i := range c.records {
-					results[i] = Result{Outcome: Failed, Err: err}
-				}
-			}
-		}
+		retry, rf := p.settleCommits(st, pl, p.commitAll(ctx, pl), conflicts)
+		refused = append(refused, rf...)
 		pending = append(retry, pl.rest...)
 		sort.Ints(pending)
 		if len(retry) > 0 {
@@ -190,8 +239,45 @@ func (p *Processor) Process(ctx context.Context, recs []tracking.Record) ([]Resu
 			}
 		}
 	}
-	return results, changes.records(), nil
+	return refused
 }
+
+// settleCommits records the outcome of each component's commit; it returns the records to
+// re-plan (conflicts) and the components the store refused.
+func (p *Processor) settleCommits(st *runState, pl *plan, outcomes []error, conflicts map[int]int) ([]int, []refusal) {
+	var retry []int
+	var refused []refusal
+	for ci, c := range pl.comps {
+		err := outcomes[ci]
+		switch {
+		case err == nil:
+			surv := pl.g.follow(c.root)
+			settleAll(st.results, c.records, Result{Outcome: Processed, ProfileID: surv.ID})
+			st.changes.add(pl.change(c, surv, p.opt.Now()))
+		case errors.Is(err, errDeferred):
+			settleAll(st.results, c.records, Result{Outcome: Deferred, Err: err})
+		case errors.Is(err, errConflict):
+			for _, i := range c.records {
+				conflicts[i]++
+				if conflicts[i] > p.opt.MaxConflicts {
+					st.results[i] = Result{Outcome: Failed, Err: err}
+				} else {
+					retry = append(retry, i)
+				}
+			}
+		case isRefused(err):
+			recs := append([]int(nil), c.records...)
+			sort.Ints(recs)
+			refused = append(refused, refusal{records: recs, err: err})
+		default:
+			settleAll(st.results, c.records, Result{Outcome: Failed, Err: err})
+		}
+	}
+	return retry, refused
+}
+
+// errDeferred marks work not started because the time budget ran out.
+var errDeferred = errors.New("identity: not started: the invocation's time budget ran out")
 
 func (p *Processor) commitAll(ctx context.Context, pl *plan) []error {
 	errs := make([]error, len(pl.comps))
@@ -199,8 +285,13 @@ func (p *Processor) commitAll(ctx context.Context, pl *plan) []error {
 	var wg sync.WaitGroup
 	for ci := range pl.comps {
 		t := pl.txn(pl.comps[ci])
-		wg.Add(1)
 		sem <- struct{}{}
+		if p.lowOnTime(ctx) {
+			errs[ci] = errDeferred
+			<-sem
+			continue
+		}
+		wg.Add(1)
 		go func(ci int) {
 			defer wg.Done()
 			defer func() { <-sem }()
@@ -255,7 +346,7 @@ type plan struct {
 func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []int, rules *Compiled, consistent bool) (*plan, error) {
 	ex := make(map[int]Extracted, len(pending))
 	var ids []Identifier
-	var msgIDs []string
+	var refs []msgRef
 	seen := map[Identifier]bool{}
 	want := func(id Identifier) {
 		if !seen[id] {
@@ -273,9 +364,9 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 			want(NewIdentifier(TypeUserID, e.PreviousID))
 			want(NewIdentifier(TypeAnonymousID, e.PreviousID))
 		}
-		msgIDs = append(msgIDs, recs[i].Message.MessageID)
+		refs = append(refs, refOf(&recs[i]))
 	}
-	markers, err := p.store.loadMarkers(ctx, msgIDs, consistent)
+	markers, err := p.store.loadMarkers(ctx, refs, consistent, !p.opt.SkipLegacyDedupe)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +382,7 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 	for _, i := range pending {
 		// A redelivered message is re-emitted with its profile; usually that profile is
 		// already wanted through the message's identifiers, so this adds no read.
-		if mk, dup := markers[recs[i].Message.MessageID]; dup && mk.profile != "" {
+		if mk, dup := markers[refOf(&recs[i])]; dup && mk.profile != "" {
 			pids = append(pids, mk.profile)
 		}
 	}
@@ -317,7 +408,7 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 	for k, i := range pending {
 		rec := &recs[i]
 		m := &rec.Message
-		if mk, dup := markers[m.MessageID]; dup {
+		if mk, dup := markers[refOf(rec)]; dup {
 			pid := mk.profile
 			if surv := follow(g.orig, mk.profile); surv != nil {
 				pid = surv.ID
@@ -394,7 +485,7 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 		now := p.opt.Now()
 		target := d.Target
 		if target == nil {
-			target = &Profile{ID: NewProfileID(m.MessageID), CreatedAt: now, UpdatedAt: now}
+			target = &Profile{ID: profileIDFor(rec.SourceID, m.MessageID), CreatedAt: now, UpdatedAt: now}
 			g.profiles[target.ID] = target
 			actions = append(actions, Action{Kind: ActionCreate, Identifiers: d.Attach, Profiles: []string{target.ID}, Rule: "flat matching: no identifier matched a profile"})
 		}
@@ -411,7 +502,9 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 				}
 			}
 			actions = append(actions, Action{Kind: ActionMerge, Identifiers: via, Profiles: []string{mp.ID, target.ID}, Rule: "flat matching: identifiers shared by both profiles"})
-			target.absorb(mp, now)
+			if refused := target.absorb(mp, now); len(refused) > 0 {
+				actions = append(actions, Action{Kind: ActionRefused, Traits: refused, Profiles: []string{mp.ID, target.ID}, Rule: RuleTraitBudget})
+			}
 			// Union the components.
 			ra, rb := find(target.ID), find(mp.ID)
 			if ra != rb {
@@ -441,7 +534,9 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 		for _, dr := range d.Dropped {
 			actions = append(actions, Action{Kind: ActionDrop, Identifiers: []Identifier{dr.Identifier}, Profiles: dr.Conflicts, Rule: dr.Rule})
 		}
-		target.ApplyMessage(m, rec.SourceID, now)
+		if refused := target.ApplyMessage(m, rec.SourceID, now); len(refused) > 0 {
+			actions = append(actions, Action{Kind: ActionRefused, Traits: refused, Profiles: []string{target.ID}, Rule: RuleTraitBudget})
+		}
 		c.profiles[target.ID] = true
 		c.records = append(c.records, i)
 		c.events = append(c.events, StoredEvent{SourceID: rec.SourceID, Message: *m, Expires: now.Add(p.opt.Retention)})
