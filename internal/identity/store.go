@@ -137,6 +137,7 @@ func idKey(id Identifier) map[string]types.AttributeValue { return key(prefixID+
 func profileKey(id string) map[string]types.AttributeValue {
 	return key(prefixProfile+id, skProfile)
 }
+
 // msgRef identifies a message: messageId is unique within a source (as Segment scopes it), so
 // the same id from two sources is two events.
 type msgRef struct{ source, id string }
