@@ -270,7 +270,7 @@ func (h *Handler) publish(ctx context.Context, changes []change.Record) error {
 			}
 		}
 		for _, r := range g {
-			errs = append(errs, h.deadLetterPart(ctx, r, perr))
+			errs = append(errs, h.deadLetterPart(ctx, r, "publish_failed", perr))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -285,11 +285,11 @@ func (h *Handler) put(ctx context.Context, recs []stream.Record) error {
 	return h.cfg.Changes.Put(ctx, recs)
 }
 
-func (h *Handler) deadLetterPart(ctx context.Context, r stream.Record, cause error) error {
+func (h *Handler) deadLetterPart(ctx context.Context, r stream.Record, reason string, cause error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.BookkeepingTimeout)
 	defer cancel()
 	_, err := h.cfg.DeadLetters.Put(ctx, deadletter.Entry{
-		Stage: Stage, Kind: KindChange, Reason: "publish_failed", Error: cause.Error(), Payload: r.Data,
+		Stage: Stage, Kind: KindChange, Reason: reason, Error: cause.Error(), Payload: r.Data,
 		Meta: map[string]string{"partitionKey": r.PartitionKey},
 	})
 	if err != nil {
@@ -304,7 +304,7 @@ func (h *Handler) deadLetterChange(ctx context.Context, c change.Record, reason 
 		return fmt.Errorf("encode change of %s: %w", c.ProfileID, err)
 	}
 	h.log.Error("change record dead-lettered", "profile", c.ProfileID, "reason", reason, "err", cause)
-	return h.deadLetterPart(ctx, stream.Record{PartitionKey: c.ProfileID, Data: data}, cause)
+	return h.deadLetterPart(ctx, stream.Record{PartitionKey: c.ProfileID, Data: data}, reason, cause)
 }
 
 // ErrChangeTooLarge means a change record cannot be split into parts that fit a Kinesis

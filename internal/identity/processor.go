@@ -202,11 +202,8 @@ func (p *Processor) rounds(ctx context.Context, st *runState, pending []int, con
 	var refused []refusal
 	conflicts := map[int]int{}
 	for round := 0; len(pending) > 0; round++ {
-		if err := ctx.Err(); err != nil {
-			settleAll(st.results, pending, Result{Outcome: Failed, Err: err})
-			break
-		}
-		if p.lowOnTime(ctx) {
+		if ctx.Err() != nil || p.lowOnTime(ctx) {
+			// Not started (again): these records are not to blame for the time running out.
 			settleAll(st.results, pending, Result{Outcome: Deferred, Err: errDeferred})
 			break
 		}
@@ -235,7 +232,7 @@ func (p *Processor) rounds(ctx context.Context, st *runState, pending []int, con
 			// Back off with jitter so competing writers interleave instead of colliding again.
 			d := time.Duration(5+rand.IntN(20*min(round+1, 8))) * time.Millisecond
 			if err := sleepCtx(ctx, d); err != nil {
-				continue // the loop reports ctx.Err for what is pending
+				continue // the loop defers what is pending
 			}
 		}
 	}
