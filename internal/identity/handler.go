@@ -164,7 +164,9 @@ func (h *Handler) workContext(ctx context.Context) (context.Context, context.Can
 	if !ok {
 		return context.WithCancel(ctx)
 	}
-	return context.WithDeadline(ctx, d.Add(-h.cfg.Reserve))
+	// A short invocation keeps at most a third of its time in reserve.
+	reserve := min(h.cfg.Reserve, time.Until(d)/3)
+	return context.WithDeadline(ctx, d.Add(-reserve))
 }
 
 // process runs the admitted records through the processor. A batch that is being retried (its
