@@ -10,19 +10,20 @@ import (
 // changeSet folds the change records of a batch into one per surviving profile.
 type changeSet struct {
 	byID map[string]*change.Record
-	// reemitted are the profiles described by a re-emission (a redelivery): their record keeps
-	// the full traits, since the record it makes up for may have carried a trait change.
-	reemitted map[string]bool
+	// full are the profiles whose record keeps the full traits whatever changed: a
+	// re-emission (a redelivery) may stand in for a record that carried a trait change, and a
+	// record folded in again (by the handler) has been through records() once already.
+	full map[string]bool
 }
 
 func newChangeSet() *changeSet {
-	return &changeSet{byID: map[string]*change.Record{}, reemitted: map[string]bool{}}
+	return &changeSet{byID: map[string]*change.Record{}, full: map[string]bool{}}
 }
 
-// addReemitted adds the re-emission of messages processed before.
-func (s *changeSet) addReemitted(r change.Record) {
+// addFull adds a record that keeps its full traits.
+func (s *changeSet) addFull(r change.Record) {
 	s.add(r)
-	s.reemitted[r.ProfileID] = true
+	s.full[r.ProfileID] = true
 }
 
 func (s *changeSet) add(r change.Record) {
@@ -31,8 +32,8 @@ func (s *changeSet) add(r change.Record) {
 		if old, ok := s.byID[from]; ok {
 			delete(s.byID, from)
 			fold(&r, old, false)
-			if s.reemitted[from] {
-				s.reemitted[r.ProfileID] = true
+			if s.full[from] {
+				s.full[r.ProfileID] = true
 			}
 		}
 	}
@@ -47,6 +48,9 @@ func (s *changeSet) add(r change.Record) {
 func fold(r, old *change.Record, sameProfile bool) {
 	if sameProfile && old.Created {
 		r.Created = true
+	}
+	if sameProfile && r.Traits == nil {
+		r.Traits = old.Traits // r changed no trait: old's are still current
 	}
 	for _, id := range old.MergedFrom {
 		if !containsStr(r.MergedFrom, id) {
@@ -89,7 +93,7 @@ func (s *changeSet) records() []change.Record {
 		// Traits (the full set) only when they changed, the profile is new or absorbed others,
 		// or the record stands in for one that may have been lost: consumers keep their own
 		// copy, and a large profile would otherwise ride along with every event.
-		if !r.Created && len(r.MergedFrom) == 0 && len(r.ChangedTraits) == 0 && !s.reemitted[r.ProfileID] {
+		if !r.Created && len(r.MergedFrom) == 0 && len(r.ChangedTraits) == 0 && !s.full[r.ProfileID] {
 			r.Traits = nil
 		}
 		out = append(out, *r)

@@ -193,7 +193,11 @@ func (h *Handler) process(ctx context.Context, b *batchRun) ([]Result, []change.
 		res, chs, _ := h.cfg.Processor.Process(ctx, b.recs[i:i+1])
 		results[i] = res[0]
 		for _, c := range chs {
-			set.add(c)
+			if c.Traits != nil {
+				set.addFull(c) // decided by records() already
+			} else {
+				set.add(c)
+			}
 		}
 	}
 	return results, set.records()

@@ -565,3 +565,29 @@ func TestHandlerPoisonTimeoutsReachMaxAttempts(t *testing.T) {
 	}
 	t.Logf("%d invocations", invocations)
 }
+
+// A retried batch is processed record by record; its change records still describe each
+// profile once, with the traits of a new profile.
+func TestHandlerRetriedBatchFoldsChanges(t *testing.T) {
+	e := newHardEnv(t, nil, HandlerConfig{}, Options{})
+	ctx := context.Background()
+	first := rec("identify", "f1", 0, f{"uid": "u", "traits": `{"plan":"pro"}`})
+	if _, err := e.h.cfg.Store.countAttempt(ctx, first.SourceID, first.Message.MessageID); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.h.Handle(ctx, kinesisEvent(t, first, rec("track", "f2", 1, f{"uid": "u", "event": "E"}), rec("track", "f3", 2, f{"uid": "v", "event": "E"})))
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("handle: %v %+v", err, resp)
+	}
+	recs := testenv.ReadStream(t, testenv.Clients(t).Kinesis, e.changes, 2, 5*time.Second)
+	byUser := map[string]change.Record{}
+	for _, r := range recs {
+		var ch change.Record
+		_ = json.Unmarshal(r.Data, &ch)
+		byUser[ch.Events[0].UserID] = ch
+	}
+	u := byUser["u"]
+	if len(recs) != 2 || !u.Created || len(u.Events) != 2 || string(u.Traits["plan"]) != `"pro"` {
+		t.Fatalf("change records: %d, u: %+v", len(recs), u)
+	}
+}

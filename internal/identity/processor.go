@@ -222,7 +222,7 @@ func (p *Processor) rounds(ctx context.Context, st *runState, pending []int, con
 		// Added before this round's commits, so that a commit touching the same profile folds
 		// over them (its state is newer).
 		for _, r := range pl.dupChanges(p.opt.Now()) {
-			st.changes.addReemitted(r)
+			st.changes.addFull(r)
 		}
 		retry, rf := p.settleCommits(st, pl, p.commitAll(ctx, pl), conflicts)
 		refused = append(refused, rf...)
