@@ -591,3 +591,19 @@ func TestHandlerRetriedBatchFoldsChanges(t *testing.T) {
 		t.Fatalf("change records: %d, u: %+v", len(recs), u)
 	}
 }
+
+// Group traits, all groups together, have the same budget as the profile's traits.
+func TestGroupTraitBudget(t *testing.T) {
+	p := &Profile{ID: "use_g"}
+	var refused []string
+	for i := 0; i < 10; i++ {
+		m := rec("group", fmt.Sprintf("g%d", i), i, f{"uid": "u", "group": fmt.Sprintf("acct-%d", i), "traits": bigTrait("blob", 20<<10)}).Message
+		refused = append(refused, p.ApplyMessage(&m, "src1", t0)...)
+	}
+	if c := groupsCost(p.Groups); c > MaxTraitBytes || p.EventCount != 10 {
+		t.Fatalf("group traits cost %d, %d events", c, p.EventCount)
+	}
+	if len(refused) != 7 || refused[0] != "groups.acct-3.blob" {
+		t.Fatalf("refused %v", refused)
+	}
+}
