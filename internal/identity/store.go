@@ -407,12 +407,63 @@ type txn struct {
 var errConflict = errors.New("identity: concurrent change, retry")
 
 func (s *Store) commit(ctx context.Context, t *txn) error {
+	items, err := s.txnItems(t)
+	if err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	var model float64
+	for _, it := range items {
+		size := store.ItemSize(it.Put.Item)
+		model += 2 * max(1, units(size, 1024))
+		if _, indexed := it.Put.Item[store.GSI1PK]; indexed {
+			model += max(1, units(size, 1024))
+		}
+	}
+	s.m.model(0, model)
+	out, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems:          items,
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		s.m.add(false)
+		return s.commitError(err, len(items))
+	}
+	s.m.add(false, out.ConsumedCapacity...)
+	return nil
+}
+
+// commitError classifies a failed transaction: errConflict when a condition failed or another
+// transaction interfered (re-plan), the error as is otherwise.
+func (s *Store) commitError(err error, n int) error {
+	var tc *types.TransactionCanceledException
+	if errors.As(err, &tc) {
+		for _, r := range tc.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "", "None", "ConditionalCheckFailed", "TransactionConflict":
+			default:
+				return fmt.Errorf("commit %d items: %w", n, err)
+			}
+		}
+	} else if tce := (*types.TransactionConflictException)(nil); !errors.As(err, &tce) {
+		return fmt.Errorf("commit %d items: %w", n, err)
+	}
+	s.m.mu.Lock()
+	s.m.u.Conflicts++
+	s.m.mu.Unlock()
+	return fmt.Errorf("%w: %v", errConflict, err)
+}
+
+// txnItems builds the items of a component's transaction.
+func (s *Store) txnItems(t *txn) ([]types.TransactWriteItem, error) {
 	var items []types.TransactWriteItem
 	now := s.now()
 	for _, p := range t.profiles {
 		data, err := json.Marshal(p)
 		if err != nil {
-			return fmt.Errorf("encode profile: %w", err)
+			return nil, fmt.Errorf("encode profile: %w", err)
 		}
 		item := profileKey(p.ID)
 		item["version"] = nv(p.Version + 1)
@@ -449,7 +500,7 @@ func (s *Store) commit(ctx context.Context, t *txn) error {
 	for _, e := range t.events {
 		msg, err := json.Marshal(e.Message)
 		if err != nil {
-			return fmt.Errorf("encode event: %w", err)
+			return nil, fmt.Errorf("encode event: %w", err)
 		}
 		ref := msgRef{source: e.SourceID, id: e.Message.MessageID}
 		item := msgKey(ref)
@@ -466,55 +517,13 @@ func (s *Store) commit(ctx context.Context, t *txn) error {
 	for _, l := range t.logs {
 		data, err := json.Marshal(l)
 		if err != nil {
-			return fmt.Errorf("encode merge log: %w", err)
+			return nil, fmt.Errorf("encode merge log: %w", err)
 		}
 		item := key(prefixProfile+l.ProfileID, prefixLog+sortTime(l.At)+"#"+l.MessageID)
 		item["data"] = sv(string(data))
 		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: item}})
 	}
-	if len(items) == 0 {
-		return nil
-	}
-	var model float64
-	for _, it := range items {
-		size := store.ItemSize(it.Put.Item)
-		model += 2 * max(1, units(size, 1024))
-		if _, indexed := it.Put.Item[store.GSI1PK]; indexed {
-			model += max(1, units(size, 1024))
-		}
-	}
-	s.m.model(0, model)
-	out, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems:          items,
-		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
-	})
-	if err != nil {
-		s.m.add(false)
-		var tc *types.TransactionCanceledException
-		if errors.As(err, &tc) {
-			for _, r := range tc.CancellationReasons {
-				switch aws.ToString(r.Code) {
-				case "", "None", "ConditionalCheckFailed", "TransactionConflict":
-				default:
-					return fmt.Errorf("commit %d items: %w", len(items), err)
-				}
-			}
-			s.m.mu.Lock()
-			s.m.u.Conflicts++
-			s.m.mu.Unlock()
-			return fmt.Errorf("%w: %v", errConflict, err)
-		}
-		var tce *types.TransactionConflictException
-		if errors.As(err, &tce) {
-			s.m.mu.Lock()
-			s.m.u.Conflicts++
-			s.m.mu.Unlock()
-			return fmt.Errorf("%w: %v", errConflict, err)
-		}
-		return fmt.Errorf("commit %d items: %w", len(items), err)
-	}
-	s.m.add(false, out.ConsumedCapacity...)
-	return nil
+	return items, nil
 }
 
 // ---- reads for the Profile API and tests ----
