@@ -149,9 +149,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		counts[res.Outcome]++
 		b.settle(i, res)
 	}
-	pctx, pcancel := b.bookkeeping()
-	defer pcancel()
-	err := h.publish(pctx, changes)
+	err := h.publish(ctx, changes) // on contexts of its own: it must survive the deadline
 	h.log.Info("identity batch", "records", len(ev.Records), "processed", counts[Processed], "duplicates", counts[Duplicate],
 		"unresolvable", counts[Unresolvable], "rejected", counts[Rejected], "failed", counts[Failed], "deferred", counts[Deferred],
 		"changes", len(changes), "retry", len(b.resp.BatchItemFailures))
@@ -264,14 +262,14 @@ func (h *Handler) publish(ctx context.Context, changes []change.Record) error {
 	for _, g := range groups {
 		all = append(all, g...)
 	}
-	perr := h.put(ctx, all)
+	perr := h.put(ctx, all, h.publishBudget(ctx))
 	if perr == nil {
 		return errors.Join(errs...)
 	}
 	h.log.Error("publish changes failed; publishing profile by profile", "err", perr, "records", len(all))
 	for _, g := range groups {
 		if len(groups) > 1 {
-			if perr = h.put(ctx, g); perr == nil {
+			if perr = h.put(ctx, g, h.cfg.BookkeepingTimeout); perr == nil {
 				continue
 			}
 		}
@@ -285,8 +283,19 @@ func (h *Handler) publish(ctx context.Context, changes []change.Record) error {
 	return nil
 }
 
-func (h *Handler) put(ctx context.Context, recs []stream.Record) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.BookkeepingTimeout)
+// publishBudget is how long the first publication of a batch's changes may take: what remains
+// of the invocation, less the time to dead-letter what could not be published, and at least
+// BookkeepingTimeout (30 s without a deadline).
+func (h *Handler) publishBudget(ctx context.Context) time.Duration {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return 30 * time.Second
+	}
+	return max(h.cfg.BookkeepingTimeout, time.Until(d)-h.cfg.BookkeepingTimeout)
+}
+
+func (h *Handler) put(ctx context.Context, recs []stream.Record, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	return h.cfg.Changes.Put(ctx, recs)
 }
