@@ -2,8 +2,10 @@
 // tells the segments stage about every profile it touched.
 //
 // The identity stage emits exactly one Record per surviving profile touched per Kinesis batch
-// (split into numbered parts only if the record would exceed the stream's record size), with the
-// partition key set to ProfileID, so all changes of one profile stay in order on one shard.
+// (split into numbered parts only if the record would exceed the stream's record size of 1 MiB:
+// the first part carries the profile state and the events that fit, the others only
+// ProfileID, Version and events), with the partition key set to ProfileID, so all changes of
+// one profile stay in order on one shard.
 // Delivery is at-least-once: a consumer dedupes events by Message.MessageID and treats
 // Traits/Identifiers as the current state (last write wins by Version).
 package change
@@ -36,9 +38,13 @@ type Record struct {
 	// ChangedTraits are the traits whose value changed in this batch, with their new values.
 	ChangedTraits map[string]json.RawMessage `json:"changedTraits,omitempty"`
 	// Traits are all of the profile's current traits, so consumers need not read the profile.
+	// They are present only when they changed in this batch (ChangedTraits), the profile was
+	// created or absorbed others (MergedFrom), or the record re-emits messages processed before
+	// (a redelivery); otherwise they are null and a consumer keeps its own copy ({} means the
+	// profile has no traits). A profile's traits are bounded (identity.MaxTraitBytes).
 	Traits map[string]json.RawMessage `json:"traits"`
-	// Identifiers are all of the profile's current identifiers.
-	Identifiers []Identifier `json:"identifiers"`
+	// Identifiers are all of the profile's current identifiers (omitted in parts after the first).
+	Identifiers []Identifier `json:"identifiers,omitempty"`
 	// AddedIdentifiers are the identifiers that became part of the profile in this batch
 	// (attached, or brought in by a merge).
 	AddedIdentifiers []Identifier `json:"addedIdentifiers,omitempty"`

@@ -10,9 +10,21 @@ import (
 // changeSet folds the change records of a batch into one per surviving profile.
 type changeSet struct {
 	byID map[string]*change.Record
+	// full are the profiles whose record keeps the full traits whatever changed: a
+	// re-emission (a redelivery) may stand in for a record that carried a trait change, and a
+	// record folded in again (by the handler) has been through records() once already.
+	full map[string]bool
 }
 
-func newChangeSet() *changeSet { return &changeSet{byID: map[string]*change.Record{}} }
+func newChangeSet() *changeSet {
+	return &changeSet{byID: map[string]*change.Record{}, full: map[string]bool{}}
+}
+
+// addFull adds a record that keeps its full traits.
+func (s *changeSet) addFull(r change.Record) {
+	s.add(r)
+	s.full[r.ProfileID] = true
+}
 
 func (s *changeSet) add(r change.Record) {
 	// Profiles merged into this one earlier in the batch: fold their changes in.
@@ -20,6 +32,9 @@ func (s *changeSet) add(r change.Record) {
 		if old, ok := s.byID[from]; ok {
 			delete(s.byID, from)
 			fold(&r, old, false)
+			if s.full[from] {
+				s.full[r.ProfileID] = true
+			}
 		}
 	}
 	if old, ok := s.byID[r.ProfileID]; ok {
@@ -33,6 +48,9 @@ func (s *changeSet) add(r change.Record) {
 func fold(r, old *change.Record, sameProfile bool) {
 	if sameProfile && old.Created {
 		r.Created = true
+	}
+	if sameProfile && r.Traits == nil {
+		r.Traits = old.Traits // r changed no trait: old's are still current
 	}
 	for _, id := range old.MergedFrom {
 		if !containsStr(r.MergedFrom, id) {
@@ -72,6 +90,12 @@ func (s *changeSet) records() []change.Record {
 		sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].Timestamp.Before(r.Events[j].Timestamp) })
 		sort.Strings(r.MergedFrom)
 		r.Part, r.Parts = 1, 1
+		// Traits (the full set) only when they changed, the profile is new or absorbed others,
+		// or the record stands in for one that may have been lost: consumers keep their own
+		// copy, and a large profile would otherwise ride along with every event.
+		if !r.Created && len(r.MergedFrom) == 0 && len(r.ChangedTraits) == 0 && !s.full[r.ProfileID] {
+			r.Traits = nil
+		}
 		out = append(out, *r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ProfileID < out[j].ProfileID })

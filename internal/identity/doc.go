@@ -1,5 +1,6 @@
 // Package identity is the identity-resolution stage of the CDP: it turns the events stream into
-// unified profiles. For each Kinesis batch it dedupes messages by messageId, extracts and
+// unified profiles. For each Kinesis batch it re-checks every record against the key limits
+// (CheckRecord; a bad record is dead-lettered alone), dedupes messages by source and messageId, extracts and
 // normalises identifiers, resolves them against the identity graph with Segment's flat matching
 // under per-type rules (priority, limit, blocked values), merges profiles, keeps traits (per
 // trait, the newest event wins), metadata, a timeline and a merge log, and emits one `changes`
@@ -19,12 +20,16 @@
 //	PROFILE#<id>                PROFILE                     profile: version (optimistic lock), data (JSON, or dataz:
 //	                                                        gzip JSON above 900 bytes), mergedInto for merged-away ones
 //	PROFILE#<id>                LOG#<processedAt>#<msgId>   merge-log line: what one message did (create, attach,
-//	                                                        merge, drop, blocked), with identifiers, profiles and rule
-//	MSG#<messageId>             MSG                         the event: dedupe marker and timeline item in one;
-//	                                                        gsi1pk PROFILE#<id>, gsi1sk EVT#<timestamp>#<msgId>,
-//	                                                        ttl = processing time + retention (≥ 24 h)
+//	                                                        merge, drop, blocked, refused), with identifiers,
+//	                                                        profiles, refused trait keys and rule
+//	MSGSRC#<h>                  MSG                         the event: dedupe marker and timeline item in one;
+//	                                                        h = hash of sourceId and messageId; gsi1pk PROFILE#<id>,
+//	                                                        gsi1sk EVT#<timestamp>#<h>, ttl = processing time +
+//	                                                        retention (≥ 24 h)
+//	MSG#<messageId>             MSG                         the same, written before dedupe was per source (still
+//	                                                        read as a dedupe marker for its source, and on timelines)
 //	RULES                       IDENTITY                    identity rules (RulesService)
-//	ATTEMPT#identity#<msgId>    ATTEMPT                     failure count of a message, ttl 7 days
+//	ATTEMPT#identity#<h>        ATTEMPT                     failure count of a message, ttl 7 days
 //
 // Dead letters live under the deadletter package's keys (DLQ#identity).
 //

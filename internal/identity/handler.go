@@ -2,6 +2,8 @@ package identity
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,8 +30,9 @@ const (
 	KindChange = "change" // payload: a change.Record that could not be published
 )
 
-// maxChangeBytes keeps a change record within a Kinesis record and a dead-letter entry.
-const maxChangeBytes = 300 << 10
+// maxChangeBytes is the largest change record part: a Kinesis record holds 1 MiB, partition
+// key (a profile id) included.
+const maxChangeBytes = 1<<20 - 1024
 
 // Publisher writes records to the changes stream (stream.Publisher).
 type Publisher interface {
@@ -50,7 +53,15 @@ type HandlerConfig struct {
 	// MaxAttempts is how many invocations may fail on one record before it is dead-lettered
 	// and acknowledged (default 5).
 	MaxAttempts int
-	Logger      *slog.Logger
+	// Reserve is the time kept back from the invocation's deadline (ctx.Deadline()) for the
+	// bookkeeping that must survive a timeout: processing stops starting new work when less
+	// than this remains (default 3 s).
+	Reserve time.Duration
+	// BookkeepingTimeout bounds each bookkeeping step (attempt counts, dead letters, change
+	// publication), which runs on a context that is not cancelled with the invocation
+	// (default 2 s).
+	BookkeepingTimeout time.Duration
+	Logger             *slog.Logger
 }
 
 // Handler is the Kinesis handler of the events stream.
@@ -64,136 +75,304 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
 	}
+	if cfg.Reserve <= 0 {
+		cfg.Reserve = 3 * time.Second
+	}
+	if cfg.BookkeepingTimeout <= 0 {
+		cfg.BookkeepingTimeout = 2 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Handler{cfg: cfg, log: cfg.Logger}
 }
 
+// batchRun is the state of one invocation: the records admitted for processing and the answer.
+type batchRun struct {
+	h    *Handler
+	ctx  context.Context // the invocation's context (only its values are used for bookkeeping)
+	resp events.KinesisEventResponse
+	recs []tracking.Record
+	src  []events.KinesisEventRecord
+}
+
+func (b *batchRun) fail(r events.KinesisEventRecord) {
+	b.resp.BatchItemFailures = append(b.resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: r.Kinesis.SequenceNumber})
+}
+
+// bookkeeping returns a context for work that must survive the invocation's deadline.
+func (b *batchRun) bookkeeping() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(b.ctx), b.h.cfg.BookkeepingTimeout)
+}
+
+// deadLetter stores a record on its own; if even that fails, the record is retried.
+func (b *batchRun) deadLetter(r events.KinesisEventRecord, reason string, cause error) {
+	ctx, cancel := b.bookkeeping()
+	defer cancel()
+	if err := b.h.deadLetter(ctx, r, reason, cause); err != nil {
+		b.fail(r)
+	}
+}
+
+// admit decodes and re-checks a record (it may come from a replay or an import, or have been
+// written before ingest checked the limits); one that fails goes to the dead letters alone.
+func (b *batchRun) admit(r events.KinesisEventRecord) {
+	var tr tracking.Record
+	if err := json.Unmarshal(r.Kinesis.Data, &tr); err != nil {
+		b.deadLetter(r, "decode", fmt.Errorf("decode record: %w", err))
+		return
+	}
+	if err := CheckRecord(&tr); err != nil {
+		b.deadLetter(r, "invalid_record", err)
+		return
+	}
+	b.recs = append(b.recs, tr)
+	b.src = append(b.src, r)
+}
+
 // Handle processes a batch. Records that failed and may succeed later are returned in
-// BatchItemFailures; a record that cannot be decoded or resolved, or that failed MaxAttempts
-// times, goes to the dead letters and is acknowledged so the shard moves on. The error is set
-// only if change records could neither be published nor dead-lettered.
+// BatchItemFailures; a record that cannot be decoded, breaks a limit, cannot be resolved, is
+// refused by the store, or failed MaxAttempts times goes to the dead letters on its own and is
+// acknowledged so the shard moves on. Work is planned from ctx.Deadline(): records not started
+// before the reserve are retried without counting an attempt. The error is set only if change
+// records could neither be published nor dead-lettered.
 func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
-	var resp events.KinesisEventResponse
-	fail := func(r events.KinesisEventRecord) {
-		resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: r.Kinesis.SequenceNumber})
-	}
-	recs := make([]tracking.Record, 0, len(ev.Records))
-	src := make([]events.KinesisEventRecord, 0, len(ev.Records))
+	b := &batchRun{h: h, ctx: ctx}
+	work, cancel := h.workContext(ctx)
+	defer cancel()
 	for _, r := range ev.Records {
-		var tr tracking.Record
-		err := json.Unmarshal(r.Kinesis.Data, &tr)
-		if err == nil && tr.Message.MessageID == "" {
-			err = errors.New("message has no messageId")
-		}
-		if err != nil {
-			if derr := h.deadLetter(ctx, r, "decode", err); derr != nil {
-				fail(r)
-			}
-			continue
-		}
-		recs = append(recs, tr)
-		src = append(src, r)
+		b.admit(r)
 	}
-	results, changes, _ := h.cfg.Processor.Process(ctx, recs)
+	results, changes := h.process(work, b)
 	counts := map[Outcome]int{}
 	for i, res := range results {
 		counts[res.Outcome]++
-		switch res.Outcome {
-		case Unresolvable:
-			if err := h.deadLetter(ctx, src[i], "no_identifiers", res.Err); err != nil {
-				fail(src[i])
-			}
-		case Failed:
-			n, err := h.cfg.Store.countAttempt(ctx, recs[i].Message.MessageID)
-			switch {
-			case err != nil:
-				h.log.Warn("count attempt", "err", err)
-				fail(src[i])
-			case n >= h.cfg.MaxAttempts:
-				if err := h.deadLetter(ctx, src[i], "retries_exhausted", fmt.Errorf("attempt %d: %w", n, res.Err)); err != nil {
-					fail(src[i])
-				}
-			default:
-				h.log.Warn("record failed; will be retried", "messageId", recs[i].Message.MessageID, "attempt", n, "err", res.Err)
-				fail(src[i])
+		b.settle(i, res)
+	}
+	err := h.publish(ctx, changes) // on contexts of its own: it must survive the deadline
+	h.log.Info("identity batch", "records", len(ev.Records), "processed", counts[Processed], "duplicates", counts[Duplicate],
+		"unresolvable", counts[Unresolvable], "rejected", counts[Rejected], "failed", counts[Failed], "deferred", counts[Deferred],
+		"changes", len(changes), "retry", len(b.resp.BatchItemFailures))
+	return b.resp, err
+}
+
+// workContext is ctx with its deadline moved earlier by the reserve.
+func (h *Handler) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	// A short invocation keeps at most a third of its time in reserve.
+	reserve := min(h.cfg.Reserve, time.Until(d)/3)
+	return context.WithDeadline(ctx, d.Add(-reserve))
+}
+
+// process runs the admitted records through the processor. A batch that is being retried (its
+// first record has failed before) is processed one record at a time, so that a record whose
+// processing always times out uses up only its own attempts, never those of the records
+// around it.
+func (h *Handler) process(ctx context.Context, b *batchRun) ([]Result, []change.Record) {
+	if len(b.recs) == 0 {
+		return nil, nil
+	}
+	bctx, cancel := b.bookkeeping()
+	n, err := h.cfg.Store.attempts(bctx, b.recs[0].SourceID, b.recs[0].Message.MessageID)
+	cancel()
+	if err != nil {
+		h.log.Warn("read attempt count; processing the batch as a whole", "err", err)
+	}
+	if n == 0 {
+		results, changes, _ := h.cfg.Processor.Process(ctx, b.recs)
+		return results, changes
+	}
+	results := make([]Result, len(b.recs))
+	set := newChangeSet()
+	for i := range b.recs {
+		res, chs, _ := h.cfg.Processor.Process(ctx, b.recs[i:i+1])
+		results[i] = res[0]
+		for _, c := range chs {
+			if c.Traits != nil {
+				set.addFull(c) // decided by records() already
+			} else {
+				set.add(c)
 			}
 		}
 	}
-	err := h.publish(ctx, changes)
-	h.log.Info("identity batch", "records", len(ev.Records), "processed", counts[Processed], "duplicates", counts[Duplicate],
-		"unresolvable", counts[Unresolvable], "failed", counts[Failed], "changes", len(changes), "retry", len(resp.BatchItemFailures))
-	return resp, err
+	return results, set.records()
 }
 
-// publish writes change records; what cannot be published is dead-lettered for replay.
-func (h *Handler) publish(ctx context.Context, changes []change.Record) error {
-	if len(changes) == 0 {
-		return nil
+// settle acts on the result of admitted record i.
+func (b *batchRun) settle(i int, res Result) {
+	r := b.src[i]
+	switch res.Outcome {
+	case Unresolvable:
+		b.deadLetter(r, "no_identifiers", res.Err)
+	case Rejected:
+		b.deadLetter(r, "store_rejected", res.Err)
+	case Deferred:
+		b.fail(r) // never started: no attempt is counted
+	case Failed:
+		b.retryOrGiveUp(i, res.Err)
 	}
-	var out []stream.Record
+}
+
+// retryOrGiveUp counts a failed attempt of record i: it is retried until MaxAttempts, then
+// dead-lettered.
+func (b *batchRun) retryOrGiveUp(i int, cause error) {
+	r, tr := b.src[i], &b.recs[i]
+	ctx, cancel := b.bookkeeping()
+	n, err := b.h.cfg.Store.countAttempt(ctx, tr.SourceID, tr.Message.MessageID)
+	cancel()
+	switch {
+	case err != nil:
+		b.h.log.Warn("count attempt", "err", err)
+		b.fail(r)
+	case n >= b.h.cfg.MaxAttempts:
+		b.deadLetter(r, "retries_exhausted", fmt.Errorf("attempt %d: %w", n, cause))
+	default:
+		b.h.log.Warn("record failed; will be retried", "message", hashID(tr.Message.MessageID), "attempt", n, "err", cause)
+		b.fail(r)
+	}
+}
+
+// publish writes change records, each split to fit Kinesis. A record that cannot be encoded
+// within the limit, or whose parts cannot be published, is dead-lettered for replay; one
+// profile's record never holds back another's. Every step runs on a context that is not
+// cancelled with the invocation, with its own timeout. The error is set only if some change
+// could neither be published nor dead-lettered.
+func (h *Handler) publish(ctx context.Context, changes []change.Record) error {
+	var groups [][]stream.Record
+	var errs []error
 	for _, c := range changes {
 		parts, err := SplitChange(c, maxChangeBytes)
 		if err != nil {
-			return err
+			errs = append(errs, h.deadLetterChange(ctx, c, "change_too_large", err))
+			continue
 		}
+		g := make([]stream.Record, 0, len(parts))
 		for _, p := range parts {
-			out = append(out, stream.Record{PartitionKey: c.ProfileID, Data: p})
+			g = append(g, stream.Record{PartitionKey: c.ProfileID, Data: p})
 		}
+		groups = append(groups, g)
 	}
-	perr := h.cfg.Changes.Put(ctx, out)
+	if len(groups) == 0 {
+		return errors.Join(errs...)
+	}
+	var all []stream.Record
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	perr := h.put(ctx, all, h.publishBudget(ctx))
 	if perr == nil {
-		return nil
+		return errors.Join(errs...)
 	}
-	h.log.Error("publish changes failed; dead-lettering them", "err", perr, "records", len(out))
-	var errs []error
-	for _, r := range out {
-		_, err := h.cfg.DeadLetters.Put(ctx, deadletter.Entry{
-			Stage: Stage, Kind: KindChange, Reason: "publish_failed", Error: perr.Error(), Payload: r.Data,
-			Meta: map[string]string{"partitionKey": r.PartitionKey},
-		})
-		if err != nil {
-			errs = append(errs, err)
+	h.log.Error("publish changes failed; publishing profile by profile", "err", perr, "records", len(all))
+	for _, g := range groups {
+		if len(groups) > 1 {
+			if perr = h.put(ctx, g, h.cfg.BookkeepingTimeout); perr == nil {
+				continue
+			}
+		}
+		for _, r := range g {
+			errs = append(errs, h.deadLetterPart(ctx, r, "publish_failed", perr))
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("changes neither published (%v) nor dead-lettered: %w", perr, errors.Join(errs...))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("changes neither published nor dead-lettered: %w", err)
 	}
 	return nil
 }
 
-// SplitChange encodes a change record, split into parts of at most maxBytes (events spread
-// over the parts; every part carries the profile state).
+// publishBudget is how long the first publication of a batch's changes may take: what remains
+// of the invocation, less the time to dead-letter what could not be published, and at least
+// BookkeepingTimeout (30 s without a deadline).
+func (h *Handler) publishBudget(ctx context.Context) time.Duration {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return 30 * time.Second
+	}
+	return max(h.cfg.BookkeepingTimeout, time.Until(d)-h.cfg.BookkeepingTimeout)
+}
+
+func (h *Handler) put(ctx context.Context, recs []stream.Record, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	return h.cfg.Changes.Put(ctx, recs)
+}
+
+func (h *Handler) deadLetterPart(ctx context.Context, r stream.Record, reason string, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.BookkeepingTimeout)
+	defer cancel()
+	_, err := h.cfg.DeadLetters.Put(ctx, deadletter.Entry{
+		Stage: Stage, Kind: KindChange, Reason: reason, Error: cause.Error(), Payload: r.Data,
+		Meta: map[string]string{"partitionKey": r.PartitionKey},
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter change of %s: %w", r.PartitionKey, err)
+	}
+	return nil
+}
+
+func (h *Handler) deadLetterChange(ctx context.Context, c change.Record, reason string, cause error) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode change of %s: %w", c.ProfileID, err)
+	}
+	h.log.Error("change record dead-lettered", "profile", c.ProfileID, "reason", reason, "err", cause)
+	return h.deadLetterPart(ctx, stream.Record{PartitionKey: c.ProfileID, Data: data}, reason, cause)
+}
+
+// ErrChangeTooLarge means a change record cannot be split into parts that fit a Kinesis
+// record (its profile state alone, or one event, is too large).
+var ErrChangeTooLarge = errors.New("change record cannot be split to fit a Kinesis record")
+
+// SplitChange encodes a change record, split into parts of at most maxBytes if needed. The
+// first part carries the profile state (traits, identifiers, merges) and the events that fit;
+// further parts carry only ProfileID, Version and events, each event in exactly one part. No
+// part exceeds maxBytes: if the state or one event alone cannot fit, it returns
+// ErrChangeTooLarge.
 func SplitChange(c change.Record, maxBytes int) ([][]byte, error) {
 	c.Part, c.Parts = 1, 1
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode change: %w", err)
 	}
-	if len(b) <= maxBytes || len(c.Events) <= 1 {
+	if len(b) <= maxBytes {
 		return [][]byte{b}, nil
 	}
-	base := c
-	base.Events = nil
-	bb, _ := json.Marshal(base)
-	budget := maxBytes - len(bb) - 64
-	var groups [][]tracking.Message
-	var cur []tracking.Message
+	const slack = 64 // part numbers and separators
+	head := c
+	head.Events = nil
+	tail := change.Record{ProfileID: c.ProfileID, Version: c.Version, EmittedAt: c.EmittedAt}
+	hb, _ := json.Marshal(head)
+	tb, _ := json.Marshal(tail)
+	budget := maxBytes - len(hb) - slack
+	if budget < 0 {
+		return nil, fmt.Errorf("%w: profile state of %d bytes", ErrChangeTooLarge, len(hb))
+	}
+	groups := [][]tracking.Message{nil}
 	size := 0
 	for _, e := range c.Events {
-		eb, _ := json.Marshal(e)
-		if len(cur) > 0 && size+len(eb) > budget {
-			groups = append(groups, cur)
-			cur, size = nil, 0
+		eb, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode change event: %w", err)
 		}
-		cur = append(cur, e)
+		if len(eb)+1 > maxBytes-len(tb)-slack {
+			return nil, fmt.Errorf("%w: one event of %d bytes", ErrChangeTooLarge, len(eb))
+		}
+		if size+len(eb)+1 > budget {
+			groups = append(groups, nil)
+			size, budget = 0, maxBytes-len(tb)-slack
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], e)
 		size += len(eb) + 1
 	}
-	groups = append(groups, cur)
 	out := make([][]byte, 0, len(groups))
 	for i, g := range groups {
-		p := base
+		p := tail
+		if i == 0 {
+			p = head
+		}
 		p.Events, p.Part, p.Parts = g, i+1, len(groups)
 		pb, err := json.Marshal(p)
 		if err != nil {
@@ -230,20 +409,31 @@ func (h *Handler) Replay(ctx context.Context, e deadletter.Entry) error {
 		if err := json.Unmarshal(e.Payload, &c); err != nil {
 			return fmt.Errorf("decode change: %w", err)
 		}
-		return h.cfg.Changes.Put(ctx, []stream.Record{{PartitionKey: c.ProfileID, Data: e.Payload}})
+		if len(e.Payload) <= maxChangeBytes {
+			return h.cfg.Changes.Put(ctx, []stream.Record{{PartitionKey: c.ProfileID, Data: e.Payload}})
+		}
+		parts, err := SplitChange(c, maxChangeBytes)
+		if err != nil {
+			return err
+		}
+		recs := make([]stream.Record, 0, len(parts))
+		for _, p := range parts {
+			recs = append(recs, stream.Record{PartitionKey: c.ProfileID, Data: p})
+		}
+		return h.cfg.Changes.Put(ctx, recs)
 	case KindEvent:
 		var tr tracking.Record
 		if err := json.Unmarshal(e.Payload, &tr); err != nil {
 			return fmt.Errorf("decode event: %w", err)
 		}
-		if tr.Message.MessageID == "" {
-			return errors.New("message has no messageId")
+		if err := CheckRecord(&tr); err != nil {
+			return fmt.Errorf("invalid record: %w", err)
 		}
 		res, changes, err := h.cfg.Processor.Process(ctx, []tracking.Record{tr})
 		if err != nil {
 			return err
 		}
-		if res[0].Outcome == Failed || res[0].Outcome == Unresolvable {
+		if o := res[0].Outcome; o != Processed && o != Duplicate {
 			return fmt.Errorf("%s: %w", res[0].Outcome, res[0].Err)
 		}
 		return h.publish(ctx, changes)
@@ -251,11 +441,23 @@ func (h *Handler) Replay(ctx context.Context, e deadletter.Entry) error {
 	return fmt.Errorf("unknown dead-letter kind %q", e.Kind)
 }
 
+// attemptKey is the key of a message's failure counter; the ids are hashed so that the key is
+// always valid whatever the message holds.
+func attemptKey(sourceID, messageID string) map[string]types.AttributeValue {
+	return key(prefixAttempt+hashID(sourceID+"\x00"+messageID), skAttempt)
+}
+
+// hashID is a short, stable digest of an identifier, for keys and logs (no personal data).
+func hashID(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
+
 // countAttempt increments and returns the failure count of a message (kept a week).
-func (s *Store) countAttempt(ctx context.Context, messageID string) (int, error) {
+func (s *Store) countAttempt(ctx context.Context, sourceID, messageID string) (int, error) {
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
-		Key:                      key(prefixAttempt+messageID, skAttempt),
+		Key:                      attemptKey(sourceID, messageID),
 		UpdateExpression:         aws.String("ADD n :one SET #ttl = :ttl"),
 		ExpressionAttributeNames: map[string]string{"#ttl": store.TTL},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -266,11 +468,22 @@ func (s *Store) countAttempt(ctx context.Context, messageID string) (int, error)
 	if err != nil {
 		return 0, fmt.Errorf("count attempt: %w", err)
 	}
-	n, _ := strconv.Atoi(func() string {
-		if v, ok := out.Attributes["n"].(*types.AttributeValueMemberN); ok {
-			return v.Value
-		}
-		return "0"
-	}())
-	return n, nil
+	return attrInt(out.Attributes["n"]), nil
+}
+
+// attempts returns how many attempts of a message have failed so far.
+func (s *Store) attempts(ctx context.Context, sourceID, messageID string) (int, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: attemptKey(sourceID, messageID)})
+	if err != nil {
+		return 0, fmt.Errorf("read attempt count: %w", err)
+	}
+	return attrInt(out.Item["n"]), nil
+}
+
+func attrInt(v types.AttributeValue) int {
+	if n, ok := v.(*types.AttributeValueMemberN); ok {
+		i, _ := strconv.Atoi(n.Value)
+		return i
+	}
+	return 0
 }

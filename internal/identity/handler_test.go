@@ -29,7 +29,7 @@ type poisonDB struct {
 
 func (p *poisonDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	for _, it := range in.TransactItems {
-		if it.Put != nil && store.GetS(it.Put.Item, "pk") == prefixMsg+p.poison {
+		if it.Put != nil && store.GetS(it.Put.Item, "pk") == store.GetS(msgKey(msgRef{source: "src1", id: p.poison}), "pk") {
 			return nil, errors.New("injected: item too large")
 		}
 	}

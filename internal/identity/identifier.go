@@ -79,13 +79,14 @@ type contextFields struct {
 // Extract returns the identifiers of a message: userId, anonymousId, email and phone (from
 // identify traits or context.traits), context.device.id and advertisingId, and
 // context.externalIds of the users collection. Malformed optional fields are ignored rather
-// than failing the message; values that normalise to empty are dropped. Duplicates are removed.
+// than failing the message; values that normalise to empty, or break tracking's key limits
+// (length, valid UTF-8), are dropped. Duplicates are removed.
 func Extract(m *tracking.Message) Extracted {
 	ex := Extracted{Encoding: map[Identifier]string{}}
 	seen := map[Identifier]bool{}
 	add := func(typ, value, enc string) {
 		id := NewIdentifier(typ, value)
-		if id.Type == "" || id.Value == "" || seen[id] || len(ex.IDs) >= MaxIdentifiersPerMessage {
+		if id.Type == "" || id.Value == "" || seen[id] || len(ex.IDs) >= MaxIdentifiersPerMessage || !withinLimits(id) {
 			return
 		}
 		seen[id] = true
@@ -96,7 +97,7 @@ func Extract(m *tracking.Message) Extracted {
 	}
 	add(TypeUserID, m.UserID, "")
 	add(TypeAnonymousID, m.AnonymousID, "")
-	if m.Type == tracking.TypeAlias {
+	if m.Type == tracking.TypeAlias && len(m.PreviousID) <= tracking.MaxIDBytes {
 		ex.PreviousID = strings.TrimSpace(m.PreviousID)
 	}
 	var ctx contextFields
@@ -134,6 +135,13 @@ func Extract(m *tracking.Message) Extracted {
 		add(typ, scalar(e.ID), strings.ToLower(scalar(e.Encoding)))
 	}
 	return ex
+}
+
+// withinLimits reports whether an identifier respects tracking's key limits; one that does not
+// is never looked up or stored (its key could be refused, and it would be no one's identity).
+func withinLimits(id Identifier) bool {
+	return len(id.Type) <= tracking.MaxIdentifierTypeBytes && len(id.Value) <= max(tracking.MaxIdentifierBytes, tracking.MaxIDBytes) &&
+		tracking.ValidUTF8ID(id.Value)
 }
 
 // scalar returns a JSON string or number as a string, and "" for anything else.

@@ -25,6 +25,8 @@ const (
 	Duplicate                       // its messageId was processed before: nothing changed (re-emitted)
 	Unresolvable                    // no usable identifier (all blocked): nothing changed
 	Failed                          // not applied; Err says why; safe to retry
+	Rejected                        // refused by the store for what it holds (isolated): retrying cannot help
+	Deferred                        // not started: the time budget ran out first; nothing was attempted
 )
 
 func (o Outcome) String() string {
@@ -37,6 +39,10 @@ func (o Outcome) String() string {
 		return "unresolvable"
 	case Failed:
 		return "failed"
+	case Rejected:
+		return "rejected"
+	case Deferred:
+		return "deferred"
 	}
 	return "unknown"
 }
@@ -69,8 +75,16 @@ type Options struct {
 	MaxConflicts int
 	// Parallel commits (default 8).
 	Parallel int
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Reserve: no new round or commit is started when less than this remains before the
+	// context's deadline; the records concerned are Deferred (default 500 ms).
+	Reserve time.Duration
+	// SkipLegacyDedupe stops reading the dedupe markers written before dedupe became per
+	// source (key MSG#<messageId>). Leave it off until every such marker has expired (the
+	// retention after the upgrade), so that a redelivery or a replay of an event processed
+	// before the upgrade is still recognised.
+	SkipLegacyDedupe bool
+	Now              func() time.Time
+	Logger           *slog.Logger
 }
 
 // DefaultRetention is the timeline retention unless configured.
@@ -97,6 +111,9 @@ func NewProcessor(s *Store, rules RulesSource, opt Options) *Processor {
 	if opt.Parallel <= 0 {
 		opt.Parallel = 8
 	}
+	if opt.Reserve <= 0 {
+		opt.Reserve = 500 * time.Millisecond
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -108,8 +125,11 @@ func NewProcessor(s *Store, rules RulesSource, opt Options) *Processor {
 
 // Process applies records in order. Every record gets a Result; changes holds one record per
 // surviving profile touched by committed work, or holding messages found already processed
-// (those are re-emitted with the profile's current state; nothing is written for them). The returned error is set only when
-// nothing could be attempted (e.g. the rules cannot be read); all results are then Failed.
+// (those are re-emitted with the profile's current state; nothing is written for them). A
+// message is identified by its source and messageId. Records the store refuses (a value it
+// cannot hold) are isolated by bisection and reported Rejected on their own; the others
+// proceed. The returned error is set only when nothing could be attempted (e.g. the rules
+// cannot be read); all results are then Failed.
 func (p *Processor) Process(ctx context.Context, recs []tracking.Record) ([]Result, []change.Record, error) {
 	results := make([]Result, len(recs))
 	rules, err := p.rules.Compiled(ctx)
@@ -120,78 +140,141 @@ func (p *Processor) Process(ctx context.Context, recs []tracking.Record) ([]Resu
 		}
 		return results, nil, err
 	}
-	first := map[string]int{}
+	first := map[msgRef]int{}
 	var pending []int
 	for i, r := range recs {
-		if _, dup := first[r.Message.MessageID]; dup {
+		ref := refOf(&r)
+		if _, dup := first[ref]; dup {
 			results[i] = Result{Outcome: Duplicate}
 			continue
 		}
-		first[r.Message.MessageID] = i
+		first[ref] = i
 		pending = append(pending, i)
 	}
-	conflicts := map[int]int{}
 	changes := newChangeSet()
+	p.run(ctx, &runState{recs: recs, rules: rules, results: results, changes: changes}, pending, false)
+	return results, changes.records(), nil
+}
+
+// runState is what the rounds of one Process call share.
+type runState struct {
+	recs    []tracking.Record
+	rules   *Compiled
+	results []Result
+	changes *changeSet
+}
+
+// refusal is a group of records the store refused together (one plan or one component).
+type refusal struct {
+	records []int
+	err     error
+}
+
+// run processes pending records; a group the store refuses is split in halves and each half
+// is run again, until the record responsible stands alone.
+func (p *Processor) run(ctx context.Context, st *runState, pending []int, consistent bool) {
+	for _, rf := range p.rounds(ctx, st, pending, consistent) {
+		if len(rf.records) == 1 {
+			st.results[rf.records[0]] = Result{Outcome: Rejected, Err: rf.err}
+			continue
+		}
+		mid := len(rf.records) / 2
+		p.run(ctx, st, rf.records[:mid], true)
+		p.run(ctx, st, rf.records[mid:], true)
+	}
+}
+
+// lowOnTime reports whether less than the reserve remains before ctx's deadline.
+func (p *Processor) lowOnTime(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < p.opt.Reserve
+}
+
+func settleAll(results []Result, idx []int, res Result) {
+	for _, i := range idx {
+		results[i] = res
+	}
+}
+
+// rounds plans and commits pending records until each has an outcome, re-planning records
+// whose commit met a concurrent change. It returns the groups the store refused.
+func (p *Processor) rounds(ctx context.Context, st *runState, pending []int, consistent bool) []refusal {
+	var refused []refusal
+	conflicts := map[int]int{}
 	for round := 0; len(pending) > 0; round++ {
-		if err := ctx.Err(); err != nil {
-			for _, i := range pending {
-				results[i] = Result{Outcome: Failed, Err: err}
-			}
+		if ctx.Err() != nil || p.lowOnTime(ctx) {
+			// Not started (again): these records are not to blame for the time running out.
+			settleAll(st.results, pending, Result{Outcome: Deferred, Err: errDeferred})
 			break
 		}
-		pl, err := p.plan(ctx, recs, pending, rules, round > 0)
+		pl, err := p.plan(ctx, st.recs, pending, st.rules, consistent || round > 0)
 		if err != nil {
-			for _, i := range pending {
-				results[i] = Result{Outcome: Failed, Err: err}
+			if isRefused(err) {
+				refused = append(refused, refusal{records: pending, err: err})
+			} else {
+				settleAll(st.results, pending, Result{Outcome: Failed, Err: err})
 			}
 			break
 		}
 		for i, r := range pl.results {
-			results[i] = r
+			st.results[i] = r
 		}
 		// Added before this round's commits, so that a commit touching the same profile folds
 		// over them (its state is newer).
 		for _, r := range pl.dupChanges(p.opt.Now()) {
-			changes.add(r)
+			st.changes.addFull(r)
 		}
-		outcomes := p.commitAll(ctx, pl)
-		var retry []int
-		for ci, c := range pl.comps {
-			err := outcomes[ci]
-			switch {
-			case err == nil:
-				surv := pl.g.follow(c.root)
-				for _, i := range c.records {
-					results[i] = Result{Outcome: Processed, ProfileID: surv.ID}
-				}
-				changes.add(pl.change(c, surv, p.opt.Now()))
-			case errors.Is(err, errConflict):
-				for _, i := range c.records {
-					conflicts[i]++
-					if conflicts[i] > p.opt.MaxConflicts {
-						results[i] = Result{Outcome: Failed, Err: err}
-					} else {
-						retry = append(retry, i)
-					}
-				}
-			default:
-				for _, i := range c.records {
-					results[i] = Result{Outcome: Failed, Err: err}
-				}
-			}
-		}
+		retry, rf := p.settleCommits(st, pl, p.commitAll(ctx, pl), conflicts)
+		refused = append(refused, rf...)
 		pending = append(retry, pl.rest...)
 		sort.Ints(pending)
 		if len(retry) > 0 {
 			// Back off with jitter so competing writers interleave instead of colliding again.
 			d := time.Duration(5+rand.IntN(20*min(round+1, 8))) * time.Millisecond
 			if err := sleepCtx(ctx, d); err != nil {
-				continue // the loop reports ctx.Err for what is pending
+				continue // the loop defers what is pending
 			}
 		}
 	}
-	return results, changes.records(), nil
+	return refused
 }
+
+// settleCommits records the outcome of each component's commit; it returns the records to
+// re-plan (conflicts) and the components the store refused.
+func (p *Processor) settleCommits(st *runState, pl *plan, outcomes []error, conflicts map[int]int) ([]int, []refusal) {
+	var retry []int
+	var refused []refusal
+	for ci, c := range pl.comps {
+		err := outcomes[ci]
+		switch {
+		case err == nil:
+			surv := pl.g.follow(c.root)
+			settleAll(st.results, c.records, Result{Outcome: Processed, ProfileID: surv.ID})
+			st.changes.add(pl.change(c, surv, p.opt.Now()))
+		case errors.Is(err, errDeferred):
+			settleAll(st.results, c.records, Result{Outcome: Deferred, Err: err})
+		case errors.Is(err, errConflict):
+			for _, i := range c.records {
+				conflicts[i]++
+				if conflicts[i] > p.opt.MaxConflicts {
+					st.results[i] = Result{Outcome: Failed, Err: err}
+				} else {
+					retry = append(retry, i)
+				}
+			}
+		case isRefused(err):
+			recs := append([]int(nil), c.records...)
+			sort.Ints(recs)
+			refused = append(refused, refusal{records: recs, err: err})
+		default:
+			settleAll(st.results, c.records, Result{Outcome: Failed, Err: err})
+		}
+	}
+	return retry, refused
+}
+
+// errDeferred marks work not started because the time budget ran out.
+var errDeferred = errors.New("identity: not started: the invocation's time budget ran out")
 
 func (p *Processor) commitAll(ctx context.Context, pl *plan) []error {
 	errs := make([]error, len(pl.comps))
@@ -199,8 +282,13 @@ func (p *Processor) commitAll(ctx context.Context, pl *plan) []error {
 	var wg sync.WaitGroup
 	for ci := range pl.comps {
 		t := pl.txn(pl.comps[ci])
-		wg.Add(1)
 		sem <- struct{}{}
+		if p.lowOnTime(ctx) {
+			errs[ci] = errDeferred
+			<-sem
+			continue
+		}
+		wg.Add(1)
 		go func(ci int) {
 			defer wg.Done()
 			defer func() { <-sem }()
@@ -253,9 +341,37 @@ type plan struct {
 }
 
 func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []int, rules *Compiled, consistent bool) (*plan, error) {
+	ex, markers, g, err := p.load(ctx, recs, pending, consistent)
+	if err != nil {
+		return nil, err
+	}
+	pn := &planner{p: p, rules: rules, uf: map[string]string{}, byRoot: map[string]*component{},
+		pl: &plan{g: g, results: map[int]Result{}, ret: p.opt.Retention}}
+	for k, i := range pending {
+		rec := &recs[i]
+		if mk, dup := markers[refOf(rec)]; dup {
+			pn.duplicate(i, rec, mk)
+			continue
+		}
+		if !pn.add(i, rec, ex[i]) {
+			pn.pl.rest = append(pn.pl.rest, pending[k:]...)
+			break
+		}
+	}
+	pl := pn.pl
+	for _, c := range pn.byRoot {
+		pl.comps = append(pl.comps, c)
+	}
+	sort.Slice(pl.comps, func(a, b int) bool { return pl.comps[a].records[0] < pl.comps[b].records[0] })
+	return pl, nil
+}
+
+// load extracts the identifiers of the pending records and reads what planning needs: their
+// dedupe markers, the index items of their identifiers and the profiles these name.
+func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []int, consistent bool) (map[int]Extracted, map[msgRef]marker, *graph, error) {
 	ex := make(map[int]Extracted, len(pending))
 	var ids []Identifier
-	var msgIDs []string
+	var refs []msgRef
 	seen := map[Identifier]bool{}
 	want := func(id Identifier) {
 		if !seen[id] {
@@ -273,188 +389,219 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 			want(NewIdentifier(TypeUserID, e.PreviousID))
 			want(NewIdentifier(TypeAnonymousID, e.PreviousID))
 		}
-		msgIDs = append(msgIDs, recs[i].Message.MessageID)
+		refs = append(refs, refOf(&recs[i]))
 	}
-	markers, err := p.store.loadMarkers(ctx, msgIDs, consistent)
+	markers, err := p.store.loadMarkers(ctx, refs, consistent, !p.opt.SkipLegacyDedupe)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	index, err := p.store.loadIndex(ctx, ids, consistent)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	g := &graph{index: index, profiles: map[string]*Profile{}, orig: map[string]*Profile{}}
 	var pids []string
 	for _, pid := range index {
 		pids = append(pids, pid)
 	}
-	for _, i := range pending {
+	for _, r := range refs {
 		// A redelivered message is re-emitted with its profile; usually that profile is
 		// already wanted through the message's identifiers, so this adds no read.
-		if mk, dup := markers[recs[i].Message.MessageID]; dup && mk.profile != "" {
+		if mk, dup := markers[r]; dup && mk.profile != "" {
 			pids = append(pids, mk.profile)
 		}
 	}
 	if err := p.store.loadProfiles(ctx, g.profiles, pids, consistent); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	for id, pr := range g.profiles {
 		g.orig[id] = pr.clone()
 	}
-	pl := &plan{g: g, results: map[int]Result{}, ret: p.opt.Retention}
-	uf := map[string]string{} // profile id → parent, for components
-	var find func(string) string
-	find = func(x string) string {
-		if px, ok := uf[x]; ok && px != x {
-			r := find(px)
-			uf[x] = r
-			return r
-		}
-		uf[x] = x
-		return x
-	}
-	byRoot := map[string]*component{}
-	for k, i := range pending {
-		rec := &recs[i]
-		m := &rec.Message
-		if mk, dup := markers[m.MessageID]; dup {
-			pid := mk.profile
-			if surv := follow(g.orig, mk.profile); surv != nil {
-				pid = surv.ID
-			}
-			pl.results[i] = Result{Outcome: Duplicate, ProfileID: pid}
-			ev := mk.msg
-			if ev == nil {
-				ev = m
-			}
-			pl.dups = append(pl.dups, dupEvent{profile: mk.profile, msg: *ev})
-			continue
-		}
-		e := ex[i]
-		var use []Identifier
-		var actions []Action
-		block := func(id Identifier) bool {
-			if why := rules.Blocked(id); why != "" {
-				actions = append(actions, Action{Kind: ActionBlocked, Identifiers: []Identifier{id}, Rule: why})
-				return true
-			}
-			return false
-		}
-		for _, id := range e.IDs {
-			if !block(id) {
-				use = append(use, id)
-			}
-		}
-		var prefer *Identifier
-		if e.PreviousID != "" {
-			prev := NewIdentifier(TypeUserID, e.PreviousID)
-			if g.lookup(prev) == nil {
-				prev = NewIdentifier(TypeAnonymousID, e.PreviousID)
-			}
-			if !block(prev) && !contains(use, prev) {
-				use = append(use, prev)
-			}
-			if uid := NewIdentifier(TypeUserID, m.UserID); contains(use, uid) {
-				prefer = &uid
-			}
-		}
-		if len(use) == 0 {
-			pl.results[i] = Result{Outcome: Unresolvable, Err: errors.New("no usable identifier: every identifier is missing or blocked")}
-			continue
-		}
-		d := Resolve(g.lookup, use, prefer, rules)
+	return ex, markers, g, nil
+}
 
-		// Would this record push its component past one transaction? Then stop here.
-		roots := map[string]bool{}
-		add := 2 + len(d.Attach) // event, log line, new index items
-		evBytes := len(m.Properties) + len(m.Traits) + len(m.Context) + 512
-		if d.Target == nil {
+// planner builds one plan: records are grouped into components (union-find over the profiles
+// they touch) whose effects commit together.
+type planner struct {
+	p      *Processor
+	rules  *Compiled
+	pl     *plan
+	uf     map[string]string // profile id → parent
+	byRoot map[string]*component
+}
+
+func (pn *planner) find(x string) string {
+	if px, ok := pn.uf[x]; ok && px != x {
+		r := pn.find(px)
+		pn.uf[x] = r
+		return r
+	}
+	pn.uf[x] = x
+	return x
+}
+
+// duplicate records a message processed before: nothing is written, it is re-emitted.
+func (pn *planner) duplicate(i int, rec *tracking.Record, mk marker) {
+	pid := mk.profile
+	if surv := follow(pn.pl.g.orig, mk.profile); surv != nil {
+		pid = surv.ID
+	}
+	pn.pl.results[i] = Result{Outcome: Duplicate, ProfileID: pid}
+	ev := mk.msg
+	if ev == nil {
+		ev = &rec.Message
+	}
+	pn.pl.dups = append(pn.pl.dups, dupEvent{profile: mk.profile, msg: *ev})
+}
+
+// identifiers returns the identifiers a record may use (blocked ones are logged as actions)
+// and the one to prefer (alias: the userId).
+func (pn *planner) identifiers(m *tracking.Message, e Extracted) ([]Identifier, *Identifier, []Action) {
+	var use []Identifier
+	var actions []Action
+	block := func(id Identifier) bool {
+		if why := pn.rules.Blocked(id); why != "" {
+			actions = append(actions, Action{Kind: ActionBlocked, Identifiers: []Identifier{id}, Rule: why})
+			return true
+		}
+		return false
+	}
+	for _, id := range e.IDs {
+		if !block(id) {
+			use = append(use, id)
+		}
+	}
+	var prefer *Identifier
+	if e.PreviousID != "" {
+		prev := NewIdentifier(TypeUserID, e.PreviousID)
+		if pn.pl.g.lookup(prev) == nil {
+			prev = NewIdentifier(TypeAnonymousID, e.PreviousID)
+		}
+		if !block(prev) && !contains(use, prev) {
+			use = append(use, prev)
+		}
+		if uid := NewIdentifier(TypeUserID, m.UserID); contains(use, uid) {
+			prefer = &uid
+		}
+	}
+	return use, prefer, actions
+}
+
+// fits reports whether a record's effects fit in one transaction with its component.
+func (pn *planner) fits(d Decision, evBytes int) bool {
+	roots := map[string]bool{}
+	add := 2 + len(d.Attach) // event, log line, new index items
+	if d.Target == nil {
+		add++
+	}
+	for _, pr := range append([]*Profile{d.Target}, d.Merge...) {
+		if pr == nil {
+			continue
+		}
+		if _, touched := pn.uf[pr.ID]; touched {
+			roots[pn.find(pr.ID)] = true
+		} else {
 			add++
 		}
-		for _, pr := range append([]*Profile{d.Target}, d.Merge...) {
-			if pr == nil {
-				continue
-			}
-			if _, touched := uf[pr.ID]; touched {
-				roots[find(pr.ID)] = true
-			} else {
-				add++
-			}
-		}
-		cur, curBytes := 0, 0
-		for r := range roots {
-			cur += byRoot[r].items()
-			curBytes += byRoot[r].bytes
-		}
-		if (cur+add > maxTxItems || curBytes+evBytes > maxTxBytes) && (len(pl.comps) > 0 || len(byRoot) > 0) {
-			pl.rest = append(pl.rest, pending[k:]...)
-			break
-		}
+	}
+	cur, curBytes := 0, 0
+	for r := range roots {
+		cur += pn.byRoot[r].items()
+		curBytes += pn.byRoot[r].bytes
+	}
+	return (cur+add <= maxTxItems && curBytes+evBytes <= maxTxBytes) || len(pn.byRoot) == 0
+}
 
-		now := p.opt.Now()
-		target := d.Target
-		if target == nil {
-			target = &Profile{ID: NewProfileID(m.MessageID), CreatedAt: now, UpdatedAt: now}
-			g.profiles[target.ID] = target
-			actions = append(actions, Action{Kind: ActionCreate, Identifiers: d.Attach, Profiles: []string{target.ID}, Rule: "flat matching: no identifier matched a profile"})
-		}
-		c := byRoot[find(target.ID)]
-		if c == nil {
-			c = &component{root: target.ID, profiles: map[string]bool{}}
-			byRoot[find(target.ID)] = c
-		}
-		for _, mp := range d.Merge {
-			var via []Identifier
-			for _, id := range d.Kept {
-				if g.lookup(id) == mp {
-					via = append(via, id)
-				}
-			}
-			actions = append(actions, Action{Kind: ActionMerge, Identifiers: via, Profiles: []string{mp.ID, target.ID}, Rule: "flat matching: identifiers shared by both profiles"})
-			target.absorb(mp, now)
-			// Union the components.
-			ra, rb := find(target.ID), find(mp.ID)
-			if ra != rb {
-				if other := byRoot[rb]; other != nil {
-					c.records = append(c.records, other.records...)
-					for id := range other.profiles {
-						c.profiles[id] = true
-					}
-					c.ids = append(c.ids, other.ids...)
-					c.events = append(c.events, other.events...)
-					c.logs = append(c.logs, other.logs...)
-					c.bytes += other.bytes
-					delete(byRoot, rb)
-				}
-				uf[rb] = ra
-			}
-			c.profiles[mp.ID] = true
-		}
-		if d.Target != nil && len(d.Attach) > 0 {
-			actions = append(actions, Action{Kind: ActionAttach, Identifiers: d.Attach, Profiles: []string{target.ID}, Rule: "flat matching: new identifiers within limits"})
-		}
-		for _, id := range d.Attach {
-			target.addIdentifier(IdentifierRecord{Identifier: id, SourceID: rec.SourceID, Encoding: e.Encoding[id], CreatedAt: now, MessageID: m.MessageID})
-			g.index[id] = target.ID
-			c.ids = append(c.ids, id)
-		}
-		for _, dr := range d.Dropped {
-			actions = append(actions, Action{Kind: ActionDrop, Identifiers: []Identifier{dr.Identifier}, Profiles: dr.Conflicts, Rule: dr.Rule})
-		}
-		target.ApplyMessage(m, rec.SourceID, now)
-		c.profiles[target.ID] = true
-		c.records = append(c.records, i)
-		c.events = append(c.events, StoredEvent{SourceID: rec.SourceID, Message: *m, Expires: now.Add(p.opt.Retention)})
-		c.bytes += evBytes
-		if len(actions) > 0 {
-			c.logs = append(c.logs, LogEntry{At: now, MessageID: m.MessageID, Actions: actions})
-		}
+// component returns the component a profile belongs to, creating it if needed.
+func (pn *planner) component(id string) *component {
+	c := pn.byRoot[pn.find(id)]
+	if c == nil {
+		c = &component{root: id, profiles: map[string]bool{}}
+		pn.byRoot[pn.find(id)] = c
 	}
-	for _, c := range byRoot {
-		pl.comps = append(pl.comps, c)
+	return c
+}
+
+// add plans one record. It returns false, planning nothing, if the record would push its
+// component past one transaction (it is left for the next round).
+func (pn *planner) add(i int, rec *tracking.Record, e Extracted) bool {
+	m := &rec.Message
+	g := pn.pl.g
+	use, prefer, actions := pn.identifiers(m, e)
+	if len(use) == 0 {
+		pn.pl.results[i] = Result{Outcome: Unresolvable, Err: errors.New("no usable identifier: every identifier is missing or blocked")}
+		return true
 	}
-	sort.Slice(pl.comps, func(a, b int) bool { return pl.comps[a].records[0] < pl.comps[b].records[0] })
-	return pl, nil
+	d := Resolve(g.lookup, use, prefer, pn.rules)
+	evBytes := len(m.Properties) + len(m.Traits) + len(m.Context) + 512
+	if !pn.fits(d, evBytes) {
+		return false
+	}
+	now := pn.p.opt.Now()
+	target := d.Target
+	if target == nil {
+		target = &Profile{ID: profileIDFor(rec.SourceID, m.MessageID), CreatedAt: now, UpdatedAt: now}
+		g.profiles[target.ID] = target
+		actions = append(actions, Action{Kind: ActionCreate, Identifiers: d.Attach, Profiles: []string{target.ID}, Rule: "flat matching: no identifier matched a profile"})
+	}
+	c := pn.component(target.ID)
+	actions = pn.merge(c, target, d, now, actions)
+	if d.Target != nil && len(d.Attach) > 0 {
+		actions = append(actions, Action{Kind: ActionAttach, Identifiers: d.Attach, Profiles: []string{target.ID}, Rule: "flat matching: new identifiers within limits"})
+	}
+	for _, id := range d.Attach {
+		target.addIdentifier(IdentifierRecord{Identifier: id, SourceID: rec.SourceID, Encoding: e.Encoding[id], CreatedAt: now, MessageID: m.MessageID})
+		g.index[id] = target.ID
+		c.ids = append(c.ids, id)
+	}
+	for _, dr := range d.Dropped {
+		actions = append(actions, Action{Kind: ActionDrop, Identifiers: []Identifier{dr.Identifier}, Profiles: dr.Conflicts, Rule: dr.Rule})
+	}
+	if refused := target.ApplyMessage(m, rec.SourceID, now); len(refused) > 0 {
+		actions = append(actions, Action{Kind: ActionRefused, Traits: refused, Profiles: []string{target.ID}, Rule: RuleTraitBudget})
+	}
+	c.profiles[target.ID] = true
+	c.records = append(c.records, i)
+	c.events = append(c.events, StoredEvent{SourceID: rec.SourceID, Message: *m, Expires: now.Add(pn.p.opt.Retention)})
+	c.bytes += evBytes
+	if len(actions) > 0 {
+		c.logs = append(c.logs, LogEntry{At: now, MessageID: m.MessageID, Actions: actions})
+	}
+	return true
+}
+
+// merge absorbs the profiles the decision merges into target (logging each merge, and the
+// traits the budget refused) and unions their components into c.
+func (pn *planner) merge(c *component, target *Profile, d Decision, now time.Time, actions []Action) []Action {
+	for _, mp := range d.Merge {
+		var via []Identifier
+		for _, id := range d.Kept {
+			if pn.pl.g.lookup(id) == mp {
+				via = append(via, id)
+			}
+		}
+		actions = append(actions, Action{Kind: ActionMerge, Identifiers: via, Profiles: []string{mp.ID, target.ID}, Rule: "flat matching: identifiers shared by both profiles"})
+		if refused := target.absorb(mp, now); len(refused) > 0 {
+			actions = append(actions, Action{Kind: ActionRefused, Traits: refused, Profiles: []string{mp.ID, target.ID}, Rule: RuleTraitBudget})
+		}
+		ra, rb := pn.find(target.ID), pn.find(mp.ID)
+		if ra != rb {
+			if other := pn.byRoot[rb]; other != nil {
+				c.records = append(c.records, other.records...)
+				for id := range other.profiles {
+					c.profiles[id] = true
+				}
+				c.ids = append(c.ids, other.ids...)
+				c.events = append(c.events, other.events...)
+				c.logs = append(c.logs, other.logs...)
+				c.bytes += other.bytes
+				delete(pn.byRoot, rb)
+			}
+			pn.uf[rb] = ra
+		}
+		c.profiles[mp.ID] = true
+	}
+	return actions
 }
 
 func contains(ids []Identifier, id Identifier) bool {

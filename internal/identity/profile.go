@@ -68,6 +68,15 @@ func NewProfileID(messageID string) string {
 	return ProfileIDPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:])[:26])
 }
 
+// profileIDFor derives the id of a profile created by a message: a message is identified by
+// its source and messageId (ids from the empty source keep the original derivation).
+func profileIDFor(sourceID, messageID string) string {
+	if sourceID == "" {
+		return NewProfileID(messageID)
+	}
+	return NewProfileID(sourceID + "\x00" + messageID)
+}
+
 // Live reports whether the profile has not been merged into another.
 func (p *Profile) Live() bool { return p.MergedInto == "" }
 
@@ -131,17 +140,79 @@ func MergeTraits(dst map[string]Trait, incoming map[string]json.RawMessage, at t
 	return changed
 }
 
-func mergeTraitMaps(dst, src map[string]Trait) {
-	for k, t := range src {
-		if old, ok := dst[k]; !ok || t.newerThan(old) {
-			dst[k] = t
-		}
+// MaxTraitBytes is the budget of a profile's traits, and separately of all its group traits
+// together, measured as stored: per trait its key, its value (JSON), the id of the message
+// that set it and 48 bytes of bookkeeping. 64 KiB holds hundreds of ordinary traits, keeps a
+// profile item (compressed, with its identifiers) far below DynamoDB's 400 KB and a change
+// record (traits and changed traits) far below Kinesis's 1 MiB.
+const MaxTraitBytes = 64 << 10
+
+// RuleTraitBudget is the merge-log rule of a refused trait update.
+const RuleTraitBudget = "trait budget: the profile's traits would exceed 65536 bytes (MaxTraitBytes)"
+
+func traitCost(k string, t Trait) int { return len(k) + len(t.Value) + len(t.MessageID) + 48 }
+
+func traitsCost(ts map[string]Trait) int {
+	n := 0
+	for k, t := range ts {
+		n += traitCost(k, t)
 	}
+	return n
+}
+
+func groupsCost(gs map[string]map[string]Trait) int {
+	n := 0
+	for gid, g := range gs {
+		n += len(gid) + traitsCost(g)
+	}
+	return n
+}
+
+// mergeBounded merges incoming traits into dst (per trait, the newer event wins) as long as
+// dst's cost stays within budget; used is dst's cost so far and is kept up to date. Keys are
+// taken in sorted order; a key whose new value would take dst over the budget is refused and
+// keeps its old value (a value that shrinks or keeps its size is always accepted). It returns
+// the refused keys.
+func mergeBounded(dst, incoming map[string]Trait, used *int, budget int) []string {
+	keys := make([]string, 0, len(incoming))
+	for k := range incoming {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var refused []string
+	for _, k := range keys {
+		t := incoming[k]
+		old, had := dst[k]
+		if had && !t.newerThan(old) {
+			continue
+		}
+		delta := traitCost(k, t)
+		if had {
+			delta -= traitCost(k, old)
+		}
+		if delta > 0 && *used+delta > budget {
+			refused = append(refused, k)
+			continue
+		}
+		dst[k] = t
+		*used += delta
+	}
+	return refused
+}
+
+func stamped(incoming map[string]json.RawMessage, at time.Time, msgID string) map[string]Trait {
+	out := make(map[string]Trait, len(incoming))
+	for k, v := range incoming {
+		out[k] = Trait{Value: v, At: at, MessageID: msgID}
+	}
+	return out
 }
 
 // ApplyMessage records one message on the profile: metadata, counters and (identify, group)
-// traits. The caller guarantees each message is applied once (dedupe by messageId).
-func (p *Profile) ApplyMessage(m *tracking.Message, sourceID string, now time.Time) {
+// traits within MaxTraitBytes. The caller guarantees each message is applied once (dedupe by
+// messageId). It returns the trait keys refused for the budget (group traits as
+// groups.<groupId>.<key>); the message itself is always counted.
+func (p *Profile) ApplyMessage(m *tracking.Message, sourceID string, now time.Time) []string {
 	ts := m.Timestamp
 	if p.EventCount == 0 || ts.Before(p.FirstMessageAt) {
 		p.FirstMessageAt = ts
@@ -155,48 +226,63 @@ func (p *Profile) ApplyMessage(m *tracking.Message, sourceID string, now time.Ti
 	switch m.Type {
 	case tracking.TypeIdentify:
 		if tr := objectFields(m.Traits); len(tr) > 0 {
-			if p.Traits == nil {
-				p.Traits = map[string]Trait{}
-			}
-			MergeTraits(p.Traits, tr, ts, m.MessageID)
+			return p.mergeTraits(stamped(tr, ts, m.MessageID))
 		}
 	case tracking.TypeGroup:
-		gid := strings.TrimSpace(m.GroupID)
-		if gid == "" {
-			break
+		if gid := strings.TrimSpace(m.GroupID); gid != "" {
+			return p.mergeGroup(gid, stamped(objectFields(m.Traits), ts, m.MessageID))
 		}
-		if p.Groups == nil {
-			p.Groups = map[string]map[string]Trait{}
-		}
-		g := p.Groups[gid]
-		if g == nil {
-			g = map[string]Trait{}
-			p.Groups[gid] = g
-		}
-		MergeTraits(g, objectFields(m.Traits), ts, m.MessageID)
 	}
+	return nil
 }
 
-// absorb merges other into p: identifiers, traits (per trait, newest wins), groups, counters
-// and metadata. other becomes a pointer to p.
-func (p *Profile) absorb(other *Profile, now time.Time) {
+func (p *Profile) mergeTraits(incoming map[string]Trait) []string {
+	if len(incoming) == 0 {
+		return nil
+	}
+	if p.Traits == nil {
+		p.Traits = map[string]Trait{}
+	}
+	used := traitsCost(p.Traits)
+	return mergeBounded(p.Traits, incoming, &used, MaxTraitBytes)
+}
+
+func (p *Profile) mergeGroup(gid string, incoming map[string]Trait) []string {
+	if p.Groups == nil {
+		p.Groups = map[string]map[string]Trait{}
+	}
+	used := groupsCost(p.Groups)
+	g := p.Groups[gid]
+	if g == nil {
+		if used+len(gid) > MaxTraitBytes {
+			return []string{"groups." + gid}
+		}
+		g = map[string]Trait{}
+		p.Groups[gid] = g
+		used += len(gid)
+	}
+	var refused []string
+	for _, k := range mergeBounded(g, incoming, &used, MaxTraitBytes) {
+		refused = append(refused, "groups."+gid+"."+k)
+	}
+	return refused
+}
+
+// absorb merges other into p: identifiers, traits (per trait, newest wins, within
+// MaxTraitBytes), groups, counters and metadata. other becomes a pointer to p. It returns the
+// trait keys of other refused for the budget.
+func (p *Profile) absorb(other *Profile, now time.Time) []string {
 	for _, r := range other.Identifiers {
 		p.addIdentifier(r)
 	}
-	if len(other.Traits) > 0 {
-		if p.Traits == nil {
-			p.Traits = map[string]Trait{}
-		}
-		mergeTraitMaps(p.Traits, other.Traits)
+	refused := p.mergeTraits(other.Traits)
+	gids := make([]string, 0, len(other.Groups))
+	for gid := range other.Groups {
+		gids = append(gids, gid)
 	}
-	for gid, g := range other.Groups {
-		if p.Groups == nil {
-			p.Groups = map[string]map[string]Trait{}
-		}
-		if p.Groups[gid] == nil {
-			p.Groups[gid] = map[string]Trait{}
-		}
-		mergeTraitMaps(p.Groups[gid], g)
+	sort.Strings(gids)
+	for _, gid := range gids {
+		refused = append(refused, p.mergeGroup(gid, other.Groups[gid])...)
 	}
 	if other.EventCount > 0 {
 		if p.EventCount == 0 || other.FirstMessageAt.Before(p.FirstMessageAt) {
@@ -217,6 +303,7 @@ func (p *Profile) absorb(other *Profile, now time.Time) {
 	}
 	p.UpdatedAt = now
 	*other = Profile{ID: other.ID, MergedInto: p.ID, CreatedAt: other.CreatedAt, UpdatedAt: now, Version: other.Version}
+	return refused
 }
 
 func appendUnique(s []string, v string) []string {

@@ -27,9 +27,10 @@ import (
 const (
 	prefixID      = "ID#"      // ID#<type>:<value> / ID → profile
 	prefixProfile = "PROFILE#" // PROFILE#<id> / PROFILE, and PROFILE#<id> / LOG#<at>#<messageId>
-	prefixMsg     = "MSG#"     // MSG#<messageId> / MSG: the event (timeline item and dedupe marker)
+	prefixMsg     = "MSGSRC#"  // MSGSRC#<hash of sourceId, messageId> / MSG: the event (timeline item and dedupe marker)
+	prefixMsgV1   = "MSG#"     // MSG#<messageId> / MSG: the same, written before dedupe was per source
 	prefixLog     = "LOG#"
-	prefixEvt     = "EVT#" // gsi1sk of timeline items: EVT#<timestamp>#<messageId>
+	prefixEvt     = "EVT#" // gsi1sk of timeline items: EVT#<timestamp>#<hash of sourceId, messageId>
 	prefixAttempt = "ATTEMPT#identity#"
 	pkRules       = "RULES"
 	skID          = "ID"
@@ -136,20 +137,33 @@ func idKey(id Identifier) map[string]types.AttributeValue { return key(prefixID+
 func profileKey(id string) map[string]types.AttributeValue {
 	return key(prefixProfile+id, skProfile)
 }
-func msgKey(id string) map[string]types.AttributeValue { return key(prefixMsg+id, skMsg) }
+
+// msgRef identifies a message: messageId is unique within a source (as Segment scopes it), so
+// the same id from two sources is two events.
+type msgRef struct{ source, id string }
+
+func refOf(r *tracking.Record) msgRef { return msgRef{source: r.SourceID, id: r.Message.MessageID} }
+
+// hash is the fixed-length form of a message reference used in keys, so a key is always valid.
+func (r msgRef) hash() string { return hashID(r.source + "\x00" + r.id) }
+
+func msgKey(r msgRef) map[string]types.AttributeValue { return key(prefixMsg+r.hash(), skMsg) }
+
+func legacyMsgKey(id string) map[string]types.AttributeValue { return key(prefixMsgV1+id, skMsg) }
 
 // sortTime formats a time with fixed width so that it sorts lexically.
 func sortTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
 
 // batchGet reads items by key, 100 per request, retrying unprocessed keys. The result is keyed
 // by pk.
-func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, consistent bool, projection string) (map[string]map[string]types.AttributeValue, error) {
+func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, consistent bool, projection string, names map[string]string) (map[string]map[string]types.AttributeValue, error) {
 	out := map[string]map[string]types.AttributeValue{}
 	for start := 0; start < len(keys); start += 100 {
 		end := min(start+100, len(keys))
 		ka := types.KeysAndAttributes{Keys: keys[start:end], ConsistentRead: aws.Bool(consistent)}
 		if projection != "" {
 			ka.ProjectionExpression = aws.String(projection)
+			ka.ExpressionAttributeNames = names
 		}
 		req := map[string]types.KeysAndAttributes{s.table: ka}
 		for attempt := 0; len(req) > 0; attempt++ {
@@ -203,7 +217,7 @@ func (s *Store) loadIndex(ctx context.Context, ids []Identifier, consistent bool
 	for _, id := range ids {
 		keys = append(keys, idKey(id))
 	}
-	items, err := s.batchGet(ctx, keys, consistent, "")
+	items, err := s.batchGet(ctx, keys, consistent, "", nil)
 	if err != nil {
 		return nil, fmt.Errorf("load identifiers: %w", err)
 	}
@@ -222,30 +236,56 @@ type marker struct {
 	msg     *tracking.Message // the event as stored; nil if it cannot be decoded
 }
 
-// loadMarkers returns the dedupe markers of the message ids already processed. The stored
-// event comes along: DynamoDB charges a read by the whole item's size whatever the projection,
-// so reading it costs no extra request units, and a redelivered message can be re-emitted.
-func (s *Store) loadMarkers(ctx context.Context, msgIDs []string, consistent bool) (map[string]marker, error) {
-	keys := make([]map[string]types.AttributeValue, 0, len(msgIDs))
-	for _, id := range msgIDs {
-		keys = append(keys, msgKey(id))
+// loadMarkers returns the dedupe markers of the messages already processed. The stored event
+// comes along: DynamoDB charges a read by the whole item's size whatever the projection, so
+// reading it costs no extra request units, and a redelivered message can be re-emitted. With
+// legacy, the markers written before dedupe was per source (MSG#<messageId>) are read too; one
+// counts for a message of the same source only.
+func (s *Store) loadMarkers(ctx context.Context, refs []msgRef, consistent, legacy bool) (map[msgRef]marker, error) {
+	keys := make([]map[string]types.AttributeValue, 0, 2*len(refs))
+	byPK := map[string]msgRef{}
+	legacyIDs := map[string][]msgRef{}
+	for _, r := range refs {
+		k := msgKey(r)
+		byPK[store.GetS(k, store.PK)] = r
+		keys = append(keys, k)
+		if legacy {
+			if _, ok := legacyIDs[r.id]; !ok {
+				keys = append(keys, legacyMsgKey(r.id))
+			}
+			legacyIDs[r.id] = append(legacyIDs[r.id], r)
+		}
 	}
-	items, err := s.batchGet(ctx, keys, consistent, "pk, profile, msg")
+	items, err := s.batchGet(ctx, keys, consistent, "pk, profile, msg, #source", map[string]string{"#source": "source"})
 	if err != nil {
 		return nil, fmt.Errorf("load dedupe markers: %w", err)
 	}
-	out := map[string]marker{}
+	out := map[msgRef]marker{}
 	for pk, it := range items {
-		mk := marker{profile: store.GetS(it, "profile")}
-		if raw := store.GetS(it, "msg"); raw != "" {
-			var m tracking.Message
-			if json.Unmarshal([]byte(raw), &m) == nil {
-				mk.msg = &m
+		mk := decodeMarker(it)
+		if r, ok := byPK[pk]; ok {
+			out[r] = mk
+			continue
+		}
+		src := store.GetS(it, "source")
+		for _, r := range legacyIDs[strings.TrimPrefix(pk, prefixMsgV1)] {
+			if _, found := out[r]; !found && (src == "" || src == r.source) {
+				out[r] = mk
 			}
 		}
-		out[strings.TrimPrefix(pk, prefixMsg)] = mk
 	}
 	return out, nil
+}
+
+func decodeMarker(it map[string]types.AttributeValue) marker {
+	mk := marker{profile: store.GetS(it, "profile")}
+	if raw := store.GetS(it, "msg"); raw != "" {
+		var m tracking.Message
+		if json.Unmarshal([]byte(raw), &m) == nil {
+			mk.msg = &m
+		}
+	}
+	return mk
 }
 
 // loadProfiles reads profiles by id and follows merge pointers until every survivor is loaded.
@@ -266,7 +306,7 @@ func (s *Store) loadProfiles(ctx context.Context, into map[string]*Profile, ids 
 		if len(keys) == 0 {
 			return nil
 		}
-		items, err := s.batchGet(ctx, keys, consistent, "")
+		items, err := s.batchGet(ctx, keys, consistent, "", nil)
 		if err != nil {
 			return fmt.Errorf("load profiles: %w", err)
 		}
@@ -332,6 +372,7 @@ const (
 	ActionMerge   = "merge"   // profiles merged into the target
 	ActionDrop    = "drop"    // an identifier left out because a limit would break
 	ActionBlocked = "blocked" // an identifier ignored because its value is blocked
+	ActionRefused = "refused" // trait updates not applied (Traits names them), e.g. for the trait budget
 )
 
 // Action is one decision: which identifiers, which profiles, which rule.
@@ -339,7 +380,9 @@ type Action struct {
 	Kind        string       `json:"kind"`
 	Identifiers []Identifier `json:"identifiers,omitempty"`
 	Profiles    []string     `json:"profiles,omitempty"`
-	Rule        string       `json:"rule,omitempty"`
+	// Traits are the trait keys a refused action concerns.
+	Traits []string `json:"traits,omitempty"`
+	Rule   string   `json:"rule,omitempty"`
 }
 
 // StoredEvent is a timeline item.
@@ -364,12 +407,63 @@ type txn struct {
 var errConflict = errors.New("identity: concurrent change, retry")
 
 func (s *Store) commit(ctx context.Context, t *txn) error {
+	items, err := s.txnItems(t)
+	if err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	var model float64
+	for _, it := range items {
+		size := store.ItemSize(it.Put.Item)
+		model += 2 * max(1, units(size, 1024))
+		if _, indexed := it.Put.Item[store.GSI1PK]; indexed {
+			model += max(1, units(size, 1024))
+		}
+	}
+	s.m.model(0, model)
+	out, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems:          items,
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		s.m.add(false)
+		return s.commitError(err, len(items))
+	}
+	s.m.add(false, out.ConsumedCapacity...)
+	return nil
+}
+
+// commitError classifies a failed transaction: errConflict when a condition failed or another
+// transaction interfered (re-plan), the error as is otherwise.
+func (s *Store) commitError(err error, n int) error {
+	var tc *types.TransactionCanceledException
+	if errors.As(err, &tc) {
+		for _, r := range tc.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "", "None", "ConditionalCheckFailed", "TransactionConflict":
+			default:
+				return fmt.Errorf("commit %d items: %w", n, err)
+			}
+		}
+	} else if tce := (*types.TransactionConflictException)(nil); !errors.As(err, &tce) {
+		return fmt.Errorf("commit %d items: %w", n, err)
+	}
+	s.m.mu.Lock()
+	s.m.u.Conflicts++
+	s.m.mu.Unlock()
+	return fmt.Errorf("%w: %v", errConflict, err)
+}
+
+// txnItems builds the items of a component's transaction.
+func (s *Store) txnItems(t *txn) ([]types.TransactWriteItem, error) {
 	var items []types.TransactWriteItem
 	now := s.now()
 	for _, p := range t.profiles {
 		data, err := json.Marshal(p)
 		if err != nil {
-			return fmt.Errorf("encode profile: %w", err)
+			return nil, fmt.Errorf("encode profile: %w", err)
 		}
 		item := profileKey(p.ID)
 		item["version"] = nv(p.Version + 1)
@@ -406,14 +500,15 @@ func (s *Store) commit(ctx context.Context, t *txn) error {
 	for _, e := range t.events {
 		msg, err := json.Marshal(e.Message)
 		if err != nil {
-			return fmt.Errorf("encode event: %w", err)
+			return nil, fmt.Errorf("encode event: %w", err)
 		}
-		item := msgKey(e.Message.MessageID)
+		ref := msgRef{source: e.SourceID, id: e.Message.MessageID}
+		item := msgKey(ref)
 		item["profile"] = sv(e.ProfileID)
 		item["source"] = sv(e.SourceID)
 		item["msg"] = sv(string(msg))
 		item[store.GSI1PK] = sv(prefixProfile + e.ProfileID)
-		item[store.GSI1SK] = sv(prefixEvt + sortTime(e.Message.Timestamp) + "#" + e.Message.MessageID)
+		item[store.GSI1SK] = sv(prefixEvt + sortTime(e.Message.Timestamp) + "#" + ref.hash())
 		item[store.TTL] = nv(e.Expires.Unix())
 		items = append(items, types.TransactWriteItem{Put: &types.Put{
 			TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
@@ -422,55 +517,13 @@ func (s *Store) commit(ctx context.Context, t *txn) error {
 	for _, l := range t.logs {
 		data, err := json.Marshal(l)
 		if err != nil {
-			return fmt.Errorf("encode merge log: %w", err)
+			return nil, fmt.Errorf("encode merge log: %w", err)
 		}
 		item := key(prefixProfile+l.ProfileID, prefixLog+sortTime(l.At)+"#"+l.MessageID)
 		item["data"] = sv(string(data))
 		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: item}})
 	}
-	if len(items) == 0 {
-		return nil
-	}
-	var model float64
-	for _, it := range items {
-		size := store.ItemSize(it.Put.Item)
-		model += 2 * max(1, units(size, 1024))
-		if _, indexed := it.Put.Item[store.GSI1PK]; indexed {
-			model += max(1, units(size, 1024))
-		}
-	}
-	s.m.model(0, model)
-	out, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems:          items,
-		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
-	})
-	if err != nil {
-		s.m.add(false)
-		var tc *types.TransactionCanceledException
-		if errors.As(err, &tc) {
-			for _, r := range tc.CancellationReasons {
-				switch aws.ToString(r.Code) {
-				case "", "None", "ConditionalCheckFailed", "TransactionConflict":
-				default:
-					return fmt.Errorf("commit %d items: %w", len(items), err)
-				}
-			}
-			s.m.mu.Lock()
-			s.m.u.Conflicts++
-			s.m.mu.Unlock()
-			return fmt.Errorf("%w: %v", errConflict, err)
-		}
-		var tce *types.TransactionConflictException
-		if errors.As(err, &tce) {
-			s.m.mu.Lock()
-			s.m.u.Conflicts++
-			s.m.mu.Unlock()
-			return fmt.Errorf("%w: %v", errConflict, err)
-		}
-		return fmt.Errorf("commit %d items: %w", len(items), err)
-	}
-	s.m.add(false, out.ConsumedCapacity...)
-	return nil
+	return items, nil
 }
 
 // ---- reads for the Profile API and tests ----
