@@ -26,8 +26,12 @@ type Config struct {
 	// AllowPrivateWebhooks (CDP_ALLOW_PRIVATE_WEBHOOKS) lets destinations target private,
 	// loopback and link-local addresses. Off by default; the local runner allows loopback only.
 	AllowPrivateWebhooks  bool
-	AllowLoopbackWebhooks bool       // set by the local runner, never from the environment
-	LogLevel              slog.Level // LOG_LEVEL: debug, info, warn, error
+	AllowLoopbackWebhooks bool // set by the local runner, never from the environment
+	// LegacyDedupe (CDP_LEGACY_DEDUPE) makes identity also read the dedupe markers written
+	// before dedupe became per source (MSG#<messageId>). Only an upgraded deployment needs it,
+	// for one timeline retention after the upgrade; it costs about 0.5 read unit per event.
+	LegacyDedupe bool
+	LogLevel     slog.Level // LOG_LEVEL: debug, info, warn, error
 }
 
 // Defaults are the names the local runner uses.
@@ -72,6 +76,13 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		c.TimelineRetention = time.Duration(n) * 24 * time.Hour
 	}
 	str("CDP_SPACE_ID", &c.SpaceID)
+	if v, ok := lookup("CDP_LEGACY_DEDUPE"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("CDP_LEGACY_DEDUPE=%q: want true or false", v)
+		}
+		c.LegacyDedupe = b
+	}
 	if v, ok := lookup("CDP_WEBHOOK_TIMEOUT_SECONDS"); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 30 {

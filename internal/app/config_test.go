@@ -21,13 +21,14 @@ func TestFromLookup(t *testing.T) {
 		"CDP_TABLE": "t", "CDP_EVENTS_STREAM": "e", "CDP_ALLOWED_ORIGINS": "https://a.example,https://b.example",
 		"CDP_ALLOW_PRIVATE_WEBHOOKS": "true", "CDP_WEBHOOK_TIMEOUT_SECONDS": "3", "CDP_TIMELINE_RETENTION_DAYS": "30",
 		"CDP_KEY_CACHE_SECONDS": "0", "LOG_LEVEL": "debug", "CDP_SPACE_ID": "acme",
+		"CDP_LEGACY_DEDUPE": "true",
 	}))
 	if err != nil || c.Table != "t" || c.EventsStream != "e" || len(c.AllowedOrigins) != 2 || !c.AllowPrivateWebhooks ||
-		c.WebhookTimeout != 3*time.Second || c.TimelineRetention != 30*24*time.Hour || c.KeyCacheTTL != 0 || c.LogLevel != slog.LevelDebug || c.SpaceID != "acme" {
+		c.WebhookTimeout != 3*time.Second || c.TimelineRetention != 30*24*time.Hour || c.KeyCacheTTL != 0 || c.LogLevel != slog.LevelDebug || c.SpaceID != "acme" || !c.LegacyDedupe {
 		t.Fatalf("%+v %v", c, err)
 	}
 	for _, bad := range []map[string]string{
-		{"CDP_ALLOW_PRIVATE_WEBHOOKS": "yes please"}, {"CDP_WEBHOOK_TIMEOUT_SECONDS": "0"}, {"CDP_WEBHOOK_TIMEOUT_SECONDS": "31"},
+		{"CDP_ALLOW_PRIVATE_WEBHOOKS": "yes please"}, {"CDP_LEGACY_DEDUPE": "sometimes"}, {"CDP_WEBHOOK_TIMEOUT_SECONDS": "0"}, {"CDP_WEBHOOK_TIMEOUT_SECONDS": "31"},
 		{"CDP_TIMELINE_RETENTION_DAYS": "0"}, {"CDP_KEY_CACHE_SECONDS": "-1"}, {"LOG_LEVEL": "loud"},
 	} {
 		if _, err := app.FromLookup(lookup(bad)); err == nil {

@@ -23,7 +23,7 @@ func NewIdentity(c awsenv.Clients, cfg Config, logger *slog.Logger) *identity.Ha
 	st := identity.NewStore(c.DynamoDB, cfg.Table)
 	rules := identity.NewRulesService(c.DynamoDB, cfg.Table, identity.MaxRulesCache)
 	return identity.NewHandler(identity.HandlerConfig{
-		Processor:   identity.NewProcessor(st, rules, identity.Options{Retention: cfg.TimelineRetention, Logger: logger}),
+		Processor:   identity.NewProcessor(st, rules, identity.Options{Retention: cfg.TimelineRetention, SkipLegacyDedupe: !cfg.LegacyDedupe, Logger: logger}),
 		Store:       st,
 		Changes:     stream.NewPublisher(c.Kinesis, cfg.ChangesStream),
 		DeadLetters: deadletter.NewStore(c.DynamoDB, cfg.Table),
