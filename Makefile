@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: all tools browser run test test-go fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra
+.PHONY: all tools browser run test test-go unit fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra
 
 all: build
 
@@ -40,7 +40,7 @@ test: tools browser vet
 # The runtime module with the race detector; the CDK app (infra/, its own Go module) without it:
 # it only synthesizes CloudFormation, and race-compiling jsii would cost minutes for nothing.
 test-go:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m -tags integration ./...
 	cd infra && $(GO) test -count=1 -timeout 20m ./...
 
 fuzz:
@@ -54,7 +54,7 @@ bench: tools
 
 ## bench-micro: Go micro-benchmarks of each handler's hot path (against the emulators)
 bench-micro: tools
-	$(LOCAL) emulators -- $(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+	$(LOCAL) emulators -- $(GO) test -run='^$$' -bench=. -benchmem -tags integration ./internal/...
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted: $$unformatted"; exit 1; fi
@@ -77,6 +77,10 @@ diff: tools build
 ## deploy: build the Lambda binaries and deploy cdp-<stage> (needs credentials; `cdk bootstrap` once per account/region)
 deploy: tools build
 	$(CDK) deploy --require-approval broadening $(CDK_FLAGS)
+
+## unit: the tests that need no emulator (files without the `integration` build tag)
+unit:
+	$(GO) test -count=1 ./...
 
 ## test-infra: CDK assertions and cdk-nag checks for infra/ only
 test-infra:
