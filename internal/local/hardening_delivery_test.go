@@ -96,7 +96,7 @@ func deliveryStatuses(t *testing.T, base, destID string) map[string]string {
 	for {
 		var page struct {
 			Deliveries []struct{ RecordID, Status, WebhookID string } `json:"deliveries"`
-			Next       string                                        `json:"next"`
+			Next       string                                         `json:"next"`
 		}
 		u := base + "/admin/v1/destinations/" + destID + "/deliveries?limit=100"
 		if next != "" {
