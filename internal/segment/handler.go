@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/serverless-cdp/cdp/internal/activation"
 	"github.com/serverless-cdp/cdp/internal/change"
@@ -35,9 +36,21 @@ type Options struct {
 	TickLimit   int              // profiles re-evaluated per Tick per schedule shard; default 2000
 	// BackfillBudget bounds the time one Tick spends on backfill jobs; default 20s.
 	BackfillBudget time.Duration
-	// DeadLetters keeps change records that can never be processed (undecodable), listable
-	// through the admin API. Without it they are only logged.
+	// DeadLetters keeps change records that can never be processed (undecodable, or a profile
+	// whose state or records the stores refuse), listable through the admin API. Without it
+	// (tests only) they are only logged.
 	DeadLetters DeadLetters
+	// Reserve is the part of an invocation's deadline left for bookkeeping: no profile is
+	// started after the deadline less Reserve. Default 3 s.
+	Reserve time.Duration
+	// TickBudget bounds one Tick when its context has no deadline; default 50 s.
+	TickBudget time.Duration
+	// BookkeepingTimeout bounds writes that must happen even after the invocation's context
+	// ended (dead letters, backfill progress); default 5 s.
+	BookkeepingTimeout time.Duration
+	// WallClock measures time budgets against the context's deadline; default time.Now (tests
+	// inject one that advances, so budgets run out deterministically).
+	WallClock func() time.Time
 }
 
 // DeadLetters stores records that cannot be processed (deadletter.Store).
@@ -88,6 +101,18 @@ func NewHandler(st *Store, pub Publisher, opt Options) *Handler {
 	if opt.BackfillBudget == 0 {
 		opt.BackfillBudget = 20 * time.Second
 	}
+	if opt.Reserve == 0 {
+		opt.Reserve = 3 * time.Second
+	}
+	if opt.TickBudget == 0 {
+		opt.TickBudget = 50 * time.Second
+	}
+	if opt.BookkeepingTimeout == 0 {
+		opt.BookkeepingTimeout = 5 * time.Second
+	}
+	if opt.WallClock == nil {
+		opt.WallClock = time.Now
+	}
 	return &Handler{store: st, pub: pub, opt: opt, log: opt.Logger}
 }
 
@@ -110,18 +135,21 @@ func (h *Handler) catalog(ctx context.Context) (*Catalog, *Definitions, error) {
 	return cat, defs, nil
 }
 
-// deadLetter keeps an undecodable change record.
-func (h *Handler) deadLetter(ctx context.Context, r events.KinesisEventRecord, cause error) error {
+// deadLetter keeps a change record that can never be processed, on a context that outlives the
+// invocation. reason is "decode" (undecodable) or "unprocessable" (the stores refuse its profile).
+func (h *Handler) deadLetter(ctx context.Context, r events.KinesisEventRecord, reason string, cause error) error {
 	msg := "missing profileId"
 	if cause != nil {
 		msg = cause.Error()
 	}
-	h.log.Error("segments: undecodable change record", "seq", r.Kinesis.SequenceNumber, "err", msg)
+	h.log.Error("segments: change record kept as dead letter", "seq", r.Kinesis.SequenceNumber, "reason", reason, "err", msg)
 	if h.opt.DeadLetters == nil {
 		return nil
 	}
-	_, err := h.opt.DeadLetters.Put(ctx, deadletter.Entry{
-		Stage: Stage, Kind: "change", Reason: "decode", Error: msg, Payload: r.Kinesis.Data,
+	bctx, cancel := h.bookkeeping(ctx)
+	defer cancel()
+	_, err := h.opt.DeadLetters.Put(bctx, deadletter.Entry{
+		Stage: Stage, Kind: "change", Reason: reason, Error: msg, Payload: r.Kinesis.Data,
 		Meta: map[string]string{"eventId": r.EventID, "partitionKey": r.Kinesis.PartitionKey, "sequenceNumber": r.Kinesis.SequenceNumber},
 	})
 	if err != nil {
@@ -160,60 +188,99 @@ func (h *Handler) Invalidate() {
 	h.mu.Unlock()
 }
 
+// group is one profile's records in a batch.
+type group struct {
+	recs []change.Record
+	raw  []events.KinesisEventRecord
+}
+
 // Handle processes a batch of change records: all records of one profile are coalesced into one
-// evaluation and one state write. Failed profiles are reported as batch item failures.
+// evaluation and one state write. A record that can never be processed (undecodable, or its
+// profile's state or output refused by the stores) goes to the dead letters on its own; the rest
+// of the batch goes on. Profiles that fail transiently, or that were not started because the
+// invocation's deadline (less Options.Reserve) came, are reported as batch item failures.
 func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	var resp events.KinesisEventResponse
+	stopAt := h.stopAt(ctx, 0)
 	cat, _, err := h.catalog(ctx)
 	if err != nil {
 		return resp, err
 	}
-	type group struct {
-		recs []change.Record
-		seqs []string
+	var mu sync.Mutex
+	fail := func(rs ...events.KinesisEventRecord) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range rs {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: r.Kinesis.SequenceNumber})
+		}
 	}
+	groups, order := h.groups(ctx, ev, fail)
+	var g errgroup.Group
+	g.SetLimit(h.opt.Concurrency)
+	for _, pid := range order {
+		gr := groups[pid]
+		if h.spent(stopAt) {
+			fail(gr.raw...) // not started: the next invocation gets them again
+			continue
+		}
+		g.Go(func() error {
+			h.handleProfile(ctx, cat, pid, gr, fail)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return resp, nil
+}
+
+// groups decodes a batch into per-profile groups (in order of first appearance); records that
+// cannot be decoded are dead-lettered.
+func (h *Handler) groups(ctx context.Context, ev events.KinesisEvent, fail func(...events.KinesisEventRecord)) (map[string]*group, []string) {
 	groups := map[string]*group{}
 	var order []string
 	for _, r := range ev.Records {
 		var c change.Record
-		if err := json.Unmarshal(r.Kinesis.Data, &c); err != nil || c.ProfileID == "" {
+		err := json.Unmarshal(r.Kinesis.Data, &c)
+		if err == nil && len(c.ProfileID) > MaxProfileIDBytes {
+			err = fmt.Errorf("profile id of %d bytes is over the limit of %d", len(c.ProfileID), MaxProfileIDBytes)
+		}
+		if err != nil || c.ProfileID == "" {
 			// Never processable: retrying would block the shard, so it goes to the dead letters
 			// (kept, listable) and the shard moves on. If even that fails, it is retried.
-			if derr := h.deadLetter(ctx, r, err); derr != nil {
-				resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: r.Kinesis.SequenceNumber})
+			if derr := h.deadLetter(ctx, r, "decode", err); derr != nil {
+				fail(r)
 			}
 			continue
 		}
-		g := groups[c.ProfileID]
-		if g == nil {
-			g = &group{}
-			groups[c.ProfileID] = g
+		gr := groups[c.ProfileID]
+		if gr == nil {
+			gr = &group{}
+			groups[c.ProfileID] = gr
 			order = append(order, c.ProfileID)
 		}
-		g.recs = append(g.recs, c)
-		g.seqs = append(g.seqs, r.Kinesis.SequenceNumber)
+		gr.recs = append(gr.recs, c)
+		gr.raw = append(gr.raw, r)
 	}
-	var mu sync.Mutex
-	sem := make(chan struct{}, h.opt.Concurrency)
-	var wg sync.WaitGroup
-	for _, pid := range order {
-		g := groups[pid]
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := h.process(ctx, cat, pid, mode{recs: g.recs}); err != nil {
-				h.log.Error("segments: profile failed", "profile", pid, "err", err)
-				mu.Lock()
-				for _, s := range g.seqs {
-					resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: s})
-				}
-				mu.Unlock()
+	return groups, order
+}
+
+// handleProfile processes one profile's records. When the stores refuse the profile for good
+// (its state or output over a size limit, a value DynamoDB rejects), its records go to the dead
+// letters, each on its own, and nothing else in the batch is affected.
+func (h *Handler) handleProfile(ctx context.Context, cat *Catalog, pid string, gr *group, fail func(...events.KinesisEventRecord)) {
+	err := h.process(ctx, cat, pid, mode{recs: gr.recs})
+	switch {
+	case err == nil:
+	case isPermanent(err):
+		h.log.Error("segments: profile cannot be processed; its change records go to the dead letters", "profile", pid, "err", err)
+		for _, r := range gr.raw {
+			if derr := h.deadLetter(ctx, r, "unprocessable", err); derr != nil {
+				fail(r)
 			}
-		}()
+		}
+	default:
+		h.log.Error("segments: profile failed", "profile", pid, "err", err)
+		fail(gr.raw...)
 	}
-	wg.Wait()
-	return resp, nil
 }
 
 // mode says why a profile is evaluated.
@@ -323,6 +390,9 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	}
 	added := st.addEvents(incoming)
 	st.trim(now, h.opt.MaxEvents, h.opt.MaxAge)
+	if err := st.fit(MaxStateBytes); err != nil {
+		return err
+	}
 	in.NewEvents, in.ChangedTraits = added, changed
 	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 {
 		return nil // a redelivery, or nothing the segments stage cares about
@@ -424,6 +494,9 @@ func (h *Handler) publish(ctx context.Context, pid string, recs []activation.Rec
 		if err != nil {
 			return fmt.Errorf("encode activation record: %w", err)
 		}
+		if err := checkRecordSize(b, pid); err != nil {
+			return err
+		}
 		out = append(out, stream.Record{PartitionKey: pid, Data: b})
 	}
 	if err := h.pub.Put(ctx, out); err != nil {
@@ -441,20 +514,27 @@ type TickResult struct {
 
 // Tick re-evaluates the profiles whose windowed definitions may have changed by now (from the
 // schedule index; no scan of all profiles) and advances running backfill jobs. The local
-// runner and an EventBridge schedule call it every minute.
+// runner and an EventBridge schedule call it every minute. It starts no profile after its
+// budget (the context's deadline less Options.Reserve, or Options.TickBudget) is spent: due
+// profiles left stay in the schedule index and backfills keep their saved cursor, so the next
+// Tick continues.
 func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 	var res TickResult
+	stopAt := h.stopAt(ctx, h.opt.TickBudget)
 	cat, _, err := h.catalog(ctx)
 	if err != nil {
 		return res, err
 	}
 	now := h.opt.Clock().UTC()
-	for shard := 0; shard < schedShards; shard++ {
+	for shard := 0; shard < schedShards && !h.spent(stopAt); shard++ {
 		ids, err := h.store.dueProfiles(ctx, shard, now, h.opt.TickLimit)
 		if err != nil {
 			return res, err
 		}
 		for _, pid := range ids {
+			if h.spent(stopAt) {
+				break
+			}
 			res.Due++
 			if err := h.process(ctx, cat, pid, mode{tick: true}); err != nil {
 				res.Failed++
@@ -462,7 +542,35 @@ func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 			}
 		}
 	}
-	n, err := h.runBackfills(ctx)
+	if h.spent(stopAt) {
+		return res, nil
+	}
+	n, err := h.runBackfills(ctx, stopAt)
 	res.Backfills = n
 	return res, err
+}
+
+// stopAt is when an invocation stops starting work: its context's deadline less the reserve,
+// or budget from now (0: no bound) when there is no deadline.
+func (h *Handler) stopAt(ctx context.Context, budget time.Duration) time.Time {
+	var at time.Time
+	if budget > 0 {
+		at = h.opt.WallClock().Add(budget)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if hard := dl.Add(-h.opt.Reserve); at.IsZero() || hard.Before(at) {
+			at = hard
+		}
+	}
+	return at
+}
+
+// spent reports whether the budget ending at stopAt is used up (never, for a zero stopAt).
+func (h *Handler) spent(stopAt time.Time) bool {
+	return !stopAt.IsZero() && !h.opt.WallClock().Before(stopAt)
+}
+
+// bookkeeping is a context for writes that must survive the invocation's context.
+func (h *Handler) bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), h.opt.BookkeepingTimeout)
 }

@@ -309,6 +309,9 @@ func (st *Store) commit(ctx context.Context, ws []write) error {
 		if err != nil {
 			return err
 		}
+		if len(data) > MaxStateBytes {
+			return fmt.Errorf("profile %s: state of %d bytes: %w (limit %d)", w.st.ProfileID, len(data), ErrTooLarge, MaxStateBytes)
+		}
 		item := key(pkStatePfx+w.st.ProfileID, skState)
 		item["data"] = &types.AttributeValueMemberB{Value: data}
 		item["ver"] = store.N(w.st.Ver + 1)
@@ -324,6 +327,9 @@ func (st *Store) commit(ctx context.Context, ws []write) error {
 			b, err := json.Marshal(w.outbox)
 			if err != nil {
 				return fmt.Errorf("encode outbox: %w", err)
+			}
+			if len(b) > MaxStateBytes {
+				return fmt.Errorf("profile %s: outbox of %d bytes: %w (limit %d)", w.st.ProfileID, len(b), ErrTooLarge, MaxStateBytes)
 			}
 			o := key(pkStatePfx+w.st.ProfileID, skOutboxPfx+fmt.Sprint(w.st.Ver+1))
 			o["data"] = &types.AttributeValueMemberB{Value: b}
