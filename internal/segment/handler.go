@@ -40,6 +40,9 @@ type Options struct {
 	// whose state or records the stores refuse), listable through the admin API. Without it
 	// (tests only) they are only logged.
 	DeadLetters DeadLetters
+	// MaxStateBytes bounds a profile's stored state and outbox; default (and at most)
+	// MaxStateBytes.
+	MaxStateBytes int
 	// Reserve is the part of an invocation's deadline left for bookkeeping: no profile is
 	// started after the deadline less Reserve. Default 3 s.
 	Reserve time.Duration
@@ -100,6 +103,9 @@ func NewHandler(st *Store, pub Publisher, opt Options) *Handler {
 	}
 	if opt.BackfillBudget == 0 {
 		opt.BackfillBudget = 20 * time.Second
+	}
+	if opt.MaxStateBytes <= 0 || opt.MaxStateBytes > MaxStateBytes {
+		opt.MaxStateBytes = MaxStateBytes
 	}
 	if opt.Reserve == 0 {
 		opt.Reserve = 3 * time.Second
@@ -390,7 +396,7 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	}
 	added := st.addEvents(incoming)
 	st.trim(now, h.opt.MaxEvents, h.opt.MaxAge)
-	if err := st.fit(MaxStateBytes); err != nil {
+	if err := st.fit(h.opt.MaxStateBytes); err != nil {
 		return err
 	}
 	in.NewEvents, in.ChangedTraits = added, changed
@@ -425,7 +431,7 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 		}
 	}
 	ws := append([]write{{st: st, was: l, outbox: res.Records}}, merged...)
-	if err := h.store.commit(ctx, ws); err != nil {
+	if err := h.store.commit(ctx, ws, h.opt.MaxStateBytes); err != nil {
 		return err
 	}
 	if len(res.Records) > 0 {

@@ -294,9 +294,9 @@ type write struct {
 
 // commit stores the states (conditionally on their versions), their outboxes, membership
 // items, schedule items and registry entries. The first write is the profile being evaluated;
-// the others are merged profiles. Items beyond one transaction are written afterwards
+// the others are merged profiles. A state or outbox over limit bytes is refused (ErrTooLarge). Items beyond one transaction are written afterwards
 // (idempotent puts and deletes).
-func (st *Store) commit(ctx context.Context, ws []write) error {
+func (st *Store) commit(ctx context.Context, ws []write, limit int) error {
 	var head, tail []types.TransactWriteItem
 	put := func(item map[string]types.AttributeValue) types.TransactWriteItem {
 		return types.TransactWriteItem{Put: &types.Put{TableName: aws.String(st.table), Item: item}}
@@ -309,8 +309,8 @@ func (st *Store) commit(ctx context.Context, ws []write) error {
 		if err != nil {
 			return err
 		}
-		if len(data) > MaxStateBytes {
-			return fmt.Errorf("profile %s: state of %d bytes: %w (limit %d)", w.st.ProfileID, len(data), ErrTooLarge, MaxStateBytes)
+		if len(data) > limit {
+			return fmt.Errorf("profile %s: state of %d bytes: %w (limit %d)", w.st.ProfileID, len(data), ErrTooLarge, limit)
 		}
 		item := key(pkStatePfx+w.st.ProfileID, skState)
 		item["data"] = &types.AttributeValueMemberB{Value: data}
@@ -328,8 +328,8 @@ func (st *Store) commit(ctx context.Context, ws []write) error {
 			if err != nil {
 				return fmt.Errorf("encode outbox: %w", err)
 			}
-			if len(b) > MaxStateBytes {
-				return fmt.Errorf("profile %s: outbox of %d bytes: %w (limit %d)", w.st.ProfileID, len(b), ErrTooLarge, MaxStateBytes)
+			if len(b) > limit {
+				return fmt.Errorf("profile %s: outbox of %d bytes: %w (limit %d)", w.st.ProfileID, len(b), ErrTooLarge, limit)
 			}
 			o := key(pkStatePfx+w.st.ProfileID, skOutboxPfx+fmt.Sprint(w.st.Ver+1))
 			o["data"] = &types.AttributeValueMemberB{Value: b}
