@@ -160,6 +160,7 @@ func (d *Deliverer) handle(ctx context.Context, ev events.KinesisEvent) (Result,
 			if perr := d.keepBad(ctx, r.Kinesis.SequenceNumber, r.Kinesis.Data, err.Error()); perr != nil {
 				d.log.ErrorContext(ctx, "keep undeliverable record", "err", perr)
 				failed[i] = true
+				continue
 			}
 			c.dead.Add(1)
 			continue

@@ -309,91 +309,18 @@ func (h *Handler) process(ctx context.Context, cat *Catalog, pid string, m mode)
 
 func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m mode) error {
 	now := h.opt.Clock().UTC()
-	l, err := h.store.load(ctx, pid)
+	l, st, all, err := h.begin(ctx, pid, m, now)
+	if err != nil || st == nil {
+		return err
+	}
+	in := Input{All: all}
+
+	ap, err := h.apply(ctx, st, pid, m.recs)
 	if err != nil {
 		return err
 	}
-	if err := h.flush(ctx, pid, l.outbox); err != nil {
-		return err
-	}
-	st := l.state
-	if st == nil {
-		if len(m.recs) == 0 {
-			if m.tick {
-				return h.store.unschedule(ctx, pid)
-			}
-			return nil
-		}
-		st = NewState(pid)
-	}
-	in := Input{All: m.tick || m.backfill}
-	if st.MergedInto != "" {
-		if len(m.recs) == 0 {
-			return nil
-		}
-		st.MergedInto, in.All = "", true // the profile is live again
-	}
-	if m.tick && (st.NextAt.IsZero() || st.NextAt.After(now)) {
-		if st.NextAt.IsZero() {
-			return h.store.unschedule(ctx, pid)
-		}
-		return nil // rescheduled meanwhile; the index entry will move
-	}
-
-	var merged []write
-	var changed []string
-	msgs := map[string]*tracking.Message{}
-	var incoming []Event
-	seenMerge := map[string]bool{pid: true}
-	for i := range m.recs {
-		r := &m.recs[i]
-		for _, mid := range r.MergedFrom {
-			if seenMerge[mid] {
-				continue
-			}
-			seenMerge[mid] = true
-			ml, err := h.store.load(ctx, mid)
-			if err != nil {
-				return err
-			}
-			if err := h.flush(ctx, mid, ml.outbox); err != nil {
-				return err
-			}
-			if ml.state == nil || ml.state.MergedInto != "" {
-				continue
-			}
-			absorb(st, ml.state)
-			merged = append(merged, write{st: ml.state, was: ml})
-			in.All = true
-		}
-		if r.Version >= st.ChangeVersion && r.Traits != nil {
-			changed = append(changed, diffTraits(st.Traits, r.Traits)...)
-			st.setTraits(r.Traits)
-			st.ChangeVersion = r.Version
-		}
-		if len(r.Identifiers) > 0 {
-			st.UserID, st.AnonymousID, st.Email = "", "", ""
-			for _, id := range r.Identifiers {
-				switch id.Type {
-				case "user_id":
-					st.UserID = id.Value
-				case "anonymous_id":
-					if st.AnonymousID == "" {
-						st.AnonymousID = id.Value
-					}
-				case "email":
-					st.Email = id.Value
-				}
-			}
-		}
-		for j := range r.Events {
-			msg := &r.Events[j]
-			if e, ok := EventFrom(msg); ok {
-				incoming = append(incoming, e)
-				msgs[msg.MessageID] = msg
-			}
-		}
-	}
+	merged, changed, msgs, incoming := ap.merged, ap.changed, ap.msgs, ap.incoming
+	in.All = in.All || ap.all
 	added := st.addEvents(incoming)
 	st.trim(now, h.opt.MaxEvents, h.opt.MaxAge)
 	if err := st.fit(h.opt.MaxStateBytes); err != nil {
@@ -403,32 +330,13 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 {
 		return nil // a redelivery, or nothing the segments stage cares about
 	}
-	if unknown := cat.Unknown(st); len(unknown) > 0 && !h.allGone(unknown) {
-		// The profile holds values of definitions this cached catalog has not seen: created
-		// (and backfilled) since it was loaded, or deleted. Evaluating with a stale catalog
-		// would forget new memberships silently, so reload first; whatever the fresh catalog
-		// does not know either is really gone (remembered, so it costs one reload).
-		h.Invalidate()
-		fresh, _, err := h.catalog(ctx)
-		if err != nil {
-			return err
-		}
-		cat = fresh
-		h.markGone(cat.Unknown(st))
+	cat, err = h.fresh(ctx, cat, st)
+	if err != nil {
+		return err
 	}
 	res := cat.Evaluate(st, in, now)
-
-	// Events are facts: forwarding them before the state write means a crash can only repeat
-	// them (same ids), never lose them.
-	if len(added) > 0 {
-		fwd := make([]activation.Record, 0, len(added))
-		for _, e := range added {
-			fwd = append(fwd, st.stamp(activation.Record{ID: "evt-" + e.ID, Kind: activation.KindEvent,
-				Event: msgs[e.ID], OccurredAt: e.T}))
-		}
-		if err := h.publish(ctx, pid, fwd); err != nil {
-			return err
-		}
+	if err := h.forward(ctx, st, added, msgs); err != nil {
+		return err
 	}
 	ws := append([]write{{st: st, was: l, outbox: res.Records}}, merged...)
 	if err := h.store.commit(ctx, ws, h.opt.MaxStateBytes); err != nil {
@@ -443,6 +351,144 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 		}
 	}
 	return nil
+}
+
+// begin loads a profile (publishing what a crashed attempt left in its outbox) and returns
+// its state to evaluate, or a nil state when there is nothing to do. all says every definition
+// must be evaluated.
+func (h *Handler) begin(ctx context.Context, pid string, m mode, now time.Time) (*loaded, *State, bool, error) {
+	l, err := h.store.load(ctx, pid)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if err := h.flush(ctx, pid, l.outbox); err != nil {
+		return nil, nil, false, err
+	}
+	st, all := l.state, m.tick || m.backfill
+	switch {
+	case st == nil && len(m.recs) == 0 && m.tick:
+		return l, nil, false, h.store.unschedule(ctx, pid)
+	case st == nil && len(m.recs) == 0:
+		return l, nil, false, nil
+	case st == nil:
+		return l, NewState(pid), all, nil
+	case st.MergedInto != "" && len(m.recs) == 0:
+		return l, nil, false, nil
+	case st.MergedInto != "":
+		st.MergedInto, all = "", true // the profile is live again
+	}
+	if m.tick && st.NextAt.IsZero() {
+		return l, nil, false, h.store.unschedule(ctx, pid)
+	}
+	if m.tick && st.NextAt.After(now) {
+		return l, nil, false, nil // rescheduled meanwhile; the index entry will move
+	}
+	return l, st, all, nil
+}
+
+// fresh returns a catalog that knows every definition the profile holds values of. When the
+// cached one does not (definitions created, and backfilled, since it was loaded, or deleted),
+// evaluating with it would forget new memberships silently, so it reloads; whatever the fresh
+// catalog does not know either is really gone (remembered, so it costs one reload).
+func (h *Handler) fresh(ctx context.Context, cat *Catalog, st *State) (*Catalog, error) {
+	unknown := cat.Unknown(st)
+	if len(unknown) == 0 || h.allGone(unknown) {
+		return cat, nil
+	}
+	h.Invalidate()
+	cat, _, err := h.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.markGone(cat.Unknown(st))
+	return cat, nil
+}
+
+// forward publishes the new events. Events are facts: forwarding them before the state write
+// means a crash can only repeat them (same ids), never lose them.
+func (h *Handler) forward(ctx context.Context, st *State, added []Event, msgs map[string]*tracking.Message) error {
+	if len(added) == 0 {
+		return nil
+	}
+	fwd := make([]activation.Record, 0, len(added))
+	for _, e := range added {
+		fwd = append(fwd, st.stamp(activation.Record{ID: "evt-" + e.ID, Kind: activation.KindEvent,
+			Event: msgs[e.ID], OccurredAt: e.T}))
+	}
+	return h.publish(ctx, st.ProfileID, fwd)
+}
+
+// applied is what a profile's change records bring: merged profiles (to store emptied), changed
+// trait keys, new track events and their messages.
+type applied struct {
+	merged   []write
+	changed  []string
+	msgs     map[string]*tracking.Message
+	incoming []Event
+	all      bool // a merge happened: every definition must be evaluated
+}
+
+// apply folds a profile's change records into its state: merges, traits (last version wins; nil
+// traits mean unchanged), identifiers and events.
+func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []change.Record) (*applied, error) {
+	ap := &applied{msgs: map[string]*tracking.Message{}}
+	seenMerge := map[string]bool{pid: true}
+	for i := range recs {
+		r := &recs[i]
+		for _, mid := range r.MergedFrom {
+			if seenMerge[mid] {
+				continue
+			}
+			seenMerge[mid] = true
+			ml, err := h.store.load(ctx, mid)
+			if err != nil {
+				return nil, err
+			}
+			if err := h.flush(ctx, mid, ml.outbox); err != nil {
+				return nil, err
+			}
+			if ml.state == nil || ml.state.MergedInto != "" {
+				continue
+			}
+			absorb(st, ml.state)
+			ap.merged = append(ap.merged, write{st: ml.state, was: ml})
+			ap.all = true
+		}
+		if r.Version >= st.ChangeVersion && r.Traits != nil {
+			ap.changed = append(ap.changed, diffTraits(st.Traits, r.Traits)...)
+			st.setTraits(r.Traits)
+			st.ChangeVersion = r.Version
+		}
+		setIdentifiers(st, r.Identifiers)
+		for j := range r.Events {
+			msg := &r.Events[j]
+			if e, ok := EventFrom(msg); ok {
+				ap.incoming = append(ap.incoming, e)
+				ap.msgs[msg.MessageID] = msg
+			}
+		}
+	}
+	return ap, nil
+}
+
+// setIdentifiers replaces the profile's identifiers used in payloads (none given: unchanged).
+func setIdentifiers(st *State, ids []change.Identifier) {
+	if len(ids) == 0 {
+		return
+	}
+	st.UserID, st.AnonymousID, st.Email = "", "", ""
+	for _, id := range ids {
+		switch id.Type {
+		case "user_id":
+			st.UserID = id.Value
+		case "anonymous_id":
+			if st.AnonymousID == "" {
+				st.AnonymousID = id.Value
+			}
+		case "email":
+			st.Email = id.Value
+		}
+	}
 }
 
 // absorb moves a merged profile's events and memberships into the survivor and empties it.
