@@ -244,8 +244,9 @@ type destRun struct {
 	p       plan
 	log     *slog.Logger
 	tripped atomic.Bool // a retryable failure happened: no further attempts in this invocation
-	mu      sync.Mutex  // guards disabled and dest.DisabledReason
+	mu      sync.Mutex  // guards off and reason (dest is shared read-only by the lanes)
 	off     bool
+	reason  string
 }
 
 // runDestination delivers one destination's jobs in lanes, at most Config.Concurrency at a time.
@@ -254,7 +255,8 @@ type destRun struct {
 // retry queue, queued jobs stay where they are. After a 410 the destination is disabled and the
 // rest go to its dead letters.
 func (d *Deliverer) runDestination(ctx context.Context, dest destination.Destination, jobs []*job, c *counters, mark func(*job), p plan) {
-	r := &destRun{d: d, dest: dest, c: c, mark: mark, p: p, log: d.log.With("destination", dest.ID), off: !dest.Enabled}
+	r := &destRun{d: d, dest: dest, c: c, mark: mark, p: p, log: d.log.With("destination", dest.ID),
+		off: !dest.Enabled, reason: dest.DisabledReason}
 	if p.stream && d.slow.isOpen(dest.ID, d.cfg.Now()) {
 		r.tripped.Store(true)
 	}
@@ -361,7 +363,7 @@ func (r *destRun) keepJob(ctx context.Context, j *job, cause error) {
 func (r *destRun) disabled() (bool, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.off, r.dest.DisabledReason
+	return r.off, r.reason
 }
 
 func (r *destRun) deliver(ctx context.Context, chunk []*job) {
@@ -412,7 +414,7 @@ func (r *destRun) attempt(ctx context.Context, chunk []*job, now time.Time) []ou
 		}
 		r.log.WarnContext(ctx, "destination disabled: receiver answered 410 Gone")
 		r.mu.Lock()
-		r.off, r.dest.DisabledReason = true, reason
+		r.off, r.reason = true, reason
 		r.mu.Unlock()
 	}
 	if outs[0].status == StatusRetrying || (err != nil && !errors.Is(err, webhook.ErrForbiddenAddress)) {
