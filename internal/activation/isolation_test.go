@@ -3,6 +3,7 @@ package activation
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -217,4 +218,57 @@ func TestTickHonoursDeadlineAndRecordsOutcome(t *testing.T) {
 	if got := e.next(dest.ID, "rec_1"); got.Status != StatusDelivered {
 		t.Fatalf("after recovery: %+v", got)
 	}
+}
+
+// TestPerDestinationConcurrencyAndOrder: a destination gets at most Config.Concurrency requests
+// at once (and more than one, so a slow receiver does not serialise the batch), and one
+// profile's messages arrive in order.
+func TestPerDestinationConcurrencyAndOrder(t *testing.T) {
+	e := newEnvWith(t, func(c *Config) { c.Concurrency = 3 })
+	r := newReceiver(t)
+	r.ignTS = true
+	var mu sync.Mutex
+	inFlight, peak := 0, 0
+	inner := r.srv.Config.Handler
+	r.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond) // a receiver that takes a while
+		inner.ServeHTTP(w, req)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	})
+	e.dest(r, destination.Spec{})
+	var recs []Record
+	for i := range 24 {
+		rec := audienceRecord(fmt.Sprintf("rec_%02d", i), KindAudienceEntered)
+		rec.ProfileID = fmt.Sprintf("prof_%d", i%6)
+		recs = append(recs, rec)
+	}
+	e.handle(kinesisEvent(t, recs...))
+	got := r.delivered()
+	if len(got) != 24 {
+		t.Fatalf("delivered %d of 24", len(got))
+	}
+	if peak > 3 || peak < 2 {
+		t.Fatalf("peak requests in flight %d, want 2..3", peak)
+	}
+	last := map[string]string{}
+	for _, g := range got {
+		var m struct {
+			MessageID string `json:"messageId"`
+		}
+		json.Unmarshal(g.body, &m)
+		var n int
+		fmt.Sscanf(m.MessageID, "rec_%d", &n)
+		prof := fmt.Sprintf("prof_%d", n%6)
+		if m.MessageID < last[prof] {
+			t.Fatalf("%s arrived after %s for %s", m.MessageID, last[prof], prof)
+		}
+		last[prof] = m.MessageID
+	}
+	t.Logf("24 messages, 6 profiles: peak %d requests in flight (limit 3), each profile in order", peak)
 }
