@@ -192,3 +192,33 @@ func TestBackfillStopsAtDeadlineAndResumes(t *testing.T) {
 		t.Fatalf("after resuming: status %s size %d processed %d", v.Status, v.Size, v.Backfill.Processed)
 	}
 }
+
+// TestTickHonoursDeadline: a Tick whose deadline is already inside the reserve re-evaluates no
+// profile; the due profile stays scheduled and the next Tick makes its exit, once.
+func TestTickHonoursDeadline(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, err := e.sv.SaveAudience(ctx, *aud(t, "", "Recent buyers", `{"event":{"name":"Order Completed","within":{"hours":1}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.h.RunBackfills(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.send(t, chg("p1", 1, `{}`, track("m1", "Order Completed", t0.Add(-time.Minute), `{}`)))
+	e.clock.Add(2 * time.Hour)
+	short, cancel := context.WithTimeout(ctx, time.Second) // the reserve is 3 s
+	defer cancel()
+	if res, err := e.h.Tick(short); err != nil || res.Due != 0 {
+		t.Fatalf("tick near its deadline: %+v %v", res, err)
+	}
+	if ms, _, _ := e.sv.Members(ctx, a.ID, 10, ""); len(ms) != 1 {
+		t.Fatalf("members after the short tick: %v", ms)
+	}
+	if res, err := e.h.Tick(ctx); err != nil || res.Due != 1 {
+		t.Fatalf("next tick: %+v %v", res, err)
+	}
+	if ms, _, _ := e.sv.Members(ctx, a.ID, 10, ""); len(ms) != 0 {
+		t.Fatalf("members after the next tick: %v", ms)
+	}
+}
