@@ -323,7 +323,8 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	in.All = in.All || ap.all
 	added := st.addEvents(incoming)
 	st.trim(now, h.opt.MaxEvents, h.opt.MaxAge)
-	if err := st.fit(h.opt.MaxStateBytes); err != nil {
+	// A tenth of the budget is left for what this evaluation adds (computed values, memberships).
+	if err := st.fit(h.opt.MaxStateBytes * 9 / 10); err != nil {
 		return err
 	}
 	in.NewEvents, in.ChangedTraits = added, changed
