@@ -15,6 +15,7 @@ require (
 	github.com/fzipp/gocyclo v0.6.0
 	github.com/segmentio/analytics-go/v3 v3.3.0
 	github.com/standard-webhooks/standard-webhooks/libraries v0.0.1
+	golang.org/x/sync v0.25.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 

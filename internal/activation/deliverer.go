@@ -8,12 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-
-	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/serverless-cdp/cdp/internal/destination"
 	"github.com/serverless-cdp/cdp/internal/webhook"
@@ -47,8 +44,27 @@ type Config struct {
 	Schedule     []time.Duration // default DefaultSchedule
 	DeliveredTTL time.Duration   // how long delivered markers (the dedupe window) live; default 7 days
 	TickLimit    int             // queue entries handled per Tick; default 1000
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// InBatchTimeout bounds an attempt made from the stream handler (much shorter than Timeout):
+	// what does not answer in time is handed to the retry queue, which the scheduled retrier
+	// delivers with the full Timeout. Default 1 s.
+	InBatchTimeout time.Duration
+	// InBatchWindow: no attempt starts from the stream handler after this much of a batch has
+	// passed; the rest is handed to the retry queue. Default 2 s.
+	InBatchWindow time.Duration
+	// Cooldown: after an in-batch attempt to a destination timed out, that destination's new
+	// stream messages go straight to the retry queue for this long. Default 30 s.
+	Cooldown time.Duration
+	// Concurrency is the number of requests in flight per destination; default 4.
+	Concurrency int
+	// TickBudget bounds one Tick when its context has no deadline; default 50 s.
+	TickBudget time.Duration
+	// Reserve is the part of an invocation's deadline kept for bookkeeping; default 3 s.
+	Reserve time.Duration
+	// BookkeepingTimeout bounds each state write made after the invocation's context may have
+	// ended (outcomes, queue entries, dead letters); default 5 s.
+	BookkeepingTimeout time.Duration
+	Now                func() time.Time
+	Logger             *slog.Logger
 }
 
 // Deliverer delivers activation records to destinations: the Kinesis handler, the retry queue
@@ -59,6 +75,7 @@ type Deliverer struct {
 	client Sender
 	cfg    Config
 	log    *slog.Logger
+	slow   breaker // destinations whose in-batch attempts timed out lately
 }
 
 // New returns a deliverer over the shared table.
@@ -81,6 +98,7 @@ func New(db DynamoDB, dests Destinations, client Sender, cfg Config) *Deliverer 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.defaultBudgets()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -101,6 +119,7 @@ type job struct {
 	qpk, qsk                          string
 	entry                             *queueEntry // set when the job comes from the retry queue
 	idx                               int         // index in the Kinesis batch (-1 from the queue)
+	profileID                         string      // orders a destination's requests (one lane per profile)
 }
 
 // Result counts what one handler call or Tick did.
@@ -113,137 +132,6 @@ type counters struct{ due, delivered, retried, dead, skipped, failed atomic.Int6
 func (c *counters) result() Result {
 	return Result{Due: c.due.Load(), Delivered: c.delivered.Load(), Retried: c.retried.Load(),
 		DeadLettered: c.dead.Load(), Skipped: c.skipped.Load(), Failed: c.failed.Load()}
-}
-
-// HandleKinesis handles a batch of the activations stream. Every destination is delivered to
-// concurrently; a record is reported as a batch item failure only when its state could not be
-// stored, or another invocation holds a live lease on one of its deliveries.
-func (d *Deliverer) HandleKinesis(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
-	res, failed, err := d.handle(ctx, ev)
-	if err != nil {
-		return events.KinesisEventResponse{}, err
-	}
-	var resp events.KinesisEventResponse
-	for i, f := range failed {
-		if f {
-			resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{
-				ItemIdentifier: ev.Records[i].Kinesis.SequenceNumber})
-		}
-	}
-	d.log.InfoContext(ctx, "activation batch", "records", len(ev.Records), "delivered", res.Delivered,
-		"retried", res.Retried, "deadLettered", res.DeadLettered, "skipped", res.Skipped, "failed", len(resp.BatchItemFailures))
-	return resp, nil
-}
-
-func (d *Deliverer) handle(ctx context.Context, ev events.KinesisEvent) (Result, []bool, error) {
-	failed := make([]bool, len(ev.Records))
-	var mu sync.Mutex
-	mark := func(j *job) {
-		if j.idx >= 0 {
-			mu.Lock()
-			failed[j.idx] = true
-			mu.Unlock()
-		}
-	}
-	dests, err := d.dests.List(ctx)
-	if err != nil {
-		return Result{}, nil, fmt.Errorf("load destinations: %w", err)
-	}
-	now := d.cfg.Now()
-	jobs := map[string][]*job{}
-	for i, r := range ev.Records {
-		var rec Record
-		err := json.Unmarshal(r.Kinesis.Data, &rec)
-		if err == nil && (rec.ID == "" || rec.Kind == "") {
-			err = errors.New("record has no id or kind")
-		}
-		for _, dest := range dests {
-			if err != nil {
-				break
-			}
-			if !dest.Enabled {
-				continue // a disabled destination receives nothing new
-			}
-			var body json.RawMessage
-			var ok bool
-			body, ok, err = Payload(rec, dest, d.cfg.SpaceID)
-			if ok {
-				jobs[dest.ID] = append(jobs[dest.ID], &job{destID: dest.ID, recordID: rec.ID,
-					webhookID: WebhookID(rec.ID, dest.ID), kind: rec.Kind, body: body, idx: i})
-			}
-		}
-		if err != nil {
-			d.log.ErrorContext(ctx, "undeliverable activation record kept as dead letter", "seq", r.Kinesis.SequenceNumber, "err", err)
-			if perr := d.repo.putUndecodable(ctx, r.Kinesis.SequenceNumber, r.Kinesis.Data, err.Error(), now); perr != nil {
-				d.log.ErrorContext(ctx, "keep undecodable record", "err", perr)
-				failed[i] = true
-			}
-		}
-	}
-	var c counters
-	var wg sync.WaitGroup
-	for _, dest := range dests {
-		if js := jobs[dest.ID]; len(js) > 0 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				d.runDestination(ctx, dest, js, &c, mark)
-			}()
-		}
-	}
-	wg.Wait()
-	return c.result(), failed, nil
-}
-
-// Tick drains the retry queue: every entry due now is attempted again (destinations
-// concurrently). Run it every minute (EventBridge schedule on AWS; the local runner's ticker).
-func (d *Deliverer) Tick(ctx context.Context) (Result, error) {
-	now := d.cfg.Now()
-	entries, err := d.repo.due(ctx, now, d.cfg.TickLimit)
-	if err != nil {
-		return Result{}, err
-	}
-	if len(entries) == 0 {
-		return Result{}, nil
-	}
-	dests, err := d.dests.List(ctx)
-	if err != nil {
-		return Result{}, fmt.Errorf("load destinations: %w", err)
-	}
-	byID := map[string]destination.Destination{}
-	for _, dd := range dests {
-		byID[dd.ID] = dd
-	}
-	var c counters
-	c.due.Store(int64(len(entries)))
-	jobs := map[string][]*job{}
-	for i := range entries {
-		e := &entries[i]
-		if _, ok := byID[e.destID]; !ok {
-			d.log.WarnContext(ctx, "dropping queued retry of a deleted destination", "destination", e.destID, "record", e.recordID)
-			if err := d.repo.deleteQueueEntry(ctx, *e); err != nil {
-				return c.result(), err
-			}
-			continue
-		}
-		jobs[e.destID] = append(jobs[e.destID], &job{destID: e.destID, recordID: e.recordID, entry: e, idx: -1})
-	}
-	var wg sync.WaitGroup
-	for id, js := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.runDestination(ctx, byID[id], js, &c, func(*job) {})
-		}()
-	}
-	wg.Wait()
-	r := c.result()
-	d.log.InfoContext(ctx, "activation tick", "due", r.Due, "delivered", r.Delivered, "retried", r.Retried,
-		"deadLettered", r.DeadLettered, "skipped", r.Skipped, "failed", r.Failed)
-	if r.Failed > 0 {
-		return r, fmt.Errorf("tick: %d deliveries could not be recorded (they stay queued)", r.Failed)
-	}
-	return r, nil
 }
 
 // claim leases a job. ok=false with busy=true means another invocation holds it (retry later).
@@ -276,88 +164,6 @@ func (d *Deliverer) claim(ctx context.Context, dest destination.Destination, j *
 	return ok, !ok, err
 }
 
-// runDestination delivers one destination's jobs in order, BatchSize per request. After a
-// retryable failure the rest are not attempted in this call: Kinesis jobs go straight to the
-// retry queue, queued jobs stay where they are. After a 410 the destination is disabled and the
-// rest go to its dead letters.
-func (d *Deliverer) runDestination(ctx context.Context, dest destination.Destination, jobs []*job, c *counters, mark func(*job)) {
-	log := d.log.With("destination", dest.ID)
-	bs := max(dest.BatchSize, 1)
-	disabled := !dest.Enabled
-	tripped := false
-	for i := 0; i < len(jobs); {
-		var chunk []*job
-		for len(chunk) < bs && i < len(jobs) {
-			j := jobs[i]
-			i++
-			if tripped && j.entry != nil {
-				continue // stays queued for the next Tick
-			}
-			ok, busy, err := d.claim(ctx, dest, j)
-			switch {
-			case err != nil:
-				log.ErrorContext(ctx, "claim delivery", "record", j.recordID, "err", err)
-				c.failed.Add(1)
-				mark(j)
-			case busy:
-				c.skipped.Add(1)
-				mark(j)
-			case !ok:
-				c.skipped.Add(1) // delivered or handled already: the dedupe
-			default:
-				chunk = append(chunk, j)
-			}
-		}
-		if len(chunk) == 0 {
-			continue
-		}
-		now := d.cfg.Now()
-		var outs []outcome
-		switch {
-		case disabled:
-			outs = same(len(chunk), outcome{status: StatusDead, errMsg: "destination disabled: " + dest.DisabledReason})
-		case tripped:
-			outs = same(len(chunk), outcome{status: StatusRetrying, errMsg: "not attempted: destination failing", nextAt: now.Add(d.cfg.Schedule[0])})
-		default:
-			resp, err := d.send(ctx, dest, chunk, now)
-			after := d.cfg.Now()
-			gone := false
-			outs = make([]outcome, len(chunk))
-			for k, j := range chunk {
-				outs[k], gone = d.classify(resp, err, after, j.retries)
-			}
-			if gone {
-				reason := fmt.Sprintf("receiver answered 410 Gone at %s", after.UTC().Format(time.RFC3339))
-				if derr := d.dests.Disable(ctx, dest.ID, reason); derr != nil {
-					log.ErrorContext(ctx, "disable destination after 410", "err", derr)
-				}
-				log.WarnContext(ctx, "destination disabled: receiver answered 410 Gone")
-				disabled, dest.DisabledReason = true, reason
-			}
-			if outs[0].status == StatusRetrying || (err != nil && !errors.Is(err, webhook.ErrForbiddenAddress)) {
-				tripped = true
-			}
-		}
-		for k, j := range chunk {
-			if err := d.repo.finish(ctx, j, outs[k], d.cfg.Now(), d.cfg.DeliveredTTL); err != nil {
-				log.ErrorContext(ctx, "record delivery outcome", "record", j.recordID, "err", err)
-				c.failed.Add(1)
-				mark(j)
-				continue
-			}
-			switch outs[k].status {
-			case StatusDelivered:
-				c.delivered.Add(1)
-			case StatusRetrying:
-				c.retried.Add(1)
-			case StatusDead:
-				c.dead.Add(1)
-				log.WarnContext(ctx, "message dead-lettered", "record", j.recordID, "err", outs[k].errMsg)
-			}
-		}
-	}
-}
-
 func same(n int, o outcome) []outcome {
 	out := make([]outcome, n)
 	for i := range out {
@@ -367,7 +173,7 @@ func same(n int, o outcome) []outcome {
 }
 
 // send makes one signed request for a chunk.
-func (d *Deliverer) send(ctx context.Context, dest destination.Destination, chunk []*job, now time.Time) (webhook.Response, error) {
+func (d *Deliverer) send(ctx context.Context, dest destination.Destination, chunk []*job, now time.Time, timeout time.Duration) (webhook.Response, error) {
 	payloads := make([]json.RawMessage, len(chunk))
 	ids := make([]string, len(chunk))
 	for i, j := range chunk {
@@ -389,7 +195,7 @@ func (d *Deliverer) send(ctx context.Context, dest destination.Destination, chun
 	if err := webhook.Sign(h, dest.Signing, id, now, body, dest.LiveSecrets(now)); err != nil {
 		return webhook.Response{}, fmt.Errorf("%w: sign: %v", errPermanent, err)
 	}
-	return d.client.Do(ctx, webhook.Request{URL: dest.URL, Body: body, Header: h, Timeout: dest.Timeout(d.cfg.Timeout)})
+	return d.client.Do(ctx, webhook.Request{URL: dest.URL, Body: body, Header: h, Timeout: timeout})
 }
 
 var errPermanent = errors.New("permanent failure")

@@ -1,11 +1,29 @@
 // Delivery to destinations (everything in this package but record.go).
 //
 // Flow: HandleKinesis reads a batch of the activations stream, builds each destination's
-// Segment-shaped payload (Payload), and delivers every destination concurrently, each with its
-// own request timeout; a destination that fails does not delay the others, and its failed first
-// attempts go to the retry queue instead of holding the shard. Tick (every minute) drains what is
-// due from the queue; after the last step of the schedule a message moves to its destination's
-// dead letters, which Redrive puts back on the queue.
+// Segment-shaped payload (Payload), and delivers every destination concurrently. A stream
+// record that can never be delivered (undecodable, an id over MaxRecordIDBytes, a payload that
+// cannot be built or is over MaxPayloadBytes, a delivery the table refuses) goes alone to the
+// dead letters of UndecodableDestination, with its reason; the rest of the batch goes on. Tick
+// (every minute) drains what is due from the queue; after the last step of the schedule a
+// message moves to its destination's dead letters, which Redrive puts back on the queue.
+//
+// Isolation guarantee: a slow, hung or failing destination never delays another destination or
+// the next batch by more than a bounded time. Within a batch each destination has at most
+// Config.Concurrency requests in flight (errgroup lanes: one per profile, in order, or one per
+// request when batching); every attempt made from the stream is bounded by
+// Config.InBatchTimeout (1 s) and none starts after Config.InBatchWindow (2 s). What a
+// destination does not take in time is handed to the retry queue, due at once, and Tick
+// delivers it with the full timeout (an in-batch timeout uses no step of the schedule). After an
+// in-batch timeout, the destination's stream messages go straight to the queue for
+// Config.Cooldown (30 s). Nothing is dropped: each message keeps its delivery item until it is
+// delivered or dead-lettered.
+//
+// Deadlines: HandleKinesis and Tick plan from ctx.Deadline() less Config.Reserve: no claim and
+// no attempt that could end past it starts; stream records not claimed are batch item failures,
+// queue entries not attempted stay queued. Outcomes (attempt counts, queue entries, dead
+// letters) are written on context.WithoutCancel with Config.BookkeepingTimeout, so an attempt
+// made is always recorded.
 //
 // Exactly once per destination, as far as HTTP allows: each (record, destination) pair has one
 // delivery item, created with a conditional put (the dedupe of at-least-once input); every later

@@ -1,11 +1,16 @@
 package activation
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -229,6 +234,7 @@ type outcome struct {
 	errMsg     string
 	latency    time.Duration
 	nextAt     time.Time // StatusRetrying
+	handoff    bool      // StatusRetrying after an in-batch timeout: uses no step of the schedule
 }
 
 // finish records an outcome: the delivery's new state, the queue entry it leaves (if any) and the
@@ -260,7 +266,7 @@ func (r *repo) finish(ctx context.Context, j *job, o outcome, now time.Time, del
 		set += ", #ttl = :ttl"
 		remove = append(remove, "body", "qpk", "qsk", "nextAttemptAt", "leaseUntil")
 	case StatusRetrying:
-		if o.attempted {
+		if o.attempted && !o.handoff {
 			retries++
 		}
 		qpk, qsk := retryPKPfx+bucketOf(o.nextAt), queueSK(o.nextAt, j.destID, j.recordID)
@@ -579,17 +585,48 @@ func (r *repo) stats(ctx context.Context, destID string) (Stats, error) {
 		DeadLettered: store.GetN(out.Item, "deadLettered"), Redriven: store.GetN(out.Item, "redriven")}, nil
 }
 
-// putUndecodable keeps a stream record that is not a valid activation Record, so it is not lost.
-func (r *repo) putUndecodable(ctx context.Context, seq string, data []byte, reason string, now time.Time) error {
-	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &r.table, Item: map[string]types.AttributeValue{
-		store.PK: store.S(deadPKPfx + UndecodableDestination), store.SK: store.S(seq), "recordId": store.S(seq),
-		"destId": store.S(UndecodableDestination), "lastError": store.S(reason), "deadAt": store.S(ts(now)),
-		"body": store.S(`"` + base64.StdEncoding.EncodeToString(data) + `"`),
-	}})
-	if err != nil {
-		return fmt.Errorf("keep undecodable record %s: %w", seq, err)
+// putUndecodable keeps a stream record that can never be delivered, so it is not lost. key is
+// the sort key (the sequence number, or a hash for a single message). Data over
+// maxKeptBytes is stored gzip-compressed ("encoding": "gzip"); if even that is too large for an
+// item, its first maxKeptBytes compressed bytes are kept with "truncated", the full size and
+// its SHA-256, and the reason says so.
+func (r *repo) putUndecodable(ctx context.Context, key string, data []byte, reason string, now time.Time) error {
+	item := map[string]types.AttributeValue{
+		store.PK: store.S(deadPKPfx + UndecodableDestination), store.SK: store.S(key), "recordId": store.S(key),
+		"destId": store.S(UndecodableDestination), "deadAt": store.S(ts(now)), "size": store.N(int64(len(data))),
+	}
+	if len(data) > maxKeptBytes {
+		sum := sha256.Sum256(data)
+		item["sha256"] = store.S(hex.EncodeToString(sum[:]))
+		item["encoding"] = store.S("gzip")
+		data = gzipBytes(data)
+		if len(data) > maxKeptBytes {
+			data = data[:maxKeptBytes]
+			item["truncated"] = &types.AttributeValueMemberBOOL{Value: true}
+			reason += fmt.Sprintf(" (payload of %d bytes kept truncated)", store.GetN(item, "size"))
+		}
+	}
+	if len(reason) > 2000 {
+		reason = strings.ToValidUTF8(reason[:2000], "")
+	}
+	item["lastError"] = store.S(reason)
+	item["body"] = store.S(`"` + base64.StdEncoding.EncodeToString(data) + `"`)
+	if _, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &r.table, Item: item}); err != nil {
+		return fmt.Errorf("keep undeliverable record %s: %w", key, err)
 	}
 	return nil
+}
+
+// maxKeptBytes is the most raw bytes one dead letter keeps (base64 grows it by a third; the
+// item stays under DynamoDB's 400 KB).
+const maxKeptBytes = 256 << 10
+
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write(b) // writes to a bytes.Buffer do not fail
+	_ = zw.Close()
+	return buf.Bytes()
 }
 
 // UndecodableDestination is the pseudo destination whose dead letters hold stream records that

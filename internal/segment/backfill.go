@@ -2,6 +2,7 @@ package segment
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
@@ -10,10 +11,13 @@ import (
 
 const backfillPage = 100
 
-// runBackfills advances every running backfill job within the time budget: each job walks the
-// profile registry shard by shard, evaluating every profile against the current definitions,
-// and saves its cursor after each page, so a job resumes where the last Tick stopped.
-func (h *Handler) runBackfills(ctx context.Context) (int, error) {
+// runBackfills advances every running backfill job within the time budget: BackfillBudget (a
+// soft bound: each call evaluates at least one profile, so jobs always advance) and stopAt (a
+// hard bound from the invocation's deadline: nothing starts after it). Each job walks the profile registry shard by shard, evaluating every
+// profile against the current definitions, and saves its cursor (after each page, and where it
+// stops when the budget runs out mid-page), so a job resumes where the last Tick stopped.
+func (h *Handler) runBackfills(ctx context.Context, stopAt time.Time) (int, error) {
+	b := &budget{soft: h.opt.WallClock().Add(h.opt.BackfillBudget), hard: stopAt}
 	defs, err := h.store.LoadDefinitions(ctx)
 	if err != nil {
 		return 0, err
@@ -32,39 +36,80 @@ func (h *Handler) runBackfills(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("backfill: stored definitions: %w", err)
 	}
-	deadline := time.Now().Add(h.opt.BackfillBudget)
 	done := 0
 	for _, j := range jobs {
 		for j.Status == StatusComputing {
-			ids, next, err := h.store.profiles(ctx, j.Shard, backfillPage, j.Cursor)
-			if err != nil {
-				return done, err
-			}
-			for _, pid := range ids {
-				if err := h.process(ctx, cat, pid, mode{backfill: true}); err != nil {
-					return done, fmt.Errorf("backfill %s: profile %s: %w", j.DefinitionID, pid, err)
-				}
-				done++
-			}
-			j.Processed += len(ids)
-			j.Cursor = next
-			if next == "" {
-				j.Shard++
-			}
-			if j.Shard >= regShards {
-				j.Status, j.FinishedAt = StatusLive, h.opt.Clock().UTC()
-			}
-			if err := h.store.putJob(ctx, j); errors.Is(err, ErrConflict) {
-				break // restarted for a newer version: the next Tick picks the new job up
-			} else if err != nil {
-				return done, err
-			}
-			if time.Now().After(deadline) { // at least one page per call, so jobs always advance
+			if b.over(h) {
 				return done, nil
+			}
+			n, stopped, err := h.backfillPage(ctx, cat, j, b)
+			done += n
+			if errors.Is(err, ErrConflict) {
+				break // restarted for a newer version: the next Tick picks the new job up
+			}
+			if err != nil || stopped {
+				return done, err
 			}
 		}
 	}
 	return done, nil
+}
+
+// backfillPage evaluates one page of a job's registry shard and saves the job's progress on a
+// context that outlives the invocation. When the budget runs out mid-page it stops between
+// profiles (stopped=true) and saves a cursor after the last profile evaluated.
+func (h *Handler) backfillPage(ctx context.Context, cat *Catalog, j *Job, b *budget) (int, bool, error) {
+	ids, next, err := h.store.profiles(ctx, j.Shard, backfillPage, j.Cursor)
+	if err != nil {
+		return 0, false, err
+	}
+	done, stopped := 0, false
+	var perr error
+	for _, pid := range ids {
+		if b.over(h) {
+			stopped = true
+			break
+		}
+		b.progressed = true
+		if err := h.process(ctx, cat, pid, mode{backfill: true}); err != nil {
+			if !isPermanent(err) {
+				perr = fmt.Errorf("backfill %s: profile %s: %w", j.DefinitionID, pid, err)
+				break
+			}
+			// Its own change records are dead-lettered when they arrive; the job goes on.
+			h.log.Error("segments: backfill skips a profile the stores refuse", "profile", pid, "err", err)
+		}
+		done++
+	}
+	j.Processed += done
+	switch {
+	case done < len(ids) && done > 0:
+		j.Cursor = base64.RawURLEncoding.EncodeToString([]byte(ids[done-1]))
+	case done == len(ids):
+		j.Cursor = next
+		if next == "" {
+			j.Shard++
+		}
+	}
+	if j.Shard >= regShards {
+		j.Status, j.FinishedAt = StatusLive, h.opt.Clock().UTC()
+	}
+	bctx, cancel := h.bookkeeping(ctx)
+	defer cancel()
+	if err := h.store.putJob(bctx, j); err != nil {
+		return done, stopped, err
+	}
+	return done, stopped, perr
+}
+
+// budget is a backfill call's time: the soft bound applies once it has made progress.
+type budget struct {
+	soft, hard time.Time
+	progressed bool
+}
+
+func (b *budget) over(h *Handler) bool {
+	return h.spent(b.hard) || (b.progressed && h.spent(b.soft))
 }
 
 // RunBackfills runs backfill jobs until none is computing (tests, CLI). Tick does the same in
@@ -72,7 +117,7 @@ func (h *Handler) runBackfills(ctx context.Context) (int, error) {
 func (h *Handler) RunBackfills(ctx context.Context) error {
 	h.Invalidate()
 	for {
-		n, err := h.runBackfills(ctx)
+		n, err := h.runBackfills(ctx, time.Time{})
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,14 @@
 // reference), and publishes transitions to the `activations` stream. Windowed conditions that can
 // change with no new event are re-evaluated from a per-minute schedule driven by Tick.
 //
+// Faults: a change record that cannot be decoded, and the records of a profile the stores refuse
+// for good (state over Options.MaxStateBytes even without its event log, a value DynamoDB
+// rejects, an activation record over Kinesis's 1 MiB), go to the dead letters each on its own
+// (limits.go); the rest of the batch goes on. The state is kept within MaxStateBytes by dropping
+// the oldest events (State.fit). Handle, Tick and backfills plan from ctx.Deadline() less
+// Options.Reserve and start no profile after it; dead letters and backfill progress are written
+// on context.WithoutCancel with Options.BookkeepingTimeout.
+//
 // Layers: definition.go/predicate.go (definitions and their validation), compute.go/condition.go
 // (pure evaluation over a profile's state), index.go (which definitions an input touches),
 // engine.go (one profile's evaluation: transitions and activation records), store.go (DynamoDB),

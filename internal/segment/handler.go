@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/serverless-cdp/cdp/internal/activation"
 	"github.com/serverless-cdp/cdp/internal/change"
@@ -35,9 +36,24 @@ type Options struct {
 	TickLimit   int              // profiles re-evaluated per Tick per schedule shard; default 2000
 	// BackfillBudget bounds the time one Tick spends on backfill jobs; default 20s.
 	BackfillBudget time.Duration
-	// DeadLetters keeps change records that can never be processed (undecodable), listable
-	// through the admin API. Without it they are only logged.
+	// DeadLetters keeps change records that can never be processed (undecodable, or a profile
+	// whose state or records the stores refuse), listable through the admin API. Without it
+	// (tests only) they are only logged.
 	DeadLetters DeadLetters
+	// MaxStateBytes bounds a profile's stored state and outbox; default (and at most)
+	// MaxStateBytes.
+	MaxStateBytes int
+	// Reserve is the part of an invocation's deadline left for bookkeeping: no profile is
+	// started after the deadline less Reserve. Default 3 s.
+	Reserve time.Duration
+	// TickBudget bounds one Tick when its context has no deadline; default 50 s.
+	TickBudget time.Duration
+	// BookkeepingTimeout bounds writes that must happen even after the invocation's context
+	// ended (dead letters, backfill progress); default 5 s.
+	BookkeepingTimeout time.Duration
+	// WallClock measures time budgets against the context's deadline; default time.Now (tests
+	// inject one that advances, so budgets run out deterministically).
+	WallClock func() time.Time
 }
 
 // DeadLetters stores records that cannot be processed (deadletter.Store).
@@ -88,6 +104,21 @@ func NewHandler(st *Store, pub Publisher, opt Options) *Handler {
 	if opt.BackfillBudget == 0 {
 		opt.BackfillBudget = 20 * time.Second
 	}
+	if opt.MaxStateBytes <= 0 || opt.MaxStateBytes > MaxStateBytes {
+		opt.MaxStateBytes = MaxStateBytes
+	}
+	if opt.Reserve == 0 {
+		opt.Reserve = 3 * time.Second
+	}
+	if opt.TickBudget == 0 {
+		opt.TickBudget = 50 * time.Second
+	}
+	if opt.BookkeepingTimeout == 0 {
+		opt.BookkeepingTimeout = 5 * time.Second
+	}
+	if opt.WallClock == nil {
+		opt.WallClock = time.Now
+	}
 	return &Handler{store: st, pub: pub, opt: opt, log: opt.Logger}
 }
 
@@ -110,18 +141,21 @@ func (h *Handler) catalog(ctx context.Context) (*Catalog, *Definitions, error) {
 	return cat, defs, nil
 }
 
-// deadLetter keeps an undecodable change record.
-func (h *Handler) deadLetter(ctx context.Context, r events.KinesisEventRecord, cause error) error {
+// deadLetter keeps a change record that can never be processed, on a context that outlives the
+// invocation. reason is "decode" (undecodable) or "unprocessable" (the stores refuse its profile).
+func (h *Handler) deadLetter(ctx context.Context, r events.KinesisEventRecord, reason string, cause error) error {
 	msg := "missing profileId"
 	if cause != nil {
 		msg = cause.Error()
 	}
-	h.log.Error("segments: undecodable change record", "seq", r.Kinesis.SequenceNumber, "err", msg)
+	h.log.Error("segments: change record kept as dead letter", "seq", r.Kinesis.SequenceNumber, "reason", reason, "err", msg)
 	if h.opt.DeadLetters == nil {
 		return nil
 	}
-	_, err := h.opt.DeadLetters.Put(ctx, deadletter.Entry{
-		Stage: Stage, Kind: "change", Reason: "decode", Error: msg, Payload: r.Kinesis.Data,
+	bctx, cancel := h.bookkeeping(ctx)
+	defer cancel()
+	_, err := h.opt.DeadLetters.Put(bctx, deadletter.Entry{
+		Stage: Stage, Kind: "change", Reason: reason, Error: msg, Payload: r.Kinesis.Data,
 		Meta: map[string]string{"eventId": r.EventID, "partitionKey": r.Kinesis.PartitionKey, "sequenceNumber": r.Kinesis.SequenceNumber},
 	})
 	if err != nil {
@@ -160,60 +194,99 @@ func (h *Handler) Invalidate() {
 	h.mu.Unlock()
 }
 
+// group is one profile's records in a batch.
+type group struct {
+	recs []change.Record
+	raw  []events.KinesisEventRecord
+}
+
 // Handle processes a batch of change records: all records of one profile are coalesced into one
-// evaluation and one state write. Failed profiles are reported as batch item failures.
+// evaluation and one state write. A record that can never be processed (undecodable, or its
+// profile's state or output refused by the stores) goes to the dead letters on its own; the rest
+// of the batch goes on. Profiles that fail transiently, or that were not started because the
+// invocation's deadline (less Options.Reserve) came, are reported as batch item failures.
 func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	var resp events.KinesisEventResponse
+	stopAt := h.stopAt(ctx, 0)
 	cat, _, err := h.catalog(ctx)
 	if err != nil {
 		return resp, err
 	}
-	type group struct {
-		recs []change.Record
-		seqs []string
+	var mu sync.Mutex
+	fail := func(rs ...events.KinesisEventRecord) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range rs {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: r.Kinesis.SequenceNumber})
+		}
 	}
+	groups, order := h.groups(ctx, ev, fail)
+	var g errgroup.Group
+	g.SetLimit(h.opt.Concurrency)
+	for _, pid := range order {
+		gr := groups[pid]
+		if h.spent(stopAt) {
+			fail(gr.raw...) // not started: the next invocation gets them again
+			continue
+		}
+		g.Go(func() error {
+			h.handleProfile(ctx, cat, pid, gr, fail)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return resp, nil
+}
+
+// groups decodes a batch into per-profile groups (in order of first appearance); records that
+// cannot be decoded are dead-lettered.
+func (h *Handler) groups(ctx context.Context, ev events.KinesisEvent, fail func(...events.KinesisEventRecord)) (map[string]*group, []string) {
 	groups := map[string]*group{}
 	var order []string
 	for _, r := range ev.Records {
 		var c change.Record
-		if err := json.Unmarshal(r.Kinesis.Data, &c); err != nil || c.ProfileID == "" {
+		err := json.Unmarshal(r.Kinesis.Data, &c)
+		if err == nil && len(c.ProfileID) > MaxProfileIDBytes {
+			err = fmt.Errorf("profile id of %d bytes is over the limit of %d", len(c.ProfileID), MaxProfileIDBytes)
+		}
+		if err != nil || c.ProfileID == "" {
 			// Never processable: retrying would block the shard, so it goes to the dead letters
 			// (kept, listable) and the shard moves on. If even that fails, it is retried.
-			if derr := h.deadLetter(ctx, r, err); derr != nil {
-				resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: r.Kinesis.SequenceNumber})
+			if derr := h.deadLetter(ctx, r, "decode", err); derr != nil {
+				fail(r)
 			}
 			continue
 		}
-		g := groups[c.ProfileID]
-		if g == nil {
-			g = &group{}
-			groups[c.ProfileID] = g
+		gr := groups[c.ProfileID]
+		if gr == nil {
+			gr = &group{}
+			groups[c.ProfileID] = gr
 			order = append(order, c.ProfileID)
 		}
-		g.recs = append(g.recs, c)
-		g.seqs = append(g.seqs, r.Kinesis.SequenceNumber)
+		gr.recs = append(gr.recs, c)
+		gr.raw = append(gr.raw, r)
 	}
-	var mu sync.Mutex
-	sem := make(chan struct{}, h.opt.Concurrency)
-	var wg sync.WaitGroup
-	for _, pid := range order {
-		g := groups[pid]
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := h.process(ctx, cat, pid, mode{recs: g.recs}); err != nil {
-				h.log.Error("segments: profile failed", "profile", pid, "err", err)
-				mu.Lock()
-				for _, s := range g.seqs {
-					resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: s})
-				}
-				mu.Unlock()
+	return groups, order
+}
+
+// handleProfile processes one profile's records. When the stores refuse the profile for good
+// (its state or output over a size limit, a value DynamoDB rejects), its records go to the dead
+// letters, each on its own, and nothing else in the batch is affected.
+func (h *Handler) handleProfile(ctx context.Context, cat *Catalog, pid string, gr *group, fail func(...events.KinesisEventRecord)) {
+	err := h.process(ctx, cat, pid, mode{recs: gr.recs})
+	switch {
+	case err == nil:
+	case isPermanent(err):
+		h.log.Error("segments: profile cannot be processed; its change records go to the dead letters", "profile", pid, "err", err)
+		for _, r := range gr.raw {
+			if derr := h.deadLetter(ctx, r, "unprocessable", err); derr != nil {
+				fail(r)
 			}
-		}()
+		}
+	default:
+		h.log.Error("segments: profile failed", "profile", pid, "err", err)
+		fail(gr.raw...)
 	}
-	wg.Wait()
-	return resp, nil
 }
 
 // mode says why a profile is evaluated.
@@ -236,126 +309,38 @@ func (h *Handler) process(ctx context.Context, cat *Catalog, pid string, m mode)
 
 func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m mode) error {
 	now := h.opt.Clock().UTC()
-	l, err := h.store.load(ctx, pid)
+	l, st, all, err := h.begin(ctx, pid, m, now)
+	if err != nil || st == nil {
+		return err
+	}
+	in := Input{All: all}
+
+	ap, err := h.apply(ctx, st, pid, m.recs)
 	if err != nil {
 		return err
 	}
-	if err := h.flush(ctx, pid, l.outbox); err != nil {
-		return err
-	}
-	st := l.state
-	if st == nil {
-		if len(m.recs) == 0 {
-			if m.tick {
-				return h.store.unschedule(ctx, pid)
-			}
-			return nil
-		}
-		st = NewState(pid)
-	}
-	in := Input{All: m.tick || m.backfill}
-	if st.MergedInto != "" {
-		if len(m.recs) == 0 {
-			return nil
-		}
-		st.MergedInto, in.All = "", true // the profile is live again
-	}
-	if m.tick && (st.NextAt.IsZero() || st.NextAt.After(now)) {
-		if st.NextAt.IsZero() {
-			return h.store.unschedule(ctx, pid)
-		}
-		return nil // rescheduled meanwhile; the index entry will move
-	}
-
-	var merged []write
-	var changed []string
-	msgs := map[string]*tracking.Message{}
-	var incoming []Event
-	seenMerge := map[string]bool{pid: true}
-	for i := range m.recs {
-		r := &m.recs[i]
-		for _, mid := range r.MergedFrom {
-			if seenMerge[mid] {
-				continue
-			}
-			seenMerge[mid] = true
-			ml, err := h.store.load(ctx, mid)
-			if err != nil {
-				return err
-			}
-			if err := h.flush(ctx, mid, ml.outbox); err != nil {
-				return err
-			}
-			if ml.state == nil || ml.state.MergedInto != "" {
-				continue
-			}
-			absorb(st, ml.state)
-			merged = append(merged, write{st: ml.state, was: ml})
-			in.All = true
-		}
-		if r.Version >= st.ChangeVersion && r.Traits != nil {
-			changed = append(changed, diffTraits(st.Traits, r.Traits)...)
-			st.setTraits(r.Traits)
-			st.ChangeVersion = r.Version
-		}
-		if len(r.Identifiers) > 0 {
-			st.UserID, st.AnonymousID, st.Email = "", "", ""
-			for _, id := range r.Identifiers {
-				switch id.Type {
-				case "user_id":
-					st.UserID = id.Value
-				case "anonymous_id":
-					if st.AnonymousID == "" {
-						st.AnonymousID = id.Value
-					}
-				case "email":
-					st.Email = id.Value
-				}
-			}
-		}
-		for j := range r.Events {
-			msg := &r.Events[j]
-			if e, ok := EventFrom(msg); ok {
-				incoming = append(incoming, e)
-				msgs[msg.MessageID] = msg
-			}
-		}
-	}
+	merged, changed, msgs, incoming := ap.merged, ap.changed, ap.msgs, ap.incoming
+	in.All = in.All || ap.all
 	added := st.addEvents(incoming)
 	st.trim(now, h.opt.MaxEvents, h.opt.MaxAge)
+	// A tenth of the budget is left for what this evaluation adds (computed values, memberships).
+	if err := st.fit(h.opt.MaxStateBytes * 9 / 10); err != nil {
+		return err
+	}
 	in.NewEvents, in.ChangedTraits = added, changed
 	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 {
 		return nil // a redelivery, or nothing the segments stage cares about
 	}
-	if unknown := cat.Unknown(st); len(unknown) > 0 && !h.allGone(unknown) {
-		// The profile holds values of definitions this cached catalog has not seen: created
-		// (and backfilled) since it was loaded, or deleted. Evaluating with a stale catalog
-		// would forget new memberships silently, so reload first; whatever the fresh catalog
-		// does not know either is really gone (remembered, so it costs one reload).
-		h.Invalidate()
-		fresh, _, err := h.catalog(ctx)
-		if err != nil {
-			return err
-		}
-		cat = fresh
-		h.markGone(cat.Unknown(st))
+	cat, err = h.fresh(ctx, cat, st)
+	if err != nil {
+		return err
 	}
 	res := cat.Evaluate(st, in, now)
-
-	// Events are facts: forwarding them before the state write means a crash can only repeat
-	// them (same ids), never lose them.
-	if len(added) > 0 {
-		fwd := make([]activation.Record, 0, len(added))
-		for _, e := range added {
-			fwd = append(fwd, st.stamp(activation.Record{ID: "evt-" + e.ID, Kind: activation.KindEvent,
-				Event: msgs[e.ID], OccurredAt: e.T}))
-		}
-		if err := h.publish(ctx, pid, fwd); err != nil {
-			return err
-		}
+	if err := h.forward(ctx, st, added, msgs); err != nil {
+		return err
 	}
 	ws := append([]write{{st: st, was: l, outbox: res.Records}}, merged...)
-	if err := h.store.commit(ctx, ws); err != nil {
+	if err := h.store.commit(ctx, ws, h.opt.MaxStateBytes); err != nil {
 		return err
 	}
 	if len(res.Records) > 0 {
@@ -367,6 +352,144 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 		}
 	}
 	return nil
+}
+
+// begin loads a profile (publishing what a crashed attempt left in its outbox) and returns
+// its state to evaluate, or a nil state when there is nothing to do. all says every definition
+// must be evaluated.
+func (h *Handler) begin(ctx context.Context, pid string, m mode, now time.Time) (*loaded, *State, bool, error) {
+	l, err := h.store.load(ctx, pid)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if err := h.flush(ctx, pid, l.outbox); err != nil {
+		return nil, nil, false, err
+	}
+	st, all := l.state, m.tick || m.backfill
+	switch {
+	case st == nil && len(m.recs) == 0 && m.tick:
+		return l, nil, false, h.store.unschedule(ctx, pid)
+	case st == nil && len(m.recs) == 0:
+		return l, nil, false, nil
+	case st == nil:
+		return l, NewState(pid), all, nil
+	case st.MergedInto != "" && len(m.recs) == 0:
+		return l, nil, false, nil
+	case st.MergedInto != "":
+		st.MergedInto, all = "", true // the profile is live again
+	}
+	if m.tick && st.NextAt.IsZero() {
+		return l, nil, false, h.store.unschedule(ctx, pid)
+	}
+	if m.tick && st.NextAt.After(now) {
+		return l, nil, false, nil // rescheduled meanwhile; the index entry will move
+	}
+	return l, st, all, nil
+}
+
+// fresh returns a catalog that knows every definition the profile holds values of. When the
+// cached one does not (definitions created, and backfilled, since it was loaded, or deleted),
+// evaluating with it would forget new memberships silently, so it reloads; whatever the fresh
+// catalog does not know either is really gone (remembered, so it costs one reload).
+func (h *Handler) fresh(ctx context.Context, cat *Catalog, st *State) (*Catalog, error) {
+	unknown := cat.Unknown(st)
+	if len(unknown) == 0 || h.allGone(unknown) {
+		return cat, nil
+	}
+	h.Invalidate()
+	cat, _, err := h.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.markGone(cat.Unknown(st))
+	return cat, nil
+}
+
+// forward publishes the new events. Events are facts: forwarding them before the state write
+// means a crash can only repeat them (same ids), never lose them.
+func (h *Handler) forward(ctx context.Context, st *State, added []Event, msgs map[string]*tracking.Message) error {
+	if len(added) == 0 {
+		return nil
+	}
+	fwd := make([]activation.Record, 0, len(added))
+	for _, e := range added {
+		fwd = append(fwd, st.stamp(activation.Record{ID: "evt-" + e.ID, Kind: activation.KindEvent,
+			Event: msgs[e.ID], OccurredAt: e.T}))
+	}
+	return h.publish(ctx, st.ProfileID, fwd)
+}
+
+// applied is what a profile's change records bring: merged profiles (to store emptied), changed
+// trait keys, new track events and their messages.
+type applied struct {
+	merged   []write
+	changed  []string
+	msgs     map[string]*tracking.Message
+	incoming []Event
+	all      bool // a merge happened: every definition must be evaluated
+}
+
+// apply folds a profile's change records into its state: merges, traits (last version wins; nil
+// traits mean unchanged), identifiers and events.
+func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []change.Record) (*applied, error) {
+	ap := &applied{msgs: map[string]*tracking.Message{}}
+	seenMerge := map[string]bool{pid: true}
+	for i := range recs {
+		r := &recs[i]
+		for _, mid := range r.MergedFrom {
+			if seenMerge[mid] {
+				continue
+			}
+			seenMerge[mid] = true
+			ml, err := h.store.load(ctx, mid)
+			if err != nil {
+				return nil, err
+			}
+			if err := h.flush(ctx, mid, ml.outbox); err != nil {
+				return nil, err
+			}
+			if ml.state == nil || ml.state.MergedInto != "" {
+				continue
+			}
+			absorb(st, ml.state)
+			ap.merged = append(ap.merged, write{st: ml.state, was: ml})
+			ap.all = true
+		}
+		if r.Version >= st.ChangeVersion && r.Traits != nil {
+			ap.changed = append(ap.changed, diffTraits(st.Traits, r.Traits)...)
+			st.setTraits(r.Traits)
+			st.ChangeVersion = r.Version
+		}
+		setIdentifiers(st, r.Identifiers)
+		for j := range r.Events {
+			msg := &r.Events[j]
+			if e, ok := EventFrom(msg); ok {
+				ap.incoming = append(ap.incoming, e)
+				ap.msgs[msg.MessageID] = msg
+			}
+		}
+	}
+	return ap, nil
+}
+
+// setIdentifiers replaces the profile's identifiers used in payloads (none given: unchanged).
+func setIdentifiers(st *State, ids []change.Identifier) {
+	if len(ids) == 0 {
+		return
+	}
+	st.UserID, st.AnonymousID, st.Email = "", "", ""
+	for _, id := range ids {
+		switch id.Type {
+		case "user_id":
+			st.UserID = id.Value
+		case "anonymous_id":
+			if st.AnonymousID == "" {
+				st.AnonymousID = id.Value
+			}
+		case "email":
+			st.Email = id.Value
+		}
+	}
 }
 
 // absorb moves a merged profile's events and memberships into the survivor and empties it.
@@ -424,6 +547,9 @@ func (h *Handler) publish(ctx context.Context, pid string, recs []activation.Rec
 		if err != nil {
 			return fmt.Errorf("encode activation record: %w", err)
 		}
+		if err := checkRecordSize(b, pid); err != nil {
+			return err
+		}
 		out = append(out, stream.Record{PartitionKey: pid, Data: b})
 	}
 	if err := h.pub.Put(ctx, out); err != nil {
@@ -441,20 +567,27 @@ type TickResult struct {
 
 // Tick re-evaluates the profiles whose windowed definitions may have changed by now (from the
 // schedule index; no scan of all profiles) and advances running backfill jobs. The local
-// runner and an EventBridge schedule call it every minute.
+// runner and an EventBridge schedule call it every minute. It starts no profile after its
+// budget (the context's deadline less Options.Reserve, or Options.TickBudget) is spent: due
+// profiles left stay in the schedule index and backfills keep their saved cursor, so the next
+// Tick continues.
 func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 	var res TickResult
+	stopAt := h.stopAt(ctx, h.opt.TickBudget)
 	cat, _, err := h.catalog(ctx)
 	if err != nil {
 		return res, err
 	}
 	now := h.opt.Clock().UTC()
-	for shard := 0; shard < schedShards; shard++ {
+	for shard := 0; shard < schedShards && !h.spent(stopAt); shard++ {
 		ids, err := h.store.dueProfiles(ctx, shard, now, h.opt.TickLimit)
 		if err != nil {
 			return res, err
 		}
 		for _, pid := range ids {
+			if h.spent(stopAt) {
+				break
+			}
 			res.Due++
 			if err := h.process(ctx, cat, pid, mode{tick: true}); err != nil {
 				res.Failed++
@@ -462,7 +595,35 @@ func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 			}
 		}
 	}
-	n, err := h.runBackfills(ctx)
+	if h.spent(stopAt) {
+		return res, nil
+	}
+	n, err := h.runBackfills(ctx, stopAt)
 	res.Backfills = n
 	return res, err
+}
+
+// stopAt is when an invocation stops starting work: its context's deadline less the reserve,
+// or budget from now (0: no bound) when there is no deadline.
+func (h *Handler) stopAt(ctx context.Context, budget time.Duration) time.Time {
+	var at time.Time
+	if budget > 0 {
+		at = h.opt.WallClock().Add(budget)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if hard := dl.Add(-h.opt.Reserve); at.IsZero() || hard.Before(at) {
+			at = hard
+		}
+	}
+	return at
+}
+
+// spent reports whether the budget ending at stopAt is used up (never, for a zero stopAt).
+func (h *Handler) spent(stopAt time.Time) bool {
+	return !stopAt.IsZero() && !h.opt.WallClock().Before(stopAt)
+}
+
+// bookkeeping is a context for writes that must survive the invocation's context.
+func (h *Handler) bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), h.opt.BookkeepingTimeout)
 }

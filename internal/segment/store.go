@@ -294,78 +294,17 @@ type write struct {
 
 // commit stores the states (conditionally on their versions), their outboxes, membership
 // items, schedule items and registry entries. The first write is the profile being evaluated;
-// the others are merged profiles. Items beyond one transaction are written afterwards
+// the others are merged profiles. A state or outbox over limit bytes is refused (ErrTooLarge). Items beyond one transaction are written afterwards
 // (idempotent puts and deletes).
-func (st *Store) commit(ctx context.Context, ws []write) error {
+func (st *Store) commit(ctx context.Context, ws []write, limit int) error {
 	var head, tail []types.TransactWriteItem
-	put := func(item map[string]types.AttributeValue) types.TransactWriteItem {
-		return types.TransactWriteItem{Put: &types.Put{TableName: aws.String(st.table), Item: item}}
-	}
-	del := func(pk, sk string) types.TransactWriteItem {
-		return types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(st.table), Key: key(pk, sk)}}
-	}
 	for _, w := range ws {
-		data, err := encodeState(w.st)
+		h, err := st.stateWrites(w, limit)
 		if err != nil {
 			return err
 		}
-		item := key(pkStatePfx+w.st.ProfileID, skState)
-		item["data"] = &types.AttributeValueMemberB{Value: data}
-		item["ver"] = store.N(w.st.Ver + 1)
-		p := &types.Put{TableName: aws.String(st.table), Item: item}
-		if w.st.Ver == 0 {
-			p.ConditionExpression = aws.String("attribute_not_exists(pk)")
-		} else {
-			p.ConditionExpression = aws.String("ver = :v")
-			p.ExpressionAttributeValues = map[string]types.AttributeValue{":v": store.N(w.st.Ver)}
-		}
-		head = append(head, types.TransactWriteItem{Put: p})
-		if len(w.outbox) > 0 {
-			b, err := json.Marshal(w.outbox)
-			if err != nil {
-				return fmt.Errorf("encode outbox: %w", err)
-			}
-			o := key(pkStatePfx+w.st.ProfileID, skOutboxPfx+fmt.Sprint(w.st.Ver+1))
-			o["data"] = &types.AttributeValueMemberB{Value: b}
-			head = append(head, put(o))
-		}
-		pid := w.st.ProfileID
-		if w.st.Ver == 0 {
-			r := key(regPK(pid), pid)
-			tail = append(tail, put(r))
-		}
-		if w.st.MergedInto != "" && w.st.Ver != 0 {
-			tail = append(tail, del(regPK(pid), pid))
-		}
-		now := map[string]bool{}
-		for _, id := range w.st.InAudiences() {
-			now[id] = true
-			if !w.was.members[id] {
-				m := key(pkMembersPfx+id, skMemberPfx+pid)
-				m["profileId"] = store.S(pid)
-				m["enteredAt"] = store.S(w.st.Members[id].EnteredAt.UTC().Format(time.RFC3339Nano))
-				tail = append(tail, put(m))
-			}
-		}
-		for id := range w.was.members {
-			if !now[id] {
-				tail = append(tail, del(pkMembersPfx+id, skMemberPfx+pid))
-			}
-		}
-		oldB, newB := time.Time{}, time.Time{}
-		if !w.was.nextAt.IsZero() {
-			oldB = minute(w.was.nextAt)
-		}
-		if !w.st.NextAt.IsZero() {
-			newB = minute(w.st.NextAt)
-		}
-		if !oldB.Equal(newB) {
-			if newB.IsZero() {
-				tail = append(tail, del(pkSchedPfx+pid, skNext))
-			} else {
-				tail = append(tail, put(schedItem(pid, newB)))
-			}
-		}
+		head = append(head, h...)
+		tail = append(tail, st.derivedWrites(w)...)
 	}
 	// The state puts (and outboxes) decide; derived items ride along when they fit.
 	if len(head)+len(tail) <= maxTxItems {
@@ -393,6 +332,93 @@ func (st *Store) commit(ctx context.Context, ws []write) error {
 		tail = tail[k:]
 	}
 	return nil
+}
+
+func (st *Store) put(item map[string]types.AttributeValue) types.TransactWriteItem {
+	return types.TransactWriteItem{Put: &types.Put{TableName: aws.String(st.table), Item: item}}
+}
+
+func (st *Store) del(pk, sk string) types.TransactWriteItem {
+	return types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(st.table), Key: key(pk, sk)}}
+}
+
+// stateWrites is a profile's state put (conditional on its version) and its outbox, each
+// refused (ErrTooLarge) over limit bytes.
+func (st *Store) stateWrites(w write, limit int) ([]types.TransactWriteItem, error) {
+	data, err := encodeState(w.st)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > limit {
+		return nil, fmt.Errorf("profile %s: state of %d bytes: %w (limit %d)", w.st.ProfileID, len(data), ErrTooLarge, limit)
+	}
+	item := key(pkStatePfx+w.st.ProfileID, skState)
+	item["data"] = &types.AttributeValueMemberB{Value: data}
+	item["ver"] = store.N(w.st.Ver + 1)
+	p := &types.Put{TableName: aws.String(st.table), Item: item}
+	if w.st.Ver == 0 {
+		p.ConditionExpression = aws.String("attribute_not_exists(pk)")
+	} else {
+		p.ConditionExpression = aws.String("ver = :v")
+		p.ExpressionAttributeValues = map[string]types.AttributeValue{":v": store.N(w.st.Ver)}
+	}
+	out := []types.TransactWriteItem{{Put: p}}
+	if len(w.outbox) > 0 {
+		b, err := json.Marshal(w.outbox)
+		if err != nil {
+			return nil, fmt.Errorf("encode outbox: %w", err)
+		}
+		if len(b) > limit {
+			return nil, fmt.Errorf("profile %s: outbox of %d bytes: %w (limit %d)", w.st.ProfileID, len(b), ErrTooLarge, limit)
+		}
+		o := key(pkStatePfx+w.st.ProfileID, skOutboxPfx+fmt.Sprint(w.st.Ver+1))
+		o["data"] = &types.AttributeValueMemberB{Value: b}
+		out = append(out, st.put(o))
+	}
+	return out, nil
+}
+
+// derivedWrites are the items derived from a profile's state: registry entry, membership items
+// and schedule item (idempotent puts and deletes).
+func (st *Store) derivedWrites(w write) []types.TransactWriteItem {
+	var tail []types.TransactWriteItem
+	pid := w.st.ProfileID
+	if w.st.Ver == 0 {
+		tail = append(tail, st.put(key(regPK(pid), pid)))
+	}
+	if w.st.MergedInto != "" && w.st.Ver != 0 {
+		tail = append(tail, st.del(regPK(pid), pid))
+	}
+	now := map[string]bool{}
+	for _, id := range w.st.InAudiences() {
+		now[id] = true
+		if !w.was.members[id] {
+			m := key(pkMembersPfx+id, skMemberPfx+pid)
+			m["profileId"] = store.S(pid)
+			m["enteredAt"] = store.S(w.st.Members[id].EnteredAt.UTC().Format(time.RFC3339Nano))
+			tail = append(tail, st.put(m))
+		}
+	}
+	for id := range w.was.members {
+		if !now[id] {
+			tail = append(tail, st.del(pkMembersPfx+id, skMemberPfx+pid))
+		}
+	}
+	oldB, newB := time.Time{}, time.Time{}
+	if !w.was.nextAt.IsZero() {
+		oldB = minute(w.was.nextAt)
+	}
+	if !w.st.NextAt.IsZero() {
+		newB = minute(w.st.NextAt)
+	}
+	switch {
+	case oldB.Equal(newB):
+	case newB.IsZero():
+		tail = append(tail, st.del(pkSchedPfx+pid, skNext))
+	default:
+		tail = append(tail, st.put(schedItem(pid, newB)))
+	}
+	return tail
 }
 
 // dueProfiles lists profiles whose scheduled minute is at or before now, from one shard of
