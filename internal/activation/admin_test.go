@@ -3,6 +3,7 @@ package activation
 import (
 	"context"
 	"encoding/json"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"testing"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
@@ -47,7 +48,7 @@ func TestAdminRoutes(t *testing.T) {
 	call("GET", p+"/"+id, "", 200)
 	call("GET", p+"/nope", "", 404)
 	call("POST", p+"/"+id+"/rotate-secret", `{"graceSeconds":60}`, 200)
-	e.handle(kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered)))
 	if out = call("GET", p+"/"+id+"/deliveries", "", 200); len(out["deliveries"].([]any)) != 1 {
 		t.Fatalf("deliveries %v", out)
 	}

@@ -3,6 +3,7 @@ package activation
 import (
 	"context"
 	"encoding/json"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -151,12 +152,12 @@ func (e *env) dest(r *receiver, spec destination.Spec) destination.Destination {
 	return d
 }
 
-func audienceRecord(id, kind string) Record {
-	return Record{ID: id, Kind: kind, ProfileID: "prof_1", UserID: "u1", AnonymousID: "a1", Email: "ada@example.com",
-		Audience: &Audience{ID: "aud_1", Key: "vip_customers", Name: "VIP"}, OccurredAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+func audienceRecord(id, kind string) activations.Record {
+	return activations.Record{ID: id, Kind: kind, ProfileID: "prof_1", UserID: "u1", AnonymousID: "a1", Email: "ada@example.com",
+		Audience: &activations.Audience{ID: "aud_1", Key: "vip_customers", Name: "VIP"}, OccurredAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 }
 
-func kinesisEvent(t *testing.T, recs ...Record) events.KinesisEvent {
+func kinesisEvent(t *testing.T, recs ...activations.Record) events.KinesisEvent {
 	var ev events.KinesisEvent
 	for i, r := range recs {
 		b, err := json.Marshal(r)
@@ -198,7 +199,7 @@ func TestEnteredAndExitedDeliveredSignedOnce(t *testing.T) {
 	e := newEnv(t, webhook.Policy{AllowLoopback: true})
 	r := newReceiver(t)
 	dest := e.dest(r, destination.Spec{Headers: map[string]string{"Authorization": "Bearer abc"}})
-	ev := kinesisEvent(t, audienceRecord("rec_in", KindAudienceEntered), audienceRecord("rec_out", KindAudienceExited))
+	ev := kinesisEvent(t, audienceRecord("rec_in", activations.KindAudienceEntered), audienceRecord("rec_out", activations.KindAudienceExited))
 	e.handle(ev)
 	e.handle(ev) // at-least-once: the same batch again
 	reqs := r.requests()
@@ -249,7 +250,7 @@ func TestRetriesUntilReceiverRecovers(t *testing.T) {
 		return 200
 	}
 	dest := e.dest(r, destination.Spec{})
-	e.handle(kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered), audienceRecord("rec_2", KindAudienceExited)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered), audienceRecord("rec_2", activations.KindAudienceExited)))
 	// First attempt of rec_1 failed; rec_2 went to the queue without an attempt (destination failing).
 	for step := 0; step < 8 && len(r.delivered()) < 2; step++ {
 		e.next(dest.ID, "rec_1")
@@ -298,7 +299,7 @@ func TestDeadLettersAndRedrive(t *testing.T) {
 		return 500
 	}
 	dest := e.dest(r, destination.Spec{})
-	e.handle(kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered)))
 	start := e.clock.Now()
 	var del Delivery
 	for i := 0; i < 20; i++ {
@@ -349,7 +350,7 @@ func TestSlowDestinationDoesNotDelayOther(t *testing.T) {
 	slowDest := e.dest(slow, destination.Spec{Name: "slow", TimeoutSeconds: 1})
 	fastDest := e.dest(fast, destination.Spec{Name: "fast"})
 	start := time.Now()
-	e.handle(kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered), audienceRecord("rec_2", KindAudienceEntered)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered), audienceRecord("rec_2", activations.KindAudienceEntered)))
 	took := time.Since(start)
 	fr := fast.delivered()
 	if len(fr) != 2 {
@@ -381,7 +382,7 @@ func TestPermanentFailuresAndGone(t *testing.T) {
 	gone.status = func(int) int { return 410 }
 	badDest := e.dest(bad, destination.Spec{Name: "bad"})
 	goneDest := e.dest(gone, destination.Spec{Name: "gone"})
-	e.handle(kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered), audienceRecord("rec_2", KindAudienceExited)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered), audienceRecord("rec_2", activations.KindAudienceExited)))
 	if n := len(bad.requests()); n != 2 {
 		t.Fatalf("400 receiver got %d requests", n)
 	}
@@ -400,7 +401,7 @@ func TestPermanentFailuresAndGone(t *testing.T) {
 	if got.Enabled || got.DisabledReason == "" {
 		t.Fatalf("410 did not disable: %+v", got)
 	}
-	e.handle(kinesisEvent(t, audienceRecord("rec_3", KindAudienceEntered)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_3", activations.KindAudienceEntered)))
 	if n := len(gone.requests()); n != 1 {
 		t.Fatal("disabled destination still receives")
 	}
@@ -415,7 +416,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	})
 	dest := e.dest(r, destination.Spec{})
 	now := e.clock.Now()
-	e.handle(kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered)))
 	d, _ := e.d.Delivery(context.Background(), dest.ID, "rec_1")
 	if d.Status != StatusRetrying || d.NextAttemptAt == nil || d.NextAttemptAt.Sub(now) < time.Hour-time.Second || d.LastStatus != 429 {
 		t.Fatalf("%+v", d)
@@ -430,7 +431,7 @@ func TestLoopbackRefusedUnlessAllowed(t *testing.T) {
 	e := newEnv(t, webhook.Policy{}) // the production default
 	r := newReceiver(t)
 	dest := e.dest(r, destination.Spec{})
-	e.handle(kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered)))
 	if len(r.requests()) != 0 {
 		t.Fatal("request reached a loopback receiver")
 	}
@@ -454,13 +455,13 @@ func TestBatchAndTraitsAndEvents(t *testing.T) {
 		Events: []destination.EventFilter{{Type: "track", Name: "Order Completed"}},
 	}})
 	ev := kinesisEvent(t,
-		audienceRecord("rec_aud", KindAudienceEntered), // not subscribed
-		Record{ID: "rec_tr", Kind: KindTraitsChanged, ProfileID: "p", UserID: "u1", Email: "ada@example.com",
+		audienceRecord("rec_aud", activations.KindAudienceEntered),
+		activations.Record{ID: "rec_tr", Kind: activations.KindTraitsChanged, ProfileID: "p", UserID: "u1", Email: "ada@example.com",
 			Traits: map[string]json.RawMessage{"ltv": json.RawMessage(`42.5`), "visits": json.RawMessage(`3`)}},
-		Record{ID: "rec_ev", Kind: KindEvent, ProfileID: "p", UserID: "u1", Email: "ada@example.com",
+		activations.Record{ID: "rec_ev", Kind: activations.KindEvent, ProfileID: "p", UserID: "u1", Email: "ada@example.com",
 			Event: &tracking.Message{Type: "track", Event: "Order Completed", MessageID: "m1", AnonymousID: "a9",
 				Context: json.RawMessage(`{"ip":"1.2.3.4"}`)}},
-		Record{ID: "rec_ev2", Kind: KindEvent, ProfileID: "p", Event: &tracking.Message{Type: "track", Event: "Viewed", MessageID: "m2"}},
+		activations.Record{ID: "rec_ev2", Kind: activations.KindEvent, ProfileID: "p", Event: &tracking.Message{Type: "track", Event: "Viewed", MessageID: "m2"}},
 	)
 	e.handle(ev)
 	reqs := r.requests()

@@ -1,4 +1,5 @@
-// Delivery to destinations (everything in this package but record.go).
+// Package activation delivers the records of the `activations` stream (internal/activations)
+// to destinations as signed webhooks.
 //
 // Flow: HandleKinesis reads a batch of the activations stream, builds each destination's
 // Segment-shaped payload (Payload), and delivers every destination concurrently. A stream

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"net/http"
 	"strings"
 	"sync"
@@ -73,10 +74,10 @@ func TestHungDestinationHandedToRetryQueue(t *testing.T) {
 	okDest := e.dest(ok, destination.Spec{Name: "ok"})
 
 	start := time.Now()
-	e.handle(kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered), audienceRecord("rec_2", KindAudienceExited)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered), audienceRecord("rec_2", activations.KindAudienceExited)))
 	first := time.Since(start)
 	start = time.Now()
-	e.handle(kinesisEvent(t, audienceRecord("rec_3", KindAudienceEntered)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_3", activations.KindAudienceEntered)))
 	second := time.Since(start)
 	t.Logf("batch with a hung destination took %v, the next one %v (webhook timeout 5s)", first.Round(time.Millisecond), second.Round(time.Millisecond))
 	if first > 2*time.Second || second > time.Second {
@@ -119,10 +120,10 @@ func TestPoisonActivationRecordsDeadLetteredAlone(t *testing.T) {
 	e := newEnv(t, webhook.Policy{AllowLoopback: true})
 	r := newReceiver(t)
 	dest := e.dest(r, destination.Spec{Subscriptions: destination.Subscriptions{Audiences: []string{"*"}, Traits: []string{"*"}}})
-	long := audienceRecord(strings.Repeat("x", 3000), KindAudienceEntered)
-	big := Record{ID: "rec_big", Kind: KindTraitsChanged, ProfileID: "prof_1", UserID: "u1",
+	long := audienceRecord(strings.Repeat("x", 3000), activations.KindAudienceEntered)
+	big := activations.Record{ID: "rec_big", Kind: activations.KindTraitsChanged, ProfileID: "prof_1", UserID: "u1",
 		Traits: map[string]json.RawMessage{"blob": json.RawMessage(`"` + strings.Repeat("b", 500<<10) + `"`)}}
-	ev := kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered), long, big, audienceRecord("rec_2", KindAudienceExited))
+	ev := kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered), long, big, audienceRecord("rec_2", activations.KindAudienceExited))
 	ev.Records = append(ev.Records[:1], append([]events.KinesisEventRecord{{Kinesis: events.KinesisRecord{
 		Data: []byte("{not json"), SequenceNumber: "99", PartitionKey: "p"}}}, ev.Records[1:]...)...)
 	resp, err := e.d.HandleKinesis(context.Background(), ev)
@@ -159,7 +160,7 @@ func TestActivationHandlerHonoursDeadline(t *testing.T) {
 	r := newReceiver(t)
 	r.ignTS = true
 	e.dest(r, destination.Spec{})
-	ev := kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered), audienceRecord("rec_2", KindAudienceEntered))
+	ev := kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered), audienceRecord("rec_2", activations.KindAudienceEntered))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	resp, err := e.d.HandleKinesis(ctx, ev)
@@ -180,7 +181,7 @@ func TestTickHonoursDeadlineAndRecordsOutcome(t *testing.T) {
 	g := newGate()
 	r := hangingReceiver(t, g)
 	dest := e.dest(r, destination.Spec{})
-	e.handle(kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered)))
+	e.handle(kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered)))
 	if d, _ := e.d.Delivery(context.Background(), dest.ID, "rec_1"); d.Status != StatusRetrying {
 		t.Fatalf("after the batch: %+v", d)
 	}
@@ -242,9 +243,9 @@ func TestPerDestinationConcurrencyAndOrder(t *testing.T) {
 		mu.Unlock()
 	})
 	e.dest(r, destination.Spec{})
-	var recs []Record
+	var recs []activations.Record
 	for i := range 24 {
-		rec := audienceRecord(fmt.Sprintf("rec_%02d", i), KindAudienceEntered)
+		rec := audienceRecord(fmt.Sprintf("rec_%02d", i), activations.KindAudienceEntered)
 		rec.ProfileID = fmt.Sprintf("prof_%d", i%6)
 		recs = append(recs, rec)
 	}

@@ -3,6 +3,7 @@ package activation
 import (
 	"context"
 	"encoding/json"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -15,7 +16,7 @@ func TestInvokeDispatchesKinesisAndSchedule(t *testing.T) {
 	e := newEnv(t, webhook.Policy{AllowLoopback: true})
 	r := newReceiver(t)
 	e.dest(r, destination.Spec{})
-	raw, _ := json.Marshal(kinesisEvent(t, audienceRecord("rec_1", KindAudienceEntered)))
+	raw, _ := json.Marshal(kinesisEvent(t, audienceRecord("rec_1", activations.KindAudienceEntered)))
 	out, err := e.d.Invoke(context.Background(), raw)
 	if _, ok := out.(events.KinesisEventResponse); err != nil || !ok || len(r.requests()) != 1 {
 		t.Fatalf("kinesis: %T %v, %d requests", out, err, len(r.requests()))

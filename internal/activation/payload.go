@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"sort"
 	"strings"
 	"time"
@@ -45,13 +46,13 @@ func batchWebhookID(destinationID string, recordIDs []string) string {
 // Each carries the profile's userId, anonymousId and email (traits.email for identify,
 // context.traits.email otherwise) where known. messageId is the record ID (the event's own
 // messageId for forwarded events).
-func Payload(rec Record, d destination.Destination, spaceID string) (json.RawMessage, bool, error) {
+func Payload(rec activations.Record, d destination.Destination, spaceID string) (json.RawMessage, bool, error) {
 	switch rec.Kind {
-	case KindAudienceEntered, KindAudienceExited:
+	case activations.KindAudienceEntered, activations.KindAudienceExited:
 		if rec.Audience == nil || !d.Subscriptions.WantsAudience(rec.Audience.ID, rec.Audience.Key) {
 			return nil, false, nil
 		}
-		entered := rec.Kind == KindAudienceEntered
+		entered := rec.Kind == activations.KindAudienceEntered
 		name := EventAudienceExited
 		if entered {
 			name = EventAudienceEntered
@@ -71,7 +72,7 @@ func Payload(rec Record, d destination.Destination, spaceID string) (json.RawMes
 			Type: tracking.TypeTrack, Event: name, MessageID: rec.ID, UserID: rec.UserID,
 			AnonymousID: rec.AnonymousID, Properties: props, Context: ctx, Timestamp: rec.OccurredAt.UTC(),
 		})
-	case KindTraitsChanged:
+	case activations.KindTraitsChanged:
 		traits := d.Subscriptions.WantedTraits(rec.Traits)
 		if len(traits) == 0 {
 			return nil, false, nil
@@ -88,7 +89,7 @@ func Payload(rec Record, d destination.Destination, spaceID string) (json.RawMes
 			Traits: all, Context: map[string]any{"personas": map[string]any{"computation_class": "trait", "space_id": spaceID}},
 			Timestamp: rec.OccurredAt.UTC(),
 		})
-	case KindEvent:
+	case activations.KindEvent:
 		if !d.Subscriptions.WantsEvent(rec.Event) {
 			return nil, false, nil
 		}

@@ -2,6 +2,7 @@ package activation
 
 import (
 	"encoding/json"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"net/http"
 	"testing"
 	"time"
@@ -17,12 +18,12 @@ import (
 func BenchmarkPayloadAndSign(b *testing.B) {
 	secret := webhook.NewSecret()
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	records := map[string]Record{
-		"audience_entered": {ID: "rec_1", Kind: KindAudienceEntered, ProfileID: "prof_1", UserID: "user-42", AnonymousID: "anon-42",
-			Email: "grace@example.com", Audience: &Audience{ID: "aud_1", Key: "big_spenders", Name: "Big spenders"}, OccurredAt: at},
-		"traits_changed": {ID: "rec_2", Kind: KindTraitsChanged, ProfileID: "prof_1", UserID: "user-42", Email: "grace@example.com",
+	records := map[string]activations.Record{
+		"audience_entered": {ID: "rec_1", Kind: activations.KindAudienceEntered, ProfileID: "prof_1", UserID: "user-42", AnonymousID: "anon-42",
+			Email: "grace@example.com", Audience: &activations.Audience{ID: "aud_1", Key: "big_spenders", Name: "Big spenders"}, OccurredAt: at},
+		"traits_changed": {ID: "rec_2", Kind: activations.KindTraitsChanged, ProfileID: "prof_1", UserID: "user-42", Email: "grace@example.com",
 			Traits: map[string]json.RawMessage{"order_count": json.RawMessage(`3`), "total_revenue": json.RawMessage(`412.5`)}, OccurredAt: at},
-		"event": {ID: "msg_3", Kind: KindEvent, ProfileID: "prof_1", UserID: "user-42", Email: "grace@example.com", OccurredAt: at,
+		"event": {ID: "msg_3", Kind: activations.KindEvent, ProfileID: "prof_1", UserID: "user-42", Email: "grace@example.com", OccurredAt: at,
 			Event: &tracking.Message{Type: tracking.TypeTrack, MessageID: "msg_3", UserID: "user-42", Event: "Order Completed", Timestamp: at,
 				Properties: json.RawMessage(`{"revenue":120,"currency":"USD","products":[{"sku":"a-1","price":60},{"sku":"b-2","price":60}]}`),
 				Context:    json.RawMessage(`{"library":{"name":"analytics-go","version":"3.3.0"},"ip":"203.0.113.9"}`)}},

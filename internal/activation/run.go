@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"log/slog"
 	"net"
 	"sync"
@@ -467,7 +468,7 @@ const (
 // jobsFor decodes one stream record into one job per subscribed, enabled destination. An error
 // means the record can never be delivered.
 func (d *Deliverer) jobsFor(data []byte, dests []destination.Destination) ([]*job, error) {
-	var rec Record
+	var rec activations.Record
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("decode activation record: %w", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serverless-cdp/cdp/internal/activation"
+	"github.com/serverless-cdp/cdp/internal/activations"
 )
 
 // Two handler instances (as two Lambda invocations) and Ticks write one profile at once; the
@@ -59,9 +59,9 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 	entered, events := 0, 0
 	for _, k := range ids {
 		switch k {
-		case activation.KindAudienceEntered, activation.KindAudienceExited:
+		case activations.KindAudienceEntered, activations.KindAudienceExited:
 			entered++
-		case activation.KindEvent:
+		case activations.KindEvent:
 			events++
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/serverless-cdp/cdp/internal/activation"
+	"github.com/serverless-cdp/cdp/internal/activations"
 )
 
 // Input is what happened to a profile since its state was last evaluated.
@@ -29,7 +29,7 @@ type Transition struct {
 type Result struct {
 	Transitions     []Transition
 	ChangedComputed map[string]json.RawMessage // computed traits whose value changed (nil: no value)
-	Records         []activation.Record        // the transitions and trait changes to publish
+	Records         []activations.Record       // the transitions and trait changes to publish
 	Evaluated       int                        // audiences evaluated (for tests and benchmarks)
 }
 
@@ -139,14 +139,14 @@ func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 		}
 		st.Members[a.ID] = m
 		res.Transitions = append(res.Transitions, Transition{AudienceID: a.ID, In: match, At: at})
-		kind := activation.KindAudienceExited
+		kind := activations.KindAudienceExited
 		if match {
-			kind = activation.KindAudienceEntered
+			kind = activations.KindAudienceEntered
 		}
-		res.Records = append(res.Records, st.stamp(activation.Record{
+		res.Records = append(res.Records, st.stamp(activations.Record{
 			ID:         fmt.Sprintf("aud-%s-%s-%d", st.ProfileID, a.ID, m.Seq),
 			Kind:       kind,
-			Audience:   &activation.Audience{ID: a.ID, Key: a.Key, Name: a.Name},
+			Audience:   &activations.Audience{ID: a.ID, Key: a.Key, Name: a.Name},
 			OccurredAt: at,
 		}))
 	}
@@ -164,9 +164,9 @@ func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 			}
 			traits[k] = v
 		}
-		res.Records = append(res.Records, st.stamp(activation.Record{
+		res.Records = append(res.Records, st.stamp(activations.Record{
 			ID:         fmt.Sprintf("ct-%s-%d", st.ProfileID, st.Ver+1),
-			Kind:       activation.KindTraitsChanged,
+			Kind:       activations.KindTraitsChanged,
 			Traits:     traits,
 			OccurredAt: at,
 		}))

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/serverless-cdp/cdp/internal/activation"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -411,9 +411,9 @@ func (h *Handler) forward(ctx context.Context, st *State, added []Event, msgs ma
 	if len(added) == 0 {
 		return nil
 	}
-	fwd := make([]activation.Record, 0, len(added))
+	fwd := make([]activations.Record, 0, len(added))
 	for _, e := range added {
-		fwd = append(fwd, st.stamp(activation.Record{ID: "evt-" + e.ID, Kind: activation.KindEvent,
+		fwd = append(fwd, st.stamp(activations.Record{ID: "evt-" + e.ID, Kind: activations.KindEvent,
 			Event: msgs[e.ID], OccurredAt: e.T}))
 	}
 	return h.publish(ctx, st.ProfileID, fwd)
@@ -528,7 +528,7 @@ func diffTraits(old, cur map[string]json.RawMessage) []string {
 }
 
 // flush publishes outboxes a crashed attempt left behind, then deletes them.
-func (h *Handler) flush(ctx context.Context, pid string, outbox map[int64][]activation.Record) error {
+func (h *Handler) flush(ctx context.Context, pid string, outbox map[int64][]activations.Record) error {
 	for ver, recs := range outbox {
 		if err := h.publish(ctx, pid, recs); err != nil {
 			return err
@@ -540,7 +540,7 @@ func (h *Handler) flush(ctx context.Context, pid string, outbox map[int64][]acti
 	return nil
 }
 
-func (h *Handler) publish(ctx context.Context, pid string, recs []activation.Record) error {
+func (h *Handler) publish(ctx context.Context, pid string, recs []activations.Record) error {
 	out := make([]stream.Record, 0, len(recs))
 	for _, r := range recs {
 		b, err := json.Marshal(r)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serverless-cdp/cdp/internal/activation"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/stream"
 )
@@ -32,7 +32,7 @@ func TestMergeMovesStateToSurvivor(t *testing.T) {
 		e.send(t, merge)
 	}
 	recs := e.read(7, 3*time.Second)
-	eq(t, "transitions", summary(recs, activation.KindAudienceEntered, activation.KindAudienceExited), []string{
+	eq(t, "transitions", summary(recs, activations.KindAudienceEntered, activations.KindAudienceExited), []string{
 		"audience_entered a ordered", "audience_entered a two_orders", "audience_entered b ordered"})
 	for _, id := range []string{twice.ID, one.ID} {
 		ms, _, err := e.sv.Members(ctx, id, 10, "")
@@ -86,7 +86,7 @@ func TestBackfillAndPreviewOfAudienceCreatedAfterItsEvents(t *testing.T) {
 		}
 	}
 	got := e.read(100, 2*time.Second)
-	eq(t, "entered", summary(got, activation.KindAudienceEntered), []string{
+	eq(t, "entered", summary(got, activations.KindAudienceEntered), []string{
 		"audience_entered p3 big_spenders", "audience_entered p4 big_spenders", "audience_entered p5 big_spenders"})
 	pr, err := e.sv.Preview(ctx, *aud(t, "", "Draft", `{"computedTrait":{"key":"ltv","op":"gt","value":35}}`), 0)
 	if err != nil || pr.Matched != 2 || pr.Scanned != 5 || !pr.Complete {
@@ -140,7 +140,7 @@ func TestTransitionsSurvivePublishFailure(t *testing.T) {
 	}
 	e.send(t, rec)
 	got := e.read(3, 2*time.Second)
-	eq(t, "after retry", summary(got, activation.KindAudienceEntered, activation.KindEvent), []string{
+	eq(t, "after retry", summary(got, activations.KindAudienceEntered, activations.KindEvent), []string{
 		"audience_entered p1 ordered", "event p1 evt-m1"})
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/serverless-cdp/cdp/internal/activation"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
@@ -39,7 +39,7 @@ type env struct {
 	sv     *Service
 	st     *Store
 	clock  *clock
-	read   func(want int, wait time.Duration) []activation.Record
+	read   func(want int, wait time.Duration) []activations.Record
 	seq    int
 	stream string
 }
@@ -57,11 +57,11 @@ func newEnv(t *testing.T) *env {
 	sv := NewService(st, clk.Now)
 	sv.OnChange = h.Invalidate
 	e := &env{h: h, sv: sv, st: st, clock: clk, stream: name}
-	e.read = func(want int, wait time.Duration) []activation.Record {
+	e.read = func(want int, wait time.Duration) []activations.Record {
 		raw := testenv.ReadStream(t, c.Kinesis, name, want, wait)
-		out := make([]activation.Record, 0, len(raw))
+		out := make([]activations.Record, 0, len(raw))
 		for _, r := range raw {
-			var a activation.Record
+			var a activations.Record
 			if err := json.Unmarshal(r.Data, &a); err != nil {
 				t.Fatal(err)
 			}
@@ -105,7 +105,7 @@ func (e *env) send(t *testing.T, recs ...change.Record) events.KinesisEventRespo
 }
 
 // summary renders transition records as "kind profile audienceKey" lines, sorted.
-func summary(recs []activation.Record, kinds ...string) []string {
+func summary(recs []activations.Record, kinds ...string) []string {
 	var out []string
 	for _, r := range recs {
 		for _, k := range kinds {
@@ -114,11 +114,11 @@ func summary(recs []activation.Record, kinds ...string) []string {
 				if r.Audience != nil {
 					s += " " + r.Audience.Key
 				}
-				if r.Kind == activation.KindTraitsChanged {
+				if r.Kind == activations.KindTraitsChanged {
 					b, _ := json.Marshal(r.Traits)
 					s += " " + string(b)
 				}
-				if r.Kind == activation.KindEvent {
+				if r.Kind == activations.KindEvent {
 					s += " " + r.ID
 				}
 				out = append(out, s)
@@ -165,13 +165,13 @@ func TestHandlerTransitionsRedeliveryAndWindowExit(t *testing.T) {
 		}
 	}
 	recs := e.read(7, 3*time.Second)
-	eq(t, "transitions", summary(recs, activation.KindAudienceEntered, activation.KindAudienceExited), []string{
+	eq(t, "transitions", summary(recs, activations.KindAudienceEntered, activations.KindAudienceExited), []string{
 		"audience_entered p1 recent_buyers", "audience_entered p2 pro_users"})
 	// A new profile gets every computed trait, a count of 0 included (as a backfill gives it).
-	eq(t, "computed", summary(recs, activation.KindTraitsChanged), []string{`traits_changed p1 {"orders_30d":2}`, `traits_changed p2 {"orders_30d":0}`})
-	eq(t, "events", summary(recs, activation.KindEvent), []string{"event p1 evt-m1", "event p1 evt-m3", "event p2 evt-m2"})
+	eq(t, "computed", summary(recs, activations.KindTraitsChanged), []string{`traits_changed p1 {"orders_30d":2}`, `traits_changed p2 {"orders_30d":0}`})
+	eq(t, "events", summary(recs, activations.KindEvent), []string{"event p1 evt-m1", "event p1 evt-m3", "event p2 evt-m2"})
 	for _, r := range recs {
-		if r.Kind == activation.KindAudienceEntered && r.ProfileID == "p1" && (r.UserID != "user-p1" || !r.OccurredAt.Equal(t0.Add(-time.Minute))) {
+		if r.Kind == activations.KindAudienceEntered && r.ProfileID == "p1" && (r.UserID != "user-p1" || !r.OccurredAt.Equal(t0.Add(-time.Minute))) {
 			t.Errorf("entered record %+v", r)
 		}
 	}
@@ -202,7 +202,7 @@ func TestHandlerTransitionsRedeliveryAndWindowExit(t *testing.T) {
 		}
 	}
 	recs = e.read(11, 3*time.Second)
-	eq(t, "after the window", summary(recs, activation.KindAudienceExited, activation.KindTraitsChanged), []string{
+	eq(t, "after the window", summary(recs, activations.KindAudienceExited, activations.KindTraitsChanged), []string{
 		"audience_exited p1 recent_buyers",
 		`traits_changed p1 {"orders_30d":0}`, `traits_changed p1 {"orders_30d":1}`, `traits_changed p1 {"orders_30d":2}`,
 		`traits_changed p2 {"orders_30d":0}`})

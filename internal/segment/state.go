@@ -9,7 +9,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/serverless-cdp/cdp/internal/activation"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -205,7 +205,7 @@ func decodeState(b []byte, ver int64) (*State, error) {
 }
 
 // identity fills the identifier fields of an activation record.
-func (s *State) stamp(r activation.Record) activation.Record {
+func (s *State) stamp(r activations.Record) activations.Record {
 	r.ProfileID, r.UserID, r.AnonymousID, r.Email = s.ProfileID, s.UserID, s.AnonymousID, s.Email
 	return r
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/serverless-cdp/cdp/internal/activation"
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"github.com/serverless-cdp/cdp/internal/store"
 )
 
@@ -197,14 +197,14 @@ func (st *Store) transact(ctx context.Context, items []types.TransactWriteItem) 
 // loaded is a profile's stored state and any unpublished outboxes.
 type loaded struct {
 	state   *State // nil: no state yet
-	outbox  map[int64][]activation.Record
+	outbox  map[int64][]activations.Record
 	nextAt  time.Time       // NextAt as stored
 	members map[string]bool // audiences the profile was in, as stored
 }
 
 // load reads a profile's state and outboxes in one query.
 func (st *Store) load(ctx context.Context, pid string) (*loaded, error) {
-	l := &loaded{outbox: map[int64][]activation.Record{}, members: map[string]bool{}}
+	l := &loaded{outbox: map[int64][]activations.Record{}, members: map[string]bool{}}
 	var start map[string]types.AttributeValue
 	for {
 		out, err := st.db.Query(ctx, &dynamodb.QueryInput{
@@ -227,7 +227,7 @@ func (st *Store) load(ctx context.Context, pid string) (*loaded, error) {
 					return nil, fmt.Errorf("profile %s: %w", pid, err)
 				}
 			case strings.HasPrefix(sk, skOutboxPfx):
-				var recs []activation.Record
+				var recs []activations.Record
 				if err := json.Unmarshal(b.Value, &recs); err != nil {
 					return nil, fmt.Errorf("profile %s outbox: %w", pid, err)
 				}
@@ -289,7 +289,7 @@ func schedItem(pid string, m time.Time) map[string]types.AttributeValue {
 type write struct {
 	st     *State // Ver is the version read (0: new); stored as Ver+1
 	was    *loaded
-	outbox []activation.Record
+	outbox []activations.Record
 }
 
 // commit stores the states (conditionally on their versions), their outboxes, membership

@@ -1,7 +1,7 @@
-// Package activation holds what the segments stage tells the activation stage: the record format
-// of the `activations` Kinesis stream (this file), and the delivery of those records to
-// destinations.
-package activation
+// Package activations is the record format of the `activations` Kinesis stream: what the
+// segments stage tells the activation stage to deliver (audience transitions, computed-trait
+// changes, forwarded events). Both stages import it; neither imports the other.
+package activations
 
 import (
 	"encoding/json"
