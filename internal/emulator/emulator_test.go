@@ -111,4 +111,3 @@ func ownNonLoopback(t *testing.T) []net.IP {
 	}
 	return out
 }
-
