@@ -148,13 +148,13 @@ func (s *Stack) startDynamoDB(cfg Config) error {
 	if _, err := os.Stat(jar); err != nil {
 		return fmt.Errorf("DynamoDB Local not installed at %s (run `make tools`): %w", jar, err)
 	}
-	launcher, err := writeSupportFile("LoopbackDynamoDBLocal.java", ddbLauncher)
+	classpath, mainClass, err := ddbLauncherClass(jar)
 	if err != nil {
 		return err
 	}
 	args := []string{
 		"-Djava.library.path=" + filepath.Join(ddbDir, "DynamoDBLocal_lib"), "-Dcdp.bindHost=" + BindHost,
-		"-Xmx1g", "-cp", jar, launcher, "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(cfg.DynamoDBPort),
+		"-Xmx1g", "-cp", classpath, mainClass, "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(cfg.DynamoDBPort),
 	}
 	if cfg.DynamoDBDataDir != "" {
 		if err := os.MkdirAll(cfg.DynamoDBDataDir, 0o755); err != nil {
@@ -194,6 +194,36 @@ func (s *Stack) startKinesis(cfg Config) error {
 	return s.spawn(cmd, cfg.LogDir, Kinesis)
 }
 
+// ddbLauncherClass compiles the launcher once (cached next to its source, by content) and
+// returns the class path and main class to run; without javac, Java runs the source file
+// itself (single-file source mode), compiling it at every start.
+func ddbLauncherClass(jar string) (classpath, main string, err error) {
+	src, err := writeSupportFile("LoopbackDynamoDBLocal.java", ddbLauncher)
+	if err != nil {
+		return "", "", err
+	}
+	dir := filepath.Dir(src)
+	classes := filepath.Join(dir, "classes")
+	if _, err := os.Stat(filepath.Join(classes, "LoopbackDynamoDBLocal.class")); err == nil {
+		return jar + string(os.PathListSeparator) + classes, "LoopbackDynamoDBLocal", nil
+	}
+	tmp, err := os.MkdirTemp(dir, "classes.")
+	if err != nil {
+		return "", "", fmt.Errorf("emulator launcher dir: %w", err)
+	}
+	if out, err := exec.Command("javac", "-nowarn", "-cp", jar, "-d", tmp, src).CombinedOutput(); err != nil {
+		_ = os.RemoveAll(tmp)
+		if errors.Is(err, exec.ErrNotFound) {
+			return jar, src, nil
+		}
+		return "", "", fmt.Errorf("compile DynamoDB Local launcher: %w: %s", err, out)
+	}
+	if err := os.Rename(tmp, classes); err != nil {
+		_ = os.RemoveAll(tmp) // compiled concurrently by another process: use theirs
+	}
+	return jar + string(os.PathListSeparator) + classes, "LoopbackDynamoDBLocal", nil
+}
+
 // writeSupportFile writes an embedded launcher file into a per-content folder under the
 // system's temporary directory (once) and returns its path.
 func writeSupportFile(name string, content []byte) (string, error) {
@@ -222,11 +252,11 @@ func writeSupportFile(name string, content []byte) (string, error) {
 }
 
 func waitListening(ctx context.Context, cfg Config, ports ...int) error {
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for _, port := range ports {
 		for !listening(port) {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("emulator on port %d did not start within 60s (logs in %s)", port, cfg.LogDir)
+				return fmt.Errorf("emulator on port %d did not start within 2 minutes (logs in %s)", port, cfg.LogDir)
 			}
 			select {
 			case <-ctx.Done():
