@@ -215,8 +215,10 @@ func chaosTimelines(t *testing.T, baseURL, token string, users map[string]bool) 
 				t.Fatalf("profile api: %v", err)
 			}
 			var body struct {
-				Data   []struct{ MessageID string `json:"message_id"` } `json:"data"`
-				Cursor struct{ Next string }                          `json:"cursor"`
+				Data []struct {
+					MessageID string `json:"message_id"`
+				} `json:"data"`
+				Cursor struct{ Next string } `json:"cursor"`
 			}
 			err = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()

@@ -90,28 +90,8 @@ type Stack struct {
 
 // Start creates the table and streams if needed, seeds the dev credentials and starts serving.
 func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, error) {
-	cfg := opts.Config
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	if opts.Shards == 0 {
-		opts.Shards = 2
-	}
-	if opts.TickInterval == 0 {
-		opts.TickInterval = 10 * time.Second
-	}
-	if opts.RecoverInterval == 0 {
-		opts.RecoverInterval = time.Second
-	}
-	stage := opts.StageClients
-	if stage == nil {
-		stage = func(string) awsenv.Clients { return clients }
-	}
-	observe := opts.Observe
-	if observe == nil {
-		observe = func(Invocation) {}
-	}
+	opts = opts.withDefaults(clients)
+	cfg, logger, stage, observe := opts.Config, opts.Logger, opts.StageClients, opts.Observe
 	res := resources{clients: clients, opts: opts, logger: logger}
 	if err := res.ensure(ctx, true); err != nil {
 		return nil, err
@@ -155,14 +135,44 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 			logger.Error("http server", "err", err)
 		}
 	}()
+	s.runLoops(runCtx, clients, opts, schedules, pollers, res)
+	return s, nil
+}
+
+func (o Options) withDefaults(clients awsenv.Clients) Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Shards == 0 {
+		o.Shards = 2
+	}
+	if o.TickInterval == 0 {
+		o.TickInterval = 10 * time.Second
+	}
+	if o.RecoverInterval == 0 {
+		o.RecoverInterval = time.Second
+	}
+	if o.StageClients == nil {
+		o.StageClients = func(string) awsenv.Clients { return clients }
+	}
+	if o.Observe == nil {
+		o.Observe = func(Invocation) {}
+	}
+	return o
+}
+
+// runLoops starts the schedules, the pollers (with checkpoints in the table and the functions'
+// timeouts) and the watch that recreates lost resources.
+func (s *Stack) runLoops(runCtx context.Context, clients awsenv.Clients, opts Options, schedules []schedule, pollers []*stream.Poller, res resources) {
+	logger := opts.Logger
 	for _, sc := range schedules {
 		s.wg.Add(1)
 		go func(sc schedule) {
 			defer s.wg.Done()
-			sc.loop(runCtx, opts.TickInterval, logger, observe)
+			sc.loop(runCtx, opts.TickInterval, logger, opts.Observe)
 		}(sc)
 	}
-	checkpoints := stream.NewTableCheckpoints(clients.DynamoDB, cfg.Table)
+	checkpoints := stream.NewTableCheckpoints(clients.DynamoDB, opts.Config.Table)
 	for _, p := range pollers {
 		p.Client, p.Logger, p.Interval = clients.Kinesis, logger, opts.PollInterval
 		p.Checkpoints, p.Timeout, p.RetryInterval = checkpoints, Timeout(p.Consumer), opts.RecoverInterval
@@ -179,7 +189,6 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 		defer s.wg.Done()
 		res.watch(runCtx)
 	}()
-	return s, nil
 }
 
 // resources are the table and streams a local deployment needs. The emulators keep them in

@@ -210,7 +210,9 @@ func TestPollerFollowsRecreatedStream(t *testing.T) {
 	if _, err := c.Kinesis.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String(name)}); err != nil {
 		t.Fatal(err)
 	}
-	w := kinesis.NewStreamNotExistsWaiter(c.Kinesis, func(o *kinesis.StreamNotExistsWaiterOptions) { o.MinDelay, o.MaxDelay = 50*time.Millisecond, time.Second })
+	w := kinesis.NewStreamNotExistsWaiter(c.Kinesis, func(o *kinesis.StreamNotExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, time.Second
+	})
 	if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
