@@ -24,6 +24,8 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/deadletter"
+	"github.com/serverless-cdp/cdp/internal/identity"
 	"github.com/serverless-cdp/cdp/internal/localhttp"
 	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -173,9 +175,11 @@ func (s *Stack) runLoops(runCtx context.Context, clients awsenv.Clients, opts Op
 		}(sc)
 	}
 	checkpoints := stream.NewTableCheckpoints(clients.DynamoDB, opts.Config.Table)
+	dlq := deadletter.NewStore(clients.DynamoDB, opts.Config.Table)
 	for _, p := range pollers {
 		p.Client, p.Logger, p.Interval = clients.Kinesis, logger, opts.PollInterval
 		p.Checkpoints, p.Timeout, p.RetryInterval = checkpoints, Timeout(p.Consumer), opts.RecoverInterval
+		p.OnFailure = onFailure(dlq, p.Consumer)
 		s.wg.Add(1)
 		go func(p *stream.Poller) {
 			defer s.wg.Done()
@@ -189,6 +193,28 @@ func (s *Stack) runLoops(runCtx context.Context, clients awsenv.Clients, opts Op
 		defer s.wg.Done()
 		res.watch(runCtx)
 	}()
+}
+
+// onFailure is the local on-failure destination of a stage's event source mapping: a record
+// that kept failing is dead-lettered alone under its stage, with the kind the stage itself uses
+// (so the identity stage's are replayable through the admin API).
+func onFailure(dlq *deadletter.Store, stage string) func(context.Context, []events.KinesisEventRecord, string) error {
+	kind := map[string]string{StageIdentity: identity.KindEvent, StageSegments: "change"}[stage]
+	if kind == "" {
+		kind = "record"
+	}
+	return func(ctx context.Context, recs []events.KinesisEventRecord, cause string) error {
+		for _, r := range recs {
+			_, err := dlq.Put(ctx, deadletter.Entry{
+				Stage: stage, Kind: kind, Reason: "batch_retries_exhausted", Error: cause, Payload: r.Kinesis.Data,
+				Meta: map[string]string{"eventId": r.EventID},
+			})
+			if err != nil {
+				return fmt.Errorf("dead-letter record %s: %w", r.EventID, err)
+			}
+		}
+		return nil
+	}
 }
 
 // resources are the table and streams a local deployment needs. The emulators keep them in

@@ -20,9 +20,11 @@ type Handler func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEv
 
 // Poller reads every shard of one stream and calls a handler with events.KinesisEvent batches,
 // behaving like a Lambda event source mapping with ReportBatchItemFailures: a failed batch is
-// retried from the first failed record; after MaxRetries the batch is skipped and logged (on AWS
-// it would go to the on-failure destination). Handlers keep their own dead letters, so skipping
-// here only happens when a handler itself is broken.
+// retried from the first failed record; after MaxRetries that record alone goes to OnFailure
+// (on AWS, bisection and the on-failure destination) and the rest of the shard goes on. If
+// OnFailure is not set or fails (the store is down too), nothing is skipped: the batch is
+// retried, at most every 3 s, until the handler or OnFailure succeeds. Handlers keep their own dead letters, so
+// this only happens when a handler itself is broken or its storage is unreachable.
 //
 // Like an event source mapping, it keeps a checkpoint per shard (in Checkpoints, when set)
 // written after a batch's handler returned: up to the batch's last record, or up to the record
@@ -46,6 +48,9 @@ type Poller struct {
 	Timeout time.Duration
 	// RetryInterval is the wait before describing the stream again after an error (1 s).
 	RetryInterval time.Duration
+	// OnFailure receives the records of a batch that still failed after MaxRetries (from the
+	// first failed one on), with the cause; it runs on a context that is not cancelled.
+	OnFailure func(ctx context.Context, recs []events.KinesisEventRecord, cause string) error
 
 	mu  sync.Mutex
 	pos map[string]string // shard → last handled sequence number, in the current epoch
@@ -217,26 +222,57 @@ func (p *Poller) runShard(ctx context.Context, arn, shardID, epoch string) error
 			continue
 		}
 		last := aws.ToString(out.Records[len(out.Records)-1].SequenceNumber)
-		failedSeq := p.invoke(ctx, log, toEvent(arn, shardID, out.Records))
-		if failedSeq == "" || retries >= p.MaxRetries {
-			if failedSeq != "" {
-				log.Error("batch failed after retries; skipping it", "from_sequence", failedSeq, "records", len(out.Records))
-			}
+		ev := toEvent(arn, shardID, out.Records)
+		failedSeq := p.invoke(ctx, log, ev)
+		if failedSeq == "" {
 			retries = 0
 			p.commit(ctx, shardID, epoch, last)
 			iter = out.NextShardIterator
+			continue
+		}
+		if retries >= p.MaxRetries && p.giveUp(ctx, log, ev, failedSeq) {
+			// The failed record went to the on-failure destination alone; the rest go on.
+			retries = 0
+			p.commit(ctx, shardID, epoch, failedSeq)
+			if iter, err = p.iterator(ctx, shardID, failedSeq); err != nil {
+				return err
+			}
 			continue
 		}
 		retries++
 		if before := sequenceBefore(out.Records, failedSeq); before != "" {
 			p.commit(ctx, shardID, epoch, before)
 		}
-		pause(ctx, time.Duration(retries)*100*time.Millisecond)
+		pause(ctx, min(time.Duration(retries)*100*time.Millisecond, 3*time.Second))
 		if iter, err = p.iteratorAt(ctx, shardID, failedSeq); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// giveUp hands the first failed record of a batch to OnFailure and reports whether it was taken
+// (the shard may move on past it); without OnFailure, or when it fails, nothing is skipped.
+func (p *Poller) giveUp(ctx context.Context, log *slog.Logger, ev events.KinesisEvent, failedSeq string) bool {
+	if p.OnFailure == nil {
+		log.Error("batch still failing after retries; retrying (no on-failure destination)", "from_sequence", failedSeq)
+		return false
+	}
+	var recs []events.KinesisEventRecord
+	for i, r := range ev.Records {
+		if r.Kinesis.SequenceNumber == failedSeq {
+			recs = ev.Records[i : i+1]
+			break
+		}
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := p.OnFailure(cctx, recs, fmt.Sprintf("batch failed %d times", p.MaxRetries+1)); err != nil {
+		log.Error("batch still failing and the on-failure destination refused it; retrying", "from_sequence", failedSeq, "err", err)
+		return false
+	}
+	log.Error("record failed after retries; it went to the on-failure destination", "sequence", failedSeq)
+	return true
 }
 
 // sequenceBefore is the sequence number of the record just before seq, "" if seq is the first.

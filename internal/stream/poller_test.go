@@ -257,3 +257,76 @@ func TestPollerGivesHandlersADeadline(t *testing.T) {
 		t.Fatal("handler not called")
 	}
 }
+
+// TestPollerNeverSkipsWithoutOnFailure: a record that keeps failing is retried until the
+// on-failure destination takes it — alone — and then the records after it go on; while the
+// destination refuses it (its store is down too), nothing is skipped. (Before, a batch was
+// dropped with a log line after 5 quick retries, whatever it held.)
+func TestPollerNeverSkipsWithoutOnFailure(t *testing.T) {
+	c := testenv.Clients(t)
+	name := testenv.Stream(t, c.Kinesis, "onfailure", 1)
+	publish(t, c, name, 0, 10)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var given []string
+	refusals := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := &stream.Poller{
+		Client: c.Kinesis, Stream: name, Interval: 20 * time.Millisecond, MaxRetries: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handler: func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			var resp events.KinesisEventResponse
+			for _, r := range ev.Records {
+				seen[string(r.Kinesis.Data)]++
+				if string(r.Kinesis.Data) == "r3" {
+					resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: r.Kinesis.SequenceNumber})
+					break
+				}
+			}
+			return resp, nil
+		},
+		OnFailure: func(_ context.Context, recs []events.KinesisEventRecord, _ string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if refusals < 2 {
+				refusals++
+				return fmt.Errorf("store down")
+			}
+			for _, r := range recs {
+				given = append(given, string(r.Kinesis.Data))
+			}
+			return nil
+		},
+	}
+	go p.Run(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		done := seen["r9"] > 0
+		mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("r9 never delivered: %v", seen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(given) != "[r3]" {
+		t.Fatalf("on-failure destination got %v, want r3 alone", given)
+	}
+	if seen["r3"] < 5 { // 3 tries, then 2 more while the destination refused
+		t.Fatalf("r3 tried %d times before being handed over", seen["r3"])
+	}
+	for i := 4; i < 10; i++ {
+		if seen[fmt.Sprintf("r%d", i)] != 1 {
+			t.Fatalf("r%d delivered %d times: %v", i, seen[fmt.Sprintf("r%d", i)], seen)
+		}
+	}
+}
