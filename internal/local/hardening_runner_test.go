@@ -1,7 +1,11 @@
 package local_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,8 +16,11 @@ import (
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
+	"github.com/serverless-cdp/cdp/internal/identity"
 	"github.com/serverless-cdp/cdp/internal/local"
+	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
 // runnerIdentityCount counts the records the identity stage was invoked with.
@@ -94,10 +101,14 @@ func TestRunnerRestartResumesFromCheckpoints(t *testing.T) {
 	for u := 0; u < users; u++ {
 		runnerWaitEvents(t, stack.URL, fmt.Sprintf("runner-u%d", u), perUser)
 	}
-	stack.Close()
-	if first.get() < users*perUser {
-		t.Fatalf("first run: identity saw %d records", first.get())
+	// Stop only once every identity invocation has returned: one stopped mid-batch is rightly
+	// delivered again.
+	for deadline := time.Now().Add(30 * time.Second); first.get() < users*perUser; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("first run: identity returned for %d records only", first.get())
+		}
 	}
+	stack.Close()
 
 	var second runnerIdentityCount
 	stack = runnerStart(t, cfg, second.observe)
@@ -118,4 +129,55 @@ func TestRunnerRestartResumesFromCheckpoints(t *testing.T) {
 	if n := second.get(); n != 1 {
 		t.Fatalf("after the restart identity read %d records for 1 new event (re-read the stream?)", n)
 	}
+}
+
+// TestRunnerDeadLettersAnyPayloadAndReplayAllProgress: through the admin API of a running stack,
+// a dead letter of 1 MiB (a Kinesis record's limit) is read back whole, and replay-all answers
+// 200 with its progress (`replayed`, `failed`, `remaining`, `next`); a forged `next` is a 400.
+// (Before, a payload over 350 KB could not be dead-lettered at all, and replay-all ran unbounded
+// inside the 29 s API function.)
+func TestRunnerDeadLettersAnyPayloadAndReplayAllProgress(t *testing.T) {
+	stack, cfg, _ := startStack(t)
+	ctx := context.Background()
+	dlq := deadletter.NewStore(testenv.Clients(t).DynamoDB, cfg.Table)
+	now := time.Now().UTC()
+	put := func(user string, props json.RawMessage) deadletter.Entry {
+		payload, _ := json.Marshal(tracking.Record{SourceID: "src_runner", Message: tracking.Message{
+			Type: "track", Event: "Viewed", MessageID: "runner-dl-" + user, UserID: user, Properties: props, Timestamp: now, ReceivedAt: now,
+		}})
+		e, err := dlq.Put(ctx, deadletter.Entry{Stage: identity.Stage, Kind: identity.KindEvent, Reason: "retries_exhausted", Payload: payload})
+		if err != nil {
+			t.Fatalf("dead-letter %d bytes: %v", len(payload), err)
+		}
+		return e
+	}
+	blob := make([]byte, 760<<10)
+	rand.Read(blob)
+	big := put("runner-dl-big", json.RawMessage(fmt.Sprintf(`{"blob":%q}`, base64.StdEncoding.EncodeToString(blob))))
+	put("runner-dl-a", nil)
+	put("runner-dl-b", nil)
+
+	bearer := "Bearer " + adminToken
+	var got map[string]any
+	if code := call(t, http.MethodGet, stack.URL+"/admin/v1/dead-letters/identity/"+big.ID, bearer, nil, &got); code != http.StatusOK {
+		t.Fatalf("get big dead letter: %d", code)
+	}
+	raw, _ := json.Marshal(got["payload"])
+	if len(raw) < 1_000_000 || !bytes.Contains(raw, []byte(base64.StdEncoding.EncodeToString(blob[:1023]))) {
+		t.Fatalf("big dead letter read back with %d bytes of payload", len(raw))
+	}
+	var res struct {
+		Replayed, Failed, Remaining int
+		Next                        string
+	}
+	if code := call(t, http.MethodPost, stack.URL+"/admin/v1/dead-letters/identity/replay", bearer, map[string]string{"next": "../x"}, nil); code != http.StatusBadRequest {
+		t.Fatalf("forged next: %d, want 400", code)
+	}
+	if code := call(t, http.MethodPost, stack.URL+"/admin/v1/dead-letters/identity/replay", bearer, nil, &res); code != http.StatusOK {
+		t.Fatalf("replay all: %d", code)
+	}
+	if res.Replayed+res.Failed != 3 || res.Remaining != 0 || res.Next != "" || res.Replayed < 2 {
+		t.Fatalf("replay all: %+v", res)
+	}
+	runnerWaitEvents(t, stack.URL, "runner-dl-a", 1)
 }
