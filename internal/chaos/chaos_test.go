@@ -48,6 +48,7 @@ func chaosMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 1
 	}
+	defer os.RemoveAll(cfg.LogDir)
 	defer stack.Stop()
 	chaosEmulators.cfg, chaosEmulators.stack = cfg, stack
 	os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", stack.DynamoDBEndpoint)
