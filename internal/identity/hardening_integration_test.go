@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
@@ -161,45 +160,6 @@ func (d *refuseDB) TransactWriteItems(ctx context.Context, in *dynamodb.Transact
 	return d.Client.TransactWriteItems(ctx, in, o...)
 }
 
-// A value the store refuses fails neither the batch nor anyone else's record: the group it is
-// in is bisected until it stands alone, and only it is dead-lettered (store_rejected).
-func TestHandlerStoreRefusalIsolatesTheRecord(t *testing.T) {
-	for _, on := range []string{"read", "write"} {
-		t.Run(on, func(t *testing.T) {
-			poison := msgKey(MessageRef{Source: "src1", ID: "refused-m23"})
-			e := newHardEnv(t, func(db store.Client) store.Client {
-				rdb := &refuseDB{Client: db, pk: store.GetS(poison, store.PK)}
-				if on == "write" {
-					return &writeOnly{rdb}
-				}
-				return rdb
-			}, HandlerConfig{}, Options{})
-			batch := sixty("refused")
-			// u23's record shares a profile with the next one: its component has two records.
-			batch[24] = rec("track", "refused-m24", 24, f{"uid": "u23", "event": "Viewed"})
-			resp, err := e.h.Handle(context.Background(), kinesisEvent(t, batch...))
-			if err != nil || len(resp.BatchItemFailures) != 0 {
-				t.Fatalf("handle: %v, failures %+v", err, resp.BatchItemFailures)
-			}
-			es := e.deadLetters(t)
-			if len(es) != 1 || es[0].Reason != "store_rejected" || es[0].Meta["sequenceNumber"] != "1023" || !strings.Contains(es[0].Error, "ValidationException") {
-				t.Fatalf("dead letters: want only record 23 (store_rejected), got %+v", es)
-			}
-			for i := 0; i < 60; i++ {
-				if i == 23 || i == 24 {
-					continue
-				}
-				if p := e.byID(t, fmt.Sprintf("user_id:u%d", i)); p.EventCount != 1 {
-					t.Fatalf("u%d: %d events", i, p.EventCount)
-				}
-			}
-			if p := e.byID(t, "user_id:u23"); p.EventCount != 1 {
-				t.Fatalf("u23: %d events, want only the innocent record of the pair", p.EventCount)
-			}
-		})
-	}
-}
-
 // writeOnly refuses writes only (reads pass).
 type writeOnly struct{ *refuseDB }
 
@@ -272,80 +232,31 @@ func (d *hangDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInpu
 	return d.Client.BatchGetItem(ctx, in, o...)
 }
 
-// A poison record whose processing times out on every attempt reaches MaxAttempts and is
-// dead-lettered (the bookkeeping survives the deadline); the records around it are stored, and
-// none of them is dead-lettered. The loop delivers like Lambda: each retry starts at the first
-// record reported failed.
-func TestHandlerPoisonTimeoutsReachMaxAttempts(t *testing.T) {
-	poison := MessageRef{Source: "src1", ID: "p-3"}
-	e := newHardEnv(t, func(db store.Client) store.Client {
-		return &hangDB{Client: db, pk: store.GetS(msgKey(poison), store.PK)}
-	},
-		HandlerConfig{MaxAttempts: 3, Reserve: 300 * time.Millisecond, BookkeepingTimeout: 2 * time.Second}, Options{Reserve: 50 * time.Millisecond})
-	var batch []any
-	for i := 0; i < 8; i++ {
-		batch = append(batch, rec("track", fmt.Sprintf("p-%d", i), i, f{"uid": fmt.Sprintf("u%d", i), "event": "E"}))
-	}
-	ev := kinesisEvent(t, batch...)
-	recs := ev.Records
-	invocations := 0
-	for ; len(recs) > 0 && invocations < 12; invocations++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
-		resp, err := e.h.Handle(ctx, events.KinesisEvent{Records: recs})
-		cancel()
-		if err != nil {
-			t.Fatalf("invocation %d: %v", invocations, err)
+// integrationHandlerBackends is the handler on DynamoDB Local and kinesis-mock, its faults
+// injected at the DynamoDB client.
+func integrationHandlerBackends() []handlerBackend {
+	return []handlerBackend{{name: "dynamodb", open: func(t *testing.T, fl fault, cfg HandlerConfig, opt Options) handlerEnv {
+		pk := store.GetS(msgKey(fl.ref), store.PK)
+		var wrap func(store.Client) store.Client
+		switch fl.kind {
+		case "refuse":
+			wrap = func(db store.Client) store.Client { return &refuseDB{Client: db, pk: pk} }
+		case "refuse-writes":
+			wrap = func(db store.Client) store.Client { return &writeOnly{&refuseDB{Client: db, pk: pk}} }
+		case "hang":
+			wrap = func(db store.Client) store.Client { return &hangDB{Client: db, pk: pk} }
 		}
-		next := len(recs)
-		for _, f := range resp.BatchItemFailures {
-			for i, r := range recs {
-				if r.Kinesis.SequenceNumber == f.ItemIdentifier && i < next {
-					next = i
-				}
-			}
-		}
-		recs = recs[next:]
-	}
-	if len(recs) != 0 {
-		t.Fatalf("after %d invocations %d records are still pending", invocations, len(recs))
-	}
-	es := e.deadLetters(t)
-	if len(es) != 1 || es[0].Reason != "retries_exhausted" || es[0].Meta["sequenceNumber"] != "1003" {
-		t.Fatalf("dead letters: %+v", es)
-	}
-	for i := 0; i < 8; i++ {
-		if i == 3 {
-			continue
-		}
-		if p := e.byID(t, fmt.Sprintf("user_id:u%d", i)); p.EventCount != 1 {
-			t.Fatalf("u%d: %d events", i, p.EventCount)
-		}
-	}
-	t.Logf("%d invocations", invocations)
+		return newHardEnv(t, wrap, cfg, opt)
+	}}}
 }
 
-// A retried batch is processed record by record; its change records still describe each
-// profile once, with the traits of a new profile.
-func TestHandlerRetriedBatchFoldsChanges(t *testing.T) {
-	e := newHardEnv(t, nil, HandlerConfig{}, Options{})
-	ctx := context.Background()
-	first := rec("identify", "f1", 0, f{"uid": "u", "traits": `{"plan":"pro"}`})
-	if _, err := e.h.cfg.Store.CountAttempt(ctx, first.SourceID, first.Message.MessageID); err != nil {
-		t.Fatal(err)
+func (e *hardEnv) handler() *Handler { return e.h }
+
+func (e *hardEnv) published(t *testing.T, want int) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, r := range testenv.ReadStream(t, testenv.Clients(t).Kinesis, e.changes, want, 5*time.Second) {
+		out = append(out, r.Data)
 	}
-	resp, err := e.h.Handle(ctx, kinesisEvent(t, first, rec("track", "f2", 1, f{"uid": "u", "event": "E"}), rec("track", "f3", 2, f{"uid": "v", "event": "E"})))
-	if err != nil || len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("handle: %v %+v", err, resp)
-	}
-	recs := testenv.ReadStream(t, testenv.Clients(t).Kinesis, e.changes, 2, 5*time.Second)
-	byUser := map[string]change.Record{}
-	for _, r := range recs {
-		var ch change.Record
-		_ = json.Unmarshal(r.Data, &ch)
-		byUser[ch.Events[0].UserID] = ch
-	}
-	u := byUser["u"]
-	if len(recs) != 2 || !u.Created || len(u.Events) != 2 || string(u.Traits["plan"]) != `"pro"` {
-		t.Fatalf("change records: %d, u: %+v", len(recs), u)
-	}
+	return out
 }
