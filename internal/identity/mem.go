@@ -81,7 +81,7 @@ func (m *MemStore) Markers(_ context.Context, refs []MessageRef, _, legacy bool)
 	byID := map[string][]MessageRef{}
 	for _, r := range refs {
 		if legacy && len(prefixMsgV1+r.ID) > memMaxPKBytes {
-			return nil, refusedKey("load dedupe markers")
+			return nil, refusedKey()
 		}
 		if e, ok := m.events[r]; ok {
 			out[r] = decodeMarker(e.profile, string(e.msg))
@@ -106,7 +106,7 @@ func (m *MemStore) Index(_ context.Context, ids []Identifier, _ bool) (map[Ident
 	out := map[Identifier]string{}
 	for _, id := range ids {
 		if len(prefixID+id.String()) > memMaxPKBytes {
-			return nil, refusedKey("load identifiers")
+			return nil, refusedKey()
 		}
 		if pid, ok := m.index[id]; ok {
 			out[id] = pid
@@ -122,7 +122,7 @@ func (m *MemStore) Profiles(_ context.Context, ids []string, _ bool) (map[string
 	out := map[string]*Profile{}
 	for _, id := range ids {
 		if len(prefixProfile+id) > memMaxPKBytes {
-			return nil, refusedKey("load profiles")
+			return nil, refusedKey()
 		}
 		sp, ok := m.profiles[id]
 		if !ok {
@@ -139,8 +139,8 @@ func (m *MemStore) Profiles(_ context.Context, ids []string, _ bool) (map[string
 }
 
 // refusedKey is DynamoDB's answer to a read of a key longer than it can hold.
-func refusedKey(what string) error {
-	return fmt.Errorf("%s: %w: ValidationException: key too long", what, ErrRefused)
+func refusedKey() error {
+	return fmt.Errorf("%w: ValidationException: key too long", ErrRefused)
 }
 
 // Commit writes a component atomically, or nothing.

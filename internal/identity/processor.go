@@ -392,7 +392,7 @@ func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []
 	}
 	markers, err := p.store.Markers(ctx, refs, consistent, !p.opt.SkipLegacyDedupe)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("load dedupe markers: %w", err)
 	}
 	index, err := p.store.Index(ctx, ids, consistent)
 	if err != nil {

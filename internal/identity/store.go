@@ -276,7 +276,7 @@ func (s *Store) Index(ctx context.Context, ids []Identifier, consistent bool) (m
 	}
 	items, err := s.batchGet(ctx, keys, consistent, nil)
 	if err != nil {
-		return nil, fmt.Errorf("load identifiers: %w", err)
+		return nil, err
 	}
 	out := map[Identifier]string{}
 	for _, id := range ids {
@@ -308,7 +308,7 @@ func (s *Store) Markers(ctx context.Context, refs []MessageRef, consistent, lega
 	proj := expression.NamesList(expression.Name(store.PK), expression.Name("profile"), expression.Name("msg"), expression.Name("source"))
 	items, err := s.batchGet(ctx, keys, consistent, &proj)
 	if err != nil {
-		return nil, fmt.Errorf("load dedupe markers: %w", err)
+		return nil, err
 	}
 	out := map[MessageRef]Marker{}
 	for pk, it := range items {
