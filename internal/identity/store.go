@@ -385,30 +385,26 @@ func (s *Store) Commit(ctx context.Context, c *Commit) error {
 // commitItems builds the items of a component's transaction: profiles conditioned on their
 // version, index entries and events on not existing, merge log lines unconditioned.
 func (s *Store) commitItems(c *Commit) ([]types.TransactWriteItem, error) {
-	var items []types.TransactWriteItem
-	put := func(it attrs, cond *expression.ConditionBuilder) error {
-		p := &types.Put{TableName: aws.String(s.table), Item: it}
-		if cond != nil {
-			e, err := expression.NewBuilder().WithCondition(*cond).Build()
-			if err != nil {
-				return fmt.Errorf("commit condition: %w", err)
-			}
-			p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues = e.Condition(), e.Names(), e.Values()
-		}
-		items = append(items, types.TransactWriteItem{Put: p})
-		return nil
+	notExists, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name(store.PK))).Build()
+	if err != nil {
+		return nil, fmt.Errorf("commit condition: %w", err)
 	}
-	notExists := expression.AttributeNotExists(expression.Name(store.PK))
-	err := forEachCommitItem(c, s.now(), func(it attrs, version int64, conditioned bool) error {
+	var items []types.TransactWriteItem
+	err = forEachCommitItem(c, s.now(), func(it attrs, version int64, conditioned bool) error {
+		p := &types.Put{TableName: aws.String(s.table), Item: it}
+		e := notExists // shared by the items that must not exist yet (the SDK only reads it)
 		switch {
 		case !conditioned:
-			return put(it, nil)
+			items = append(items, types.TransactWriteItem{Put: p})
+			return nil
 		case version > 0:
-			cond := expression.Name("version").Equal(expression.Value(version))
-			return put(it, &cond)
-		default:
-			return put(it, &notExists)
+			if e, err = expression.NewBuilder().WithCondition(expression.Name("version").Equal(expression.Value(version))).Build(); err != nil {
+				return fmt.Errorf("commit condition: %w", err)
+			}
 		}
+		p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues = e.Condition(), e.Names(), e.Values()
+		items = append(items, types.TransactWriteItem{Put: p})
+		return nil
 	})
 	return items, err
 }
