@@ -26,7 +26,7 @@ const (
 // refusals (ErrRefused) of what DynamoDB refuses, sized by the adapter's own item encoding
 // (an item over 400 KB, a key over its limit, a transaction over 100 items or 4 MB, two
 // writes to one item in a transaction); timeline TTLs (expired events are not listed, though
-// their markers still count, as DynamoDB deletes expired items late). Reads are always
+// their markers still count until deleted: MemStore never deletes them). Reads are always
 // consistent. It is safe for concurrent use.
 type MemStore struct {
 	mu       sync.Mutex
