@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -10,10 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
-	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -183,38 +178,7 @@ type graphSnapshot struct {
 	msgs       map[string]string // messageId → profile written
 }
 
-func snapshot(t testing.TB, e *env) *graphSnapshot {
-	t.Helper()
-	g := &graphSnapshot{live: map[string]*Profile{}, tombstones: map[string]*Profile{}, index: map[Identifier]string{}, msgs: map[string]string{}}
-	p := dynamodb.NewScanPaginator(e.db, &dynamodb.ScanInput{TableName: aws.String(e.table), ConsistentRead: aws.Bool(true)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatalf("scan: %v", err)
-		}
-		for _, it := range page.Items {
-			pk, sk := store.GetS(it, "pk"), store.GetS(it, "sk")
-			switch {
-			case sk == skProfile:
-				pr, err := decodeProfile(it)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if pr.Live() {
-					g.live[pr.ID] = pr
-				} else {
-					g.tombstones[pr.ID] = pr
-				}
-			case sk == skID:
-				id, _ := ParseIdentifier(strings.TrimPrefix(pk, prefixID))
-				g.index[id] = store.GetS(it, "profile")
-			case sk == skMsg:
-				g.msgs[strings.TrimPrefix(pk, prefixMsg)] = store.GetS(it, "profile")
-			}
-		}
-	}
-	return g
-}
+func snapshot(t testing.TB, e *env) *graphSnapshot { return e.data.snapshot(t) }
 
 func (g *graphSnapshot) resolve(id string) *Profile {
 	for i := 0; i < 100; i++ {

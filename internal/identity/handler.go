@@ -8,17 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
-	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/stream"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
@@ -47,7 +42,7 @@ type DeadLetters interface {
 // HandlerConfig wires a Handler.
 type HandlerConfig struct {
 	Processor   *Processor
-	Store       *Store // attempt counters
+	Store       AttemptCounter // failed attempts per message
 	Changes     Publisher
 	DeadLetters DeadLetters
 	// MaxAttempts is how many invocations may fail on one record before it is dead-lettered
@@ -176,7 +171,7 @@ func (h *Handler) process(ctx context.Context, b *batchRun) ([]Result, []change.
 		return nil, nil
 	}
 	bctx, cancel := b.bookkeeping()
-	n, err := h.cfg.Store.attempts(bctx, b.recs[0].SourceID, b.recs[0].Message.MessageID)
+	n, err := h.cfg.Store.Attempts(bctx, b.recs[0].SourceID, b.recs[0].Message.MessageID)
 	cancel()
 	if err != nil {
 		h.log.Warn("read attempt count; processing the batch as a whole", "err", err)
@@ -221,7 +216,7 @@ func (b *batchRun) settle(i int, res Result) {
 func (b *batchRun) retryOrGiveUp(i int, cause error) {
 	r, tr := b.src[i], &b.recs[i]
 	ctx, cancel := b.bookkeeping()
-	n, err := b.h.cfg.Store.countAttempt(ctx, tr.SourceID, tr.Message.MessageID)
+	n, err := b.h.cfg.Store.CountAttempt(ctx, tr.SourceID, tr.Message.MessageID)
 	cancel()
 	switch {
 	case err != nil:
@@ -441,49 +436,8 @@ func (h *Handler) Replay(ctx context.Context, e deadletter.Entry) error {
 	return fmt.Errorf("unknown dead-letter kind %q", e.Kind)
 }
 
-// attemptKey is the key of a message's failure counter; the ids are hashed so that the key is
-// always valid whatever the message holds.
-func attemptKey(sourceID, messageID string) map[string]types.AttributeValue {
-	return key(prefixAttempt+hashID(sourceID+"\x00"+messageID), skAttempt)
-}
-
 // hashID is a short, stable digest of an identifier, for keys and logs (no personal data).
 func hashID(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:16])
-}
-
-// countAttempt increments and returns the failure count of a message (kept a week).
-func (s *Store) countAttempt(ctx context.Context, sourceID, messageID string) (int, error) {
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(s.table),
-		Key:                      attemptKey(sourceID, messageID),
-		UpdateExpression:         aws.String("ADD n :one SET #ttl = :ttl"),
-		ExpressionAttributeNames: map[string]string{"#ttl": store.TTL},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":one": nv(1), ":ttl": nv(s.now().Add(7 * 24 * time.Hour).Unix()),
-		},
-		ReturnValues: types.ReturnValueUpdatedNew,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("count attempt: %w", err)
-	}
-	return attrInt(out.Attributes["n"]), nil
-}
-
-// attempts returns how many attempts of a message have failed so far.
-func (s *Store) attempts(ctx context.Context, sourceID, messageID string) (int, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: attemptKey(sourceID, messageID)})
-	if err != nil {
-		return 0, fmt.Errorf("read attempt count: %w", err)
-	}
-	return attrInt(out.Item["n"]), nil
-}
-
-func attrInt(v types.AttributeValue) int {
-	if n, ok := v.(*types.AttributeValueMemberN); ok {
-		i, _ := strconv.Atoi(n.Value)
-		return i
-	}
-	return 0
 }

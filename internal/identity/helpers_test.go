@@ -9,37 +9,70 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
-	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
-	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
-
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// storeUnderTest is what the tests use of a store: the ports and the Profile API's read model.
+type storeUnderTest interface {
+	GraphStore
+	AttemptCounter
+	Profile(ctx context.Context, id string) (*Profile, error)
+	Lookup(ctx context.Context, id Identifier) (*Profile, error)
+	Events(ctx context.Context, p *Profile, page Page) ([]StoredEvent, string, error)
+	MergeLog(ctx context.Context, p *Profile, page Page) ([]LogEntry, string, error)
+}
+
+// backendData reaches behind a store's port, for checks and set-ups the port does not offer.
+type backendData interface {
+	// another opens a second store on the same data, as another Lambda invocation would.
+	another() storeUnderTest
+	// snapshot reads the whole identity graph.
+	snapshot(t testing.TB) *graphSnapshot
+	// putLegacyMarker stores a dedupe marker as written before dedupe was per source.
+	putLegacyMarker(t testing.TB, messageID, source, profile string, msg tracking.Message)
+}
+
+// backend is a storage implementation the tests run on: the in-memory store always, DynamoDB
+// Local with the integration build tag.
+type backend struct {
+	name string
+	open func(t testing.TB) (storeUnderTest, backendData)
+}
+
+// memBackend is the in-memory store.
+var memBackend = backend{name: "mem", open: func(testing.TB) (storeUnderTest, backendData) {
+	m := NewMemStore(nil)
+	return m, memData{m}
+}}
+
+// backends lists the storage implementations available to this test run.
+func backends() []backend { return append([]backend{memBackend}, integrationBackends()...) }
+
+// eachBackend runs fn as a subtest per backend.
+func eachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { fn(t, b) })
+	}
+}
+
 type env struct {
-	db    *dynamodb.Client
-	table string
-	store *Store
+	store storeUnderTest
+	data  backendData
 	proc  *Processor
 }
 
-func newEnv(t testing.TB, rules *Compiled) *env {
+func (b backend) newEnv(t testing.TB, rules *Compiled) *env {
 	t.Helper()
-	c := testenv.Clients(t)
-	table := testenv.Table(t, c.DynamoDB)
 	if rules == nil {
 		var err error
 		if rules, err = Compile(Rules{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := NewStore(c.DynamoDB, table)
-	return &env{db: c.DynamoDB, table: table, store: s, proc: NewProcessor(s, StaticRules{rules}, Options{})}
+	s, data := b.open(t)
+	return &env{store: s, data: data, proc: NewProcessor(s, StaticRules{rules}, Options{})}
 }
 
 // rec builds a record. fields: "uid", "aid", "traits" (JSON), "ctx" (JSON), "event", "prev", "group".
@@ -72,31 +105,56 @@ func (e *env) process(t testing.TB, recs ...tracking.Record) []Result {
 	return res
 }
 
-// liveProfiles scans the table for every live profile.
+// liveProfiles returns every live profile, sorted by their identifiers.
 func (e *env) liveProfiles(t testing.TB) []*Profile {
 	t.Helper()
 	var out []*Profile
-	p := dynamodb.NewScanPaginator(e.db, &dynamodb.ScanInput{TableName: aws.String(e.table), ConsistentRead: aws.Bool(true)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatalf("scan: %v", err)
-		}
-		for _, it := range page.Items {
-			if store.GetS(it, "sk") != skProfile {
-				continue
-			}
-			pr, err := decodeProfile(it)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if pr.Live() {
-				out = append(out, pr)
-			}
-		}
+	for _, p := range e.data.snapshot(t).live {
+		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return idsString(out[i]) < idsString(out[j]) })
 	return out
+}
+
+// memData reaches into a MemStore.
+type memData struct{ m *MemStore }
+
+func (d memData) another() storeUnderTest { return d.m }
+
+func (d memData) snapshot(t testing.TB) *graphSnapshot {
+	t.Helper()
+	g := &graphSnapshot{live: map[string]*Profile{}, tombstones: map[string]*Profile{}, index: map[Identifier]string{}, msgs: map[string]string{}}
+	d.m.mu.Lock()
+	ids := make([]string, 0, len(d.m.profiles))
+	for id := range d.m.profiles {
+		ids = append(ids, id)
+	}
+	for id, pid := range d.m.index {
+		g.index[id] = pid
+	}
+	for r, e := range d.m.events {
+		g.msgs[r.hash()] = e.profile
+	}
+	d.m.mu.Unlock()
+	ps, err := d.m.Profiles(context.Background(), ids, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.Live() {
+			g.live[p.ID] = p
+		} else {
+			g.tombstones[p.ID] = p
+		}
+	}
+	return g
+}
+
+func (d memData) putLegacyMarker(_ testing.TB, messageID, source, profile string, msg tracking.Message) {
+	b, _ := json.Marshal(msg)
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	d.m.legacy[messageID] = memEvent{profile: profile, source: source, msg: b}
 }
 
 func idsString(p *Profile) string {

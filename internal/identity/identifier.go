@@ -82,47 +82,25 @@ type contextFields struct {
 // than failing the message; values that normalise to empty, or break tracking's key limits
 // (length, valid UTF-8), are dropped. Duplicates are removed.
 func Extract(m *tracking.Message) Extracted {
-	ex := Extracted{Encoding: map[Identifier]string{}}
-	seen := map[Identifier]bool{}
-	add := func(typ, value, enc string) {
-		id := NewIdentifier(typ, value)
-		if id.Type == "" || id.Value == "" || seen[id] || len(ex.IDs) >= MaxIdentifiersPerMessage || !withinLimits(id) {
-			return
-		}
-		seen[id] = true
-		ex.IDs = append(ex.IDs, id)
-		if enc != "" && enc != "none" {
-			ex.Encoding[id] = enc
-		}
-	}
-	add(TypeUserID, m.UserID, "")
-	add(TypeAnonymousID, m.AnonymousID, "")
+	x := &extractor{ex: Extracted{Encoding: map[Identifier]string{}}, seen: map[Identifier]bool{}}
+	x.add(TypeUserID, m.UserID, "")
+	x.add(TypeAnonymousID, m.AnonymousID, "")
 	if m.Type == tracking.TypeAlias && len(m.PreviousID) <= tracking.MaxIDBytes {
-		ex.PreviousID = strings.TrimSpace(m.PreviousID)
+		x.ex.PreviousID = strings.TrimSpace(m.PreviousID)
 	}
-	var ctx contextFields
-	if len(m.Context) > 0 {
-		// A context of an unexpected shape contributes nothing; decode field by field so one
-		// bad field does not hide the others.
-		var raw map[string]json.RawMessage
-		if json.Unmarshal(m.Context, &raw) == nil {
-			_ = json.Unmarshal(raw["traits"], &ctx.Traits)
-			_ = json.Unmarshal(raw["device"], &ctx.Device)
-			_ = json.Unmarshal(raw["externalIds"], &ctx.ExternalIDs)
-		}
-	}
+	ctx := decodeContext(m.Context)
 	var traits map[string]json.RawMessage
 	if m.Type == tracking.TypeIdentify && len(m.Traits) > 0 {
 		_ = json.Unmarshal(m.Traits, &traits)
 	}
 	for _, src := range []map[string]json.RawMessage{traits, ctx.Traits} {
-		add(TypeEmail, scalar(src["email"]), "")
+		x.add(TypeEmail, scalar(src["email"]), "")
 	}
 	for _, src := range []map[string]json.RawMessage{traits, ctx.Traits} {
-		add(TypePhone, scalar(src["phone"]), "")
+		x.add(TypePhone, scalar(src["phone"]), "")
 	}
-	add(TypeDeviceID, scalar(ctx.Device.ID), "")
-	add(TypeAdvertisingID, scalar(ctx.Device.AdvertisingID), "")
+	x.add(TypeDeviceID, scalar(ctx.Device.ID), "")
+	x.add(TypeAdvertisingID, scalar(ctx.Device.AdvertisingID), "")
 	for _, e := range ctx.ExternalIDs {
 		coll := strings.ToLower(scalar(e.Collection))
 		if coll != "" && coll != "users" {
@@ -132,9 +110,44 @@ func Extract(m *tracking.Message) Extracted {
 		if NewIdentifier(typ, "").Type == TypeGroupID {
 			continue
 		}
-		add(typ, scalar(e.ID), strings.ToLower(scalar(e.Encoding)))
+		x.add(typ, scalar(e.ID), strings.ToLower(scalar(e.Encoding)))
 	}
-	return ex
+	return x.ex
+}
+
+// extractor collects a message's identifiers in order, without duplicates.
+type extractor struct {
+	ex   Extracted
+	seen map[Identifier]bool
+}
+
+func (x *extractor) add(typ, value, enc string) {
+	id := NewIdentifier(typ, value)
+	if id.Type == "" || id.Value == "" || x.seen[id] || len(x.ex.IDs) >= MaxIdentifiersPerMessage || !withinLimits(id) {
+		return
+	}
+	x.seen[id] = true
+	x.ex.IDs = append(x.ex.IDs, id)
+	if enc != "" && enc != "none" {
+		x.ex.Encoding[id] = enc
+	}
+}
+
+// decodeContext reads the context fields that hold identifiers. A context of an unexpected
+// shape contributes nothing; it is decoded field by field so one bad field does not hide the
+// others.
+func decodeContext(raw json.RawMessage) contextFields {
+	var ctx contextFields
+	if len(raw) == 0 {
+		return ctx
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) == nil {
+		_ = json.Unmarshal(fields["traits"], &ctx.Traits)
+		_ = json.Unmarshal(fields["device"], &ctx.Device)
+		_ = json.Unmarshal(fields["externalIds"], &ctx.ExternalIDs)
+	}
+	return ctx
 }
 
 // withinLimits reports whether an identifier respects tracking's key limits; one that does not

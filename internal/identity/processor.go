@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
-	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/serverless-cdp/cdp/internal/backoff"
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
@@ -92,13 +93,13 @@ const DefaultRetention = 90 * 24 * time.Hour
 
 // Processor resolves identities for batches of tracking records and stores the outcome.
 type Processor struct {
-	store *Store
+	store GraphStore
 	rules RulesSource
 	opt   Options
 }
 
 // NewProcessor wires a processor.
-func NewProcessor(s *Store, rules RulesSource, opt Options) *Processor {
+func NewProcessor(s GraphStore, rules RulesSource, opt Options) *Processor {
 	if opt.Retention <= 0 {
 		opt.Retention = DefaultRetention
 	}
@@ -140,7 +141,7 @@ func (p *Processor) Process(ctx context.Context, recs []tracking.Record) ([]Resu
 		}
 		return results, nil, err
 	}
-	first := map[msgRef]int{}
+	first := map[MessageRef]int{}
 	var pending []int
 	for i, r := range recs {
 		ref := refOf(&r)
@@ -230,8 +231,7 @@ func (p *Processor) rounds(ctx context.Context, st *runState, pending []int, con
 		sort.Ints(pending)
 		if len(retry) > 0 {
 			// Back off with jitter so competing writers interleave instead of colliding again.
-			d := time.Duration(5+rand.IntN(20*min(round+1, 8))) * time.Millisecond
-			if err := sleepCtx(ctx, d); err != nil {
+			if err := backoff.Sleep(ctx, conflictPolicy.Delay(round+1)); err != nil {
 				continue // the loop defers what is pending
 			}
 		}
@@ -253,7 +253,7 @@ func (p *Processor) settleCommits(st *runState, pl *plan, outcomes []error, conf
 			st.changes.add(pl.change(c, surv, p.opt.Now()))
 		case errors.Is(err, errDeferred):
 			settleAll(st.results, c.records, Result{Outcome: Deferred, Err: err})
-		case errors.Is(err, errConflict):
+		case errors.Is(err, ErrConflict):
 			for _, i := range c.records {
 				conflicts[i]++
 				if conflicts[i] > p.opt.MaxConflicts {
@@ -273,29 +273,28 @@ func (p *Processor) settleCommits(st *runState, pl *plan, outcomes []error, conf
 	return retry, refused
 }
 
+// conflictPolicy paces the re-planning of records whose commit met a concurrent change.
+var conflictPolicy = backoff.Policy{Base: 20 * time.Millisecond, Max: 160 * time.Millisecond}
+
 // errDeferred marks work not started because the time budget ran out.
 var errDeferred = errors.New("identity: not started: the invocation's time budget ran out")
 
 func (p *Processor) commitAll(ctx context.Context, pl *plan) []error {
 	errs := make([]error, len(pl.comps))
-	sem := make(chan struct{}, p.opt.Parallel)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(p.opt.Parallel)
 	for ci := range pl.comps {
-		t := pl.txn(pl.comps[ci])
-		sem <- struct{}{}
-		if p.lowOnTime(ctx) {
-			errs[ci] = errDeferred
-			<-sem
-			continue
-		}
-		wg.Add(1)
-		go func(ci int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs[ci] = p.store.commit(ctx, t)
-		}(ci)
+		c := pl.commit(pl.comps[ci])
+		g.Go(func() error {
+			if p.lowOnTime(ctx) {
+				errs[ci] = errDeferred
+				return nil
+			}
+			errs[ci] = p.store.Commit(ctx, c)
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // the outcomes are in errs
 	return errs
 }
 
@@ -368,10 +367,10 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 
 // load extracts the identifiers of the pending records and reads what planning needs: their
 // dedupe markers, the index items of their identifiers and the profiles these name.
-func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []int, consistent bool) (map[int]Extracted, map[msgRef]marker, *graph, error) {
+func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []int, consistent bool) (map[int]Extracted, map[MessageRef]Marker, *graph, error) {
 	ex := make(map[int]Extracted, len(pending))
 	var ids []Identifier
-	var refs []msgRef
+	var refs []MessageRef
 	seen := map[Identifier]bool{}
 	want := func(id Identifier) {
 		if !seen[id] {
@@ -391,13 +390,13 @@ func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []
 		}
 		refs = append(refs, refOf(&recs[i]))
 	}
-	markers, err := p.store.loadMarkers(ctx, refs, consistent, !p.opt.SkipLegacyDedupe)
+	markers, err := p.store.Markers(ctx, refs, consistent, !p.opt.SkipLegacyDedupe)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("load dedupe markers: %w", err)
 	}
-	index, err := p.store.loadIndex(ctx, ids, consistent)
+	index, err := p.store.Index(ctx, ids, consistent)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("load identifiers: %w", err)
 	}
 	g := &graph{index: index, profiles: map[string]*Profile{}, orig: map[string]*Profile{}}
 	var pids []string
@@ -407,11 +406,11 @@ func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []
 	for _, r := range refs {
 		// A redelivered message is re-emitted with its profile; usually that profile is
 		// already wanted through the message's identifiers, so this adds no read.
-		if mk, dup := markers[r]; dup && mk.profile != "" {
-			pids = append(pids, mk.profile)
+		if mk, dup := markers[r]; dup && mk.Profile != "" {
+			pids = append(pids, mk.Profile)
 		}
 	}
-	if err := p.store.loadProfiles(ctx, g.profiles, pids, consistent); err != nil {
+	if err := loadProfiles(ctx, p.store, g.profiles, pids, consistent); err != nil {
 		return nil, nil, nil, err
 	}
 	for id, pr := range g.profiles {
@@ -441,17 +440,17 @@ func (pn *planner) find(x string) string {
 }
 
 // duplicate records a message processed before: nothing is written, it is re-emitted.
-func (pn *planner) duplicate(i int, rec *tracking.Record, mk marker) {
-	pid := mk.profile
-	if surv := follow(pn.pl.g.orig, mk.profile); surv != nil {
+func (pn *planner) duplicate(i int, rec *tracking.Record, mk Marker) {
+	pid := mk.Profile
+	if surv := follow(pn.pl.g.orig, mk.Profile); surv != nil {
 		pid = surv.ID
 	}
 	pn.pl.results[i] = Result{Outcome: Duplicate, ProfileID: pid}
-	ev := mk.msg
+	ev := mk.Msg
 	if ev == nil {
 		ev = &rec.Message
 	}
-	pn.pl.dups = append(pn.pl.dups, dupEvent{profile: mk.profile, msg: *ev})
+	pn.pl.dups = append(pn.pl.dups, dupEvent{profile: mk.Profile, msg: *ev})
 }
 
 // identifiers returns the identifiers a record may use (blocked ones are logged as actions)
@@ -613,28 +612,28 @@ func contains(ids []Identifier, id Identifier) bool {
 	return false
 }
 
-// txn builds the transaction of a component; everything points at the final survivor.
-func (pl *plan) txn(c *component) *txn {
+// commit builds the atomic write of a component; everything points at the final survivor.
+func (pl *plan) commit(c *component) *Commit {
 	surv := pl.g.follow(c.root)
-	t := &txn{ids: map[Identifier]string{}}
+	t := &Commit{IDs: map[Identifier]string{}}
 	pids := make([]string, 0, len(c.profiles))
 	for id := range c.profiles {
 		pids = append(pids, id)
 	}
 	sort.Strings(pids)
 	for _, id := range pids {
-		t.profiles = append(t.profiles, pl.g.profiles[id])
+		t.Profiles = append(t.Profiles, pl.g.profiles[id])
 	}
 	for _, id := range c.ids {
-		t.ids[id] = surv.ID
+		t.IDs[id] = surv.ID
 	}
 	for _, e := range c.events {
 		e.ProfileID = surv.ID
-		t.events = append(t.events, e)
+		t.Events = append(t.Events, e)
 	}
 	for _, l := range c.logs {
 		l.ProfileID = surv.ID
-		t.logs = append(t.logs, l)
+		t.Logs = append(t.Logs, l)
 	}
 	return t
 }

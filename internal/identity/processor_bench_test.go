@@ -1,3 +1,5 @@
+//go:build integration
+
 package identity
 
 import (
@@ -11,9 +13,9 @@ import (
 // BenchmarkProcessBatch100 runs batches of 100 new events through the processor against
 // DynamoDB Local: 10 users per batch, each with two devices browsing anonymously, signing in on
 // both (a merge), then tracking as the user. Reports time and request units per event (AWS-rule
-// model and DynamoDB Local's reported figures; see Usage).
+// model and DynamoDB Local's reported figures; see usage).
 func BenchmarkProcessBatch100(b *testing.B) {
-	e := newEnv(b, nil)
+	e, meter := newMeteredEnv(b)
 	batch := func(i int) []tracking.Record {
 		recs := make([]tracking.Record, 0, 100)
 		for u := 0; u < 10; u++ {
@@ -38,7 +40,7 @@ func BenchmarkProcessBatch100(b *testing.B) {
 	}
 	ctx := context.Background()
 	_, _, _ = e.proc.Process(ctx, batch(-1)) // warm the rules cache and connections
-	before := e.store.Usage()
+	before := meter.usage()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -55,7 +57,7 @@ func BenchmarkProcessBatch100(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	u := e.store.Usage()
+	u := meter.usage()
 	n := float64(b.N * 100)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/event")
 	b.ReportMetric((u.ModelWriteUnits-before.ModelWriteUnits)/n, "WRU/event")

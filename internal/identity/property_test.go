@@ -2,9 +2,10 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
-	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,15 +13,17 @@ import (
 )
 
 // TestPropertyGroundTruth delivers a generated world (shuffled, partly duplicated) in Kinesis-
-// sized batches and checks the profiles equal the ground truth. It also reports the DynamoDB
-// request units per event.
-func TestPropertyGroundTruth(t *testing.T) {
+// sized batches and checks the profiles equal the ground truth (TestRequestUnits reports the
+// DynamoDB request units per event).
+func TestPropertyGroundTruth(t *testing.T) { eachBackend(t, testPropertyGroundTruth) }
+
+func testPropertyGroundTruth(t *testing.T, b backend) {
 	seed := uint64(time.Now().UnixNano())
 	r := rand.New(rand.NewPCG(seed, 7))
 	w := genWorld(r, 60)
 	w.connected(t)
 	deliveries := w.delivery(r, 0.15)
-	e := newEnv(t, nil)
+	e := b.newEnv(t, nil)
 	const batch = 100
 	for start := 0; start < len(deliveries); start += batch {
 		e.process(t, deliveries[start:min(start+batch, len(deliveries))]...)
@@ -29,12 +32,8 @@ func TestPropertyGroundTruth(t *testing.T) {
 	rules, _ := Compile(Rules{})
 	checkInvariants(t, g, rules)
 	checkGroundTruth(t, g, w)
-	u := e.store.Usage()
 	t.Logf("seed %d: %d persons, %d distinct events, %d deliveries (%d duplicates) in batches of %d → %d profiles",
 		seed, len(w.persons), len(w.events), len(deliveries), len(deliveries)-len(w.events), batch, len(g.live))
-	n := float64(len(deliveries))
-	t.Logf("DynamoDB per delivered event: AWS model %.2f RCU + %.2f WCU; DynamoDB Local reported %.2f RCU + %.2f WCU; %d requests",
-		u.ModelReadUnits/n, u.ModelWriteUnits/n, u.ReadUnits/n, u.WriteUnits/n, u.Requests)
 	if t.Failed() {
 		t.Logf("reproduce with seed %d", seed)
 	}
@@ -44,7 +43,9 @@ func TestPropertyGroundTruth(t *testing.T) {
 // be) over one world whose persons' events are spread across all writers, so merges of the same
 // profiles race; plus users competing for shared devices. Failed records are retried as Kinesis
 // would. The graph must end consistent and, for the persons, equal the ground truth.
-func TestConcurrentWriters(t *testing.T) {
+func TestConcurrentWriters(t *testing.T) { eachBackend(t, testConcurrentWriters) }
+
+func testConcurrentWriters(t *testing.T, b backend) {
 	seed := uint64(time.Now().UnixNano())
 	r := rand.New(rand.NewPCG(seed, 11))
 	w := genWorld(r, 20)
@@ -57,7 +58,7 @@ func TestConcurrentWriters(t *testing.T) {
 			contested = append(contested, rec("identify", "kiosk-"+string(rune('a'+k))+string(rune('0'+u)), u, f{"uid": "kiosk-user-" + string(rune('a'+k)) + string(rune('0'+u)), "aid": "kiosk-" + string(rune('a'+k))}))
 		}
 	}
-	e := newEnv(t, nil)
+	e := b.newEnv(t, nil)
 	rules, _ := Compile(Rules{})
 	const writers = 8
 	parts := make([][]tracking.Record, writers)
@@ -75,7 +76,7 @@ func TestConcurrentWriters(t *testing.T) {
 		wg.Add(1)
 		go func(wi int) {
 			defer wg.Done()
-			st := NewStore(e.db, e.table)
+			st := &conflictCounter{GraphStore: e.data.another()}
 			proc := NewProcessor(st, StaticRules{rules}, Options{MaxConflicts: 3})
 			mine := parts[wi]
 			for start := 0; start < len(mine); {
@@ -96,7 +97,7 @@ func TestConcurrentWriters(t *testing.T) {
 				}
 				start = next
 			}
-			txConflicts[wi] = st.Usage().Conflicts
+			txConflicts[wi] = int(st.n.Load())
 		}(wi)
 	}
 	wg.Wait()
@@ -132,38 +133,16 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 }
 
-// TestRequestUnits measures DynamoDB request units per delivered event on one fixed world
-// (seeded) delivered three ways: one event per invocation (no coalescing), shuffled batches of
-// 100, and batches of 100 in stream order (a shard's batch holds bursts of the same users,
-// since the partition key is the user).
-func TestRequestUnits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow")
+// conflictCounter counts the commits a store cancelled for a concurrent change.
+type conflictCounter struct {
+	GraphStore
+	n atomic.Int64
+}
+
+func (c *conflictCounter) Commit(ctx context.Context, cm *Commit) error {
+	err := c.GraphStore.Commit(ctx, cm)
+	if errors.Is(err, ErrConflict) {
+		c.n.Add(1)
 	}
-	type mode struct {
-		name      string
-		batch     int
-		clustered bool
-	}
-	for _, m := range []mode{{"1 event per batch", 1, false}, {"shuffled, batches of 100", 100, false}, {"stream order, batches of 100", 100, true}} {
-		r := rand.New(rand.NewPCG(42, 42))
-		w := genWorld(r, 40)
-		w.connected(t)
-		d := w.delivery(r, 0.1)
-		if m.clustered {
-			sort.SliceStable(d, func(i, j int) bool { return w.owner[d[i].Message.MessageID] < w.owner[d[j].Message.MessageID] })
-		}
-		e := newEnv(t, nil)
-		for s := 0; s < len(d); s += m.batch {
-			e.process(t, d[s:min(s+m.batch, len(d))]...)
-		}
-		g := snapshot(t, e)
-		rules, _ := Compile(Rules{})
-		checkInvariants(t, g, rules)
-		checkGroundTruth(t, g, w)
-		u := e.store.Usage()
-		n := float64(len(d))
-		t.Logf("%-30s %d events (%d distinct), per event: AWS model %.2f RCU + %.2f WCU; DynamoDB Local reported %.2f RCU + %.2f WCU; %.2f requests",
-			m.name, len(d), len(w.events), u.ModelReadUnits/n, u.ModelWriteUnits/n, u.ReadUnits/n, u.WriteUnits/n, float64(u.Requests)/n)
-	}
+	return err
 }

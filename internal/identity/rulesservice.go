@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/serverless-cdp/cdp/internal/store"
@@ -21,7 +22,7 @@ const MaxRulesCache = 60 * time.Second
 // resolution with a cache of at most MaxRulesCache. The admin API and the config file use Get
 // and Put.
 type RulesService struct {
-	db    DynamoAPI
+	db    store.Client
 	table string
 	ttl   time.Duration
 	now   func() time.Time
@@ -31,8 +32,16 @@ type RulesService struct {
 	loadedAt time.Time
 }
 
+// rulesItem is the stored rule set.
+type rulesItem struct {
+	PK        string `dynamodbav:"pk"`
+	SK        string `dynamodbav:"sk"`
+	Data      string `dynamodbav:"data"`
+	UpdatedAt string `dynamodbav:"updatedAt,omitempty"`
+}
+
 // NewRulesService returns a service; cacheTTL 0 or above MaxRulesCache means MaxRulesCache.
-func NewRulesService(db DynamoAPI, table string, cacheTTL time.Duration) *RulesService {
+func NewRulesService(db store.Client, table string, cacheTTL time.Duration) *RulesService {
 	if cacheTTL <= 0 || cacheTTL > MaxRulesCache {
 		cacheTTL = MaxRulesCache
 	}
@@ -47,15 +56,19 @@ func ValidateRules(r Rules) error {
 
 // Get returns the stored rules, or DefaultRules if none were ever stored.
 func (s *RulesService) Get(ctx context.Context) (Rules, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(pkRules, skRules), ConsistentRead: aws.Bool(true)})
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: store.Key(pkRules, skRules), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return Rules{}, fmt.Errorf("read identity rules: %w", err)
 	}
 	if out.Item == nil {
 		return DefaultRules(), nil
 	}
+	var it rulesItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return Rules{}, fmt.Errorf("decode identity rules item: %w", err)
+	}
 	var r Rules
-	if err := json.Unmarshal([]byte(store.GetS(out.Item, "data")), &r); err != nil {
+	if err := json.Unmarshal([]byte(it.Data), &r); err != nil {
 		return Rules{}, fmt.Errorf("decode identity rules: %w", err)
 	}
 	return r, nil
@@ -72,9 +85,10 @@ func (s *RulesService) Put(ctx context.Context, r Rules) error {
 	if err != nil {
 		return fmt.Errorf("encode identity rules: %w", err)
 	}
-	item := key(pkRules, skRules)
-	item["data"] = sv(string(data))
-	item["updatedAt"] = sv(s.now().UTC().Format(time.RFC3339Nano))
+	item, err := marshal(rulesItem{PK: pkRules, SK: skRules, Data: string(data), UpdatedAt: s.now().UTC().Format(time.RFC3339Nano)})
+	if err != nil {
+		return err
+	}
 	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
 		return fmt.Errorf("store identity rules: %w", err)
 	}

@@ -11,8 +11,10 @@ import (
 
 type f = map[string]string
 
-func TestScenarioAnonymousThenLogin(t *testing.T) {
-	e := newEnv(t, nil)
+func TestScenarioAnonymousThenLogin(t *testing.T) { eachBackend(t, testScenarioAnonymousThenLogin) }
+
+func testScenarioAnonymousThenLogin(t *testing.T, b backend) {
+	e := b.newEnv(t, nil)
 	e.process(t,
 		rec("page", "m1", 0, f{"aid": "a1"}),
 		rec("track", "m2", 1, f{"aid": "a1", "event": "Viewed"}),
@@ -37,7 +39,11 @@ func TestScenarioAnonymousThenLogin(t *testing.T) {
 }
 
 func TestScenarioTwoDevicesJoinedByEmail(t *testing.T) {
-	e := newEnv(t, nil)
+	eachBackend(t, testScenarioTwoDevicesJoinedByEmail)
+}
+
+func testScenarioTwoDevicesJoinedByEmail(t *testing.T, b backend) {
+	e := b.newEnv(t, nil)
 	e.process(t,
 		rec("page", "m1", 0, f{"aid": "phone-a", "ctx": `{"device":{"id":"dev-1"}}`}),
 		rec("page", "m2", 1, f{"aid": "laptop-b"}),
@@ -66,8 +72,10 @@ func TestScenarioTwoDevicesJoinedByEmail(t *testing.T) {
 	}
 }
 
-func TestScenarioSharedDeviceTwoUsers(t *testing.T) {
-	e := newEnv(t, nil)
+func TestScenarioSharedDeviceTwoUsers(t *testing.T) { eachBackend(t, testScenarioSharedDeviceTwoUsers) }
+
+func testScenarioSharedDeviceTwoUsers(t *testing.T, b backend) {
+	e := b.newEnv(t, nil)
 	e.process(t,
 		rec("page", "m1", 0, f{"aid": "kiosk"}),
 		rec("identify", "m2", 1, f{"uid": "alice", "aid": "kiosk", "traits": `{"name":"Alice"}`}),
@@ -96,12 +104,14 @@ func TestScenarioSharedDeviceTwoUsers(t *testing.T) {
 	}
 }
 
-func TestScenarioBlockedValues(t *testing.T) {
+func TestScenarioBlockedValues(t *testing.T) { eachBackend(t, testScenarioBlockedValues) }
+
+func testScenarioBlockedValues(t *testing.T, b backend) {
 	rules, err := Compile(Rules{Types: []TypeRule{{Type: TypeEmail, Priority: 2, Limit: 5, Blocked: []BlockedValue{{Match: "regex", Value: `@test\.com$`}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, rules)
+	e := b.newEnv(t, rules)
 	res := e.process(t,
 		rec("identify", "m1", 0, f{"uid": "u1", "aid": "a1", "traits": `{"email":"qa@test.com"}`}),
 		rec("identify", "m2", 1, f{"uid": "u2", "aid": "null", "traits": `{"email":"qa@test.com"}`}),
@@ -118,8 +128,10 @@ func TestScenarioBlockedValues(t *testing.T) {
 	}
 }
 
-func TestScenarioAlias(t *testing.T) {
-	e := newEnv(t, nil)
+func TestScenarioAlias(t *testing.T) { eachBackend(t, testScenarioAlias) }
+
+func testScenarioAlias(t *testing.T, b backend) {
+	e := b.newEnv(t, nil)
 	e.process(t,
 		rec("identify", "m1", 0, f{"aid": "anon-9", "traits": `{"plan":"free"}`}),
 		rec("identify", "m2", 1, f{"uid": "new-id", "traits": `{"name":"Cy"}`}),
@@ -137,8 +149,10 @@ func TestScenarioAlias(t *testing.T) {
 	wantShape(t, e, "anonymous_id:anon-9 user_id:new-id", "user_id:other")
 }
 
-func TestScenarioOutOfOrderTraits(t *testing.T) {
-	e := newEnv(t, nil)
+func TestScenarioOutOfOrderTraits(t *testing.T) { eachBackend(t, testScenarioOutOfOrderTraits) }
+
+func testScenarioOutOfOrderTraits(t *testing.T, b backend) {
+	e := b.newEnv(t, nil)
 	// The newer identify arrives first, in an earlier batch; the older one must not win.
 	e.process(t, rec("identify", "new", 10, f{"uid": "u1", "traits": `{"plan":"pro","city":"Oslo"}`}))
 	e.process(t, rec("identify", "old", 5, f{"uid": "u1", "traits": `{"plan":"free","age":30}`}))
@@ -165,8 +179,10 @@ func TestScenarioOutOfOrderTraits(t *testing.T) {
 	}
 }
 
-func TestScenarioBatchDeliveredTwice(t *testing.T) {
-	e := newEnv(t, nil)
+func TestScenarioBatchDeliveredTwice(t *testing.T) { eachBackend(t, testScenarioBatchDeliveredTwice) }
+
+func testScenarioBatchDeliveredTwice(t *testing.T, b backend) {
+	e := b.newEnv(t, nil)
 	batch := []tracking.Record{
 		rec("page", "m1", 0, f{"aid": "a"}),
 		rec("identify", "m2", 1, f{"uid": "u", "aid": "a", "traits": `{"n":1}`}),
@@ -224,7 +240,11 @@ func hasAction(logs []LogEntry, mid, kind string) bool {
 var _ = strings.Contains
 
 func TestLargeBatchForOneProfileCommitsInRounds(t *testing.T) {
-	e := newEnv(t, nil)
+	eachBackend(t, testLargeBatchForOneProfileCommitsInRounds)
+}
+
+func testLargeBatchForOneProfileCommitsInRounds(t *testing.T, b backend) {
+	e := b.newEnv(t, nil)
 	var batch []tracking.Record
 	for i := 0; i < 250; i++ {
 		batch = append(batch, rec("track", "big-"+strings.Repeat("0", 3-len(itoa(i)))+itoa(i), i, f{"uid": "heavy", "aid": "a-" + itoa(i%3), "event": "E"}))

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
-
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -41,20 +38,4 @@ func CheckRecord(tr *tracking.Record) error {
 		}
 	}
 	return nil
-}
-
-// isRefused reports whether DynamoDB refused a request for what it holds (a key too long, an item
-// too large, an invalid value): retrying the same records can never succeed.
-func isRefused(err error) bool {
-	var tc *types.TransactionCanceledException
-	if errors.As(err, &tc) {
-		for _, r := range tc.CancellationReasons {
-			if c := r.Code; c != nil && (*c == "ValidationError" || *c == "ItemCollectionSizeLimitExceeded") {
-				return true
-			}
-		}
-		return false
-	}
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
 }

@@ -31,7 +31,8 @@ import (
 // Authorizer checks a Profile API token.
 type Authorizer func(ctx context.Context, token string) (bool, error)
 
-// Reader is the read model (identity.Store implements it).
+// Reader is the read model the Profile API needs, a port this package owns: identity.Store
+// implements it on DynamoDB, identity.MemStore in memory (for tests without emulators).
 type Reader interface {
 	Profile(ctx context.Context, id string) (*identity.Profile, error)
 	Lookup(ctx context.Context, id identity.Identifier) (*identity.Profile, error)

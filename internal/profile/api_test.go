@@ -11,13 +11,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/identity"
 	"github.com/serverless-cdp/cdp/internal/profile"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
-
-func TestMain(m *testing.M) { testenv.Main(m) }
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
@@ -61,10 +58,10 @@ func norm(s string) string {
 	return js(v)
 }
 
-func TestProfileAPI(t *testing.T) {
-	c := testenv.Clients(t)
-	table := testenv.Table(t, c.DynamoDB)
-	st := identity.NewStore(c.DynamoDB, table)
+func TestProfileAPI(t *testing.T) { eachBackend(t, testProfileAPI) }
+
+func testProfileAPI(t *testing.T, b backend) {
+	st := b.open(t)
 	rules, _ := identity.Compile(identity.Rules{})
 	proc := identity.NewProcessor(st, identity.StaticRules{C: rules}, identity.Options{})
 	recs := []tracking.Record{

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/identity"
 	"github.com/serverless-cdp/cdp/internal/profile"
 	"github.com/serverless-cdp/cdp/internal/tracking"
@@ -17,9 +16,11 @@ import (
 // Bad identifiers and forged cursors are 400 {code,message} (404 for a valid identifier no
 // profile holds), never a 500 from a key DynamoDB refuses.
 func TestBadIdentifiersAndForgedCursorsAre4xx(t *testing.T) {
-	c := testenv.Clients(t)
-	table := testenv.Table(t, c.DynamoDB)
-	st := identity.NewStore(c.DynamoDB, table)
+	eachBackend(t, testBadIdentifiersAndForgedCursorsAre4xx)
+}
+
+func testBadIdentifiersAndForgedCursorsAre4xx(t *testing.T, b backend) {
+	st := b.open(t)
 	rules, _ := identity.Compile(identity.Rules{})
 	proc := identity.NewProcessor(st, identity.StaticRules{C: rules}, identity.Options{})
 	var recs []tracking.Record

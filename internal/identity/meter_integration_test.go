@@ -1,0 +1,149 @@
+//go:build integration
+
+package identity
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/serverless-cdp/cdp/internal/store"
+)
+
+// usage is the request units consumed through a ruMeter: as DynamoDB reported them
+// (ConsumedCapacity, requested TOTAL on every call), and as AWS's pricing rules compute them
+// from item sizes (Model*). The model exists because DynamoDB Local under-reports: it charges
+// nothing for BatchGetItem keys that are not found and reports a flat figure for
+// TransactWriteItems whatever the item count. Model rules: reads 0.5 unit per 4 KB per item
+// (eventually consistent; 1 if strongly consistent), a missing key costs the minimum; queries
+// 0.5 per 4 KB read; transactional writes 2 units per KB per item; a GSI write 1 unit per KB.
+type usage struct {
+	ReadUnits, WriteUnits           float64
+	ModelReadUnits, ModelWriteUnits float64
+	Requests                        int
+}
+
+// ruMeter wraps the DynamoDB client of the store under test and meters the calls the
+// processor makes (the benchmark's metering lives in internal/bench, as SDK middleware).
+type ruMeter struct {
+	store.Client
+	mu sync.Mutex
+	u  usage
+}
+
+func (m *ruMeter) usage() usage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.u
+}
+
+func units(size, per int) float64 { return float64((size + per - 1) / per) }
+
+func (m *ruMeter) add(read bool, model float64, cc ...types.ConsumedCapacity) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.u.Requests++
+	if read {
+		m.u.ModelReadUnits += model
+	} else {
+		m.u.ModelWriteUnits += model
+	}
+	for _, c := range cc {
+		r, w := aws.ToFloat64(c.ReadCapacityUnits), aws.ToFloat64(c.WriteCapacityUnits)
+		if r == 0 && w == 0 {
+			if read {
+				r = aws.ToFloat64(c.CapacityUnits)
+			} else {
+				w = aws.ToFloat64(c.CapacityUnits)
+			}
+		}
+		m.u.ReadUnits += r
+		m.u.WriteUnits += w
+	}
+}
+
+func (m *ruMeter) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	c := *in
+	c.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := m.Client.BatchGetItem(ctx, &c, o...)
+	if err != nil {
+		m.add(true, 0)
+		return out, err
+	}
+	var model float64
+	for table, ka := range in.RequestItems {
+		rate := 0.5
+		if aws.ToBool(ka.ConsistentRead) {
+			rate = 1
+		}
+		found := 0
+		for _, it := range out.Responses[table] {
+			model += rate * max(1, units(store.ItemSize(it), 4096))
+			found++
+		}
+		requested := len(ka.Keys) - len(out.UnprocessedKeys[table].Keys)
+		model += rate * float64(max(0, requested-found))
+	}
+	m.add(true, model, out.ConsumedCapacity...)
+	return out, nil
+}
+
+func (m *ruMeter) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	c := *in
+	c.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := m.Client.Query(ctx, &c, o...)
+	if err != nil {
+		m.add(true, 0)
+		return out, err
+	}
+	read := 0
+	for _, it := range out.Items {
+		read += store.ItemSize(it)
+	}
+	var cc []types.ConsumedCapacity
+	if out.ConsumedCapacity != nil {
+		cc = append(cc, *out.ConsumedCapacity)
+	}
+	m.add(true, 0.5*max(1, units(read, 4096)), cc...)
+	return out, nil
+}
+
+func (m *ruMeter) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	var model float64
+	for _, it := range in.TransactItems {
+		if it.Put == nil {
+			continue
+		}
+		size := store.ItemSize(it.Put.Item)
+		model += 2 * max(1, units(size, 1024))
+		if _, indexed := it.Put.Item[store.GSI1PK]; indexed {
+			model += max(1, units(size, 1024))
+		}
+	}
+	c := *in
+	c.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := m.Client.TransactWriteItems(ctx, &c, o...)
+	if err != nil {
+		m.add(false, model)
+		return out, err
+	}
+	m.add(false, model, out.ConsumedCapacity...)
+	return out, nil
+}
+
+// newMeteredEnv is an env on DynamoDB Local whose store's calls are metered.
+func newMeteredEnv(t testing.TB) (*env, *ruMeter) {
+	t.Helper()
+	d := openDynamo(t)
+	m := &ruMeter{Client: d.db}
+	s := NewStore(m, d.table)
+	rules, err := Compile(Rules{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{store: s, data: d, proc: NewProcessor(s, StaticRules{rules}, Options{})}, m
+}
