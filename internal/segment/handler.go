@@ -293,12 +293,13 @@ type mode struct {
 	backfill bool            // a definition was added or changed
 }
 
-// conflictRetry re-reads and re-evaluates a profile whose state another writer changed
-// meanwhile (ErrConflict) at once: a pause would let the winner move on and starve the loser.
-var conflictRetry = backoff.Policy{Attempts: 9}
+const maxConflictRetries = 8
 
+// process evaluates a profile, re-reading and re-evaluating it when another writer changed its
+// state meanwhile (ErrConflict): at once, since a pause would let the winner move on and starve
+// the loser.
 func (h *Handler) process(ctx context.Context, cat *Catalog, pid string, m mode) error {
-	return backoff.Retry(ctx, conflictRetry, func(ctx context.Context) error {
+	return backoff.Retry(ctx, backoff.Policy{Attempts: 1 + maxConflictRetries}, func(ctx context.Context) error {
 		err := h.processOnce(ctx, cat, pid, m)
 		if err != nil && !errors.Is(err, ErrConflict) {
 			return backoff.Permanent(err)

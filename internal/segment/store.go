@@ -388,6 +388,9 @@ func (st *Store) derivedWrites(w Write) []types.TransactWriteItem {
 
 // Due lists due profiles of one schedule shard from the schedule index (gsi1).
 func (st *Store) Due(ctx context.Context, shard int, now time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	e, _ := expression.NewBuilder().WithKeyCondition(expression.KeyAnd(
 		expression.Key(store.GSI1PK).Equal(expression.Value(pkSchedPfx+strconv.Itoa(shard))),
 		expression.Key(store.GSI1SK).LessThan(expression.Value(dueBefore(now))))).Build()
