@@ -36,11 +36,6 @@ var debt = map[string]bool{
 	"internal/config/config.go:Parse":                       true,
 	"internal/config/segments.go:planAudiences":             true,
 	"internal/destination/destination.go:Spec.normalize":    true,
-	"internal/segment/compute.go:Compute":                   true,
-	"internal/segment/definition.go:ComputedTrait.Validate": true,
-	"internal/segment/definition.go:Condition.compile":      true,
-	"internal/segment/engine.go:Catalog.Evaluate":           true,
-	"internal/segment/predicate.go:Predicate.Match":         true,
 	"internal/source/repository.go:Repository.EnsureSource": true,
 }
 

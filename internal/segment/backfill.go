@@ -2,7 +2,6 @@ package segment
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
@@ -18,7 +17,7 @@ const backfillPage = 100
 // stops when the budget runs out mid-page), so a job resumes where the last Tick stopped.
 func (h *Handler) runBackfills(ctx context.Context, stopAt time.Time) (int, error) {
 	b := &budget{soft: h.opt.WallClock().Add(h.opt.BackfillBudget), hard: stopAt}
-	defs, err := h.store.LoadDefinitions(ctx)
+	defs, err := h.defs.LoadDefinitions(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -59,7 +58,7 @@ func (h *Handler) runBackfills(ctx context.Context, stopAt time.Time) (int, erro
 // context that outlives the invocation. When the budget runs out mid-page it stops between
 // profiles (stopped=true) and saves a cursor after the last profile evaluated.
 func (h *Handler) backfillPage(ctx context.Context, cat *Catalog, j *Job, b *budget) (int, bool, error) {
-	ids, next, err := h.store.profiles(ctx, j.Shard, backfillPage, j.Cursor)
+	ids, next, err := h.state.Profiles(ctx, j.Shard, backfillPage, j.Cursor)
 	if err != nil {
 		return 0, false, err
 	}
@@ -84,7 +83,7 @@ func (h *Handler) backfillPage(ctx context.Context, cat *Catalog, j *Job, b *bud
 	j.Processed += done
 	switch {
 	case done < len(ids) && done > 0:
-		j.Cursor = base64.RawURLEncoding.EncodeToString([]byte(ids[done-1]))
+		j.Cursor = cursorAfter(ids[done-1])
 	case done == len(ids):
 		j.Cursor = next
 		if next == "" {
@@ -96,7 +95,7 @@ func (h *Handler) backfillPage(ctx context.Context, cat *Catalog, j *Job, b *bud
 	}
 	bctx, cancel := h.bookkeeping(ctx)
 	defer cancel()
-	if err := h.store.putJob(bctx, j); err != nil {
+	if err := h.defs.PutJob(bctx, j); err != nil {
 		return done, stopped, err
 	}
 	return done, stopped, perr
@@ -121,7 +120,7 @@ func (h *Handler) RunBackfills(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		defs, err := h.store.LoadDefinitions(ctx)
+		defs, err := h.defs.LoadDefinitions(ctx)
 		if err != nil {
 			return err
 		}

@@ -16,79 +16,97 @@ func inWindow(t, now time.Time, d time.Duration) bool {
 // Compute evaluates a computed trait over a profile's events at now. The result is a JSON
 // value, or nil when the trait has no value (no matching event; counts are 0 instead).
 func Compute(c *ComputedTrait, events []Event, now time.Time) any {
+	t := c.tally(events, now)
+	switch c.Kind {
+	case KindCount:
+		return float64(t.n)
+	case KindSum, KindLifetimeValue, KindAvg, KindMin, KindMax:
+		return t.numeric(c.Kind)
+	case KindMostFrequent, KindUniqueList, KindUniqueCount:
+		return t.values(c.Kind)
+	case KindFirst, KindLast:
+		return t.edge(c)
+	case KindRFMRecency, KindRFMFrequency, KindRFMMonetary:
+		return t.rfm(c, now)
+	}
+	return nil
+}
+
+// tally is what Compute gathers from the events a computed trait matches.
+type tally struct {
+	n, nums     int     // matching events; of those, with a numeric property value
+	sum, lo, hi float64 // of the numeric values
+	first, last *Event
+	freq        map[string]int // distinct property values (kinds over values only)
+}
+
+func (c *ComputedTrait) tally(events []Event, now time.Time) tally {
 	d := c.Window.Duration()
-	var (
-		n        int
-		nums     int
-		sum      float64
-		lo, hi   = math.Inf(1), math.Inf(-1)
-		first    *Event
-		last     *Event
-		freq     map[string]int
-		lastSeen map[string]int
-	)
-	needValues := c.Kind == KindMostFrequent || c.Kind == KindUniqueList || c.Kind == KindUniqueCount
-	if needValues {
-		freq, lastSeen = map[string]int{}, map[string]int{}
+	t := tally{lo: math.Inf(1), hi: math.Inf(-1)}
+	if c.Kind == KindMostFrequent || c.Kind == KindUniqueList || c.Kind == KindUniqueCount {
+		t.freq = map[string]int{}
 	}
 	for i := range events {
 		e := &events[i]
 		if !inWindow(e.T, now, d) || !c.Event.Matches(e) {
 			continue
 		}
-		n++
-		if first == nil {
-			first = e
+		t.n++
+		if t.first == nil {
+			t.first = e
 		}
-		last = e
-		if c.Property == "" {
-			continue
-		}
-		v, ok := lookup(e.props(), c.Property)
-		if !ok {
-			continue
-		}
-		if f, isNum := toNumber(v); isNum {
-			nums++
-			sum += f
-			lo, hi = math.Min(lo, f), math.Max(hi, f)
-		}
-		if needValues {
-			if s := scalarString(v); s != "" {
-				freq[s]++
-				lastSeen[s] = i
-			}
+		t.last = e
+		if c.Property != "" {
+			t.addValue(e, c.Property)
 		}
 	}
-	switch c.Kind {
-	case KindCount:
-		return float64(n)
-	case KindSum, KindLifetimeValue:
-		if nums == 0 && c.Kind == KindLifetimeValue {
+	return t
+}
+
+func (t *tally) addValue(e *Event, prop string) {
+	v, ok := lookup(e.props(), prop)
+	if !ok {
+		return
+	}
+	if f, isNum := toNumber(v); isNum {
+		t.nums++
+		t.sum += f
+		t.lo, t.hi = math.Min(t.lo, f), math.Max(t.hi, f)
+	}
+	if t.freq != nil {
+		if s := scalarString(v); s != "" {
+			t.freq[s]++
+		}
+	}
+}
+
+// numeric is the value of sum, lifetime_value, avg, min and max.
+func (t *tally) numeric(kind string) any {
+	if t.nums == 0 {
+		if kind == KindLifetimeValue {
 			return float64(0)
 		}
-		if nums == 0 {
-			return nil
-		}
-		return round(sum)
+		return nil
+	}
+	switch kind {
+	case KindSum, KindLifetimeValue:
+		return round(t.sum)
 	case KindAvg:
-		if nums == 0 {
-			return nil
-		}
-		return round(sum / float64(nums))
+		return round(t.sum / float64(t.nums))
 	case KindMin:
-		if nums == 0 {
-			return nil
-		}
-		return lo
-	case KindMax:
-		if nums == 0 {
-			return nil
-		}
-		return hi
+		return t.lo
+	}
+	return t.hi
+}
+
+// values is the value of most_frequent, unique_count and unique_list.
+func (t *tally) values(kind string) any {
+	switch kind {
+	case KindUniqueCount:
+		return float64(len(t.freq))
 	case KindMostFrequent:
 		best, bestN := "", 0
-		for v, k := range freq {
+		for v, k := range t.freq {
 			if k > bestN || k == bestN && v < best {
 				best, bestN = v, k
 			}
@@ -97,52 +115,49 @@ func Compute(c *ComputedTrait, events []Event, now time.Time) any {
 			return nil
 		}
 		return best
-	case KindUniqueList:
-		if len(freq) == 0 {
-			return nil
-		}
-		list := make([]string, 0, len(freq))
-		for v := range freq {
-			list = append(list, v)
-		}
-		sort.Strings(list)
-		if len(list) > MaxUniqueValues {
-			list = list[:MaxUniqueValues]
-		}
-		return list
-	case KindUniqueCount:
-		return float64(len(freq))
-	case KindFirst, KindLast:
-		e := first
-		if c.Kind == KindLast {
-			e = last
-		}
-		if e == nil {
-			return nil
-		}
-		if c.Property == "" {
-			return e.T.Format(time.RFC3339Nano)
-		}
-		v, _ := lookup(e.props(), c.Property)
-		return v
-	case KindRFMRecency:
-		if last == nil {
-			return nil
-		}
-		days := now.Sub(last.T).Hours() / 24
-		return float64(5 - countBelow(c.Thresholds, days, false))
-	case KindRFMFrequency:
-		if n == 0 {
-			return nil
-		}
-		return float64(1 + countBelow(c.Thresholds, float64(n), true))
-	case KindRFMMonetary:
-		if n == 0 {
-			return nil
-		}
-		return float64(1 + countBelow(c.Thresholds, sum, true))
 	}
-	return nil
+	if len(t.freq) == 0 {
+		return nil
+	}
+	list := make([]string, 0, len(t.freq))
+	for v := range t.freq {
+		list = append(list, v)
+	}
+	sort.Strings(list)
+	if len(list) > MaxUniqueValues {
+		list = list[:MaxUniqueValues]
+	}
+	return list
+}
+
+// edge is the value of first and last: the property of that event, or its time.
+func (t *tally) edge(c *ComputedTrait) any {
+	e := t.first
+	if c.Kind == KindLast {
+		e = t.last
+	}
+	if e == nil {
+		return nil
+	}
+	if c.Property == "" {
+		return e.T.Format(time.RFC3339Nano)
+	}
+	v, _ := lookup(e.props(), c.Property)
+	return v
+}
+
+// rfm is the 1–5 score of the RFM kinds.
+func (t *tally) rfm(c *ComputedTrait, now time.Time) any {
+	switch {
+	case c.Kind == KindRFMRecency && t.last != nil:
+		days := now.Sub(t.last.T).Hours() / 24
+		return float64(5 - countBelow(c.Thresholds, days, false))
+	case t.n == 0 || c.Kind == KindRFMRecency:
+		return nil
+	case c.Kind == KindRFMFrequency:
+		return float64(1 + countBelow(c.Thresholds, float64(t.n), true))
+	}
+	return float64(1 + countBelow(c.Thresholds, t.sum, true))
 }
 
 // countBelow counts thresholds t with v ≥ t (orEqual) or v > t.

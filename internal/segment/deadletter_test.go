@@ -5,17 +5,14 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
-
-	"github.com/serverless-cdp/cdp/internal/deadletter"
 )
 
 // TestUndecodableChangeGoesToDeadLetters: a change record that can never be processed is kept in
-// the dead-letter store (DynamoDB Local) and acknowledged, so the shard moves on without losing
+// the dead-letter store and acknowledged, so the shard moves on without losing
 // it; the valid record beside it is processed.
 func TestUndecodableChangeGoesToDeadLetters(t *testing.T) {
 	e := newEnv(t)
-	c := testenvClients(t)
-	dl := deadletter.NewStore(c.DynamoDB, e.st.table)
+	dl := e.dl
 	e.h.opt.DeadLetters = dl
 
 	good := e.send(t, chg("p1", 1, `{"plan":"pro"}`))

@@ -224,6 +224,20 @@ func (c *ComputedTrait) Validate() error {
 	if !kinds[c.Kind] {
 		return fieldErr("kind", fmt.Sprintf("unknown kind %q (want one of event_count, sum, avg, min, max, most_frequent, first, last, unique_list, unique_count, rfm_recency, rfm_frequency, rfm_monetary, lifetime_value)", c.Kind))
 	}
+	if err := c.validateKind(); err != nil {
+		return err
+	}
+	if c.Kind != KindRFMRecency && c.Kind != KindRFMFrequency && c.Kind != KindRFMMonetary && c.Thresholds != nil {
+		return fieldErr("thresholds", "only RFM traits take thresholds")
+	}
+	if err := c.Event.compile("event"); err != nil {
+		return err
+	}
+	return c.Window.validate("window")
+}
+
+// validateKind applies the defaults of the purchase-based kinds and checks what each kind needs.
+func (c *ComputedTrait) validateKind() error {
 	switch c.Kind {
 	case KindRFMRecency, KindRFMFrequency, KindRFMMonetary, KindLifetimeValue:
 		if c.Event.Name == "" {
@@ -233,16 +247,8 @@ func (c *ComputedTrait) Validate() error {
 			c.Property = DefaultRevenueProperty
 		}
 		if c.Kind != KindLifetimeValue {
-			if c.Thresholds == nil {
-				c.Thresholds = c.defaultThresholds()
-			}
-			if len(c.Thresholds) != 4 {
-				return fieldErr("thresholds", "must be four ascending numbers (the cut points of scores 1–5)")
-			}
-			for i := 1; i < 4; i++ {
-				if c.Thresholds[i] <= c.Thresholds[i-1] {
-					return fieldErr("thresholds", "must be strictly ascending")
-				}
+			if err := c.validateThresholds(); err != nil {
+				return err
 			}
 		}
 		if c.Kind == KindRFMRecency && c.Window.Duration() != 0 {
@@ -253,13 +259,23 @@ func (c *ComputedTrait) Validate() error {
 			return fieldErr("property", "is required for "+c.Kind)
 		}
 	}
-	if c.Kind != KindRFMRecency && c.Kind != KindRFMFrequency && c.Kind != KindRFMMonetary && c.Thresholds != nil {
-		return fieldErr("thresholds", "only RFM traits take thresholds")
+	return nil
+}
+
+// validateThresholds defaults an RFM trait's cut points and checks them.
+func (c *ComputedTrait) validateThresholds() error {
+	if c.Thresholds == nil {
+		c.Thresholds = c.defaultThresholds()
 	}
-	if err := c.Event.compile("event"); err != nil {
-		return err
+	if len(c.Thresholds) != 4 {
+		return fieldErr("thresholds", "must be four ascending numbers (the cut points of scores 1–5)")
 	}
-	return c.Window.validate("window")
+	for i := 1; i < 4; i++ {
+		if c.Thresholds[i] <= c.Thresholds[i-1] {
+			return fieldErr("thresholds", "must be strictly ascending")
+		}
+	}
+	return nil
 }
 
 func (c *ComputedTrait) defaultThresholds() []float64 {
@@ -303,19 +319,10 @@ func (c *Condition) compile(path string, depth int) error {
 		return fieldErr(path, "must have exactly one of and, or, not, trait, computedTrait, event, audience")
 	}
 	switch {
-	case c.And != nil || c.Or != nil:
-		list, name := c.And, "and"
-		if c.Or != nil {
-			list, name = c.Or, "or"
-		}
-		if len(list) == 0 {
-			return fieldErr(path+"."+name, "must list at least one condition")
-		}
-		for i := range list {
-			if err := list[i].compile(fmt.Sprintf("%s.%s[%d]", path, name, i), depth+1); err != nil {
-				return err
-			}
-		}
+	case c.And != nil:
+		return compileList(c.And, path+".and", depth)
+	case c.Or != nil:
+		return compileList(c.Or, path+".or", depth)
 	case c.Not != nil:
 		return c.Not.compile(path+".not", depth+1)
 	case c.Trait != nil:
@@ -323,36 +330,57 @@ func (c *Condition) compile(path string, depth int) error {
 	case c.ComputedTrait != nil:
 		return c.ComputedTrait.compile(path + ".computedTrait")
 	case c.Audience != nil:
-		if c.Audience.ID == "" {
-			if c.Audience.Key != "" {
-				return fieldErr(path+".audience.key", fmt.Sprintf("no audience has key %q", c.Audience.Key))
-			}
-			return fieldErr(path+".audience.id", "is required")
-		}
-	case c.Event != nil:
-		e := c.Event
-		if err := e.EventFilter.compile(path + ".event"); err != nil {
+		return c.Audience.validate(path + ".audience")
+	}
+	return c.Event.compile(path + ".event")
+}
+
+// compileList compiles the operands of an and/or node.
+func compileList(list []Condition, path string, depth int) error {
+	if len(list) == 0 {
+		return fieldErr(path, "must list at least one condition")
+	}
+	for i := range list {
+		if err := list[i].compile(fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
 			return err
 		}
-		if e.Count != nil {
-			if e.Count.Op != AtLeast && e.Count.Op != AtMost && e.Count.Op != Exactly {
-				return fieldErr(path+".event.count.op", fmt.Sprintf("unknown %q (want at_least, at_most, exactly)", e.Count.Op))
-			}
-			if e.Count.N < 0 {
-				return fieldErr(path+".event.count.n", "must not be negative")
-			}
+	}
+	return nil
+}
+
+func (a *AudienceRef) validate(path string) error {
+	if a.ID != "" {
+		return nil
+	}
+	if a.Key != "" {
+		return fieldErr(path+".key", fmt.Sprintf("no audience has key %q", a.Key))
+	}
+	return fieldErr(path+".id", "is required")
+}
+
+func (e *EventCondition) compile(path string) error {
+	if err := e.EventFilter.compile(path); err != nil {
+		return err
+	}
+	if e.Count != nil {
+		if e.Count.Op != AtLeast && e.Count.Op != AtMost && e.Count.Op != Exactly {
+			return fieldErr(path+".count.op", fmt.Sprintf("unknown %q (want at_least, at_most, exactly)", e.Count.Op))
 		}
-		if err := e.Within.validate(path + ".event.within"); err != nil {
-			return err
+		if e.Count.N < 0 {
+			return fieldErr(path+".count.n", "must not be negative")
 		}
-		if e.Between != nil {
-			if e.Within.Duration() != 0 {
-				return fieldErr(path+".event", "takes within or between, not both")
-			}
-			if e.Between.From.IsZero() || e.Between.To.IsZero() || !e.Between.From.Before(e.Between.To) {
-				return fieldErr(path+".event.between", "needs from before to (RFC 3339 dates)")
-			}
-		}
+	}
+	if err := e.Within.validate(path + ".within"); err != nil {
+		return err
+	}
+	if e.Between == nil {
+		return nil
+	}
+	if e.Within.Duration() != 0 {
+		return fieldErr(path, "takes within or between, not both")
+	}
+	if e.Between.From.IsZero() || e.Between.To.IsZero() || !e.Between.From.Before(e.Between.To) {
+		return fieldErr(path+".between", "needs from before to (RFC 3339 dates)")
 	}
 	return nil
 }

@@ -17,9 +17,15 @@
 //
 // Layers: definition.go/predicate.go (definitions and their validation), compute.go/condition.go
 // (pure evaluation over a profile's state), index.go (which definitions an input touches),
-// engine.go (one profile's evaluation: transitions and activation records), store.go (DynamoDB),
-// handler.go (Kinesis handler and Tick), service.go/backfill.go (admin operations, reading,
-// preview, backfill jobs).
+// engine.go (one profile's evaluation: transitions and activation records), ports.go (the
+// stores the stage depends on: StateStore with its outbox and derived indexes, DefinitionStore,
+// Publisher, DeadLetters), store.go (their DynamoDB adapter), mem.go (their in-memory
+// implementation; conformance_test.go is the one suite both pass), handler.go (Kinesis handler
+// and Tick), service.go/backfill.go (admin operations, reading, preview, backfill jobs).
+//
+// Tests: `go test ./internal/segment` runs everything on the in-memory stores, with no
+// emulator; with `-tags integration` the same handler tests and the conformance suite run on
+// DynamoDB Local and kinesis-mock.
 //
 // Keys owned in the shared table:
 //

@@ -57,60 +57,19 @@ func (c *Catalog) Unknown(st *State) []string {
 
 func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 	var res Result
-	at := now
+	at := transitionTime(in.NewEvents, now)
 	names := map[string]bool{}
 	for _, e := range in.NewEvents {
 		names[e.Name] = true
 	}
-	// Transitions caused by events happen at the latest event's time (never in the future).
-	if len(in.NewEvents) > 0 {
-		at = in.NewEvents[0].T
-		for _, e := range in.NewEvents {
-			if e.T.After(at) {
-				at = e.T
-			}
-		}
-		if at.After(now) {
-			at = now
-		}
-	}
-
 	traits := c.Traits
 	// A new profile gets every computed trait, as a backfill would give it (a count of 0 is a
 	// value): otherwise its traits would depend on whether it existed when they were defined.
 	if !in.All && st.Ver != 0 {
 		traits = c.affectedTraits(names)
 	}
-	var changedComputed []string
-	for _, t := range traits {
-		v := toJSON(Compute(t, st.Events, now))
-		old, had := st.Computed[t.Key]
-		if had && bytes.Equal(old, v) || !had && v == nil {
-			continue
-		}
-		if res.ChangedComputed == nil {
-			res.ChangedComputed = map[string]json.RawMessage{}
-		}
-		res.ChangedComputed[t.Key] = v
-		changedComputed = append(changedComputed, t.Key)
-		if v == nil {
-			delete(st.Computed, t.Key)
-		} else {
-			st.Computed[t.Key] = v
-		}
-	}
-	// Forget values of definitions that no longer exist.
-	for k := range st.Computed {
-		if c.traitByKey[k] == nil {
-			delete(st.Computed, k)
-		}
-	}
-	for id := range st.Members {
-		if c.audByID[id] == nil {
-			delete(st.Members, id)
-		}
-	}
-
+	changedComputed := updateComputed(st, traits, now, &res)
+	c.forgetUnknown(st)
 	auds := c.Audiences
 	if !in.All {
 		var extra []*Audience
@@ -122,55 +81,120 @@ func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 	x := newEvalCtx(st, now)
 	for _, a := range auds {
 		res.Evaluated++
-		match := a.Condition.eval(x)
-		m := st.Members[a.ID]
-		if m == nil {
-			m = &Membership{}
+		if rec, ok := transition(st, a, a.Condition.eval(x), at); ok {
+			res.Transitions = append(res.Transitions, Transition{AudienceID: a.ID, In: st.Members[a.ID].In, At: at})
+			res.Records = append(res.Records, rec)
 		}
-		if match == m.In {
-			continue
-		}
-		m.In = match
-		m.Seq++
-		if match {
-			m.EnteredAt = at
-		} else {
-			m.ExitedAt = at
-		}
-		st.Members[a.ID] = m
-		res.Transitions = append(res.Transitions, Transition{AudienceID: a.ID, In: match, At: at})
-		kind := activations.KindAudienceExited
-		if match {
-			kind = activations.KindAudienceEntered
-		}
-		res.Records = append(res.Records, st.stamp(activations.Record{
-			ID:         fmt.Sprintf("aud-%s-%s-%d", st.ProfileID, a.ID, m.Seq),
-			Kind:       kind,
-			Audience:   &activations.Audience{ID: a.ID, Key: a.Key, Name: a.Name},
-			OccurredAt: at,
-		}))
 	}
 	if len(res.ChangedComputed) > 0 {
-		keys := make([]string, 0, len(res.ChangedComputed))
-		for k := range res.ChangedComputed {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		traits := make(map[string]json.RawMessage, len(keys))
-		for _, k := range keys {
-			v := res.ChangedComputed[k]
-			if v == nil {
-				v = json.RawMessage("null")
-			}
-			traits[k] = v
-		}
-		res.Records = append(res.Records, st.stamp(activations.Record{
-			ID:         fmt.Sprintf("ct-%s-%d", st.ProfileID, st.Ver+1),
-			Kind:       activations.KindTraitsChanged,
-			Traits:     traits,
-			OccurredAt: at,
-		}))
+		res.Records = append(res.Records, traitsRecord(st, res.ChangedComputed, at))
 	}
 	st.NextAt = c.NextChange(st, now)
 	return res
+}
+
+// transitionTime is when transitions caused by new events happen: at the latest event's time,
+// never in the future (now when there is no new event).
+func transitionTime(evs []Event, now time.Time) time.Time {
+	if len(evs) == 0 {
+		return now
+	}
+	at := evs[0].T
+	for _, e := range evs {
+		if e.T.After(at) {
+			at = e.T
+		}
+	}
+	if at.After(now) {
+		return now
+	}
+	return at
+}
+
+// updateComputed recomputes traits into st.Computed, records the changed values in
+// res.ChangedComputed and returns their keys.
+func updateComputed(st *State, traits []*ComputedTrait, now time.Time, res *Result) []string {
+	var changed []string
+	for _, t := range traits {
+		v := toJSON(Compute(t, st.Events, now))
+		old, had := st.Computed[t.Key]
+		if had && bytes.Equal(old, v) || !had && v == nil {
+			continue
+		}
+		if res.ChangedComputed == nil {
+			res.ChangedComputed = map[string]json.RawMessage{}
+		}
+		res.ChangedComputed[t.Key] = v
+		changed = append(changed, t.Key)
+		if v == nil {
+			delete(st.Computed, t.Key)
+		} else {
+			st.Computed[t.Key] = v
+		}
+	}
+	return changed
+}
+
+// forgetUnknown drops values of definitions that no longer exist.
+func (c *Catalog) forgetUnknown(st *State) {
+	for k := range st.Computed {
+		if c.traitByKey[k] == nil {
+			delete(st.Computed, k)
+		}
+	}
+	for id := range st.Members {
+		if c.audByID[id] == nil {
+			delete(st.Members, id)
+		}
+	}
+}
+
+// transition records in st.Members whether the profile now matches an audience; when that
+// changed it returns the activation record of the entry or exit.
+func transition(st *State, a *Audience, match bool, at time.Time) (activations.Record, bool) {
+	m := st.Members[a.ID]
+	if m == nil {
+		m = &Membership{}
+	}
+	if match == m.In {
+		return activations.Record{}, false
+	}
+	m.In = match
+	m.Seq++
+	kind := activations.KindAudienceExited
+	if match {
+		m.EnteredAt, kind = at, activations.KindAudienceEntered
+	} else {
+		m.ExitedAt = at
+	}
+	st.Members[a.ID] = m
+	return st.stamp(activations.Record{
+		ID:         fmt.Sprintf("aud-%s-%s-%d", st.ProfileID, a.ID, m.Seq),
+		Kind:       kind,
+		Audience:   &activations.Audience{ID: a.ID, Key: a.Key, Name: a.Name},
+		OccurredAt: at,
+	}), true
+}
+
+// traitsRecord is the activation record of changed computed traits (removed ones as null).
+func traitsRecord(st *State, changed map[string]json.RawMessage, at time.Time) activations.Record {
+	keys := make([]string, 0, len(changed))
+	for k := range changed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	traits := make(map[string]json.RawMessage, len(keys))
+	for _, k := range keys {
+		v := changed[k]
+		if v == nil {
+			v = json.RawMessage("null")
+		}
+		traits[k] = v
+	}
+	return st.stamp(activations.Record{
+		ID:         fmt.Sprintf("ct-%s-%d", st.ProfileID, st.Ver+1),
+		Kind:       activations.KindTraitsChanged,
+		Traits:     traits,
+		OccurredAt: at,
+	})
 }

@@ -14,16 +14,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/serverless-cdp/cdp/internal/activations"
+	"github.com/serverless-cdp/cdp/internal/backoff"
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/stream"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
-
-// Publisher writes to the activations stream (stream.Publisher).
-type Publisher interface {
-	Put(ctx context.Context, recs []stream.Record) error
-}
 
 // Options tune a Handler; zero values take defaults.
 type Options struct {
@@ -66,20 +62,21 @@ const Stage = "segments"
 
 // Handler is the segments stage: the Kinesis handler on `changes` and the schedule's Tick.
 type Handler struct {
-	store *Store
+	state StateStore
+	defs  DefinitionStore
 	pub   Publisher
 	opt   Options
 	log   *slog.Logger
 
 	mu    sync.Mutex
 	cat   *Catalog
-	defs  *Definitions
 	catAt time.Time
 	gone  map[string]bool // definitions a fresh reload confirmed deleted (see Catalog.Unknown)
 }
 
-// NewHandler wires the stage.
-func NewHandler(st *Store, pub Publisher, opt Options) *Handler {
+// NewHandler wires the stage to its stores (the DynamoDB Store, or a MemStore in tests) and
+// the activations stream.
+func NewHandler(st Stores, pub Publisher, opt Options) *Handler {
 	if opt.Clock == nil {
 		opt.Clock = time.Now
 	}
@@ -119,26 +116,26 @@ func NewHandler(st *Store, pub Publisher, opt Options) *Handler {
 	if opt.WallClock == nil {
 		opt.WallClock = time.Now
 	}
-	return &Handler{store: st, pub: pub, opt: opt, log: opt.Logger}
+	return &Handler{state: st, defs: st, pub: pub, opt: opt, log: opt.Logger}
 }
 
 // catalog returns the indexed definitions, reloading them after DefCacheTTL.
-func (h *Handler) catalog(ctx context.Context) (*Catalog, *Definitions, error) {
+func (h *Handler) catalog(ctx context.Context) (*Catalog, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.cat != nil && time.Since(h.catAt) < h.opt.DefCacheTTL {
-		return h.cat, h.defs, nil
+		return h.cat, nil
 	}
-	defs, err := h.store.LoadDefinitions(ctx)
+	defs, err := h.defs.LoadDefinitions(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cat, err := NewCatalog(defs.Traits, defs.Audiences)
 	if err != nil {
-		return nil, nil, fmt.Errorf("stored definitions: %w", err)
+		return nil, fmt.Errorf("stored definitions: %w", err)
 	}
-	h.cat, h.defs, h.catAt = cat, defs, time.Now()
-	return cat, defs, nil
+	h.cat, h.catAt = cat, time.Now()
+	return cat, nil
 }
 
 // deadLetter keeps a change record that can never be processed, on a context that outlives the
@@ -208,7 +205,7 @@ type group struct {
 func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	var resp events.KinesisEventResponse
 	stopAt := h.stopAt(ctx, 0)
-	cat, _, err := h.catalog(ctx)
+	cat, err := h.catalog(ctx)
 	if err != nil {
 		return resp, err
 	}
@@ -298,13 +295,17 @@ type mode struct {
 
 const maxConflictRetries = 8
 
+// process evaluates a profile, re-reading and re-evaluating it when another writer changed its
+// state meanwhile (ErrConflict): at once, since a pause would let the winner move on and starve
+// the loser.
 func (h *Handler) process(ctx context.Context, cat *Catalog, pid string, m mode) error {
-	for attempt := 0; ; attempt++ {
+	return backoff.Retry(ctx, backoff.Policy{Attempts: 1 + maxConflictRetries}, func(ctx context.Context) error {
 		err := h.processOnce(ctx, cat, pid, m)
-		if !errors.Is(err, ErrConflict) || attempt >= maxConflictRetries {
-			return err
+		if err != nil && !errors.Is(err, ErrConflict) {
+			return backoff.Permanent(err)
 		}
-	}
+		return err
+	})
 }
 
 func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m mode) error {
@@ -339,15 +340,15 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	if err := h.forward(ctx, st, added, msgs); err != nil {
 		return err
 	}
-	ws := append([]write{{st: st, was: l, outbox: res.Records}}, merged...)
-	if err := h.store.commit(ctx, ws, h.opt.MaxStateBytes); err != nil {
+	ws := append([]Write{{State: st, Was: l, Outbox: res.Records}}, merged...)
+	if err := h.state.Commit(ctx, ws, h.opt.MaxStateBytes); err != nil {
 		return err
 	}
 	if len(res.Records) > 0 {
 		if err := h.publish(ctx, pid, res.Records); err != nil {
 			return err // the outbox stays; the retry publishes it
 		}
-		if err := h.store.deleteOutbox(ctx, pid, st.Ver+1); err != nil {
+		if err := h.state.DeleteOutbox(ctx, pid, st.Ver+1); err != nil {
 			return err
 		}
 	}
@@ -357,18 +358,18 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 // begin loads a profile (publishing what a crashed attempt left in its outbox) and returns
 // its state to evaluate, or a nil state when there is nothing to do. all says every definition
 // must be evaluated.
-func (h *Handler) begin(ctx context.Context, pid string, m mode, now time.Time) (*loaded, *State, bool, error) {
-	l, err := h.store.load(ctx, pid)
+func (h *Handler) begin(ctx context.Context, pid string, m mode, now time.Time) (*Snapshot, *State, bool, error) {
+	l, err := h.state.Load(ctx, pid)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if err := h.flush(ctx, pid, l.outbox); err != nil {
+	if err := h.flush(ctx, pid, l.Outbox); err != nil {
 		return nil, nil, false, err
 	}
-	st, all := l.state, m.tick || m.backfill
+	st, all := l.State, m.tick || m.backfill
 	switch {
 	case st == nil && len(m.recs) == 0 && m.tick:
-		return l, nil, false, h.store.unschedule(ctx, pid)
+		return l, nil, false, h.state.Unschedule(ctx, pid)
 	case st == nil && len(m.recs) == 0:
 		return l, nil, false, nil
 	case st == nil:
@@ -379,7 +380,7 @@ func (h *Handler) begin(ctx context.Context, pid string, m mode, now time.Time) 
 		st.MergedInto, all = "", true // the profile is live again
 	}
 	if m.tick && st.NextAt.IsZero() {
-		return l, nil, false, h.store.unschedule(ctx, pid)
+		return l, nil, false, h.state.Unschedule(ctx, pid)
 	}
 	if m.tick && st.NextAt.After(now) {
 		return l, nil, false, nil // rescheduled meanwhile; the index entry will move
@@ -397,7 +398,7 @@ func (h *Handler) fresh(ctx context.Context, cat *Catalog, st *State) (*Catalog,
 		return cat, nil
 	}
 	h.Invalidate()
-	cat, _, err := h.catalog(ctx)
+	cat, err := h.catalog(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +423,7 @@ func (h *Handler) forward(ctx context.Context, st *State, added []Event, msgs ma
 // applied is what a profile's change records bring: merged profiles (to store emptied), changed
 // trait keys, new track events and their messages.
 type applied struct {
-	merged   []write
+	merged   []Write
 	changed  []string
 	msgs     map[string]*tracking.Message
 	incoming []Event
@@ -441,18 +442,18 @@ func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []chang
 				continue
 			}
 			seenMerge[mid] = true
-			ml, err := h.store.load(ctx, mid)
+			ml, err := h.state.Load(ctx, mid)
 			if err != nil {
 				return nil, err
 			}
-			if err := h.flush(ctx, mid, ml.outbox); err != nil {
+			if err := h.flush(ctx, mid, ml.Outbox); err != nil {
 				return nil, err
 			}
-			if ml.state == nil || ml.state.MergedInto != "" {
+			if ml.State == nil || ml.State.MergedInto != "" {
 				continue
 			}
-			absorb(st, ml.state)
-			ap.merged = append(ap.merged, write{st: ml.state, was: ml})
+			absorb(st, ml.State)
+			ap.merged = append(ap.merged, Write{State: ml.State, Was: ml})
 			ap.all = true
 		}
 		if r.Version >= st.ChangeVersion && r.Traits != nil {
@@ -533,7 +534,7 @@ func (h *Handler) flush(ctx context.Context, pid string, outbox map[int64][]acti
 		if err := h.publish(ctx, pid, recs); err != nil {
 			return err
 		}
-		if err := h.store.deleteOutbox(ctx, pid, ver); err != nil {
+		if err := h.state.DeleteOutbox(ctx, pid, ver); err != nil {
 			return err
 		}
 	}
@@ -574,13 +575,13 @@ type TickResult struct {
 func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 	var res TickResult
 	stopAt := h.stopAt(ctx, h.opt.TickBudget)
-	cat, _, err := h.catalog(ctx)
+	cat, err := h.catalog(ctx)
 	if err != nil {
 		return res, err
 	}
 	now := h.opt.Clock().UTC()
 	for shard := 0; shard < schedShards && !h.spent(stopAt); shard++ {
-		ids, err := h.store.dueProfiles(ctx, shard, now, h.opt.TickLimit)
+		ids, err := h.state.Due(ctx, shard, now, h.opt.TickLimit)
 		if err != nil {
 			return res, err
 		}

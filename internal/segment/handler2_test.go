@@ -107,8 +107,7 @@ func TestBackfillAndPreviewOfAudienceCreatedAfterItsEvents(t *testing.T) {
 
 // flaky fails every Put while down is set.
 type flaky struct {
-	stream.PutRecordsAPI
-	pub  *stream.Publisher
+	pub  Publisher
 	down bool
 }
 
@@ -125,8 +124,7 @@ func TestTransitionsSurvivePublishFailure(t *testing.T) {
 	if _, err := e.sv.SaveAudience(ctx, *aud(t, "", "Ordered", `{"event":{"name":"Order Completed"}}`)); err != nil {
 		t.Fatal(err)
 	}
-	c := testenvClients(t)
-	f := &flaky{pub: stream.NewPublisher(c.Kinesis, e.stream)}
+	f := &flaky{pub: e.h.pub}
 	e.h.pub = f
 	rec := chg("p1", 1, `{}`, track("m1", "Order Completed", t0, `{}`))
 	// The state write succeeds but publishing the transition fails: the outbox keeps it.

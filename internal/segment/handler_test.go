@@ -13,14 +13,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/serverless-cdp/cdp/internal/activations"
-	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/change"
-	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
-	"github.com/serverless-cdp/cdp/internal/stream"
+	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
-
-func TestMain(m *testing.M) { testenv.Main(m) }
 
 type clock struct {
 	mu sync.Mutex
@@ -35,34 +31,44 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type env struct {
-	h      *Handler
-	sv     *Service
-	st     *Store
-	clock  *clock
-	read   func(want int, wait time.Duration) []activations.Record
-	seq    int
-	stream string
+	h     *Handler
+	sv    *Service
+	st    Stores
+	clock *clock
+	read  func(want int, wait time.Duration) []activations.Record
+	dl    deadLetterList // a dead-letter store over the same backend
+	seq   int
 }
 
-func testenvClients(t *testing.T) awsenv.Clients { return testenv.Clients(t) }
+// deadLetterList is a dead-letter store that can be read back (deadletter.Store, MemDeadLetters).
+type deadLetterList interface {
+	DeadLetters
+	List(ctx context.Context, stage string, limit int, next string) ([]deadletter.Entry, string, error)
+}
+
+// backend is what a test environment runs on: in memory (env_mem_test.go) or, under the
+// integration tag, DynamoDB Local and kinesis-mock (integration_test.go).
+type backend struct {
+	st   Stores
+	pub  Publisher
+	read func(t *testing.T, want int, wait time.Duration) [][]byte // the activations published so far
+	dl   deadLetterList
+}
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	c := testenv.Clients(t)
-	table := testenv.Table(t, c.DynamoDB)
-	name := testenv.Stream(t, c.Kinesis, "activations", 1)
+	b := newBackend(t)
 	clk := &clock{t: t0}
-	st := NewStore(c.DynamoDB, table)
-	h := NewHandler(st, stream.NewPublisher(c.Kinesis, name), Options{Clock: clk.Now, DefCacheTTL: time.Nanosecond})
-	sv := NewService(st, clk.Now)
+	h := NewHandler(b.st, b.pub, Options{Clock: clk.Now, DefCacheTTL: time.Nanosecond})
+	sv := NewService(b.st, clk.Now)
 	sv.OnChange = h.Invalidate
-	e := &env{h: h, sv: sv, st: st, clock: clk, stream: name}
+	e := &env{h: h, sv: sv, st: b.st, clock: clk, dl: b.dl}
 	e.read = func(want int, wait time.Duration) []activations.Record {
-		raw := testenv.ReadStream(t, c.Kinesis, name, want, wait)
+		raw := b.read(t, want, wait)
 		out := make([]activations.Record, 0, len(raw))
 		for _, r := range raw {
 			var a activations.Record
-			if err := json.Unmarshal(r.Data, &a); err != nil {
+			if err := json.Unmarshal(r, &a); err != nil {
 				t.Fatal(err)
 			}
 			out = append(out, a)

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/serverless-cdp/cdp/internal/change"
-	"github.com/serverless-cdp/cdp/internal/deadletter"
 )
 
 // noise is incompressible text of about n bytes.
@@ -43,7 +42,7 @@ func (e *env) event(t *testing.T, recs ...change.Record) events.KinesisEvent {
 func TestPoisonProfileDeadLetteredAlone(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	dl := deadletter.NewStore(testenvClients(t).DynamoDB, e.st.table)
+	dl := e.dl
 	e.h.opt.DeadLetters = dl
 	e.h.opt.MaxStateBytes = 100 << 10 // a small budget, so the record still fits a dead letter
 	if _, err := e.sv.SaveTrait(ctx, ComputedTrait{Name: "Orders", Kind: KindCount, Event: EventFilter{Name: "Order Completed"}}); err != nil {
@@ -104,12 +103,12 @@ func TestEventLogShedsToFitItem(t *testing.T) {
 	if n < 10 || n >= 60 {
 		t.Fatalf("orders %d: want the retained part of 60 events of 10 KB (at least 10, fewer than 60)", n)
 	}
-	l, err := e.st.load(ctx, "p1")
+	l, err := e.st.Load(ctx, "p1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := encodeState(l.state)
-	t.Logf("60 events of 10 KB: %d retained, state %d bytes (limit %d)", len(l.state.Events), len(b), MaxStateBytes)
+	b, _ := encodeState(l.State)
+	t.Logf("60 events of 10 KB: %d retained, state %d bytes (limit %d)", len(l.State.Events), len(b), MaxStateBytes)
 }
 
 // TestHandleHonoursDeadline: with the deadline already inside the reserve, the handler starts no

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,46 +101,46 @@ func (p *Predicate) Match(v any, ok bool) bool {
 	case OpEq:
 		return equal(v, p.want)
 	case OpIn:
-		for _, w := range p.want.([]any) {
-			if equal(v, w) {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(p.want.([]any), func(w any) bool { return equal(v, w) })
 	case OpContains:
-		switch a := v.(type) {
-		case string:
-			s, isStr := p.want.(string)
-			if !isStr {
-				s = scalarString(p.want)
-			}
-			return strings.Contains(a, s)
-		case []any:
-			for _, e := range a {
-				if equal(e, p.want) {
-					return true
-				}
-			}
-		}
-		return false
+		return p.contains(v)
 	case OpStartsWith:
 		a, isStr := v.(string)
 		return isStr && strings.HasPrefix(a, p.want.(string))
-	default:
-		c, comparable := compare(v, p.want)
-		if !comparable {
-			return false
+	}
+	return p.order(v)
+}
+
+// contains matches a string containing the wanted text, or a list holding the wanted value.
+func (p *Predicate) contains(v any) bool {
+	switch a := v.(type) {
+	case string:
+		s, isStr := p.want.(string)
+		if !isStr {
+			s = scalarString(p.want)
 		}
-		switch p.Op {
-		case OpGt:
-			return c > 0
-		case OpGte:
-			return c >= 0
-		case OpLt:
-			return c < 0
-		case OpLte:
-			return c <= 0
-		}
+		return strings.Contains(a, s)
+	case []any:
+		return slices.ContainsFunc(a, func(e any) bool { return equal(e, p.want) })
+	}
+	return false
+}
+
+// order applies the comparison operators (gt, gte, lt, lte).
+func (p *Predicate) order(v any) bool {
+	c, comparable := compare(v, p.want)
+	if !comparable {
+		return false
+	}
+	switch p.Op {
+	case OpGt:
+		return c > 0
+	case OpGte:
+		return c >= 0
+	case OpLt:
+		return c < 0
+	case OpLte:
+		return c <= 0
 	}
 	return false
 }

@@ -14,14 +14,14 @@ import (
 // Service is the admin side: definitions (validated), backfill status, reading and preview.
 // The admin API and the config file mount it.
 type Service struct {
-	store *Store
+	store Stores
 	clock func() time.Time
 	// OnChange is called after a definition changed (e.g. Handler.Invalidate in one process).
 	OnChange func()
 }
 
 // NewService returns a service over the store; clock may be nil (time.Now).
-func NewService(st *Store, clock func() time.Time) *Service {
+func NewService(st Stores, clock func() time.Time) *Service {
 	if clock == nil {
 		clock = time.Now
 	}
@@ -114,7 +114,7 @@ func (sv *Service) SaveTrait(ctx context.Context, t ComputedTrait) (*TraitView, 
 		return nil, err
 	}
 	j := sv.job(t.ID, t.Version)
-	if err := sv.store.putDef(ctx, skTraitPfx+t.ID, &t, t.Version, j); err != nil {
+	if err := sv.store.PutTrait(ctx, &t, j); err != nil {
 		return nil, err
 	}
 	sv.OnChange()
@@ -151,7 +151,7 @@ func (sv *Service) SaveAudience(ctx context.Context, a Audience) (*AudienceView,
 		return nil, err
 	}
 	j := sv.job(a.ID, a.Version)
-	if err := sv.store.putDef(ctx, skAudPfx+a.ID, &a, a.Version, j); err != nil {
+	if err := sv.store.PutAudience(ctx, &a, j); err != nil {
 		return nil, err
 	}
 	sv.OnChange()
@@ -227,13 +227,13 @@ func (sv *Service) Audience(ctx context.Context, id string) (*AudienceView, erro
 
 // DeleteTrait removes a computed trait unless an audience uses it.
 func (sv *Service) DeleteTrait(ctx context.Context, id string) error {
-	return sv.delete(ctx, skTraitPfx, id)
+	return sv.delete(ctx, id, sv.store.DeleteTrait)
 }
 
 // DeleteAudience removes an audience unless another one references it. Its member items are
 // removed; profiles drop the membership at their next evaluation.
 func (sv *Service) DeleteAudience(ctx context.Context, id string) error {
-	if err := sv.delete(ctx, skAudPfx, id); err != nil {
+	if err := sv.delete(ctx, id, sv.store.DeleteAudience); err != nil {
 		return err
 	}
 	for {
@@ -242,14 +242,14 @@ func (sv *Service) DeleteAudience(ctx context.Context, id string) error {
 			return err
 		}
 		for _, m := range ms {
-			if err := sv.store.deleteMember(ctx, id, m.ProfileID); err != nil {
+			if err := sv.store.DeleteMember(ctx, id, m.ProfileID); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-func (sv *Service) delete(ctx context.Context, pfx, id string) error {
+func (sv *Service) delete(ctx context.Context, id string, del func(context.Context, string) error) error {
 	defs, err := sv.store.LoadDefinitions(ctx)
 	if err != nil {
 		return err
@@ -257,7 +257,7 @@ func (sv *Service) delete(ctx context.Context, pfx, id string) error {
 	if err := sv.check(defs, nil, nil, id); err != nil {
 		return &ValidationError{Message: "still in use: " + err.Error()}
 	}
-	if err := sv.store.deleteDef(ctx, pfx+id, id); errors.Is(err, ErrConflict) {
+	if err := del(ctx, id); errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("%s: %w", id, ErrNotFound)
 	} else if err != nil {
 		return err
@@ -271,7 +271,7 @@ func (sv *Service) Members(ctx context.Context, audienceID string, limit int, ne
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	return sv.store.Members(ctx, audienceID, int32(limit), next)
+	return sv.store.Members(ctx, audienceID, limit, next)
 }
 
 // ProfileAudience is one audience a profile is in.
@@ -302,23 +302,24 @@ func (sv *Service) Profile(ctx context.Context, pid string) (*ProfileView, error
 	}
 	view := &ProfileView{ProfileID: pid, Audiences: []ProfileAudience{}, ComputedTraits: map[string]json.RawMessage{}}
 	for hops := 0; hops < 8; hops++ {
-		l, err := sv.store.load(ctx, pid)
+		l, err := sv.store.Load(ctx, pid)
 		if err != nil {
 			return nil, err
 		}
-		if l.state == nil {
+		st := l.State
+		if st == nil {
 			return nil, fmt.Errorf("profile %s: %w", pid, ErrNotFound)
 		}
-		if l.state.MergedInto != "" {
-			view.MergedInto, pid = l.state.MergedInto, l.state.MergedInto
+		if st.MergedInto != "" {
+			view.MergedInto, pid = st.MergedInto, st.MergedInto
 			continue
 		}
-		for _, id := range l.state.InAudiences() {
+		for _, id := range st.InAudiences() {
 			if a := byID[id]; a != nil {
-				view.Audiences = append(view.Audiences, ProfileAudience{ID: id, Key: a.Key, Name: a.Name, EnteredAt: l.state.Members[id].EnteredAt})
+				view.Audiences = append(view.Audiences, ProfileAudience{ID: id, Key: a.Key, Name: a.Name, EnteredAt: st.Members[id].EnteredAt})
 			}
 		}
-		view.ComputedTraits = l.state.Computed
+		view.ComputedTraits = st.Computed
 		return view, nil
 	}
 	return nil, fmt.Errorf("profile %s: merge chain too long", pid)
@@ -357,7 +358,7 @@ func (sv *Service) Preview(ctx context.Context, draft Audience, limit int) (*Pre
 	for shard := 0; shard < regShards; shard++ {
 		next := ""
 		for {
-			ids, nx, err := sv.store.profiles(ctx, shard, 100, next)
+			ids, nx, err := sv.store.Profiles(ctx, shard, 100, next)
 			if err != nil {
 				return nil, err
 			}
@@ -366,15 +367,15 @@ func (sv *Service) Preview(ctx context.Context, draft Audience, limit int) (*Pre
 					res.Complete = false
 					return res, nil
 				}
-				l, err := sv.store.load(ctx, pid)
+				l, err := sv.store.Load(ctx, pid)
 				if err != nil {
 					return nil, err
 				}
-				if l.state == nil || l.state.MergedInto != "" {
+				if l.State == nil || l.State.MergedInto != "" {
 					continue
 				}
 				res.Scanned++
-				if draft.Condition.eval(newEvalCtx(l.state, now)) {
+				if draft.Condition.eval(newEvalCtx(l.State, now)) {
 					res.Matched++
 					if len(res.Sample) < 10 {
 						res.Sample = append(res.Sample, pid)
