@@ -8,7 +8,6 @@ import (
 	"sort"
 	"time"
 
-
 	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
