@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/serverless-cdp/cdp/internal/destination"
@@ -197,7 +196,7 @@ func (d *Deliverer) runAll(ctx context.Context, dests []destination.Destination,
 func (d *Deliverer) Tick(ctx context.Context) (Result, error) {
 	p := d.planFor(ctx, false)
 	now := d.cfg.Now()
-	entries, err := d.repo.due(ctx, now, d.cfg.TickLimit)
+	entries, err := d.queue.Due(ctx, now, d.cfg.TickLimit)
 	if err != nil {
 		return Result{}, err
 	}
@@ -217,14 +216,14 @@ func (d *Deliverer) Tick(ctx context.Context) (Result, error) {
 	jobs := map[string][]*job{}
 	for i := range entries {
 		e := &entries[i]
-		if _, ok := byID[e.destID]; !ok {
-			d.log.WarnContext(ctx, "dropping queued retry of a deleted destination", "destination", e.destID, "record", e.recordID)
-			if err := d.repo.deleteQueueEntry(ctx, *e); err != nil {
+		if _, ok := byID[e.DestID]; !ok {
+			d.log.WarnContext(ctx, "dropping queued retry of a deleted destination", "destination", e.DestID, "record", e.RecordID)
+			if err := d.queue.Dequeue(ctx, *e); err != nil {
 				return c.result(), err
 			}
 			continue
 		}
-		jobs[e.destID] = append(jobs[e.destID], &job{destID: e.destID, recordID: e.recordID, entry: e, idx: -1})
+		jobs[e.DestID] = append(jobs[e.DestID], &job{destID: e.DestID, recordID: e.RecordID, entry: e, idx: -1})
 	}
 	d.runAll(ctx, dests, jobs, &c, func(*job) {}, p)
 	r := c.result()
@@ -433,7 +432,7 @@ func (r *destRun) record(ctx context.Context, chunk []*job, outs []outcome) {
 	bctx, cancel := r.d.bookkeeping(ctx)
 	defer cancel()
 	for k, j := range chunk {
-		if err := r.d.repo.finish(bctx, j, outs[k], r.d.cfg.Now(), r.d.cfg.DeliveredTTL); err != nil {
+		if err := r.d.finish(bctx, j, outs[k], r.d.cfg.Now()); err != nil {
 			r.log.ErrorContext(ctx, "record delivery outcome", "record", j.recordID, "err", err)
 			r.c.failed.Add(1)
 			r.mark(j)
@@ -504,15 +503,12 @@ func (d *Deliverer) jobsFor(data []byte, dests []destination.Destination) ([]*jo
 func (d *Deliverer) keepBad(ctx context.Context, key string, data []byte, reason string) error {
 	bctx, cancel := d.bookkeeping(ctx)
 	defer cancel()
-	return d.repo.putUndecodable(bctx, key, data, reason, d.cfg.Now())
+	return d.bad.Keep(bctx, key, data, reason, d.cfg.Now())
 }
 
-// isPermanent reports errors the table will give again for the same input (an item or key over
-// DynamoDB's limits, an invalid value).
-func isPermanent(err error) bool {
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
-}
+// isPermanent reports errors the store will give again for the same input (an item or key over
+// the table's limits, an invalid value).
+func isPermanent(err error) bool { return errors.Is(err, ErrRefused) }
 
 // hashID is a short, stable, non-reversible form of an id for keys and logs.
 func hashID(s string) string {
