@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/backoff"
 	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
@@ -119,25 +120,33 @@ func (s *Service) List(ctx context.Context) ([]Destination, error) {
 	return out, nil
 }
 
+// conflictRetry is how modify retries a write that lost to a concurrent one.
+var conflictRetry = backoff.Policy{Attempts: 6, Base: 5 * time.Millisecond, Max: 50 * time.Millisecond}
+
 // modify applies fn to the stored destination with optimistic concurrency, retrying conflicts.
 func (s *Service) modify(ctx context.Context, id string, fn func(*Destination) error) (Destination, error) {
-	for attempt := 0; ; attempt++ {
-		d, err := s.Get(ctx, id)
+	var out Destination
+	err := backoff.Retry(ctx, conflictRetry, func(ctx context.Context) error {
+		d, err := s.store.Get(ctx, id)
 		if err != nil {
-			return Destination{}, err
+			return backoff.Permanent(err)
 		}
 		prev := d.Version
 		if err := fn(&d); err != nil {
-			return Destination{}, err
+			return backoff.Permanent(err)
 		}
 		d.Version = prev + 1
 		d.UpdatedAt = s.now().UTC()
-		err = s.store.Put(ctx, d, prev)
-		if errors.Is(err, ErrConflict) && attempt < 5 {
-			continue
+		if err := s.store.Put(ctx, d, prev); err != nil {
+			if errors.Is(err, ErrConflict) {
+				return err
+			}
+			return backoff.Permanent(err)
 		}
-		return d, err
-	}
+		out = d
+		return nil
+	})
+	return out, err
 }
 
 // Update replaces the definition (everything in Spec except Secret; use RotateSecret).
