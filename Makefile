@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: all tools browser run test test-go unit fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra
+.PHONY: all tools browser run test test-go unit chaos fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra
 
 all: build
 
@@ -42,6 +42,11 @@ test: tools browser vet
 test-go:
 	$(GO) test -race -count=1 -timeout 20m -tags integration ./...
 	cd infra && $(GO) test -count=1 -timeout 20m ./...
+
+## chaos: the fault suite alone (runner SIGKILL, emulator restart, partial PutRecords failures);
+## `make test` runs it too. It starts its own emulators on free ports.
+chaos: tools
+	$(GO) test -race -count=1 -v -timeout 10m -tags integration ./internal/chaos
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/tracking

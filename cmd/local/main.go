@@ -7,7 +7,8 @@
 //
 // Environment: CDP_HTTP_ADDR (default 127.0.0.1:8080), CDP_DEV_WRITE_KEY, CDP_DEV_ADMIN_TOKEN
 // (random ones are generated and printed when unset), CDP_DYNAMODB_PORT (8000),
-// CDP_KINESIS_PORT (4567), and every CDP_* variable the functions read. When
+// CDP_KINESIS_PORT (4567), LOG_LEVEL (logs are JSON lines on stderr, like the functions'), and
+// every CDP_* variable the functions read. When
 // AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_KINESIS are already set (LocalStack, say), no
 // emulator is started.
 package main
@@ -34,12 +35,16 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	var err error
-	if len(os.Args) > 1 && os.Args[1] == "emulators" {
+	// JSON lines at LOG_LEVEL, like the functions on Lambda (app.Config.Logger).
+	cfg, err := app.FromEnv()
+	logger := cfg.Logger()
+	switch {
+	case err != nil:
+		logger = app.Defaults().Logger()
+	case len(os.Args) > 1 && os.Args[1] == "emulators":
 		err = runWithEmulators(ctx, logger, os.Args[2:])
-	} else {
-		err = serve(ctx, logger)
+	default:
+		err = serve(ctx, cfg, logger)
 	}
 	if err != nil {
 		var exit *exec.ExitError
@@ -70,11 +75,7 @@ func runWithEmulators(ctx context.Context, logger *slog.Logger, args []string) e
 	return cmd.Run()
 }
 
-func serve(ctx context.Context, logger *slog.Logger) error {
-	cfg, err := app.FromEnv()
-	if err != nil {
-		return err
-	}
+func serve(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
 	// Local receivers (a webhook.site stand-in on localhost) are the point of local development.
 	cfg.AllowLoopbackWebhooks = true
 	addr := os.Getenv("CDP_HTTP_ADDR")

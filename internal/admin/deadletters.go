@@ -19,7 +19,9 @@ type DeadLetterService interface {
 	// Replay runs one entry through its stage again and removes it on success; on failure the
 	// entry stays with the error recorded.
 	Replay(ctx context.Context, stage, id string) error
-	ReplayAll(ctx context.Context, stage string) (ok, failed int, err error)
+	// ReplayAll replays entries once each, starting after the entry id next, until done or
+	// the context's deadline is near, and says how far it got.
+	ReplayAll(ctx context.Context, stage, next string) (deadletter.ReplayAllResult, error)
 }
 
 // DeadLetterPage answers GET /admin/v1/dead-letters/{stage}.
@@ -28,10 +30,10 @@ type DeadLetterPage struct {
 	Next        string             `json:"next"`
 }
 
-// ReplayAllResult answers POST /admin/v1/dead-letters/{stage}/replay.
-type ReplayAllResult struct {
-	Replayed int `json:"replayed"`
-	Failed   int `json:"failed"`
+// ReplayAllRequest is the optional body of POST /admin/v1/dead-letters/{stage}/replay: Next
+// continues a sweep that ran out of time (the `next` of its answer).
+type ReplayAllRequest struct {
+	Next string `json:"next"`
 }
 
 var (
@@ -146,20 +148,30 @@ func (h deadLettersAPI) replay(ctx context.Context, r *Request) (int, any, error
 	}
 }
 
+// replayAll runs inside the API function's time limit: the service stops before the deadline
+// and the answer is 200 either way, with `remaining` and a `next` to continue from.
 func (h deadLettersAPI) replayAll(ctx context.Context, r *Request) (int, any, error) {
-	if err := r.DecodeOptional(&struct{}{}); err != nil {
+	var body ReplayAllRequest
+	if err := r.DecodeOptional(&body); err != nil {
 		return 0, nil, err
 	}
 	stage, err := stageOf(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	ok, failed, err := h.svc.ReplayAll(ctx, stage)
+	next := body.Next
+	if q := r.Query("next"); q != "" {
+		next = q
+	}
+	if next != "" && !entryIDRE.MatchString(next) {
+		return 0, nil, BadRequest("invalid next token")
+	}
+	res, err := h.svc.ReplayAll(ctx, stage, next)
 	if errors.Is(err, deadletter.ErrNoReplayer) {
 		return 0, nil, noReplayer(stage)
 	}
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, ReplayAllResult{Replayed: ok, Failed: failed}, nil
+	return http.StatusOK, res, nil
 }

@@ -254,7 +254,7 @@ func TestPipelineDeadLetters(t *testing.T) {
 	}
 	// Replay all: b succeeds, poison fails again and stays.
 	resp = e.call(t, "POST", base+"identity/replay", "")
-	if resp.StatusCode != http.StatusOK || resp.Body != `{"replayed":1,"failed":1}` {
+	if resp.StatusCode != http.StatusOK || resp.Body != `{"replayed":1,"failed":1,"remaining":0,"next":""}` {
 		t.Fatalf("replay all: %d %s", resp.StatusCode, resp.Body)
 	}
 	if len(e.replayed) != 2 || e.replayed[0] != a.ID || e.replayed[1] != b.ID {

@@ -35,7 +35,6 @@ var debt = map[string]bool{
 	"internal/bench/workload.go:Generate":                   true,
 	"internal/config/config.go:Parse":                       true,
 	"internal/config/segments.go:planAudiences":             true,
-	"internal/local/stack.go:Start":                         true,
 	"internal/segment/compute.go:Compute":                   true,
 	"internal/segment/definition.go:ComputedTrait.Validate": true,
 	"internal/segment/definition.go:Condition.compile":      true,

@@ -4,10 +4,17 @@
 //
 // Keys in the shared table: `DLQ#<stage>` / `ENTRY#<id>`. The id is derived from the stage, the
 // kind and the payload, so dead-lettering the same record twice keeps one entry (with the
-// latest error and a count).
+// latest error and a count), and keys are always valid whatever the payload holds.
+//
+// Any payload up to MaxPayload is storable: one up to InlinePayload bytes is kept in the entry's
+// item; a larger one is gzip-compressed, and if it is still too large for one item it is split
+// into chunks of ChunkSize kept in items `DLQ#<stage>` / `CHUNK#<id>#<n>`, written before the
+// entry that refers to them. Get, List and Replay read payloads back whole.
 package deadletter
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -15,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -27,10 +35,19 @@ import (
 )
 
 const (
-	prefix   = "DLQ#"
-	skPrefix = "ENTRY#"
-	// MaxPayload is the largest payload an entry holds (DynamoDB items are at most 400 KB).
-	MaxPayload = 350 << 10
+	prefix      = "DLQ#"
+	skPrefix    = "ENTRY#"
+	chunkPrefix = "CHUNK#"
+	// InlinePayload is the largest payload (as stored, after compression) kept in the entry's
+	// own item; DynamoDB items are at most 400 KB.
+	InlinePayload = 350 << 10
+	// ChunkSize is the size of each chunk item of a payload too large for one item.
+	ChunkSize = 350 << 10
+	// MaxPayload is the largest payload an entry holds: four times Kinesis's 1 MiB record limit.
+	MaxPayload = 4 << 20
+	// maxErrorText bounds the error texts kept with an entry.
+	maxErrorText = 8 << 10
+	encGzip      = "gzip"
 )
 
 // Entry is one dead letter.
@@ -74,6 +91,7 @@ type API interface {
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 }
 
 // Store keeps dead letters in the shared table.
@@ -114,22 +132,169 @@ func (s *Store) Put(ctx context.Context, e Entry) (Entry, error) {
 	}
 	now := s.now().UTC()
 	e.ID = EntryID(e.Stage, e.Kind, e.Payload)
+	stored, enc, err := encodePayload(e.Payload)
+	if err != nil {
+		return e, err
+	}
+	var chunks [][]byte
+	if len(stored) > InlinePayload {
+		chunks = split(stored, ChunkSize)
+		if err := s.putChunks(ctx, e.Stage, e.ID, chunks); err != nil {
+			return e, err
+		}
+	}
 	meta, _ := json.Marshal(e.Meta)
+	values := map[string]types.AttributeValue{
+		":k": sv(e.Kind), ":r": sv(e.Reason), ":e": sv(truncate(e.Error)),
+		":enc": sv(enc), ":n": &types.AttributeValueMemberN{Value: strconv.Itoa(len(chunks))},
+		":m": sv(string(meta)), ":now": sv(now.Format(time.RFC3339Nano)), ":one": &types.AttributeValueMemberN{Value: "1"},
+	}
+	update := "SET kind = :k, reason = :r, err = :e, enc = :enc, chunks = :n, meta = :m, updatedAt = :now, createdAt = if_not_exists(createdAt, :now)"
+	if chunks == nil {
+		update += ", payload = :p ADD #count :one"
+		values[":p"] = &types.AttributeValueMemberB{Value: stored}
+	} else {
+		update += " REMOVE payload ADD #count :one"
+	}
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(s.table),
-		Key:                      key(e.Stage, e.ID),
-		UpdateExpression:         aws.String("SET kind = :k, reason = :r, err = :e, payload = :p, meta = :m, updatedAt = :now, createdAt = if_not_exists(createdAt, :now) ADD #count :one"),
-		ExpressionAttributeNames: map[string]string{"#count": "count"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":k": sv(e.Kind), ":r": sv(e.Reason), ":e": sv(e.Error), ":p": &types.AttributeValueMemberB{Value: e.Payload},
-			":m": sv(string(meta)), ":now": sv(now.Format(time.RFC3339Nano)), ":one": &types.AttributeValueMemberN{Value: "1"},
-		},
-		ReturnValues: types.ReturnValueAllNew,
+		TableName:                 aws.String(s.table),
+		Key:                       key(e.Stage, e.ID),
+		UpdateExpression:          aws.String(update),
+		ExpressionAttributeNames:  map[string]string{"#count": "count"},
+		ExpressionAttributeValues: values,
+		ReturnValues:              types.ReturnValueAllNew,
 	})
 	if err != nil {
 		return e, fmt.Errorf("dead letter put: %w", err)
 	}
-	return decode(out.Attributes), nil
+	got := decode(out.Attributes)
+	got.Payload = e.Payload
+	return got, nil
+}
+
+// encodePayload returns the payload as stored: as it is when it fits in one item, else
+// gzip-compressed when that is smaller.
+func encodePayload(p []byte) ([]byte, string, error) {
+	if len(p) <= InlinePayload {
+		return p, "", nil
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, "", fmt.Errorf("dead letter compress: %w", err)
+	}
+	_, werr := zw.Write(p)
+	if err := errors.Join(werr, zw.Close()); err != nil {
+		return nil, "", fmt.Errorf("dead letter compress: %w", err)
+	}
+	if buf.Len() >= len(p) {
+		return p, "", nil // incompressible: chunk it as it is
+	}
+	return buf.Bytes(), encGzip, nil
+}
+
+func decodePayload(stored []byte, enc string) ([]byte, error) {
+	if enc != encGzip {
+		return stored, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(stored))
+	if err != nil {
+		return nil, fmt.Errorf("dead letter decompress: %w", err)
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, MaxPayload+1))
+	if err != nil {
+		return nil, fmt.Errorf("dead letter decompress: %w", err)
+	}
+	return out, nil
+}
+
+func split(b []byte, size int) [][]byte {
+	var out [][]byte
+	for len(b) > size {
+		out = append(out, b[:size])
+		b = b[size:]
+	}
+	return append(out, b)
+}
+
+func truncate(s string) string {
+	if len(s) <= maxErrorText {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxErrorText], "") + "…"
+}
+
+func chunkKey(stage, id string, n int) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{store.PK: sv(prefix + stage), store.SK: sv(fmt.Sprintf("%s%s#%04d", chunkPrefix, id, n))}
+}
+
+func (s *Store) putChunks(ctx context.Context, stage, id string, chunks [][]byte) error {
+	for n, c := range chunks {
+		item := chunkKey(stage, id, n)
+		item["data"] = &types.AttributeValueMemberB{Value: c}
+		if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
+			return fmt.Errorf("dead letter put chunk %d of %d: %w", n+1, len(chunks), err)
+		}
+	}
+	return nil
+}
+
+// payload reads an entry's payload back whole from its item or its chunks.
+func (s *Store) payload(ctx context.Context, it map[string]types.AttributeValue, e *Entry) error {
+	n := 0
+	if v, ok := it["chunks"].(*types.AttributeValueMemberN); ok {
+		n, _ = strconv.Atoi(v.Value)
+	}
+	enc := ""
+	if v, ok := it["enc"].(*types.AttributeValueMemberS); ok {
+		enc = v.Value
+	}
+	stored := e.Payload
+	if n > 0 {
+		var err error
+		if stored, err = s.readChunks(ctx, e.Stage, e.ID, n); err != nil {
+			return err
+		}
+	}
+	p, err := decodePayload(stored, enc)
+	if err != nil {
+		return err
+	}
+	e.Payload = p
+	return nil
+}
+
+func (s *Store) readChunks(ctx context.Context, stage, id string, n int) ([]byte, error) {
+	var buf bytes.Buffer
+	in := &dynamodb.QueryInput{
+		TableName:              aws.String(s.table),
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :c)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": sv(prefix + stage), ":c": sv(chunkPrefix + id + "#"),
+		},
+		ConsistentRead: aws.Bool(true),
+	}
+	got := 0
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("dead letter read chunks: %w", err)
+		}
+		for _, it := range out.Items {
+			if v, ok := it["data"].(*types.AttributeValueMemberB); ok && got < n {
+				buf.Write(v.Value)
+				got++
+			}
+		}
+		if out.LastEvaluatedKey == nil {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	if got != n {
+		return nil, fmt.Errorf("dead letter %s: %d of %d payload chunks found", id, got, n)
+	}
+	return buf.Bytes(), nil
 }
 
 func decode(it map[string]types.AttributeValue) Entry {
@@ -164,7 +329,11 @@ func (s *Store) Get(ctx context.Context, stage, id string) (Entry, error) {
 	if out.Item == nil {
 		return Entry{}, ErrNotFound
 	}
-	return decode(out.Item), nil
+	e := decode(out.Item)
+	if err := s.payload(ctx, out.Item, &e); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
 }
 
 // List returns up to limit entries of a stage (ordered by id) and a cursor for the next page
@@ -190,7 +359,11 @@ func (s *Store) List(ctx context.Context, stage string, limit int, next string) 
 	}
 	entries := make([]Entry, 0, len(out.Items))
 	for _, it := range out.Items {
-		entries = append(entries, decode(it))
+		e := decode(it)
+		if err := s.payload(ctx, it, &e); err != nil {
+			return nil, "", err
+		}
+		entries = append(entries, e)
 	}
 	cursor := ""
 	if out.LastEvaluatedKey != nil && len(entries) > 0 {
@@ -199,11 +372,20 @@ func (s *Store) List(ctx context.Context, stage string, limit int, next string) 
 	return entries, cursor, nil
 }
 
-// Delete removes an entry (no error if it is already gone).
+// Delete removes an entry and its payload chunks (no error if it is already gone).
 func (s *Store) Delete(ctx context.Context, stage, id string) error {
-	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: key(stage, id)})
+	out, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: key(stage, id), ReturnValues: types.ReturnValueAllOld})
 	if err != nil {
 		return fmt.Errorf("dead letter delete: %w", err)
+	}
+	n := 0
+	if v, ok := out.Attributes["chunks"].(*types.AttributeValueMemberN); ok {
+		n, _ = strconv.Atoi(v.Value)
+	}
+	for i := 0; i < n; i++ {
+		if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: chunkKey(stage, id, i)}); err != nil {
+			return fmt.Errorf("dead letter delete chunk %d: %w", i, err)
+		}
 	}
 	return nil
 }
@@ -214,7 +396,7 @@ func (s *Store) markReplayFailed(ctx context.Context, stage, id string, replayEr
 		Key:                       key(stage, id),
 		UpdateExpression:          aws.String("SET replayErr = :e, updatedAt = :now"),
 		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":e": sv(replayErr.Error()), ":now": sv(s.now().UTC().Format(time.RFC3339Nano))},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":e": sv(truncate(replayErr.Error())), ":now": sv(s.now().UTC().Format(time.RFC3339Nano))},
 	})
 	if err != nil {
 		return fmt.Errorf("dead letter mark: %w", err)
@@ -282,32 +464,96 @@ func (s *Service) Replay(ctx context.Context, stage, id string) error {
 	return s.store.Delete(ctx, stage, id)
 }
 
-// ReplayAll replays every entry of a stage once and returns how many succeeded and failed.
-func (s *Service) ReplayAll(ctx context.Context, stage string) (ok, failed int, err error) {
-	next := ""
-	var ids []string
+// ReplayReserve is the time ReplayAll leaves before its context's deadline: it starts no replay
+// with less than this left, so the function answers before it is timed out.
+const ReplayReserve = 5 * time.Second
+
+// DefaultReplayBudget bounds ReplayAll when its context has no deadline.
+const DefaultReplayBudget = 25 * time.Second
+
+// ReplayAllResult is what one ReplayAll call did. Remaining counts the entries after Next that
+// this sweep has not tried yet; pass Next to the next call to continue ("" when done).
+type ReplayAllResult struct {
+	Replayed  int    `json:"replayed"`
+	Failed    int    `json:"failed"`
+	Remaining int    `json:"remaining"`
+	Next      string `json:"next"`
+}
+
+// ReplayAll replays the entries of a stage once each, in id order, starting after the entry id
+// next ("" for the beginning), until they are done or the context's deadline (less
+// ReplayReserve) is near. Entries that succeed are removed; those that fail stay with the error.
+func (s *Service) ReplayAll(ctx context.Context, stage, next string) (ReplayAllResult, error) {
+	var res ReplayAllResult
+	if _, ok := s.replayers[stage]; !ok {
+		return res, fmt.Errorf("%w: %q", ErrNoReplayer, stage)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(DefaultReplayBudget + ReplayReserve)
+	}
+	cursor := next
 	for {
-		es, cur, err := s.store.List(ctx, stage, 100, next)
+		es, more, err := s.store.List(ctx, stage, 100, cursor)
 		if err != nil {
-			return ok, failed, err
+			return res, err
 		}
 		for _, e := range es {
-			ids = append(ids, e.ID)
-		}
-		if cur == "" {
-			break
-		}
-		next = cur
-	}
-	for _, id := range ids {
-		if err := s.Replay(ctx, stage, id); err != nil {
-			if errors.Is(err, ErrNoReplayer) {
-				return ok, failed, err
+			if time.Until(deadline) < ReplayReserve {
+				return s.stopAt(ctx, stage, cursor, res)
 			}
-			failed++
-			continue
+			if err := s.Replay(ctx, stage, e.ID); err != nil {
+				res.Failed++
+			} else {
+				res.Replayed++
+			}
+			cursor = e.ID
 		}
-		ok++
+		if more == "" {
+			return res, nil
+		}
+		cursor = more
 	}
-	return ok, failed, nil
+}
+
+// stopAt ends a sweep that ran out of time before the entry after cursor: it counts what is left
+// (bookkeeping, on a context that the near deadline does not cancel) and says where to go on.
+func (s *Service) stopAt(ctx context.Context, stage, cursor string, res ReplayAllResult) (ReplayAllResult, error) {
+	res.Next = cursor
+	if cursor == "" {
+		res.Next = "0" // before every id: ids are lower-case hex
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	n, err := s.store.countAfter(cctx, stage, cursor)
+	if err != nil {
+		res.Remaining = -1 // unknown; Next still says where to continue
+		return res, nil
+	}
+	res.Remaining = n
+	return res, nil
+}
+
+// countAfter counts a stage's entries with an id after the given one.
+func (s *Store) countAfter(ctx context.Context, stage, after string) (int, error) {
+	in := &dynamodb.QueryInput{
+		TableName:              aws.String(s.table),
+		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :from AND :to"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": sv(prefix + stage), ":from": sv(skPrefix + after + "\x00"), ":to": sv(skPrefix + "\U0010FFFF"),
+		},
+		Select: types.SelectCount,
+	}
+	n := 0
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return 0, fmt.Errorf("dead letter count: %w", err)
+		}
+		n += int(out.Count)
+		if out.LastEvaluatedKey == nil {
+			return n, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
 }

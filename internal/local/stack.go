@@ -16,9 +16,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/deadletter"
+	"github.com/serverless-cdp/cdp/internal/identity"
 	"github.com/serverless-cdp/cdp/internal/localhttp"
 	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -33,6 +40,19 @@ const (
 	StageActivation = "activation"
 	StageSchedules  = "schedules"
 )
+
+// Timeout is a stage's configured function timeout (infra/functions.go): the local runner gives
+// each invocation the same deadline, so deadline budgets are exercised locally.
+func Timeout(stage string) time.Duration {
+	switch stage {
+	case StageIngest:
+		return 10 * time.Second
+	case StageAPI:
+		return 29 * time.Second
+	default: // identity, segments, activation and the schedules
+		return 60 * time.Second
+	}
+}
 
 // Invocation describes one handler call, for Options.Observe.
 type Invocation struct {
@@ -57,6 +77,9 @@ type Options struct {
 	StageClients func(stage string) awsenv.Clients
 	// Observe, if set, is called after every handler invocation.
 	Observe func(Invocation)
+	// RecoverInterval is how often the runner checks that the table and streams exist
+	// (recreating them after an emulator restart) and how soon pollers retry (default 1 s).
+	RecoverInterval time.Duration
 }
 
 // Stack is a running local deployment.
@@ -69,34 +92,10 @@ type Stack struct {
 
 // Start creates the table and streams if needed, seeds the dev credentials and starts serving.
 func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, error) {
-	cfg := opts.Config
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	if opts.Shards == 0 {
-		opts.Shards = 2
-	}
-	if opts.TickInterval == 0 {
-		opts.TickInterval = 10 * time.Second
-	}
-	stage := opts.StageClients
-	if stage == nil {
-		stage = func(string) awsenv.Clients { return clients }
-	}
-	observe := opts.Observe
-	if observe == nil {
-		observe = func(Invocation) {}
-	}
-	if err := store.CreateTable(ctx, clients.DynamoDB, cfg.Table); err != nil {
-		return nil, err
-	}
-	for _, name := range []string{cfg.EventsStream, cfg.ChangesStream, cfg.ActivationsStream} {
-		if err := stream.CreateStream(ctx, clients.Kinesis, name, opts.Shards); err != nil {
-			return nil, err
-		}
-	}
-	if err := app.SeedDev(ctx, clients, cfg, opts.DevWriteKey, opts.DevAdminToken); err != nil {
+	opts = opts.withDefaults(clients)
+	cfg, logger, stage, observe := opts.Config, opts.Logger, opts.StageClients, opts.Observe
+	res := resources{clients: clients, opts: opts, logger: logger}
+	if err := res.ensure(ctx, true); err != nil {
 		return nil, err
 	}
 
@@ -113,10 +112,10 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 		{Prefix: "/v1/spaces/", Handler: timedHTTP(StageAPI, api.Handle, observe)},
 		{Prefix: "/admin", Handler: timedHTTP(StageAPI, api.Handle, observe)},
 	}
-	pollers := []stream.Poller{
-		{Stream: cfg.EventsStream, Handler: timedKinesis(StageIdentity, app.NewIdentity(stage(StageIdentity), cfg, logger).Handle, observe)},
-		{Stream: cfg.ChangesStream, Handler: timedKinesis(StageSegments, segments.Handle, observe)},
-		{Stream: cfg.ActivationsStream, Handler: timedKinesis(StageActivation, activation.HandleKinesis, observe)},
+	pollers := []*stream.Poller{
+		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, app.NewIdentity(stage(StageIdentity), cfg, logger).Handle, observe)},
+		{Stream: cfg.ChangesStream, Consumer: StageSegments, Handler: timedKinesis(StageSegments, segments.Handle, observe)},
+		{Stream: cfg.ActivationsStream, Consumer: StageActivation, Handler: timedKinesis(StageActivation, activation.HandleKinesis, observe)},
 	}
 	schedules := []schedule{
 		{name: "segments windows and backfills", run: func(ctx context.Context) error { _, err := segmentsTick.Tick(ctx); return err }},
@@ -138,24 +137,152 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 			logger.Error("http server", "err", err)
 		}
 	}()
+	s.runLoops(runCtx, clients, opts, schedules, pollers, res)
+	return s, nil
+}
+
+func (o Options) withDefaults(clients awsenv.Clients) Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Shards == 0 {
+		o.Shards = 2
+	}
+	if o.TickInterval == 0 {
+		o.TickInterval = 10 * time.Second
+	}
+	if o.RecoverInterval == 0 {
+		o.RecoverInterval = time.Second
+	}
+	if o.StageClients == nil {
+		o.StageClients = func(string) awsenv.Clients { return clients }
+	}
+	if o.Observe == nil {
+		o.Observe = func(Invocation) {}
+	}
+	return o
+}
+
+// runLoops starts the schedules, the pollers (with checkpoints in the table and the functions'
+// timeouts) and the watch that recreates lost resources.
+func (s *Stack) runLoops(runCtx context.Context, clients awsenv.Clients, opts Options, schedules []schedule, pollers []*stream.Poller, res resources) {
+	logger := opts.Logger
 	for _, sc := range schedules {
 		s.wg.Add(1)
 		go func(sc schedule) {
 			defer s.wg.Done()
-			sc.loop(runCtx, opts.TickInterval, logger, observe)
+			sc.loop(runCtx, opts.TickInterval, logger, opts.Observe)
 		}(sc)
 	}
+	checkpoints := stream.NewTableCheckpoints(clients.DynamoDB, opts.Config.Table)
+	dlq := deadletter.NewStore(clients.DynamoDB, opts.Config.Table)
 	for _, p := range pollers {
 		p.Client, p.Logger, p.Interval = clients.Kinesis, logger, opts.PollInterval
+		p.Checkpoints, p.Timeout, p.RetryInterval = checkpoints, Timeout(p.Consumer), opts.RecoverInterval
+		p.OnFailure = onFailure(dlq, p.Consumer)
 		s.wg.Add(1)
-		go func(p stream.Poller) {
+		go func(p *stream.Poller) {
 			defer s.wg.Done()
 			if err := p.Run(runCtx); err != nil {
 				logger.Error("poller", "stream", p.Stream, "err", err)
 			}
 		}(p)
 	}
-	return s, nil
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		res.watch(runCtx)
+	}()
+}
+
+// onFailure is the local on-failure destination of a stage's event source mapping: a record
+// that kept failing is dead-lettered alone under its stage, with the kind the stage itself uses
+// (so the identity stage's are replayable through the admin API).
+func onFailure(dlq *deadletter.Store, stage string) func(context.Context, []events.KinesisEventRecord, string) error {
+	kind := map[string]string{StageIdentity: identity.KindEvent, StageSegments: "change"}[stage]
+	if kind == "" {
+		kind = "record"
+	}
+	return func(ctx context.Context, recs []events.KinesisEventRecord, cause string) error {
+		for _, r := range recs {
+			_, err := dlq.Put(ctx, deadletter.Entry{
+				Stage: stage, Kind: kind, Reason: "batch_retries_exhausted", Error: cause, Payload: r.Kinesis.Data,
+				Meta: map[string]string{"eventId": r.EventID},
+			})
+			if err != nil {
+				return fmt.Errorf("dead-letter record %s: %w", r.EventID, err)
+			}
+		}
+		return nil
+	}
+}
+
+// resources are the table and streams a local deployment needs. The emulators keep them in
+// memory, so a restarted emulator comes back empty: watch recreates what is missing.
+type resources struct {
+	clients awsenv.Clients
+	opts    Options
+	logger  *slog.Logger
+}
+
+// ensure creates the table (and seeds the dev credentials) and the streams, if missing; with
+// all, everything is created and seeded without checking first.
+func (r resources) ensure(ctx context.Context, all bool) error {
+	cfg := r.opts.Config
+	if all || r.missingTable(ctx) {
+		if err := store.CreateTable(ctx, r.clients.DynamoDB, cfg.Table); err != nil {
+			return err
+		}
+		if err := app.SeedDev(ctx, r.clients, cfg, r.opts.DevWriteKey, r.opts.DevAdminToken); err != nil {
+			return err
+		}
+		if !all {
+			r.logger.Warn("recreated the table after an emulator restart (its data is gone)", "table", cfg.Table)
+		}
+	}
+	for _, name := range []string{cfg.EventsStream, cfg.ChangesStream, cfg.ActivationsStream} {
+		if !all && !r.missingStream(ctx, name) {
+			continue
+		}
+		if err := stream.CreateStream(ctx, r.clients.Kinesis, name, r.opts.Shards); err != nil {
+			return err
+		}
+		if !all {
+			r.logger.Warn("recreated a stream after an emulator restart", "stream", name)
+		}
+	}
+	return nil
+}
+
+func (r resources) missingTable(ctx context.Context) bool {
+	_, err := r.clients.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(r.opts.Config.Table)})
+	var nf *dtypes.ResourceNotFoundException
+	return errors.As(err, &nf)
+}
+
+func (r resources) missingStream(ctx context.Context, name string) bool {
+	_, err := r.clients.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+	var nf *ktypes.ResourceNotFoundException
+	return errors.As(err, &nf)
+}
+
+// watch checks every RecoverInterval that the table and streams exist and recreates those that
+// do not (an emulator restarted); an emulator that does not answer is simply checked again.
+func (r resources) watch(ctx context.Context) {
+	t := time.NewTicker(r.opts.RecoverInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if err := r.ensure(cctx, false); err != nil && ctx.Err() == nil {
+				r.logger.Warn("recreate table or streams", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // StopPipeline stops the pollers and schedules; the HTTP routes keep serving.
@@ -174,6 +301,8 @@ func (s *Stack) Close() error {
 
 func timedHTTP(stage string, h localhttp.Func, observe func(Invocation)) localhttp.Func {
 	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		ctx, cancel := context.WithTimeout(ctx, Timeout(stage))
+		defer cancel()
 		start := time.Now()
 		resp, err := h(ctx, req)
 		observe(Invocation{Stage: stage, Start: start, Took: time.Since(start)})
@@ -205,9 +334,11 @@ func (sc schedule) loop(ctx context.Context, every time.Duration, logger *slog.L
 			return
 		case <-t.C:
 			start := time.Now()
-			if err := sc.run(ctx); err != nil && ctx.Err() == nil {
+			rctx, cancel := context.WithTimeout(ctx, Timeout(StageSchedules))
+			if err := sc.run(rctx); err != nil && ctx.Err() == nil {
 				logger.Error("schedule", "name", sc.name, "err", err)
 			}
+			cancel()
 			observe(Invocation{Stage: StageSchedules, Start: start, Took: time.Since(start)})
 		}
 	}
