@@ -9,6 +9,6 @@ import (
 )
 
 // newBackend: without the integration tag the scenario tests run on the in-memory stores.
-func newBackend(*testing.T) (Store, destination.Store) {
-	return NewMemStore(), destination.NewMemStore()
+func newBackend(*testing.T) (Store, BadRecords, destination.Store) {
+	return NewMemStore(), NewMemBadRecords(), destination.NewMemStore()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/destination"
 	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/webhook"
@@ -83,15 +84,17 @@ type Deliverer struct {
 	slow       breaker // destinations whose in-batch attempts timed out lately
 }
 
-// New returns a deliverer over the shared table.
+// New returns a deliverer over the shared table; what can never be delivered goes to the shared
+// dead-letter store (internal/deadletter, stage Stage).
 func New(db store.Client, dests Destinations, client Sender, cfg Config) *Deliverer {
-	return NewWithStore(NewDynamoStore(db, cfg.Table), dests, client, cfg)
+	return NewWithStore(NewDynamoStore(db, cfg.Table), NewSharedBadRecords(deadletter.NewStore(db, cfg.Table)), dests, client, cfg)
 }
 
-// NewWithStore returns a deliverer over any Store (NewMemStore in tests).
-func NewWithStore(st Store, dests Destinations, client Sender, cfg Config) *Deliverer {
+// NewWithStore returns a deliverer over any Store and BadRecords (NewMemStore and
+// NewMemBadRecords in tests).
+func NewWithStore(st Store, bad BadRecords, dests Destinations, client Sender, cfg Config) *Deliverer {
 	cfg.defaults()
-	return &Deliverer{deliveries: st, queue: st, dead: st, bad: st, counters: st,
+	return &Deliverer{deliveries: st, queue: st, dead: st, bad: bad, counters: st,
 		dests: dests, client: client, cfg: cfg, log: cfg.Logger}
 }
 

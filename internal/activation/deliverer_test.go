@@ -120,10 +120,10 @@ type env struct {
 func newEnv(t *testing.T, policy webhook.Policy) *env {
 	t.Helper()
 	clk := &clock{t: time.Now().UTC()}
-	st, destStore := newBackend(t)
+	st, bad, destStore := newBackend(t)
 	dests := destination.NewServiceWith(destStore, destination.WithClock(clk.Now),
 		destination.WithPolicy(webhook.Policy{AllowLoopback: true}))
-	d := NewWithStore(st, dests, webhook.NewClient(webhook.Options{Policy: policy}), Config{
+	d := NewWithStore(st, bad, dests, webhook.NewClient(webhook.Options{Policy: policy}), Config{
 		Timeout: 2 * time.Second, SpaceID: "spc_1", Now: clk.Now,
 	})
 	return &env{t: t, clock: clk, dests: dests, d: d}

@@ -1,12 +1,8 @@
 package activation
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -219,11 +215,6 @@ type deadItem struct {
 	LastError  string `dynamodbav:"lastError"`
 	DeadAt     string `dynamodbav:"deadAt"`
 	Body       string `dynamodbav:"body"`
-	// Kept-record details (UndecodableDestination only).
-	Size      int64  `dynamodbav:"size,omitempty"`
-	SHA256    string `dynamodbav:"sha256,omitempty"`
-	Encoding  string `dynamodbav:"encoding,omitempty"`
-	Truncated bool   `dynamodbav:"truncated,omitempty"`
 }
 
 func (it deadItem) deadLetter() DeadLetter {
@@ -557,52 +548,4 @@ func (s *dynamoStore) DeadLetter(ctx context.Context, destID, recordID string) (
 		return DeadLetter{}, fmt.Errorf("decode dead letter %s/%s: %w", destID, recordID, err)
 	}
 	return it.deadLetter(), nil
-}
-
-// Keep keeps something that can never be delivered, so it is not lost. key is the sort key (the
-// sequence number, or a hash for a single message). Data over maxKeptBytes is stored
-// gzip-compressed ("encoding": "gzip"); if even that is too large for an item, its first
-// maxKeptBytes compressed bytes are kept with "truncated", the full size and its SHA-256, and
-// the reason says so.
-func (s *dynamoStore) Keep(ctx context.Context, key string, data []byte, reason string, at time.Time) error {
-	it := deadItem{PK: deadPKPfx + UndecodableDestination, SK: key, RecordID: key, DestID: UndecodableDestination,
-		DeadAt: ts(at), Size: int64(len(data))}
-	if len(data) > maxKeptBytes {
-		sum := sha256.Sum256(data)
-		it.SHA256, it.Encoding = hex.EncodeToString(sum[:]), "gzip"
-		data = gzipBytes(data)
-		if len(data) > maxKeptBytes {
-			data, it.Truncated = data[:maxKeptBytes], true
-			reason += fmt.Sprintf(" (payload of %d bytes kept truncated)", it.Size)
-		}
-	}
-	if len(reason) > 2000 {
-		reason = strings.ToValidUTF8(reason[:2000], "")
-	}
-	it.LastError = reason
-	it.Body = `"` + base64.StdEncoding.EncodeToString(data) + `"`
-	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: marshal(it)}); err != nil {
-		return fmt.Errorf("keep undeliverable record %s: %w", key, err)
-	}
-	return nil
-}
-
-func (s *dynamoStore) List(ctx context.Context, limit int, next string) ([]DeadLetter, string, error) {
-	return s.DeadLetters(ctx, UndecodableDestination, limit, next)
-}
-
-func (s *dynamoStore) Get(ctx context.Context, key string) (DeadLetter, error) {
-	return s.DeadLetter(ctx, UndecodableDestination, key)
-}
-
-// maxKeptBytes is the most raw bytes one dead letter keeps (base64 grows it by a third; the
-// item stays under DynamoDB's 400 KB).
-const maxKeptBytes = 256 << 10
-
-func gzipBytes(b []byte) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	_, _ = zw.Write(b) // writes to a bytes.Buffer do not fail
-	_ = zw.Close()
-	return buf.Bytes()
 }

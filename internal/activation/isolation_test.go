@@ -21,12 +21,12 @@ import (
 func newEnvWith(t *testing.T, tune func(*Config)) *env {
 	t.Helper()
 	clk := &clock{t: time.Now().UTC()}
-	st, destStore := newBackend(t)
+	st, bad, destStore := newBackend(t)
 	dests := destination.NewServiceWith(destStore, destination.WithClock(clk.Now),
 		destination.WithPolicy(webhook.Policy{AllowLoopback: true}))
 	cfg := Config{Timeout: 5 * time.Second, SpaceID: "spc_1", Now: clk.Now}
 	tune(&cfg)
-	d := NewWithStore(st, dests, webhook.NewClient(webhook.Options{Policy: webhook.Policy{AllowLoopback: true}}), cfg)
+	d := NewWithStore(st, bad, dests, webhook.NewClient(webhook.Options{Policy: webhook.Policy{AllowLoopback: true}}), cfg)
 	return &env{t: t, clock: clk, dests: dests, d: d}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/activations"
+	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/destination"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
@@ -19,7 +20,7 @@ import (
 
 func TestClassifyAndRetrySchedule(t *testing.T) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	d := NewWithStore(NewMemStore(), nil, nil, Config{})
+	d := NewWithStore(NewMemStore(), NewMemBadRecords(), nil, nil, Config{})
 	retryAfter := http.Header{"Retry-After": []string{"3600"}}
 	cases := []struct {
 		name    string
@@ -101,7 +102,7 @@ func TestBreaker(t *testing.T) {
 }
 
 func TestPlanBudgets(t *testing.T) {
-	d := NewWithStore(NewMemStore(), nil, nil, Config{Reserve: 2 * time.Second, InBatchWindow: time.Second})
+	d := NewWithStore(NewMemStore(), NewMemBadRecords(), nil, nil, Config{Reserve: 2 * time.Second, InBatchWindow: time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	defer cancel()
 	p := d.planFor(ctx, true)
@@ -145,5 +146,30 @@ func TestPayloadShapesAndWebhookIDs(t *testing.T) {
 	}
 	if batchWebhookID("d", []string{"b", "a"}) != batchWebhookID("d", []string{"a", "b"}) {
 		t.Fatal("batch webhook-id must not depend on order")
+	}
+}
+
+// TestReplayKeptRecord: a kept record that is still undeliverable stays (an error); one that
+// can now be delivered is delivered once, under its stable webhook-id.
+func TestReplayKeptRecord(t *testing.T) {
+	e := newEnv(t, webhook.Policy{AllowLoopback: true})
+	r := newReceiver(t)
+	dest := e.dest(r, destination.Spec{})
+	long, _ := json.Marshal(audienceRecord(strings.Repeat("x", MaxRecordIDBytes+1), activations.KindAudienceEntered))
+	if err := e.d.Replay(context.Background(), deadletter.Entry{ID: "e1", Kind: KindRecord, Payload: long}); err == nil {
+		t.Fatal("an undeliverable record replayed without an error")
+	}
+	good, _ := json.Marshal(audienceRecord("rec_1", activations.KindAudienceEntered))
+	if err := e.d.Replay(context.Background(), deadletter.Entry{ID: "e2", Kind: KindMessage, Payload: good}); err == nil {
+		t.Fatal("a kept message replayed")
+	}
+	for range 2 {
+		if err := e.d.Replay(context.Background(), deadletter.Entry{ID: "e3", Kind: KindRecord, Payload: good}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := r.delivered()
+	if len(got) != 1 || got[0].header.Get("webhook-id") != WebhookID("rec_1", dest.ID) {
+		t.Fatalf("replayed twice: %d deliveries", len(got))
 	}
 }

@@ -3,7 +3,6 @@ package activation
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -21,7 +20,6 @@ type memStore struct {
 	dels    map[memKey]*memDelivery
 	queue   map[string]QueueEntry // by Ref
 	dead    map[memKey]DeadLetter
-	bad     map[string]DeadLetter
 	stats   map[string]*Stats
 	maxItem int // the largest delivery (record id and body) accepted: DynamoDB's 400 KB
 }
@@ -36,7 +34,7 @@ type memDelivery struct {
 // NewMemStore returns an empty in-memory Store.
 func NewMemStore() Store {
 	return &memStore{dels: map[memKey]*memDelivery{}, queue: map[string]QueueEntry{}, dead: map[memKey]DeadLetter{},
-		bad: map[string]DeadLetter{}, stats: map[string]*Stats{}, maxItem: 400 << 10}
+		stats: map[string]*Stats{}, maxItem: 400 << 10}
 }
 
 var _ Store = (*memStore)(nil)
@@ -248,9 +246,6 @@ func invert(s string) string {
 }
 
 func (m *memStore) DeadLetters(_ context.Context, destID string, limit int, next string) ([]DeadLetter, string, error) {
-	if destID == UndecodableDestination {
-		return m.List(context.Background(), limit, next)
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	byKey := map[string]DeadLetter{}
@@ -264,40 +259,9 @@ func (m *memStore) DeadLetters(_ context.Context, destID string, limit int, next
 }
 
 func (m *memStore) DeadLetter(_ context.Context, destID, recordID string) (DeadLetter, error) {
-	if destID == UndecodableDestination {
-		return m.Get(context.Background(), recordID)
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	dl, ok := m.dead[memKey{destID, recordID}]
-	if !ok {
-		return DeadLetter{}, ErrNotFound
-	}
-	return dl, nil
-}
-
-func (m *memStore) Keep(_ context.Context, key string, data []byte, reason string, at time.Time) error {
-	body, _ := json.Marshal(base64.StdEncoding.EncodeToString(data))
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.bad[key] = DeadLetter{DestinationID: UndecodableDestination, RecordID: key, LastError: reason, DeadAt: at.UTC(), Payload: body}
-	return nil
-}
-
-func (m *memStore) List(_ context.Context, limit int, next string) ([]DeadLetter, string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	keys := make([]string, 0, len(m.bad))
-	for k := range m.bad {
-		keys = append(keys, k)
-	}
-	return memPage(keys, m.bad, limit, next)
-}
-
-func (m *memStore) Get(_ context.Context, key string) (DeadLetter, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	dl, ok := m.bad[key]
 	if !ok {
 		return DeadLetter{}, ErrNotFound
 	}

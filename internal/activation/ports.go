@@ -9,6 +9,7 @@ import (
 
 // The ports the Deliverer depends on. The DynamoDB adapter (NewDynamoStore) implements Store;
 // the in-memory one (NewMemStore) implements it too, and one conformance suite checks both.
+// BadRecords is the shared dead-letter store (NewSharedBadRecords; NewMemBadRecords in tests).
 // Destinations and Sender (deliverer.go) are the other two ports.
 
 // DeliveryLog holds one delivery per (record, destination): the dedupe of at-least-once input,
@@ -51,13 +52,15 @@ type DeadLetterStore interface {
 }
 
 // BadRecords keeps what can never be delivered (an undecodable stream record, a message whose
-// delivery state the table refuses), listed as the dead letters of UndecodableDestination.
+// delivery state the table refuses), listed as the dead letters of UndecodableDestination. The
+// production adapter is the shared dead-letter store (NewSharedBadRecords).
 type BadRecords interface {
-	// Keep stores data under key (the same key again replaces it) with the reason.
-	Keep(ctx context.Context, key string, data []byte, reason string, at time.Time) error
+	// Keep stores data of any size (kind KindRecord or KindMessage; key says where it came
+	// from) with the reason. The same kind and data kept again is one entry.
+	Keep(ctx context.Context, kind, key string, data []byte, reason string, at time.Time) error
 	List(ctx context.Context, limit int, next string) ([]DeadLetter, string, error)
-	// Get returns one, or ErrNotFound.
-	Get(ctx context.Context, key string) (DeadLetter, error)
+	// Get returns one by its RecordID, or ErrNotFound.
+	Get(ctx context.Context, id string) (DeadLetter, error)
 }
 
 // Counters are each destination's delivery counters.
@@ -67,13 +70,13 @@ type Counters interface {
 	Stats(ctx context.Context, destID string) (Stats, error)
 }
 
-// Store is every port an adapter over one table implements: Finish and Redrive move a delivery
-// between the log, the queue and the dead letters atomically, so one adapter holds all three.
+// Store is the ports one adapter over the table implements together: Finish and Redrive move a
+// delivery between the log, the queue and the dead letters atomically, so one adapter holds all
+// three (and the counters next to them).
 type Store interface {
 	DeliveryLog
 	Queue
 	DeadLetterStore
-	BadRecords
 	Counters
 }
 

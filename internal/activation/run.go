@@ -157,7 +157,7 @@ func (d *Deliverer) handle(ctx context.Context, ev events.KinesisEvent) (Result,
 		if err != nil {
 			// Never deliverable: kept as a dead letter on its own; the batch goes on.
 			d.log.ErrorContext(ctx, "undeliverable activation record kept as dead letter", "seq", r.Kinesis.SequenceNumber, "err", err)
-			if perr := d.keepBad(ctx, r.Kinesis.SequenceNumber, r.Kinesis.Data, err.Error()); perr != nil {
+			if perr := d.keepBad(ctx, KindRecord, "seq:"+r.Kinesis.SequenceNumber, r.Kinesis.Data, err.Error()); perr != nil {
 				d.log.ErrorContext(ctx, "keep undeliverable record", "err", perr)
 				failed[i] = true
 				continue
@@ -351,7 +351,7 @@ func (r *destRun) claimChunk(ctx context.Context, jobs []*job) []*job {
 func (r *destRun) keepJob(ctx context.Context, j *job, cause error) {
 	reason := fmt.Sprintf("destination %s: delivery state refused: %v", r.dest.ID, cause)
 	r.log.ErrorContext(ctx, "undeliverable message kept as dead letter", "record", hashID(j.recordID), "err", cause)
-	if err := r.d.keepBad(ctx, "job:"+hashID(r.dest.ID+"\x00"+j.recordID), j.body, reason); err != nil {
+	if err := r.d.keepBad(ctx, KindMessage, "job:"+hashID(r.dest.ID+"\x00"+j.recordID), j.body, reason); err != nil {
 		r.log.ErrorContext(ctx, "keep undeliverable message", "err", err)
 		r.c.failed.Add(1)
 		r.mark(j)
@@ -498,12 +498,12 @@ func (d *Deliverer) jobsFor(data []byte, dests []destination.Destination) ([]*jo
 	return out, nil
 }
 
-// keepBad stores something that can never be delivered in the dead letters of the pseudo
-// destination UndecodableDestination, on a context that outlives the invocation.
-func (d *Deliverer) keepBad(ctx context.Context, key string, data []byte, reason string) error {
+// keepBad stores something that can never be delivered in the shared dead-letter store (shown as
+// the dead letters of UndecodableDestination), on a context that outlives the invocation.
+func (d *Deliverer) keepBad(ctx context.Context, kind, key string, data []byte, reason string) error {
 	bctx, cancel := d.bookkeeping(ctx)
 	defer cancel()
-	return d.bad.Keep(bctx, key, data, reason, d.cfg.Now())
+	return d.bad.Keep(bctx, kind, key, data, reason, d.cfg.Now())
 }
 
 // isPermanent reports errors the store will give again for the same input (an item or key over

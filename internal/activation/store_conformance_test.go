@@ -17,7 +17,7 @@ import (
 // created once per (record, destination) even when seen twice; leases and outcomes conditional
 // on the version (a stale writer changes nothing); outcomes moving the delivery between the
 // queue and the dead letters atomically; due-time queries earliest first with a limit;
-// redrive; newest-first log and paging; counters; kept records; refusal of oversized keys.
+// redrive; newest-first log and paging; counters; refusal of oversized keys.
 func runStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 	for name, f := range map[string]func(*testing.T, Store){
 		"create once":             confCreateOnce,
@@ -28,7 +28,6 @@ func runStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		"dead letter and redrive": confDeadAndRedrive,
 		"log and paging":          confPaging,
 		"counters":                confCounters,
-		"kept records":            confKept,
 	} {
 		t.Run(name, func(t *testing.T) { f(t, newStore(t)) })
 	}
@@ -303,25 +302,55 @@ func confCounters(t *testing.T, st Store) {
 	}
 }
 
-func confKept(t *testing.T, st Store) {
+// runBadRecordsConformance checks BadRecords: data of any size kept whole and shown as a JSON
+// string of its base64; the same kind and data kept twice is one entry with the latest reason;
+// listing pages; unknown ids are ErrNotFound.
+func runBadRecordsConformance(t *testing.T, newBad func(t *testing.T) BadRecords) {
+	st := newBad(t)
 	ctx := context.Background()
-	if err := st.Keep(ctx, "seq-1", []byte("{not json"), "decode: bad", confT0); err != nil {
-		t.Fatal(err)
+	big := []byte(strings.Repeat("{not json ", 100<<10)) // 1 MB: over a DynamoDB item
+	for _, k := range []struct{ kind, key, data, reason string }{
+		{KindRecord, "seq:1", "{not json", "decode: bad"},
+		{KindRecord, "seq:1", "{not json", "decode: again"},
+		{KindRecord, "seq:2", string(big), "too big"},
+		{KindMessage, "job:x", `{"a":1}`, "refused"},
+	} {
+		if err := st.Keep(ctx, k.kind, k.key, []byte(k.data), k.reason, confT0); err != nil {
+			t.Fatalf("keep %s: %v", k.key, err)
+		}
 	}
-	if err := st.Keep(ctx, "seq-1", []byte("{not json"), "decode: again", confT0); err != nil {
-		t.Fatal(err)
+	var all []DeadLetter
+	next := ""
+	for range 4 {
+		page, n, err := st.List(ctx, 2, next)
+		if err != nil || len(page) > 2 {
+			t.Fatalf("list: %d %v", len(page), err)
+		}
+		all, next = append(all, page...), n
+		if next == "" {
+			break
+		}
 	}
-	_ = st.Keep(ctx, "seq-2", []byte("x"), "other", confT0)
-	got, err := st.Get(ctx, "seq-1")
-	var b64 string
-	if err != nil || json.Unmarshal(got.Payload, &b64) != nil || got.LastError != "decode: again" || got.DestinationID != UndecodableDestination {
-		t.Fatalf("kept: %+v %v", got, err)
+	if len(all) != 3 {
+		t.Fatalf("kept %d entries, want 3 (the same data twice is one)", len(all))
 	}
-	if raw, _ := base64.StdEncoding.DecodeString(b64); string(raw) != "{not json" {
-		t.Fatalf("kept payload %q", raw)
+	found := map[string]bool{}
+	for _, dl := range all {
+		got, err := st.Get(ctx, dl.RecordID)
+		var b64 string
+		if err != nil || json.Unmarshal(got.Payload, &b64) != nil || got.DestinationID != UndecodableDestination {
+			t.Fatalf("get %s: %+v %v", dl.RecordID, got, err)
+		}
+		raw, _ := base64.StdEncoding.DecodeString(b64)
+		found[string(raw[:min(len(raw), 9)])+"/"+got.LastError] = true
+		if got.LastError == "too big" && string(raw) != string(big) {
+			t.Fatalf("a %d-byte record kept as %d bytes", len(big), len(raw))
+		}
 	}
-	if l, _, err := st.List(ctx, 10, ""); err != nil || len(l) != 2 {
-		t.Fatalf("list kept: %+v %v", l, err)
+	for _, want := range []string{"{not json/decode: again", "{not json/too big", `{"a":1}/refused`} {
+		if !found[want] {
+			t.Fatalf("missing %q among %v", want, found)
+		}
 	}
 	if _, err := st.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown kept record: %v", err)
@@ -330,4 +359,8 @@ func confKept(t *testing.T, st Store) {
 
 func TestMemStoreConformance(t *testing.T) {
 	runStoreConformance(t, func(*testing.T) Store { return NewMemStore() })
+}
+
+func TestMemBadRecordsConformance(t *testing.T) {
+	runBadRecordsConformance(t, func(*testing.T) BadRecords { return NewMemBadRecords() })
 }
