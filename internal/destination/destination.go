@@ -1,6 +1,10 @@
 // Package destination defines webhook destinations — where activation delivers, what each one
 // receives, how requests are signed — and stores them in the shared DynamoDB table.
 //
+// Service depends on the Store port (service.go): NewDynamoStore keeps destinations in the
+// table, NewMemStore in memory for tests; one conformance suite runs against both. Validation
+// uses no regular expressions, so loading the package costs nothing at init.
+//
 // Keys (single table, see internal/store):
 //
 //	pk = "DESTS", sk = "DEST#<id>"   one item per destination; the whole definition as JSON in
