@@ -159,6 +159,29 @@ func confStaleFinish(t *testing.T, st Store) {
 	if got := confGet(t, st, "d1", "r1"); got.Status != StatusInflight || got.Version != 2 {
 		t.Fatalf("a stale outcome changed the delivery: %+v", got)
 	}
+	// Two claimants recording outcomes of the same lease: one wins, the other changes nothing.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i, status := range []string{StatusDelivered, StatusDead} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := st.Finish(ctx, Transition{DestID: "d1", RecordID: "r1", Version: 2, Status: status, Attempts: i + 1,
+				At: confT0, Body: json.RawMessage(`{}`), ExpiresAt: confT0.Add(time.Hour)})
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, ErrLeaseLost):
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got := confGet(t, st, "d1", "r1")
+	_, dlErr := st.DeadLetter(ctx, "d1", "r1")
+	if wins.Load() != 1 || got.Version != 3 || (got.Status == StatusDead) != (dlErr == nil) {
+		t.Fatalf("racing outcomes: %d won, %+v, dead letter %v", wins.Load(), got, dlErr)
+	}
 }
 
 func confQueue(t *testing.T, st Store) {
