@@ -12,7 +12,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/destination"
+	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
 
@@ -70,39 +72,55 @@ type Config struct {
 // Deliverer delivers activation records to destinations: the Kinesis handler, the retry queue
 // drain (Tick), dead letters and redrive.
 type Deliverer struct {
-	repo   *repo
-	dests  Destinations
-	client Sender
-	cfg    Config
-	log    *slog.Logger
-	slow   breaker // destinations whose in-batch attempts timed out lately
+	deliveries DeliveryLog
+	queue      Queue
+	dead       DeadLetterStore
+	bad        BadRecords
+	counters   Counters
+	dests      Destinations
+	client     Sender
+	cfg        Config
+	log        *slog.Logger
+	slow       breaker // destinations whose in-batch attempts timed out lately
 }
 
-// New returns a deliverer over the shared table.
-func New(db DynamoDB, dests Destinations, client Sender, cfg Config) *Deliverer {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+// New returns a deliverer over the shared table; what can never be delivered goes to the shared
+// dead-letter store (internal/deadletter, stage Stage).
+func New(db store.Client, dests Destinations, client Sender, cfg Config) *Deliverer {
+	return NewWithStore(NewDynamoStore(db, cfg.Table), NewSharedBadRecords(deadletter.NewStore(db, cfg.Table)), dests, client, cfg)
+}
+
+// NewWithStore returns a deliverer over any Store and BadRecords (NewMemStore and
+// NewMemBadRecords in tests).
+func NewWithStore(st Store, bad BadRecords, dests Destinations, client Sender, cfg Config) *Deliverer {
+	cfg.defaults()
+	return &Deliverer{deliveries: st, queue: st, dead: st, bad: bad, counters: st,
+		dests: dests, client: client, cfg: cfg, log: cfg.Logger}
+}
+
+func (c *Config) defaults() {
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
 	}
-	if cfg.SpaceID == "" {
-		cfg.SpaceID = "default"
+	if c.SpaceID == "" {
+		c.SpaceID = "default"
 	}
-	if len(cfg.Schedule) == 0 {
-		cfg.Schedule = DefaultSchedule
+	if len(c.Schedule) == 0 {
+		c.Schedule = DefaultSchedule
 	}
-	if cfg.DeliveredTTL <= 0 {
-		cfg.DeliveredTTL = 7 * 24 * time.Hour
+	if c.DeliveredTTL <= 0 {
+		c.DeliveredTTL = 7 * 24 * time.Hour
 	}
-	if cfg.TickLimit <= 0 {
-		cfg.TickLimit = 1000
+	if c.TickLimit <= 0 {
+		c.TickLimit = 1000
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if c.Now == nil {
+		c.Now = time.Now
 	}
-	cfg.defaultBudgets()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	c.defaultBudgets()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
-	return &Deliverer{repo: &repo{db: db, table: cfg.Table}, dests: dests, client: client, cfg: cfg, log: cfg.Logger}
 }
 
 // lease is how long an attempt owns a delivery before another invocation may take it over.
@@ -116,8 +134,8 @@ type job struct {
 	body                              json.RawMessage
 	version                           int64
 	attempts, retries                 int
-	qpk, qsk                          string
-	entry                             *queueEntry // set when the job comes from the retry queue
+	queueRef                          string      // the queue entry the delivery holds, if any
+	entry                             *QueueEntry // set when the job comes from the retry queue
 	idx                               int         // index in the Kinesis batch (-1 from the queue)
 	profileID                         string      // orders a destination's requests (one lane per profile)
 }
@@ -136,32 +154,101 @@ func (c *counters) result() Result {
 
 // claim leases a job. ok=false with busy=true means another invocation holds it (retry later).
 func (d *Deliverer) claim(ctx context.Context, dest destination.Destination, j *job) (ok, busy bool, err error) {
-	now := d.cfg.Now()
-	lease := d.lease(dest)
 	if j.entry == nil {
-		claimed, existing, err := d.repo.claimNew(ctx, j, now, lease)
-		if err != nil || claimed {
-			return claimed, false, err
-		}
-		busy := existing.Status == StatusInflight && existing.qsk == "" && now.Before(existing.leaseUntil)
-		return false, busy, nil
+		return d.claimNew(ctx, dest, j)
 	}
-	del, found, err := d.repo.getDelivery(ctx, j.destID, j.recordID)
+	now := d.cfg.Now()
+	del, found, err := d.deliveries.Delivery(ctx, j.destID, j.recordID)
 	if err != nil {
 		return false, false, err
 	}
-	if !found || del.qpk != j.entry.pk || del.qsk != j.entry.sk {
+	if !found || del.QueueRef != j.entry.Ref {
 		// An orphan or a stale entry (the delivery moved on): remove it.
-		return false, false, d.repo.deleteQueueEntry(ctx, *j.entry)
+		return false, false, d.queue.Dequeue(ctx, *j.entry)
 	}
-	if del.Status == StatusInflight && now.Before(del.leaseUntil) {
+	if del.Status == StatusInflight && now.Before(del.LeaseUntil) {
 		return false, true, nil
 	}
 	if del.Status != StatusRetrying && del.Status != StatusInflight {
-		return false, false, d.repo.deleteQueueEntry(ctx, *j.entry)
+		return false, false, d.queue.Dequeue(ctx, *j.entry)
 	}
-	ok, err = d.repo.takeOver(ctx, j, del, now, lease)
+	ok, err = d.takeOver(ctx, dest, j, del, now)
 	return ok, !ok, err
+}
+
+// claimNew creates the delivery in state inflight (the dedupe: a conditional create). When it
+// exists already, it takes over an inflight delivery whose lease expired (its claimant died);
+// otherwise the record was handled (done or queued: ok=false) or is busy under a live lease.
+func (d *Deliverer) claimNew(ctx context.Context, dest destination.Destination, j *job) (ok, busy bool, err error) {
+	now := d.cfg.Now()
+	created, err := d.deliveries.Create(ctx, Delivery{DestinationID: j.destID, RecordID: j.recordID, WebhookID: j.webhookID,
+		Kind: j.kind, Status: StatusInflight, Version: 1, LeaseUntil: now.Add(d.lease(dest)), CreatedAt: now, UpdatedAt: now})
+	if err != nil || created {
+		j.version, j.attempts, j.retries = 1, 0, 0
+		return created, false, err
+	}
+	del, found, err := d.deliveries.Delivery(ctx, j.destID, j.recordID)
+	if err != nil || !found {
+		return false, false, err
+	}
+	if del.Status != StatusInflight || del.QueueRef != "" {
+		return false, false, nil // delivered, dead, or queued (Tick owns it)
+	}
+	if now.Before(del.LeaseUntil) {
+		return false, true, nil // someone holds a live lease
+	}
+	ok, err = d.takeOver(ctx, dest, j, del, now)
+	return ok, false, err
+}
+
+// takeOver leases an existing delivery (conditional on its version).
+func (d *Deliverer) takeOver(ctx context.Context, dest destination.Destination, j *job, del Delivery, now time.Time) (bool, error) {
+	ok, err := d.deliveries.Lease(ctx, j.destID, j.recordID, del.Version, now.Add(d.lease(dest)), now)
+	if err != nil || !ok {
+		return false, err
+	}
+	j.version, j.attempts, j.retries = del.Version+1, del.Attempts, del.Retries
+	j.queueRef = del.QueueRef
+	if len(j.body) == 0 {
+		j.body = del.Body
+	}
+	if j.webhookID == "" {
+		j.webhookID, j.kind = del.WebhookID, del.Kind
+	}
+	return true, nil
+}
+
+// outcome is the result of one attempt (or of a decision not to attempt).
+type outcome struct {
+	status     string // StatusDelivered, StatusRetrying or StatusDead
+	attempted  bool
+	statusCode int
+	errMsg     string
+	latency    time.Duration
+	nextAt     time.Time // StatusRetrying
+	handoff    bool      // StatusRetrying after an in-batch timeout: uses no step of the schedule
+}
+
+// finish records an outcome (the delivery's new state with its queue entry or dead letter, in
+// one step conditional on the lease's version), then bumps the counters.
+func (d *Deliverer) finish(ctx context.Context, j *job, o outcome, now time.Time) error {
+	t := Transition{DestID: j.destID, RecordID: j.recordID, WebhookID: j.webhookID, Kind: j.kind, Version: j.version,
+		FromQueue: j.queueRef, Status: o.status, Attempts: j.attempts, Retries: j.retries, LastStatus: o.statusCode,
+		LastError: o.errMsg, Latency: o.latency, At: now, Body: j.body, NextAt: o.nextAt, ExpiresAt: now.Add(d.cfg.DeliveredTTL)}
+	if o.attempted {
+		t.Attempts++
+	}
+	if o.status == StatusRetrying && o.attempted && !o.handoff {
+		t.Retries++
+	}
+	if err := d.deliveries.Finish(ctx, t); err != nil {
+		return err
+	}
+	if o.status == StatusRetrying && !o.attempted {
+		return nil
+	}
+	counter := map[string]string{StatusDelivered: "delivered", StatusRetrying: "retried", StatusDead: "deadLettered"}[o.status]
+	return d.counters.Count(ctx, j.destID, counter)
 }
 
 func same(n int, o outcome) []outcome {
@@ -260,23 +347,14 @@ func describe(resp webhook.Response) string {
 // 1000 per call). It returns how many were moved.
 func (d *Deliverer) Redrive(ctx context.Context, destID string, recordIDs ...string) (int, error) {
 	if len(recordIDs) == 0 {
-		next := ""
-		for len(recordIDs) < 1000 {
-			dls, n, err := d.repo.deadLetters(ctx, destID, 100, next)
-			if err != nil {
-				return 0, err
-			}
-			for _, dl := range dls {
-				recordIDs = append(recordIDs, dl.RecordID)
-			}
-			if next = n; next == "" {
-				break
-			}
+		var err error
+		if recordIDs, err = d.deadLetterIDs(ctx, destID, 1000); err != nil {
+			return 0, err
 		}
 	}
 	moved := 0
 	for _, id := range recordIDs {
-		if err := d.repo.redrive(ctx, destID, id, d.cfg.Now()); err != nil {
+		if err := d.redrive(ctx, destID, id); err != nil {
 			return moved, err
 		}
 		moved++
@@ -284,33 +362,74 @@ func (d *Deliverer) Redrive(ctx context.Context, destID string, recordIDs ...str
 	return moved, nil
 }
 
+// deadLetterIDs lists up to max record ids of a destination's dead letters.
+func (d *Deliverer) deadLetterIDs(ctx context.Context, destID string, max int) ([]string, error) {
+	var ids []string
+	next := ""
+	for len(ids) < max {
+		dls, n, err := d.dead.DeadLetters(ctx, destID, 100, next)
+		if err != nil {
+			return nil, err
+		}
+		for _, dl := range dls {
+			ids = append(ids, dl.RecordID)
+		}
+		if next = n; next == "" {
+			break
+		}
+	}
+	return ids, nil
+}
+
+// redrive moves one dead letter back to the queue, due at now, with a fresh retry cycle.
+func (d *Deliverer) redrive(ctx context.Context, destID, recordID string) error {
+	del, ok, err := d.deliveries.Delivery(ctx, destID, recordID)
+	if err != nil {
+		return err
+	}
+	if !ok || del.Status != StatusDead {
+		return fmt.Errorf("%w: %s/%s", ErrNotDead, destID, recordID)
+	}
+	if err := d.dead.Redrive(ctx, del, d.cfg.Now()); err != nil {
+		return err
+	}
+	return d.counters.Count(ctx, destID, "redriven")
+}
+
 // Deliveries lists a destination's delivery log, most recently updated first. next pages on.
 func (d *Deliverer) Deliveries(ctx context.Context, destID string, limit int, next string) ([]Delivery, string, error) {
-	return d.repo.deliveries(ctx, destID, clampLimit(limit), next)
+	return d.deliveries.Deliveries(ctx, destID, clampLimit(limit), next)
 }
 
 // Delivery returns one delivery.
 func (d *Deliverer) Delivery(ctx context.Context, destID, recordID string) (Delivery, error) {
-	del, ok, err := d.repo.getDelivery(ctx, destID, recordID)
+	del, ok, err := d.deliveries.Delivery(ctx, destID, recordID)
 	if err == nil && !ok {
 		err = ErrNotFound
 	}
 	return del, err
 }
 
-// DeadLetters lists a destination's dead letters. next pages on.
+// DeadLetters lists a destination's dead letters (UndecodableDestination: what could never be
+// delivered). next pages on.
 func (d *Deliverer) DeadLetters(ctx context.Context, destID string, limit int, next string) ([]DeadLetter, string, error) {
-	return d.repo.deadLetters(ctx, destID, clampLimit(limit), next)
+	if destID == UndecodableDestination {
+		return d.bad.List(ctx, clampLimit(limit), next)
+	}
+	return d.dead.DeadLetters(ctx, destID, clampLimit(limit), next)
 }
 
 // DeadLetter returns one dead letter with its payload.
 func (d *Deliverer) DeadLetter(ctx context.Context, destID, recordID string) (DeadLetter, error) {
-	return d.repo.deadLetter(ctx, destID, recordID)
+	if destID == UndecodableDestination {
+		return d.bad.Get(ctx, recordID)
+	}
+	return d.dead.DeadLetter(ctx, destID, recordID)
 }
 
 // Stats returns a destination's counters.
 func (d *Deliverer) Stats(ctx context.Context, destID string) (Stats, error) {
-	return d.repo.stats(ctx, destID)
+	return d.counters.Stats(ctx, destID)
 }
 
 func clampLimit(n int) int {

@@ -16,12 +16,9 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/serverless-cdp/cdp/internal/destination"
-	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
-
-func TestMain(m *testing.M) { testenv.Main(m) }
 
 type clock struct {
 	mu sync.Mutex
@@ -122,13 +119,12 @@ type env struct {
 
 func newEnv(t *testing.T, policy webhook.Policy) *env {
 	t.Helper()
-	c := testenv.Clients(t)
-	table := testenv.Table(t, c.DynamoDB)
 	clk := &clock{t: time.Now().UTC()}
-	dests := destination.NewService(c.DynamoDB, table, destination.WithClock(clk.Now),
+	st, bad, destStore := newBackend(t)
+	dests := destination.NewServiceWith(destStore, destination.WithClock(clk.Now),
 		destination.WithPolicy(webhook.Policy{AllowLoopback: true}))
-	d := New(c.DynamoDB, dests, webhook.NewClient(webhook.Options{Policy: policy}), Config{
-		Table: table, Timeout: 2 * time.Second, SpaceID: "spc_1", Now: clk.Now,
+	d := NewWithStore(st, bad, dests, webhook.NewClient(webhook.Options{Policy: policy}), Config{
+		Timeout: 2 * time.Second, SpaceID: "spc_1", Now: clk.Now,
 	})
 	return &env{t: t, clock: clk, dests: dests, d: d}
 }

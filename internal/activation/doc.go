@@ -5,9 +5,10 @@
 // Segment-shaped payload (Payload), and delivers every destination concurrently. A stream
 // record that can never be delivered (undecodable, an id over MaxRecordIDBytes, a payload that
 // cannot be built or is over MaxPayloadBytes, a delivery the table refuses) goes alone to the
-// dead letters of UndecodableDestination, with its reason; the rest of the batch goes on. Tick
-// (every minute) drains what is due from the queue; after the last step of the schedule a
-// message moves to its destination's dead letters, which Redrive puts back on the queue.
+// shared dead-letter store (shown as the dead letters of UndecodableDestination), with its
+// reason; the rest of the batch goes on. Tick (every minute) drains what is due from the queue;
+// after the last step of the schedule a message moves to its destination's dead letters, which
+// Redrive puts back on the queue.
 //
 // Isolation guarantee: a slow, hung or failing destination never delays another destination or
 // the next batch by more than a bounded time. Within a batch each destination has at most
@@ -45,9 +46,17 @@
 //	pk RETRY#<yyyymmddhhmm> sk <dueMs>#<dest>#<record> the retry queue, one partition per due
 //	                                                 minute, so a drain reads only due buckets
 //	pk RETRYBUCKETS        sk <yyyymmddhhmm>         index of buckets that may hold entries
-//	pk DEADLTR#<dest>      sk <record>               dead letters with payload and last error;
-//	                                                 DEADLTR#_undecodable keeps stream records
-//	                                                 that could not be decoded
+//	pk DEADLTR#<dest>      sk <record>               dead letters with payload and last error
+//
+// What can never be delivered (an undecodable stream record, a message whose delivery state the
+// table refuses) goes to the shared dead-letter store (internal/deadletter, stage "activation",
+// any size), shown by the admin API as the dead letters of UndecodableDestination.
+//
+// Ports (ports.go): DeliveryLog, Queue, DeadLetterStore and Counters, implemented together by
+// NewDynamoStore and NewMemStore (Finish and Redrive span them atomically); BadRecords
+// (NewSharedBadRecords, NewMemBadRecords); Destinations; Sender. One conformance suite per port
+// runs against the in-memory implementation (untagged) and DynamoDB Local (tag integration).
+//
 //	pk DELIVSTATS#<dest>   sk STATS                  counters: delivered, retried,
 //	                                                 deadLettered, redriven
 //

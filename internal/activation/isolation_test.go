@@ -14,21 +14,19 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/serverless-cdp/cdp/internal/destination"
-	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
 
 // newEnvWith is newEnv with a tuned Config.
 func newEnvWith(t *testing.T, tune func(*Config)) *env {
 	t.Helper()
-	c := testenv.Clients(t)
-	table := testenv.Table(t, c.DynamoDB)
 	clk := &clock{t: time.Now().UTC()}
-	dests := destination.NewService(c.DynamoDB, table, destination.WithClock(clk.Now),
+	st, bad, destStore := newBackend(t)
+	dests := destination.NewServiceWith(destStore, destination.WithClock(clk.Now),
 		destination.WithPolicy(webhook.Policy{AllowLoopback: true}))
-	cfg := Config{Table: table, Timeout: 5 * time.Second, SpaceID: "spc_1", Now: clk.Now}
+	cfg := Config{Timeout: 5 * time.Second, SpaceID: "spc_1", Now: clk.Now}
 	tune(&cfg)
-	d := New(c.DynamoDB, dests, webhook.NewClient(webhook.Options{Policy: webhook.Policy{AllowLoopback: true}}), cfg)
+	d := NewWithStore(st, bad, dests, webhook.NewClient(webhook.Options{Policy: webhook.Policy{AllowLoopback: true}}), cfg)
 	return &env{t: t, clock: clk, dests: dests, d: d}
 }
 

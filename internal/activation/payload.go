@@ -52,68 +52,83 @@ func Payload(rec activations.Record, d destination.Destination, spaceID string) 
 		if rec.Audience == nil || !d.Subscriptions.WantsAudience(rec.Audience.ID, rec.Audience.Key) {
 			return nil, false, nil
 		}
-		entered := rec.Kind == activations.KindAudienceEntered
-		name := EventAudienceExited
-		if entered {
-			name = EventAudienceEntered
-		}
-		ctx := map[string]any{"personas": map[string]any{
-			"computation_key": rec.Audience.Key, "computation_id": rec.Audience.ID,
-			"computation_class": "audience", "space_id": spaceID,
-		}}
-		if rec.Email != "" {
-			ctx["traits"] = map[string]any{"email": rec.Email}
-		}
-		props := map[string]any{"audience_key": rec.Audience.Key, rec.Audience.Key: entered}
-		if rec.Audience.Name != "" {
-			props["audience_name"] = rec.Audience.Name
-		}
-		return encode(segmentMessage{
-			Type: tracking.TypeTrack, Event: name, MessageID: rec.ID, UserID: rec.UserID,
-			AnonymousID: rec.AnonymousID, Properties: props, Context: ctx, Timestamp: rec.OccurredAt.UTC(),
-		})
+		return audiencePayload(rec, spaceID)
 	case activations.KindTraitsChanged:
 		traits := d.Subscriptions.WantedTraits(rec.Traits)
 		if len(traits) == 0 {
 			return nil, false, nil
 		}
-		all := make(map[string]any, len(traits)+1)
-		for k, v := range traits {
-			all[k] = v
-		}
-		if _, ok := all["email"]; !ok && rec.Email != "" {
-			all["email"] = rec.Email
-		}
-		return encode(segmentMessage{
-			Type: tracking.TypeIdentify, MessageID: rec.ID, UserID: rec.UserID, AnonymousID: rec.AnonymousID,
-			Traits: all, Context: map[string]any{"personas": map[string]any{"computation_class": "trait", "space_id": spaceID}},
-			Timestamp: rec.OccurredAt.UTC(),
-		})
+		return traitsPayload(rec, traits, spaceID)
 	case activations.KindEvent:
 		if !d.Subscriptions.WantsEvent(rec.Event) {
 			return nil, false, nil
 		}
-		m := *rec.Event
-		if m.UserID == "" {
-			m.UserID = rec.UserID
-		}
-		if m.AnonymousID == "" {
-			m.AnonymousID = rec.AnonymousID
-		}
-		if rec.Email != "" {
-			var err error
-			if m.Context, err = withEmail(m.Context, rec.Email); err != nil {
-				return nil, false, err
-			}
-		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			return nil, false, fmt.Errorf("encode event %s: %w", m.MessageID, err)
-		}
-		return b, true, nil
+		return eventPayload(rec)
 	default:
 		return nil, false, fmt.Errorf("unknown record kind %q", rec.Kind)
 	}
+}
+
+// audiencePayload: track "Audience Entered" / "Audience Exited" in Segment's shape.
+func audiencePayload(rec activations.Record, spaceID string) (json.RawMessage, bool, error) {
+	entered := rec.Kind == activations.KindAudienceEntered
+	name := EventAudienceExited
+	if entered {
+		name = EventAudienceEntered
+	}
+	ctx := map[string]any{"personas": map[string]any{
+		"computation_key": rec.Audience.Key, "computation_id": rec.Audience.ID,
+		"computation_class": "audience", "space_id": spaceID,
+	}}
+	if rec.Email != "" {
+		ctx["traits"] = map[string]any{"email": rec.Email}
+	}
+	props := map[string]any{"audience_key": rec.Audience.Key, rec.Audience.Key: entered}
+	if rec.Audience.Name != "" {
+		props["audience_name"] = rec.Audience.Name
+	}
+	return encode(segmentMessage{
+		Type: tracking.TypeTrack, Event: name, MessageID: rec.ID, UserID: rec.UserID,
+		AnonymousID: rec.AnonymousID, Properties: props, Context: ctx, Timestamp: rec.OccurredAt.UTC(),
+	})
+}
+
+// traitsPayload: identify with the subscribed changed traits (and the email where known).
+func traitsPayload(rec activations.Record, traits map[string]json.RawMessage, spaceID string) (json.RawMessage, bool, error) {
+	all := make(map[string]any, len(traits)+1)
+	for k, v := range traits {
+		all[k] = v
+	}
+	if _, ok := all["email"]; !ok && rec.Email != "" {
+		all["email"] = rec.Email
+	}
+	return encode(segmentMessage{
+		Type: tracking.TypeIdentify, MessageID: rec.ID, UserID: rec.UserID, AnonymousID: rec.AnonymousID,
+		Traits: all, Context: map[string]any{"personas": map[string]any{"computation_class": "trait", "space_id": spaceID}},
+		Timestamp: rec.OccurredAt.UTC(),
+	})
+}
+
+// eventPayload: the event as received, with the profile's ids and email filled in.
+func eventPayload(rec activations.Record) (json.RawMessage, bool, error) {
+	m := *rec.Event
+	if m.UserID == "" {
+		m.UserID = rec.UserID
+	}
+	if m.AnonymousID == "" {
+		m.AnonymousID = rec.AnonymousID
+	}
+	if rec.Email != "" {
+		var err error
+		if m.Context, err = withEmail(m.Context, rec.Email); err != nil {
+			return nil, false, err
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode event %s: %w", m.MessageID, err)
+	}
+	return b, true, nil
 }
 
 type segmentMessage struct {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/serverless-cdp/cdp/internal/destination"
@@ -158,7 +157,7 @@ func (d *Deliverer) handle(ctx context.Context, ev events.KinesisEvent) (Result,
 		if err != nil {
 			// Never deliverable: kept as a dead letter on its own; the batch goes on.
 			d.log.ErrorContext(ctx, "undeliverable activation record kept as dead letter", "seq", r.Kinesis.SequenceNumber, "err", err)
-			if perr := d.keepBad(ctx, r.Kinesis.SequenceNumber, r.Kinesis.Data, err.Error()); perr != nil {
+			if perr := d.keepBad(ctx, KindRecord, "seq:"+r.Kinesis.SequenceNumber, r.Kinesis.Data, err.Error()); perr != nil {
 				d.log.ErrorContext(ctx, "keep undeliverable record", "err", perr)
 				failed[i] = true
 				continue
@@ -197,7 +196,7 @@ func (d *Deliverer) runAll(ctx context.Context, dests []destination.Destination,
 func (d *Deliverer) Tick(ctx context.Context) (Result, error) {
 	p := d.planFor(ctx, false)
 	now := d.cfg.Now()
-	entries, err := d.repo.due(ctx, now, d.cfg.TickLimit)
+	entries, err := d.queue.Due(ctx, now, d.cfg.TickLimit)
 	if err != nil {
 		return Result{}, err
 	}
@@ -217,14 +216,14 @@ func (d *Deliverer) Tick(ctx context.Context) (Result, error) {
 	jobs := map[string][]*job{}
 	for i := range entries {
 		e := &entries[i]
-		if _, ok := byID[e.destID]; !ok {
-			d.log.WarnContext(ctx, "dropping queued retry of a deleted destination", "destination", e.destID, "record", e.recordID)
-			if err := d.repo.deleteQueueEntry(ctx, *e); err != nil {
+		if _, ok := byID[e.DestID]; !ok {
+			d.log.WarnContext(ctx, "dropping queued retry of a deleted destination", "destination", e.DestID, "record", e.RecordID)
+			if err := d.queue.Dequeue(ctx, *e); err != nil {
 				return c.result(), err
 			}
 			continue
 		}
-		jobs[e.destID] = append(jobs[e.destID], &job{destID: e.destID, recordID: e.recordID, entry: e, idx: -1})
+		jobs[e.DestID] = append(jobs[e.DestID], &job{destID: e.DestID, recordID: e.RecordID, entry: e, idx: -1})
 	}
 	d.runAll(ctx, dests, jobs, &c, func(*job) {}, p)
 	r := c.result()
@@ -352,7 +351,7 @@ func (r *destRun) claimChunk(ctx context.Context, jobs []*job) []*job {
 func (r *destRun) keepJob(ctx context.Context, j *job, cause error) {
 	reason := fmt.Sprintf("destination %s: delivery state refused: %v", r.dest.ID, cause)
 	r.log.ErrorContext(ctx, "undeliverable message kept as dead letter", "record", hashID(j.recordID), "err", cause)
-	if err := r.d.keepBad(ctx, "job:"+hashID(r.dest.ID+"\x00"+j.recordID), j.body, reason); err != nil {
+	if err := r.d.keepBad(ctx, KindMessage, "job:"+hashID(r.dest.ID+"\x00"+j.recordID), j.body, reason); err != nil {
 		r.log.ErrorContext(ctx, "keep undeliverable message", "err", err)
 		r.c.failed.Add(1)
 		r.mark(j)
@@ -433,7 +432,7 @@ func (r *destRun) record(ctx context.Context, chunk []*job, outs []outcome) {
 	bctx, cancel := r.d.bookkeeping(ctx)
 	defer cancel()
 	for k, j := range chunk {
-		if err := r.d.repo.finish(bctx, j, outs[k], r.d.cfg.Now(), r.d.cfg.DeliveredTTL); err != nil {
+		if err := r.d.finish(bctx, j, outs[k], r.d.cfg.Now()); err != nil {
 			r.log.ErrorContext(ctx, "record delivery outcome", "record", j.recordID, "err", err)
 			r.c.failed.Add(1)
 			r.mark(j)
@@ -499,20 +498,17 @@ func (d *Deliverer) jobsFor(data []byte, dests []destination.Destination) ([]*jo
 	return out, nil
 }
 
-// keepBad stores something that can never be delivered in the dead letters of the pseudo
-// destination UndecodableDestination, on a context that outlives the invocation.
-func (d *Deliverer) keepBad(ctx context.Context, key string, data []byte, reason string) error {
+// keepBad stores something that can never be delivered in the shared dead-letter store (shown as
+// the dead letters of UndecodableDestination), on a context that outlives the invocation.
+func (d *Deliverer) keepBad(ctx context.Context, kind, key string, data []byte, reason string) error {
 	bctx, cancel := d.bookkeeping(ctx)
 	defer cancel()
-	return d.repo.putUndecodable(bctx, key, data, reason, d.cfg.Now())
+	return d.bad.Keep(bctx, kind, key, data, reason, d.cfg.Now())
 }
 
-// isPermanent reports errors the table will give again for the same input (an item or key over
-// DynamoDB's limits, an invalid value).
-func isPermanent(err error) bool {
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
-}
+// isPermanent reports errors the store will give again for the same input (an item or key over
+// the table's limits, an invalid value).
+func isPermanent(err error) bool { return errors.Is(err, ErrRefused) }
 
 // hashID is a short, stable, non-reversible form of an id for keys and logs.
 func hashID(s string) string {

@@ -35,7 +35,6 @@ var debt = map[string]bool{
 	"internal/bench/workload.go:Generate":                   true,
 	"internal/config/config.go:Parse":                       true,
 	"internal/config/segments.go:planAudiences":             true,
-	"internal/destination/destination.go:Spec.normalize":    true,
 	"internal/source/repository.go:Repository.EnsureSource": true,
 }
 

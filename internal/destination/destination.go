@@ -1,6 +1,10 @@
 // Package destination defines webhook destinations — where activation delivers, what each one
 // receives, how requests are signed — and stores them in the shared DynamoDB table.
 //
+// Service depends on the Store port (service.go): NewDynamoStore keeps destinations in the
+// table, NewMemStore in memory for tests; one conformance suite runs against both. Validation
+// uses no regular expressions, so loading the package costs nothing at init.
+//
 // Keys (single table, see internal/store):
 //
 //	pk = "DESTS", sk = "DEST#<id>"   one item per destination; the whole definition as JSON in
@@ -18,7 +22,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -211,14 +214,49 @@ type Spec struct {
 }
 
 var (
-	keyRe        = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,200}$`)
-	headerNameRe = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
-	eventTypes   = []string{"", tracking.TypeTrack, tracking.TypeIdentify, tracking.TypePage,
+	eventTypes = []string{"", tracking.TypeTrack, tracking.TypeIdentify, tracking.TypePage,
 		tracking.TypeScreen, tracking.TypeGroup, tracking.TypeAlias}
 	reservedHeaders = []string{"host", "content-length", "content-type", "content-encoding",
 		"transfer-encoding", "connection", "user-agent", "webhook-id", "webhook-timestamp",
 		"webhook-signature", "x-signature"}
 )
+
+// Limits of subscription keys and header names (checked without regular expressions, so that
+// loading the package costs nothing at init).
+const (
+	maxKeyLen        = 200
+	maxHeaderNameLen = 100
+)
+
+// validKey: 1 to maxKeyLen characters of [A-Za-z0-9_.:-].
+func validKey(s string) bool {
+	return validChars(s, maxKeyLen, func(c byte) bool {
+		return isAlnum(c) || strings.IndexByte("_.:-", c) >= 0
+	})
+}
+
+// validHeaderName: 1 to maxHeaderNameLen RFC 9110 token characters.
+func validHeaderName(s string) bool {
+	return validChars(s, maxHeaderNameLen, func(c byte) bool {
+		return isAlnum(c) || strings.IndexByte("!#$%&'*+.^_`|~-", c) >= 0
+	})
+}
+
+func validChars(s string, maxLen int, ok func(byte) bool) bool {
+	if len(s) == 0 || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
 
 // normalize validates a spec and fills defaults. policy checks the URL.
 func (sp *Spec) normalize(policy webhook.Policy) error {
@@ -229,6 +267,16 @@ func (sp *Spec) normalize(policy webhook.Policy) error {
 	if err := policy.ValidateURL(sp.URL); err != nil {
 		return invalid("url: %v", err)
 	}
+	for _, check := range []func() error{sp.normalizeDelivery, sp.checkHeaders, sp.Subscriptions.check, sp.checkSecret} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// normalizeDelivery checks and defaults the signing mode, batch size and timeout.
+func (sp *Spec) normalizeDelivery() error {
 	switch sp.Signing {
 	case "":
 		sp.Signing = webhook.ModeStandard
@@ -245,12 +293,16 @@ func (sp *Spec) normalize(policy webhook.Policy) error {
 	if sp.TimeoutSeconds < 0 || time.Duration(sp.TimeoutSeconds)*time.Second > MaxTimeout {
 		return invalid("timeoutSeconds must be between 1 and %d (0: default)", int(MaxTimeout/time.Second))
 	}
+	return nil
+}
+
+func (sp *Spec) checkHeaders() error {
 	if len(sp.Headers) > MaxHeaders {
 		return invalid("at most %d headers", MaxHeaders)
 	}
 	size := 0
 	for k, v := range sp.Headers {
-		if !headerNameRe.MatchString(k) {
+		if !validHeaderName(k) {
 			return invalid("header name %q is invalid", k)
 		}
 		if slices.Contains(reservedHeaders, strings.ToLower(k)) {
@@ -264,14 +316,18 @@ func (sp *Spec) normalize(policy webhook.Policy) error {
 	if size > maxHeaderBytes {
 		return invalid("headers are larger than %d bytes", maxHeaderBytes)
 	}
-	for _, lst := range [][]string{sp.Subscriptions.Audiences, sp.Subscriptions.Traits} {
+	return nil
+}
+
+func (s *Subscriptions) check() error {
+	for _, lst := range [][]string{s.Audiences, s.Traits} {
 		for _, k := range lst {
-			if k != "*" && !keyRe.MatchString(k) {
+			if k != "*" && !validKey(k) {
 				return invalid("subscription key %q is invalid", k)
 			}
 		}
 	}
-	for _, f := range sp.Subscriptions.Events {
+	for _, f := range s.Events {
 		if !slices.Contains(eventTypes, f.Type) {
 			return invalid("event filter type %q is not a tracking type", f.Type)
 		}
@@ -281,6 +337,10 @@ func (sp *Spec) normalize(policy webhook.Policy) error {
 			}
 		}
 	}
+	return nil
+}
+
+func (sp *Spec) checkSecret() error {
 	if sp.Secret != "" && sp.Signing == webhook.ModeStandard {
 		if _, err := webhook.SecretKey(sp.Secret); err != nil {
 			return invalid("secret: %v", err)

@@ -8,12 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
-
-func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestSubscriptions(t *testing.T) {
 	s := Subscriptions{
@@ -82,11 +79,11 @@ func TestSpecValidation(t *testing.T) {
 	}
 }
 
-func TestServiceAgainstDynamoDB(t *testing.T) {
-	c := testenv.Clients(t)
-	table := testenv.Table(t, c.DynamoDB)
+// runServiceScenario: create (secret shown once, hidden in JSON), rotate (both secrets sign
+// during the grace), update, disable, list, delete — over whichever Store svc uses.
+func runServiceScenario(t *testing.T, newService func(t *testing.T, opts ...Option) *Service) {
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	svc := NewService(c.DynamoDB, table, WithClock(func() time.Time { return now }))
+	svc := newService(t, WithClock(func() time.Time { return now }))
 	ctx := context.Background()
 
 	d, secret, err := svc.Create(ctx, Spec{Name: "crm", URL: "https://hooks.example.com/cdp",
@@ -148,3 +145,24 @@ func TestServiceAgainstDynamoDB(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestServiceInMemory(t *testing.T) {
+	runServiceScenario(t, func(_ *testing.T, opts ...Option) *Service { return NewMemService(opts...) })
+}
+
+func TestValidatorsMatchTheirGrammar(t *testing.T) {
+	keys := map[string]bool{"vip": true, "a.b:c-d_e": true, "": false, "a b": false, "é": false, "a/b": false,
+		strings.Repeat("k", 200): true, strings.Repeat("k", 201): false, "x\n": false}
+	for k, want := range keys {
+		if validKey(k) != want {
+			t.Errorf("validKey(%q) = %v", k, !want)
+		}
+	}
+	names := map[string]bool{"Authorization": true, "X-Api-Key": true, "a!#$%&'*+.^_`|~-9": true, "": false,
+		"X Api": false, "X:Y": false, "X\r": false, strings.Repeat("h", 100): true, strings.Repeat("h", 101): false}
+	for k, want := range names {
+		if validHeaderName(k) != want {
+			t.Errorf("validHeaderName(%q) = %v", k, !want)
+		}
+	}
+}
