@@ -11,6 +11,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/admintoken"
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/apifn"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/source"
@@ -47,7 +48,7 @@ func TestCLI(t *testing.T) {
 	repo := source.NewRepository(clients.DynamoDB, table)
 	cfg := app.Defaults()
 	cfg.Table = table
-	api := &httpapi.API{Admin: app.NewAdminRouter(clients, cfg, nil).Serve} // the admin API as deployed
+	api := &httpapi.API{Admin: apifn.NewAdminRouter(clients, cfg, nil).Serve} // the admin API as deployed
 	srv := httptest.NewServer(httpapi.HTTPHandler(api))
 	defer srv.Close()
 

@@ -1,6 +1,8 @@
-// Package app builds each function's handler from configuration. functions/<name>/main.go and the
-// local runner (cmd/local) both call these constructors, so what runs locally is wired exactly
-// like what runs on Lambda.
+// Package app is what every function shares: the configuration read from the environment and
+// Start, the body of each functions/<name>/main.go. Each function's wiring lives in its own
+// package (internal/app/<name>fn) so a Lambda links and initialises only the stages it uses;
+// the local runner (internal/local) calls the same constructors, so what runs locally is wired
+// exactly like what runs on Lambda.
 package app
 
 import (
