@@ -19,11 +19,12 @@ import (
 	"strings"
 
 	"github.com/serverless-cdp/cdp/internal/admintoken"
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 )
 
 // Prefix is the path prefix of every admin route.
-const Prefix = "/admin/v1"
+const Prefix = apitypes.Prefix
 
 // MaxBodyBytes bounds admin request bodies.
 const MaxBodyBytes = 1 << 20

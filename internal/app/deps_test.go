@@ -21,26 +21,21 @@ var forbidden = map[string][]string{
 	"api": {"internal/ingest"},
 }
 
+// cliForbidden: the cdp CLI talks HTTP to the admin API and links no server code (its wire
+// types are in internal/apitypes). The identity, segment and destination definitions it
+// validates locally are still linked: see README (Layout).
+var cliForbidden = []string{"internal/admin", "internal/admin/segments", "internal/admin/destinations",
+	"internal/activation", "internal/ingest", "internal/profile", "internal/app"}
+
 // TestFunctionDependencies: `go list -deps ./functions/<name>` contains none of the function's
-// forbidden packages, and no function links gopkg.in/yaml.
+// forbidden packages, no function links gopkg.in/yaml, and the cdp CLI links no server code.
 func TestFunctionDependencies(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go tool not in PATH")
 	}
-	const module = "github.com/serverless-cdp/cdp/"
 	for fn, bad := range forbidden {
 		t.Run(fn, func(t *testing.T) {
-			out, err := exec.Command("go", "list", "-deps", "../../functions/"+fn).Output()
-			if err != nil {
-				t.Fatalf("go list -deps ./functions/%s: %v", fn, err)
-			}
-			deps := map[string]bool{}
-			for _, p := range strings.Fields(string(out)) {
-				deps[strings.TrimPrefix(p, module)] = true
-				if strings.Contains(p, "yaml") {
-					t.Errorf("functions/%s links %s", fn, p)
-				}
-			}
+			deps := depsOf(t, "functions/"+fn)
 			if !deps["internal/app"] {
 				t.Fatalf("functions/%s: unexpected dependency list (no internal/app)", fn)
 			}
@@ -49,6 +44,33 @@ func TestFunctionDependencies(t *testing.T) {
 					t.Errorf("functions/%s links %s", fn, b)
 				}
 			}
+			for p := range deps {
+				if strings.Contains(p, "yaml") {
+					t.Errorf("functions/%s links %s", fn, p)
+				}
+			}
 		})
 	}
+	t.Run("cmd/cdp", func(t *testing.T) {
+		deps := depsOf(t, "cmd/cdp")
+		for _, b := range cliForbidden {
+			if deps[b] {
+				t.Errorf("cmd/cdp links %s", b)
+			}
+		}
+	})
+}
+
+// depsOf returns `go list -deps ./<dir>`, this module's packages without the module prefix.
+func depsOf(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "../../"+dir).Output()
+	if err != nil {
+		t.Fatalf("go list -deps ./%s: %v", dir, err)
+	}
+	deps := map[string]bool{}
+	for _, p := range strings.Fields(string(out)) {
+		deps[strings.TrimPrefix(p, "github.com/serverless-cdp/cdp/")] = true
+	}
+	return deps
 }

@@ -10,7 +10,7 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/segment"
 )
 
@@ -395,21 +395,21 @@ func (c *Client) ComputedTraits(ctx context.Context) ([]segment.ComputedTrait, e
 	var out struct {
 		ComputedTraits []segment.ComputedTrait `json:"computedTraits"`
 	}
-	err := c.do(ctx, http.MethodGet, admin.Prefix+"/computed-traits", nil, &out)
+	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/computed-traits", nil, &out)
 	return out.ComputedTraits, err
 }
 
 // SaveComputedTrait creates (id empty) or replaces a computed trait.
 func (c *Client) SaveComputedTrait(ctx context.Context, id string, t segment.ComputedTrait) error {
 	if id == "" {
-		return c.do(ctx, http.MethodPost, admin.Prefix+"/computed-traits", t, nil)
+		return c.do(ctx, http.MethodPost, apitypes.Prefix+"/computed-traits", t, nil)
 	}
-	return c.do(ctx, http.MethodPut, admin.Prefix+"/computed-traits/"+url.PathEscape(id), t, nil)
+	return c.do(ctx, http.MethodPut, apitypes.Prefix+"/computed-traits/"+url.PathEscape(id), t, nil)
 }
 
 // DeleteComputedTrait deletes a computed trait.
 func (c *Client) DeleteComputedTrait(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, admin.Prefix+"/computed-traits/"+url.PathEscape(id), nil, nil)
+	return c.do(ctx, http.MethodDelete, apitypes.Prefix+"/computed-traits/"+url.PathEscape(id), nil, nil)
 }
 
 // Audiences returns every audience.
@@ -417,7 +417,7 @@ func (c *Client) Audiences(ctx context.Context) ([]segment.Audience, error) {
 	var out struct {
 		Audiences []segment.Audience `json:"audiences"`
 	}
-	err := c.do(ctx, http.MethodGet, admin.Prefix+"/audiences", nil, &out)
+	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/audiences", nil, &out)
 	return out.Audiences, err
 }
 
@@ -425,12 +425,12 @@ func (c *Client) Audiences(ctx context.Context) ([]segment.Audience, error) {
 // the admin API.
 func (c *Client) SaveAudience(ctx context.Context, id string, a segment.Audience) error {
 	if id == "" {
-		return c.do(ctx, http.MethodPost, admin.Prefix+"/audiences", a, nil)
+		return c.do(ctx, http.MethodPost, apitypes.Prefix+"/audiences", a, nil)
 	}
-	return c.do(ctx, http.MethodPut, admin.Prefix+"/audiences/"+url.PathEscape(id), a, nil)
+	return c.do(ctx, http.MethodPut, apitypes.Prefix+"/audiences/"+url.PathEscape(id), a, nil)
 }
 
 // DeleteAudience deletes an audience.
 func (c *Client) DeleteAudience(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, admin.Prefix+"/audiences/"+url.PathEscape(id), nil, nil)
+	return c.do(ctx, http.MethodDelete, apitypes.Prefix+"/audiences/"+url.PathEscape(id), nil, nil)
 }
