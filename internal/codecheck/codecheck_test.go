@@ -28,7 +28,6 @@ var debt = map[string]bool{
 	"infra/config.go:Config.Validate":                       true,
 	"infra/functions.go:validateSpecs":                      true,
 	"infra/monitoring.go:Stack.newMonitoring":               true,
-	"internal/app/config.go:FromLookup":                     true,
 	"internal/bench/meter.go:capacity":                      true,
 	"internal/bench/run.go:Run":                             true,
 	"internal/bench/run.go:verify":                          true,
