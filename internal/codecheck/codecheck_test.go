@@ -32,7 +32,6 @@ var debt = map[string]bool{
 	"internal/bench/run.go:Run":                             true,
 	"internal/bench/run.go:verify":                          true,
 	"internal/bench/workload.go:Generate":                   true,
-	"internal/config/segments.go:planAudiences":             true,
 	"internal/destination/destination.go:Spec.normalize":    true,
 	"internal/segment/compute.go:Compute":                   true,
 	"internal/segment/definition.go:ComputedTrait.Validate": true,
