@@ -1,42 +1,23 @@
+//go:build integration
+
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/serverless-cdp/cdp/internal/admintoken"
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/apifn"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/source"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-type cli struct {
-	env map[string]string
-}
-
-func (c cli) run(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	code = run(context.Background(), args, &out, &errOut, func(k string) string { return c.env[k] })
-	return code, out.String(), errOut.String()
-}
-
-func writeFile(t *testing.T, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "cdp.yaml")
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // TestCLI drives the CLI end to end: a token made with admin-token create (DynamoDB directly)
 // authenticates apply against the real admin API served over HTTP.
@@ -47,7 +28,7 @@ func TestCLI(t *testing.T) {
 	repo := source.NewRepository(clients.DynamoDB, table)
 	cfg := app.Defaults()
 	cfg.Table = table
-	api := &httpapi.API{Admin: app.NewAdminRouter(clients, cfg, nil).Serve} // the admin API as deployed
+	api := &httpapi.API{Admin: apifn.NewAdminRouter(clients, cfg, nil).Serve} // the admin API as deployed
 	srv := httptest.NewServer(httpapi.HTTPHandler(api))
 	defer srv.Close()
 
@@ -122,27 +103,5 @@ func TestCLI(t *testing.T) {
 	}
 	if code, _, _ = c.run(t, "admin-token", "revoke", list[0].ID); code != 1 {
 		t.Fatalf("revoke twice: %d", code)
-	}
-}
-
-func TestUsageErrors(t *testing.T) {
-	c := cli{env: map[string]string{}}
-	for _, args := range [][]string{
-		{},
-		{"frobnicate"},
-		{"apply"},
-		{"apply", "-f", "x.yaml", "extra"},
-		{"apply", "--no-such-flag"},
-		{"admin-token"},
-		{"admin-token", "create"}, // no table
-		{"admin-token", "destroy", "--table", "t"},
-		{"admin-token", "revoke", "--table", "t"},
-	} {
-		if code, _, stderr := c.run(t, args...); code != 2 || !strings.Contains(stderr, "usage:") {
-			t.Errorf("%v: exit %d, %q", args, code, stderr)
-		}
-	}
-	if code, _, stderr := c.run(t, "help"); code != 0 || !strings.Contains(stderr, "cdp apply") {
-		t.Errorf("help: %d %q", code, stderr)
 	}
 }

@@ -7,11 +7,12 @@ import (
 	"log/slog"
 
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/activationfn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 )
 
 func main() {
 	app.Start("activation", func(c awsenv.Clients, cfg app.Config, logger *slog.Logger) any {
-		return app.NewActivation(c, cfg, logger).Invoke
+		return activationfn.New(c, cfg, logger).Invoke
 	})
 }

@@ -6,11 +6,12 @@ import (
 	"log/slog"
 
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/apifn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 )
 
 func main() {
 	app.Start("api", func(c awsenv.Clients, cfg app.Config, logger *slog.Logger) any {
-		return app.NewAPI(c, cfg, logger).Handle
+		return apifn.New(c, cfg, logger).Handle
 	})
 }

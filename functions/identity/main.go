@@ -6,11 +6,12 @@ import (
 	"log/slog"
 
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/identityfn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 )
 
 func main() {
 	app.Start("identity", func(c awsenv.Clients, cfg app.Config, logger *slog.Logger) any {
-		return app.NewIdentity(c, cfg, logger).Handle
+		return identityfn.New(c, cfg, logger).Handle
 	})
 }

@@ -6,11 +6,12 @@ import (
 	"log/slog"
 
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/ingestfn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 )
 
 func main() {
 	app.Start("ingest", func(c awsenv.Clients, cfg app.Config, logger *slog.Logger) any {
-		return app.NewIngest(c, cfg, logger).Handle
+		return ingestfn.New(c, cfg, logger).Handle
 	})
 }

@@ -7,11 +7,12 @@ import (
 	"log/slog"
 
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/segmentsfn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 )
 
 func main() {
 	app.Start("segments", func(c awsenv.Clients, cfg app.Config, logger *slog.Logger) any {
-		return app.NewSegments(c, cfg, logger).Invoke
+		return segmentsfn.New(c, cfg, logger).Invoke
 	})
 }

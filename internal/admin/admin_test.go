@@ -1,14 +1,14 @@
+//go:build integration
+
 package admin_test
 
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -43,21 +43,6 @@ func newEnv(t *testing.T) env {
 	return env{api: &httpapi.API{Admin: router.Serve}, sources: sources, db: c.DynamoDB, table: table, token: tok}
 }
 
-func request(method, path, auth, body string) httpapi.Request {
-	req := httpapi.Request{
-		RawPath: path,
-		Headers: map[string]string{"content-type": "application/json"},
-		Body:    body,
-		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path},
-		},
-	}
-	if auth != "" {
-		req.Headers["authorization"] = auth
-	}
-	return req
-}
-
 func (e env) call(t *testing.T, method, path, body string) httpapi.Response {
 	t.Helper()
 	resp, err := e.api.Handle(context.Background(), request(method, path, "Bearer "+e.token, body))
@@ -65,15 +50,6 @@ func (e env) call(t *testing.T, method, path, body string) httpapi.Response {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	return resp
-}
-
-func decode[T any](t *testing.T, resp httpapi.Response) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal([]byte(resp.Body), &v); err != nil {
-		t.Fatalf("decode %q: %v", resp.Body, err)
-	}
-	return v
 }
 
 func (e env) itemCount(t *testing.T) int {

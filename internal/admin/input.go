@@ -2,14 +2,12 @@ package admin
 
 import (
 	"errors"
-	"net/http"
 	"net/url"
 	"sort"
 	"unicode"
 
 	"github.com/aws/smithy-go"
 
-	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -75,14 +73,10 @@ func printable(s string) bool {
 	return true
 }
 
-// storeRefused maps an error of DynamoDB refusing a request it was given (ValidationException:
-// a key too long, a paging token that is not a key of the listing) to a 400: it comes from
-// the caller's input, not from a failure worth retrying.
-func storeRefused(err error) (httpapi.Response, bool) {
+// refused says whether err is DynamoDB refusing a request it was given (ValidationException: a
+// key too long, a paging token that is not a key of the listing): it comes from the caller's
+// input (a 400), not from a failure worth retrying.
+func refused(err error) bool {
 	var ae smithy.APIError
-	if !errors.As(err, &ae) || ae.ErrorCode() != "ValidationException" {
-		return httpapi.Response{}, false
-	}
-	return httpapi.Error(http.StatusBadRequest, httpapi.CodeInvalidRequest,
-		"the store refused the request: an id, a paging token or a value is not valid"), true
+	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
 }

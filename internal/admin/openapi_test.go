@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/admin/openapicheck"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/identity"
 )
@@ -26,7 +27,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if len(r.Routes()) == 0 {
 		t.Fatal("no routes registered")
 	}
-	undocumented, unregistered, err := admin.CompareOpenAPI(raw, r.Routes())
+	undocumented, unregistered, err := openapicheck.Compare(raw, r.Routes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,14 +47,14 @@ paths:
     put: {responses: {"200": {description: ok}, "401": {description: no}}}
 `)
 	routes := []admin.Route{{Method: "GET", Pattern: "/admin/v1/a/{id}"}, {Method: "POST", Pattern: "/admin/v1/a"}}
-	undoc, unreg, err := admin.CompareOpenAPI(spec, routes)
+	undoc, unreg, err := openapicheck.Compare(spec, routes)
 	if err != nil || len(undoc) != 1 || undoc[0] != "POST /admin/v1/a" || len(unreg) != 1 || unreg[0] != "PUT /admin/v1/a/{id}" {
 		t.Fatalf("got %v %v %v", undoc, unreg, err)
 	}
-	if _, _, err := admin.CompareOpenAPI([]byte("openapi: 3.0.3\npaths:\n  /x:\n    get: {responses: {\"200\": {description: ok}}}\n"), nil); err == nil {
+	if _, _, err := openapicheck.Compare([]byte("openapi: 3.0.3\npaths:\n  /x:\n    get: {responses: {\"200\": {description: ok}}}\n"), nil); err == nil {
 		t.Fatal("missing 401 not noticed")
 	}
-	if _, _, err := admin.CompareOpenAPI([]byte("swagger: '2.0'\n"), nil); err == nil {
+	if _, _, err := openapicheck.Compare([]byte("swagger: '2.0'\n"), nil); err == nil {
 		t.Fatal("Swagger 2 accepted")
 	}
 }

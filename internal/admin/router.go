@@ -13,17 +13,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
 	"github.com/serverless-cdp/cdp/internal/admintoken"
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 )
 
 // Prefix is the path prefix of every admin route.
-const Prefix = "/admin/v1"
+const Prefix = apitypes.Prefix
 
 // MaxBodyBytes bounds admin request bodies.
 const MaxBodyBytes = 1 << 20
@@ -36,9 +39,10 @@ type Authenticator interface {
 
 // Request is what a route handler sees.
 type Request struct {
-	HTTP   httpapi.Request
+	HTTP   *http.Request
 	Token  admintoken.Token  // the caller's token
 	Params map[string]string // path parameters, unescaped
+	query  map[string]string // query parameters, several values joined with ","
 	body   []byte
 }
 
@@ -46,7 +50,7 @@ type Request struct {
 func (r *Request) Param(name string) string { return r.Params[name] }
 
 // Query returns a query string parameter.
-func (r *Request) Query(name string) string { return r.HTTP.QueryStringParameters[name] }
+func (r *Request) Query(name string) string { return r.query[name] }
 
 // Decode decodes the JSON body into v strictly (unknown fields are rejected); a missing body is
 // an error.
@@ -105,11 +109,15 @@ type route struct {
 	fn       HandlerFunc
 }
 
-// Router dispatches admin requests to registered routes after checking the bearer token.
+// Router dispatches admin requests to registered routes after checking the bearer token. It is
+// a net/http handler: routes are Go ServeMux patterns ("GET /admin/v1/sources/{id}"); Serve
+// adapts it to API Gateway events (httpapi.Lambda).
 type Router struct {
-	auth   Authenticator
-	logger *slog.Logger
-	routes []*route
+	auth    Authenticator
+	logger  *slog.Logger
+	routes  []*route
+	mux     *http.ServeMux
+	methods map[string]bool // every registered method, for the Allow header of a 405
 }
 
 // NewRouter returns a router with no routes; New returns one with every resource registered.
@@ -117,7 +125,7 @@ func NewRouter(auth Authenticator, logger *slog.Logger) *Router {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Router{auth: auth, logger: logger}
+	return &Router{auth: auth, logger: logger, mux: http.NewServeMux(), methods: map[string]bool{}}
 }
 
 // Handle registers fn for a method and a path template whose segments are literals or
@@ -140,7 +148,12 @@ func (rt *Router) Handle(method, pattern string, fn HandlerFunc) {
 			panic("admin: route registered twice: " + method + " " + pattern)
 		}
 	}
-	rt.routes = append(rt.routes, &route{Route: Route{method, pattern}, segments: segs, fn: fn})
+	r := &route{Route: Route{method, pattern}, segments: segs, fn: fn}
+	rt.routes = append(rt.routes, r)
+	rt.methods[method] = true
+	rt.mux.Handle(method+" "+pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rt.serveRoute(w, req, r)
+	}))
 }
 
 func isParam(seg string) bool { return strings.HasPrefix(seg, "{") }
@@ -172,125 +185,177 @@ func (rt *Router) Routes() []Route {
 	return out
 }
 
-// match returns the path parameters when the raw path segments fit the route, and a rank that
-// prefers literal segments over parameters from left to right.
-func (r *route) match(segs []string) (map[string]string, string, bool) {
-	if len(segs) != len(r.segments) {
-		return nil, "", false
+// Serve handles one admin request as an API Gateway event; it fits httpapi.API.Admin. It
+// returns a non-nil error only for failures of the token store; everything else is an answer.
+func (rt *Router) Serve(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
+	var failed error
+	ctx = context.WithValue(ctx, authFailureKey{}, &failed)
+	resp, err := httpapi.Lambda(rt)(ctx, req)
+	if failed != nil {
+		return httpapi.Response{}, failed
 	}
-	var params map[string]string
-	rank := make([]byte, len(segs))
-	for i, s := range r.segments {
-		if isParam(s) {
-			if segs[i] == "" {
-				return nil, "", false
-			}
-			if params == nil {
-				params = map[string]string{}
-			}
-			params[s[1:len(s)-1]] = segs[i]
-			rank[i] = '1'
-			continue
-		}
-		if s != segs[i] {
-			return nil, "", false
-		}
-		rank[i] = '0'
-	}
-	return params, string(rank), true
+	return resp, err
 }
 
-// Serve handles one admin request; it fits httpapi.API.Admin. It returns a non-nil error only
-// for failures of the token store; everything else is an answer.
-func (rt *Router) Serve(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
-	token, ok := httpapi.BearerToken(req)
-	if !ok {
-		return unauthorized("missing bearer token"), nil
-	}
-	tok, err := rt.auth.Verify(ctx, token)
-	if errors.Is(err, admintoken.ErrNotFound) {
-		return unauthorized("invalid bearer token"), nil
-	}
-	if err != nil {
-		return httpapi.Response{}, fmt.Errorf("verify admin token: %w", err)
-	}
+type authFailureKey struct{}
 
-	method, path := httpapi.Method(req), httpapi.Path(req)
+// ServeHTTP checks the bearer token, then dispatches on the method and the raw path: a path
+// parameter is one raw segment, unescaped by the router (a bad escape is a 400), and an empty
+// segment matches nothing.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tok, ok := rt.authenticate(w, r)
+	if !ok {
+		return
+	}
+	method, path := strings.ToUpper(r.Method), httpapi.RawPath(r)
 	if len(path) > 1 {
 		path = strings.TrimSuffix(path, "/")
 	}
-	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	var (
-		best      *route
-		bestRank  string
-		params    map[string]string
-		allowed   []string
-		pathMatch bool
-	)
-	for _, r := range rt.routes {
-		p, rank, ok := r.match(segs)
-		if !ok {
-			continue
-		}
-		pathMatch = true
-		if r.Method != method {
-			allowed = append(allowed, r.Method)
-			continue
-		}
-		if best == nil || rank < bestRank {
-			best, bestRank, params = r, rank, p
+	probe, ok := probeRequest(r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)), method, path)
+	if ok {
+		if _, pattern := rt.mux.Handler(probe); strings.HasPrefix(pattern, method+" ") {
+			rt.mux.ServeHTTP(w, probe)
+			return
 		}
 	}
-	if best == nil {
-		if pathMatch {
-			sort.Strings(allowed)
-			resp := httpapi.Error(http.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed, method+" is not allowed on "+path)
-			resp.Headers["allow"] = strings.Join(allowed, ", ")
-			return resp, nil
-		}
-		return httpapi.Error(http.StatusNotFound, httpapi.CodeNotFound, "no route for "+method+" "+path), nil
+	if allowed := rt.allowed(probe, ok); len(allowed) > 0 {
+		w.Header()["allow"] = []string{strings.Join(allowed, ", ")}
+		httpapi.WriteError(w, http.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed, method+" is not allowed on "+path)
+		return
 	}
-	if e := unescapeAndCheck(params, req.QueryStringParameters); e != nil {
-		return httpapi.Error(e.Status, e.Code, e.Message), nil
-	}
-	body, err := httpapi.Body(req, MaxBodyBytes)
-	if errors.Is(err, httpapi.ErrBodyTooLarge) {
-		return httpapi.Error(http.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge, fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes)), nil
-	}
-	if err != nil {
-		return httpapi.Error(http.StatusBadRequest, httpapi.CodeInvalidRequest, err.Error()), nil
-	}
+	httpapi.WriteError(w, http.StatusNotFound, httpapi.CodeNotFound, "no route for "+method+" "+path)
+}
 
-	status, out, err := best.fn(ctx, &Request{HTTP: req, Token: tok, Params: params, body: body})
-	if err != nil {
-		return rt.failure(ctx, method, best.Pattern, tok.ID, err), nil
+type tokenKey struct{}
+
+// authenticate verifies the bearer token, answering 401 itself; a token store failure is
+// reported to Serve (a 500 over plain net/http).
+func (rt *Router) authenticate(w http.ResponseWriter, r *http.Request) (admintoken.Token, bool) {
+	token, ok := httpapi.BearerToken(httpapi.Request{Headers: map[string]string{"authorization": r.Header.Get("Authorization")}})
+	if !ok {
+		unauthorized(w, "missing bearer token")
+		return admintoken.Token{}, false
 	}
-	if method != http.MethodGet && status >= 200 && status < 300 { // an audit trail of changes
-		rt.logger.InfoContext(ctx, "admin change", "method", method, "route", best.Pattern, "params", params, "tokenId", tok.ID, "status", status)
+	tok, err := rt.auth.Verify(r.Context(), token)
+	if errors.Is(err, admintoken.ErrNotFound) {
+		unauthorized(w, "invalid bearer token")
+		return admintoken.Token{}, false
+	}
+	if err != nil {
+		err = fmt.Errorf("verify admin token: %w", err)
+		if failed, ok := r.Context().Value(authFailureKey{}).(*error); ok {
+			*failed = err
+		} else {
+			rt.logger.ErrorContext(r.Context(), "admin request failed", "error", err.Error())
+		}
+		httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, "internal error")
+		return admintoken.Token{}, false
+	}
+	return tok, true
+}
+
+// probeRequest is r as the ServeMux matches it: the method upper-cased and the raw path taken
+// literally (each segment as it came, so "a%2Fb" is one segment), with "." and ".." segments
+// masked so the mux does not clean them away. A path with an empty segment matches no route.
+func probeRequest(r *http.Request, method, path string) (*http.Request, bool) {
+	segs := strings.Split(path, "/")
+	for i, s := range segs[1:] {
+		switch s {
+		case "":
+			return nil, false
+		case ".", "..":
+			segs[i+1] = strings.Repeat("%2E", len(s))
+		}
+	}
+	p := r.Clone(r.Context())
+	p.Method = method
+	p.URL = &url.URL{Path: strings.Join(segs, "/"), RawQuery: r.URL.RawQuery}
+	return p, true
+}
+
+// allowed lists the methods of the routes whose template fits the path.
+func (rt *Router) allowed(probe *http.Request, ok bool) []string {
+	var out []string
+	for m := range rt.methods {
+		if !ok || m == probe.Method {
+			continue
+		}
+		p := probe.Clone(probe.Context())
+		p.Method = m
+		if _, pattern := rt.mux.Handler(p); strings.HasPrefix(pattern, m+" ") {
+			out = append(out, m)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// serveRoute runs a matched route: path parameters unescaped and checked, the body read within
+// its limit, the handler's answer or error written.
+func (rt *Router) serveRoute(w http.ResponseWriter, r *http.Request, rte *route) {
+	ctx := r.Context()
+	tok, _ := ctx.Value(tokenKey{}).(admintoken.Token)
+	params := map[string]string{}
+	for _, s := range rte.segments {
+		if isParam(s) {
+			params[s[1:len(s)-1]] = r.PathValue(s[1 : len(s)-1])
+		}
+	}
+	if len(params) == 0 {
+		params = nil
+	}
+	query := map[string]string{}
+	for k, vs := range r.URL.Query() {
+		query[k] = strings.Join(vs, ",")
+	}
+	if e := unescapeAndCheck(params, query); e != nil {
+		httpapi.WriteError(w, e.Status, e.Code, e.Message)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if errors.Is(err, httpapi.ErrBodyTooLarge) || len(body) > MaxBodyBytes {
+		httpapi.WriteError(w, http.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge, fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes))
+		return
+	}
+	if err != nil {
+		httpapi.WriteError(w, http.StatusBadRequest, httpapi.CodeInvalidRequest, err.Error())
+		return
+	}
+	status, out, err := rte.fn(ctx, &Request{HTTP: r, Token: tok, Params: params, query: query, body: body})
+	if err != nil {
+		rt.failure(ctx, w, r.Method, rte.Pattern, tok.ID, err)
+		return
+	}
+	if r.Method != http.MethodGet && status >= 200 && status < 300 { // an audit trail of changes
+		rt.logger.InfoContext(ctx, "admin change", "method", r.Method, "route", rte.Pattern, "params", params, "tokenId", tok.ID, "status", status)
 	}
 	if out == nil {
-		return httpapi.Response{StatusCode: status, Headers: map[string]string{"cache-control": "no-store"}}, nil
+		w.Header()["cache-control"] = []string{"no-store"}
+		w.WriteHeader(status)
+		return
 	}
-	return httpapi.JSON(status, out), nil
+	httpapi.WriteJSON(w, status, out)
 }
 
 // failure answers a handler's error: an *Error as it says, a request the store refused as 400,
 // anything else as a logged 500.
-func (rt *Router) failure(ctx context.Context, method, pattern, tokenID string, err error) httpapi.Response {
+func (rt *Router) failure(ctx context.Context, w http.ResponseWriter, method, pattern, tokenID string, err error) {
 	var e *Error
 	if errors.As(err, &e) {
-		return httpapi.Error(e.Status, e.Code, e.Message)
+		httpapi.WriteError(w, e.Status, e.Code, e.Message)
+		return
 	}
-	if resp, ok := storeRefused(err); ok {
+	if refused(err) {
 		rt.logger.WarnContext(ctx, "admin request refused by the store", "method", method, "route", pattern, "tokenId", tokenID, "error", err.Error())
-		return resp
+		httpapi.WriteError(w, http.StatusBadRequest, httpapi.CodeInvalidRequest,
+			"the store refused the request: an id, a paging token or a value is not valid")
+		return
 	}
 	rt.logger.ErrorContext(ctx, "admin request failed", "method", method, "route", pattern, "tokenId", tokenID, "error", err.Error())
-	return httpapi.Error(http.StatusInternalServerError, httpapi.CodeInternal, "internal error")
+	httpapi.WriteError(w, http.StatusInternalServerError, httpapi.CodeInternal, "internal error")
 }
 
-func unauthorized(msg string) httpapi.Response {
-	resp := httpapi.Error(http.StatusUnauthorized, httpapi.CodeUnauthorized, msg)
-	resp.Headers["www-authenticate"] = `Bearer realm="cdp-admin"`
-	return resp
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header()["www-authenticate"] = []string{`Bearer realm="cdp-admin"`}
+	httpapi.WriteError(w, http.StatusUnauthorized, httpapi.CodeUnauthorized, msg)
 }

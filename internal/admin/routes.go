@@ -18,8 +18,8 @@ type Registrar func(*Router)
 
 // New returns the admin router with every resource's routes registered: this package's own
 // (sources, identity rules, pipeline dead letters) and then those of each registrar, in order. The composition root (functions/api)
-// is the one place the full set is assembled; api/openapi.yaml documents it, and
-// CompareOpenAPI checks the two agree.
+// is the one place the full set is assembled; api/openapi.yaml documents it, and a test
+// (package openapicheck) checks the two agree.
 func New(auth Authenticator, svc Services, logger *slog.Logger, registrars ...Registrar) *Router {
 	r := NewRouter(auth, logger)
 	registerSources(r, svc.Sources)

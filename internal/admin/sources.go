@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/source"
 )
 
@@ -19,27 +20,13 @@ type SourceService interface {
 	Delete(ctx context.Context, id string) error
 }
 
-// SourceWithKey answers the calls that make a write key: the key is shown this once.
-type SourceWithKey struct {
-	Source   source.Source `json:"source"`
-	WriteKey string        `json:"writeKey"`
-}
-
-// SourceList answers GET /admin/v1/sources.
-type SourceList struct {
-	Sources []source.Source `json:"sources"`
-}
-
-// CreateSourceRequest is the body of POST /admin/v1/sources.
-type CreateSourceRequest struct {
-	Name string `json:"name"`
-}
-
-// RotateKeyRequest is the optional body of POST /admin/v1/sources/{id}/rotate-key.
-type RotateKeyRequest struct {
-	// GraceSeconds keeps the previous keys working this long (0: they stop at once).
-	GraceSeconds int64 `json:"graceSeconds"`
-}
+// The sources routes' wire types (package apitypes, shared with the cdp CLI).
+type (
+	SourceWithKey       = apitypes.SourceWithKey
+	SourceList          = apitypes.SourceList
+	CreateSourceRequest = apitypes.CreateSourceRequest
+	RotateKeyRequest    = apitypes.RotateKeyRequest
+)
 
 func registerSources(r *Router, svc SourceService) {
 	h := sourcesAPI{svc}

@@ -1,11 +1,14 @@
-// Package app builds each function's handler from configuration. functions/<name>/main.go and the
-// local runner (cmd/local) both call these constructors, so what runs locally is wired exactly
-// like what runs on Lambda.
+// Package app is what every function shares: the configuration read from the environment and
+// Start, the body of each functions/<name>/main.go. Each function's wiring lives in its own
+// package (internal/app/<name>fn) so a Lambda links and initialises only the stages it uses;
+// the local runner (internal/local) calls the same constructors, so what runs locally is wired
+// exactly like what runs on Lambda.
 package app
 
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -49,60 +52,68 @@ func FromEnv() (Config, error) { return FromLookup(os.LookupEnv) }
 // FromLookup reads the configuration through lookup (os.LookupEnv, or a map in tests).
 func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c := Defaults()
-	str := func(key string, dst *string) {
-		if v, ok := lookup(key); ok && strings.TrimSpace(v) != "" {
-			*dst = strings.TrimSpace(v)
-		}
-	}
-	str("CDP_TABLE", &c.Table)
-	str("CDP_EVENTS_STREAM", &c.EventsStream)
-	str("CDP_CHANGES_STREAM", &c.ChangesStream)
-	str("CDP_ACTIVATIONS_STREAM", &c.ActivationsStream)
+	env := envReader{lookup: lookup}
+	env.str("CDP_TABLE", &c.Table)
+	env.str("CDP_EVENTS_STREAM", &c.EventsStream)
+	env.str("CDP_CHANGES_STREAM", &c.ChangesStream)
+	env.str("CDP_ACTIVATIONS_STREAM", &c.ActivationsStream)
 	if v, ok := lookup("CDP_ALLOWED_ORIGINS"); ok && strings.TrimSpace(v) != "" {
 		c.AllowedOrigins = strings.Split(v, ",")
 	}
-	if v, ok := lookup("CDP_KEY_CACHE_SECONDS"); ok && v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return Config{}, fmt.Errorf("CDP_KEY_CACHE_SECONDS=%q: want a whole number of seconds", v)
-		}
-		c.KeyCacheTTL = time.Duration(n) * time.Second
-	}
-	if v, ok := lookup("CDP_TIMELINE_RETENTION_DAYS"); ok && v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return Config{}, fmt.Errorf("CDP_TIMELINE_RETENTION_DAYS=%q: want a whole number of days ≥ 1", v)
-		}
-		c.TimelineRetention = time.Duration(n) * 24 * time.Hour
-	}
-	str("CDP_SPACE_ID", &c.SpaceID)
-	if v, ok := lookup("CDP_LEGACY_DEDUPE"); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return Config{}, fmt.Errorf("CDP_LEGACY_DEDUPE=%q: want true or false", v)
-		}
-		c.LegacyDedupe = b
-	}
-	if v, ok := lookup("CDP_WEBHOOK_TIMEOUT_SECONDS"); ok && v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 30 {
-			return Config{}, fmt.Errorf("CDP_WEBHOOK_TIMEOUT_SECONDS=%q: want 1 to 30", v)
-		}
-		c.WebhookTimeout = time.Duration(n) * time.Second
-	}
-	if v, ok := lookup("CDP_ALLOW_PRIVATE_WEBHOOKS"); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return Config{}, fmt.Errorf("CDP_ALLOW_PRIVATE_WEBHOOKS=%q: want true or false", v)
-		}
-		c.AllowPrivateWebhooks = b
-	}
-	if v, ok := lookup("LOG_LEVEL"); ok && v != "" {
+	env.duration("CDP_KEY_CACHE_SECONDS", &c.KeyCacheTTL, time.Second, 0, math.MaxInt32, "want a whole number of seconds")
+	env.duration("CDP_TIMELINE_RETENTION_DAYS", &c.TimelineRetention, 24*time.Hour, 1, math.MaxInt32, "want a whole number of days ≥ 1")
+	env.str("CDP_SPACE_ID", &c.SpaceID)
+	env.boolean("CDP_LEGACY_DEDUPE", &c.LegacyDedupe)
+	env.duration("CDP_WEBHOOK_TIMEOUT_SECONDS", &c.WebhookTimeout, time.Second, 1, 30, "want 1 to 30")
+	env.boolean("CDP_ALLOW_PRIVATE_WEBHOOKS", &c.AllowPrivateWebhooks)
+	if v, ok := lookup("LOG_LEVEL"); ok && v != "" && env.err == nil {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			return Config{}, fmt.Errorf("LOG_LEVEL=%q: %w", v, err)
+			env.err = fmt.Errorf("LOG_LEVEL=%q: %w", v, err)
 		}
+	}
+	if env.err != nil {
+		return Config{}, env.err
 	}
 	return c, nil
+}
+
+// envReader reads typed variables and keeps the first error.
+type envReader struct {
+	lookup func(string) (string, bool)
+	err    error
+}
+
+func (e *envReader) str(key string, dst *string) {
+	if v, ok := e.lookup(key); ok && strings.TrimSpace(v) != "" {
+		*dst = strings.TrimSpace(v)
+	}
+}
+
+// duration reads a whole number n of units, min ≤ n ≤ max.
+func (e *envReader) duration(key string, dst *time.Duration, unit time.Duration, min, max int, want string) {
+	v, ok := e.lookup(key)
+	if !ok || v == "" || e.err != nil {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		e.err = fmt.Errorf("%s=%q: %s", key, v, want)
+		return
+	}
+	*dst = time.Duration(n) * unit
+}
+
+func (e *envReader) boolean(key string, dst *bool) {
+	v, ok := e.lookup(key)
+	if !ok || v == "" || e.err != nil {
+		return
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.err = fmt.Errorf("%s=%q: want true or false", key, v)
+		return
+	}
+	*dst = b
 }
 
 // Logger is the JSON logger every function uses (CloudWatch parses JSON lines).

@@ -28,13 +28,10 @@ var debt = map[string]bool{
 	"infra/config.go:Config.Validate":                       true,
 	"infra/functions.go:validateSpecs":                      true,
 	"infra/monitoring.go:Stack.newMonitoring":               true,
-	"internal/app/config.go:FromLookup":                     true,
 	"internal/bench/meter.go:capacity":                      true,
 	"internal/bench/run.go:Run":                             true,
 	"internal/bench/run.go:verify":                          true,
 	"internal/bench/workload.go:Generate":                   true,
-	"internal/config/config.go:Parse":                       true,
-	"internal/config/segments.go:planAudiences":             true,
 	"internal/source/repository.go:Repository.EnsureSource": true,
 }
 

@@ -1,3 +1,5 @@
+//go:build integration
+
 package config_test
 
 import (
@@ -10,6 +12,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/admintoken"
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/apifn"
 	"github.com/serverless-cdp/cdp/internal/config"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
@@ -37,7 +40,7 @@ func newServer(t *testing.T) server {
 	repo := source.NewRepository(c.DynamoDB, table)
 	cfg := app.Defaults()
 	cfg.Table = table
-	api := &httpapi.API{Admin: app.NewAdminRouter(c, cfg, nil).Serve} // the whole admin API, as deployed
+	api := &httpapi.API{Admin: apifn.NewAdminRouter(c, cfg, nil).Serve} // the whole admin API, as deployed
 	srv := httptest.NewServer(httpapi.HTTPHandler(api))
 	t.Cleanup(srv.Close)
 	return server{url: srv.URL, token: tok, sources: repo}

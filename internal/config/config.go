@@ -143,124 +143,152 @@ func Load(path string) (*File, error) {
 // Unknown fields, duplicate keys, several documents and invalid values are errors; all of them
 // are reported at once, with line numbers.
 func Parse(data []byte) (*File, error) {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
-		return nil, errors.New("config is empty")
-	}
-	var (
-		top   any
-		root  yaml.Node
-		lines map[string]int
-	)
-	if trimmed[0] == '{' {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.UseNumber()
-		if err := dec.Decode(&top); err != nil {
-			return nil, fmt.Errorf("invalid config: %w", err)
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return nil, errors.New("invalid config: data after the JSON object")
-		}
-		if yaml.Unmarshal(trimmed, &root) == nil { // positions only; tabs make it fail
-			lines = positions(&root)
-		}
-	} else {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		if err := dec.Decode(&root); err != nil {
-			return nil, fmt.Errorf("invalid config: %w", err)
-		}
-		var extra yaml.Node
-		if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-			return nil, errors.New("invalid config: more than one YAML document")
-		}
-		if err := root.Decode(&top); err != nil {
-			return nil, fmt.Errorf("invalid config: %w", err)
-		}
-		lines = positions(&root)
+	top, lines, err := decodeDocument(data)
+	if err != nil {
+		return nil, err
 	}
 	m, ok := top.(map[string]any)
 	if !ok {
 		return nil, errors.New("invalid config: the file must be a mapping of resource kinds (sources, identityRules, computedTraits, audiences, destinations)")
 	}
 	f := &File{lines: lines}
-	var (
-		errs   []error
-		failed []string // paths that did not decode: their validation is skipped
-	)
+	var p parser
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		sec, ok := sections[k]
-		if !ok {
-			errs = append(errs, f.errorf(k, "unknown field %q (want sources, identityRules, computedTraits, audiences or destinations)", k))
-			continue
-		}
-		v := m[k]
-		if !sec.list {
-			if _, ok := v.(map[string]any); !ok {
-				errs = append(errs, f.errorf(k, "must be a mapping"))
-				continue
-			}
-			if err := decodeItem(f, sec, 0, v); err != nil {
-				errs = append(errs, f.errorf(f.unknownFieldPath(k, err), "%v", err))
-				failed = append(failed, k)
-			}
-			continue
-		}
-		if v == nil {
-			continue
-		}
-		items, ok := v.([]any)
-		if !ok {
-			errs = append(errs, f.errorf(k, "must be a list"))
-			continue
-		}
-		sec.grow(f, len(items))
-		for i, it := range items {
-			path := fmt.Sprintf("%s[%d]", k, i)
-			failed = append(failed, path)
-			obj, ok := it.(map[string]any)
-			if !ok {
-				errs = append(errs, f.errorf(path, "must be a mapping"))
-				continue
-			}
-			bad := false
-			for key, msg := range forbidden[k] {
-				if _, has := obj[key]; has {
-					errs = append(errs, f.errorf(path+"."+key, "%s", msg))
-					bad = true
-				}
-			}
-			if bad {
-				continue
-			}
-			if err := decodeItem(f, sec, i, it); err != nil {
-				errs = append(errs, f.errorf(f.unknownFieldPath(path, err), "%v", err))
-				continue
-			}
-			failed = failed[:len(failed)-1]
-		}
+		p.section(f, k, m[k])
 	}
 	// Validate what did decode, so every problem of the file is reported at once.
 	for _, err := range f.problems() {
-		var fe *FieldError
-		if errors.As(err, &fe) && slices.ContainsFunc(failed, func(p string) bool {
-			return fe.Path == p || strings.HasPrefix(fe.Path, p+".") || strings.HasPrefix(fe.Path, p+"[")
-		}) {
-			continue
+		if !p.skipped(err) {
+			p.errs = append(p.errs, err)
 		}
-		if len(failed) > 0 && errors.As(err, &fe) && fe.Path == "audiences" {
-			continue // an order over audiences some of which did not decode
-		}
-		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return nil, invalid(errs)
+	if len(p.errs) > 0 {
+		return nil, invalid(p.errs)
 	}
 	return f, nil
+}
+
+// decodeDocument decodes a JSON or YAML document into plain values, with the line of each path
+// when known.
+func decodeDocument(data []byte) (any, map[string]int, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, nil, errors.New("config is empty")
+	}
+	var (
+		top  any
+		root yaml.Node
+	)
+	if trimmed[0] == '{' {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.UseNumber()
+		if err := dec.Decode(&top); err != nil {
+			return nil, nil, fmt.Errorf("invalid config: %w", err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return nil, nil, errors.New("invalid config: data after the JSON object")
+		}
+		if yaml.Unmarshal(trimmed, &root) == nil { // positions only; tabs make it fail
+			return top, positions(&root), nil
+		}
+		return top, nil, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return nil, nil, fmt.Errorf("invalid config: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, nil, errors.New("invalid config: more than one YAML document")
+	}
+	if err := root.Decode(&top); err != nil {
+		return nil, nil, fmt.Errorf("invalid config: %w", err)
+	}
+	return top, positions(&root), nil
+}
+
+// parser collects the problems of a file's sections.
+type parser struct {
+	errs   []error
+	failed []string // paths that did not decode: their validation is skipped
+}
+
+// section decodes one top-level key.
+func (p *parser) section(f *File, k string, v any) {
+	sec, ok := sections[k]
+	if !ok {
+		p.errs = append(p.errs, f.errorf(k, "unknown field %q (want sources, identityRules, computedTraits, audiences or destinations)", k))
+		return
+	}
+	if !sec.list {
+		if _, ok := v.(map[string]any); !ok {
+			p.errs = append(p.errs, f.errorf(k, "must be a mapping"))
+			return
+		}
+		if err := decodeItem(f, sec, 0, v); err != nil {
+			p.errs = append(p.errs, f.errorf(f.unknownFieldPath(k, err), "%v", err))
+			p.failed = append(p.failed, k)
+		}
+		return
+	}
+	if v == nil {
+		return
+	}
+	items, ok := v.([]any)
+	if !ok {
+		p.errs = append(p.errs, f.errorf(k, "must be a list"))
+		return
+	}
+	sec.grow(f, len(items))
+	for i, it := range items {
+		p.item(f, sec, k, i, it)
+	}
+}
+
+// item decodes the i-th entry of list section k.
+func (p *parser) item(f *File, sec section, k string, i int, it any) {
+	path := fmt.Sprintf("%s[%d]", k, i)
+	p.failed = append(p.failed, path)
+	obj, ok := it.(map[string]any)
+	if !ok {
+		p.errs = append(p.errs, f.errorf(path, "must be a mapping"))
+		return
+	}
+	bad := false
+	for key, msg := range forbidden[k] {
+		if _, has := obj[key]; has {
+			p.errs = append(p.errs, f.errorf(path+"."+key, "%s", msg))
+			bad = true
+		}
+	}
+	if bad {
+		return
+	}
+	if err := decodeItem(f, sec, i, it); err != nil {
+		p.errs = append(p.errs, f.errorf(f.unknownFieldPath(path, err), "%v", err))
+		return
+	}
+	p.failed = p.failed[:len(p.failed)-1]
+}
+
+// skipped says whether a validation problem is about a path that did not decode (already
+// reported), or an order over audiences some of which did not decode.
+func (p *parser) skipped(err error) bool {
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		return false
+	}
+	if slices.ContainsFunc(p.failed, func(q string) bool {
+		return fe.Path == q || strings.HasPrefix(fe.Path, q+".") || strings.HasPrefix(fe.Path, q+"[")
+	}) {
+		return true
+	}
+	return len(p.failed) > 0 && fe.Path == "audiences"
 }
 
 func decodeItem(f *File, sec section, i int, v any) error {

@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/destination"
 )
 
@@ -151,7 +151,7 @@ func (c *Client) Destinations(ctx context.Context) ([]destination.Destination, e
 	var out struct {
 		Destinations []destination.Destination `json:"destinations"`
 	}
-	err := c.do(ctx, http.MethodGet, admin.Prefix+"/destinations", nil, &out)
+	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/destinations", nil, &out)
 	return out.Destinations, err
 }
 
@@ -161,16 +161,16 @@ func (c *Client) CreateDestination(ctx context.Context, spec destination.Spec) (
 		Destination destination.Destination `json:"destination"`
 		Secret      string                  `json:"secret"`
 	}
-	err := c.do(ctx, http.MethodPost, admin.Prefix+"/destinations", spec, &out)
+	err := c.do(ctx, http.MethodPost, apitypes.Prefix+"/destinations", spec, &out)
 	return out.Secret, err
 }
 
 // UpdateDestination replaces a destination's definition (its secret is kept).
 func (c *Client) UpdateDestination(ctx context.Context, id string, spec destination.Spec) error {
-	return c.do(ctx, http.MethodPut, admin.Prefix+"/destinations/"+url.PathEscape(id), spec, nil)
+	return c.do(ctx, http.MethodPut, apitypes.Prefix+"/destinations/"+url.PathEscape(id), spec, nil)
 }
 
 // DeleteDestination deletes a destination.
 func (c *Client) DeleteDestination(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, admin.Prefix+"/destinations/"+url.PathEscape(id), nil, nil)
+	return c.do(ctx, http.MethodDelete, apitypes.Prefix+"/destinations/"+url.PathEscape(id), nil, nil)
 }

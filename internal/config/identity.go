@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/identity"
 )
 
@@ -104,7 +104,7 @@ func diffRules(have, want identity.Rules) []string {
 // IdentityRules returns the rule set in force.
 func (c *Client) IdentityRules(ctx context.Context) (identity.Rules, error) {
 	var out identity.Rules
-	err := c.do(ctx, http.MethodGet, admin.Prefix+"/identity-rules", nil, &out)
+	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/identity-rules", nil, &out)
 	return out, err
 }
 
@@ -113,5 +113,5 @@ func (c *Client) PutIdentityRules(ctx context.Context, r identity.Rules) error {
 	if r.Types == nil {
 		r.Types = []identity.TypeRule{}
 	}
-	return c.do(ctx, http.MethodPut, admin.Prefix+"/identity-rules", r, nil)
+	return c.do(ctx, http.MethodPut, apitypes.Prefix+"/identity-rules", r, nil)
 }

@@ -10,7 +10,7 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/segment"
 )
 
@@ -281,6 +281,44 @@ func planAudiences(pc planContext, f *File) ([]Change, error) {
 	if f.Audiences == nil { // not declared: left alone, even with --prune
 		return nil, nil
 	}
+	ap, err := newAudiencePlan(pc, f)
+	if err != nil {
+		return nil, err
+	}
+	order, err := audienceOrder(f.Audiences)
+	if err != nil {
+		return nil, err
+	}
+	var changes []Change
+	for _, i := range order {
+		if err := ap.checkRefs(i); err != nil {
+			return nil, err
+		}
+		if ch, ok := ap.change(i); ok {
+			changes = append(changes, ch)
+		}
+	}
+	if !pc.prune {
+		return changes, nil
+	}
+	deletes, err := ap.deletes()
+	if err != nil {
+		return nil, err
+	}
+	return append(changes, deletes...), nil
+}
+
+// audiencePlan is what planning the audiences compares: the file's and the CDP's.
+type audiencePlan struct {
+	pc                                     planContext
+	f                                      *File
+	current                                []segment.Audience
+	byKey                                  map[string]segment.Audience
+	keyOf                                  map[string]string // audience id → key
+	declared, declaredTraits, serverTraits map[string]bool
+}
+
+func newAudiencePlan(pc planContext, f *File) (*audiencePlan, error) {
 	current, err := pc.client.Audiences(pc.ctx)
 	if err != nil {
 		return nil, err
@@ -289,103 +327,109 @@ func planAudiences(pc planContext, f *File) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	byKey, keyOf := map[string]segment.Audience{}, map[string]string{}
+	ap := &audiencePlan{pc: pc, f: f, current: current, byKey: map[string]segment.Audience{}, keyOf: map[string]string{},
+		declared: map[string]bool{}, declaredTraits: map[string]bool{}, serverTraits: map[string]bool{}}
 	for _, a := range current {
-		byKey[a.Key], keyOf[a.ID] = a, a.Key
+		ap.byKey[a.Key], ap.keyOf[a.ID] = a, a.Key
 	}
-	declared, declaredTraits, serverTraits := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, a := range f.Audiences {
-		declared[a.Key] = true
+		ap.declared[a.Key] = true
 	}
 	for _, t := range f.ComputedTraits {
-		declaredTraits[t.Key] = true
+		ap.declaredTraits[t.Key] = true
 	}
 	for _, t := range traits {
-		serverTraits[t.Key] = true
+		ap.serverTraits[t.Key] = true
 	}
-	order, err := audienceOrder(f.Audiences)
-	if err != nil {
-		return nil, err
-	}
-	c := pc.client
-	var changes []Change
-	for _, i := range order {
-		decl := f.Audiences[i]
-		path := fmt.Sprintf("audiences[%d]", i)
-		auds, trs := decl.refs()
-		for _, k := range auds {
-			if declared[k] {
-				continue
-			}
-			if _, ok := byKey[k]; !ok {
-				return nil, f.errorf(path+".condition", "audience %q is neither in the file nor in the CDP", k)
-			}
-			if pc.prune {
-				return nil, f.errorf(path+".condition", "audience %q is not in the file, so --prune would delete it; declare it", k)
-			}
-		}
-		for _, k := range trs {
-			if declaredTraits[k] {
-				continue
-			}
-			if !serverTraits[k] {
-				return nil, f.errorf(path+".condition", "computed trait %q is neither in the file nor in the CDP", k)
-			}
-			if pc.prune && f.ComputedTraits != nil {
-				return nil, f.errorf(path+".condition", "computed trait %q is not in the file, so --prune would delete it; declare it", k)
-			}
-		}
-		def := segment.Audience{Key: decl.Key, Name: decl.Name, Description: decl.Description, Condition: cloneCondition(decl.Condition)}
-		have, ok := byKey[decl.Key]
-		if !ok {
-			changes = append(changes, Change{Op: Create, Kind: "audience", Name: decl.Key,
-				apply: func(ctx context.Context) ([]string, error) { return nil, c.SaveAudience(ctx, "", def) }})
+	return ap, nil
+}
+
+// checkRefs refuses an audience whose condition refers to an audience or computed trait that
+// is neither in the file nor in the CDP, or that --prune would delete.
+func (ap *audiencePlan) checkRefs(i int) error {
+	path := fmt.Sprintf("audiences[%d]", i)
+	auds, trs := ap.f.Audiences[i].refs()
+	for _, k := range auds {
+		if ap.declared[k] {
 			continue
 		}
-		// The CDP stores references by id: compare them by key.
+		if _, ok := ap.byKey[k]; !ok {
+			return ap.f.errorf(path+".condition", "audience %q is neither in the file nor in the CDP", k)
+		}
+		if ap.pc.prune {
+			return ap.f.errorf(path+".condition", "audience %q is not in the file, so --prune would delete it; declare it", k)
+		}
+	}
+	for _, k := range trs {
+		if ap.declaredTraits[k] {
+			continue
+		}
+		if !ap.serverTraits[k] {
+			return ap.f.errorf(path+".condition", "computed trait %q is neither in the file nor in the CDP", k)
+		}
+		if ap.pc.prune && ap.f.ComputedTraits != nil {
+			return ap.f.errorf(path+".condition", "computed trait %q is not in the file, so --prune would delete it; declare it", k)
+		}
+	}
+	return nil
+}
+
+// change is the create or update audience i of the file needs, if any.
+func (ap *audiencePlan) change(i int) (Change, bool) {
+	decl, c := ap.f.Audiences[i], ap.pc.client
+	def := segment.Audience{Key: decl.Key, Name: decl.Name, Description: decl.Description, Condition: cloneCondition(decl.Condition)}
+	have, ok := ap.byKey[decl.Key]
+	if !ok {
+		return Change{Op: Create, Kind: "audience", Name: decl.Key,
+			apply: func(ctx context.Context) ([]string, error) { return nil, c.SaveAudience(ctx, "", def) }}, true
+	}
+	// The CDP stores references by id: compare them by key.
+	hc := cloneCondition(have.Condition)
+	walkCondition(&hc, func(n *segment.Condition) {
+		if n.Audience != nil && n.Audience.ID != "" {
+			if k, ok := ap.keyOf[n.Audience.ID]; ok {
+				n.Audience.ID, n.Audience.Key = "", k
+			}
+		}
+	})
+	var details []string
+	changed("name", have.Name, decl.Name, &details)
+	changed("description", have.Description, decl.Description, &details)
+	changed("condition", hc, decl.Condition, &details)
+	if len(details) == 0 {
+		return Change{}, false
+	}
+	id := have.ID
+	return Change{Op: Update, Kind: "audience", Name: decl.Key, Details: details,
+		apply: func(ctx context.Context) ([]string, error) { return nil, c.SaveAudience(ctx, id, def) }}, true
+}
+
+// deletes are the deletions --prune makes: those referring to others go first.
+func (ap *audiencePlan) deletes() ([]Change, error) {
+	var gone []Audience
+	for _, have := range ap.current {
+		if ap.declared[have.Key] {
+			continue
+		}
 		hc := cloneCondition(have.Condition)
 		walkCondition(&hc, func(n *segment.Condition) {
 			if n.Audience != nil && n.Audience.ID != "" {
-				if k, ok := keyOf[n.Audience.ID]; ok {
-					n.Audience.ID, n.Audience.Key = "", k
-				}
+				n.Audience.ID, n.Audience.Key = "", ap.keyOf[n.Audience.ID]
 			}
 		})
-		var details []string
-		changed("name", have.Name, decl.Name, &details)
-		changed("description", have.Description, decl.Description, &details)
-		changed("condition", hc, decl.Condition, &details)
-		if len(details) > 0 {
-			id := have.ID
-			changes = append(changes, Change{Op: Update, Kind: "audience", Name: decl.Key, Details: details,
-				apply: func(ctx context.Context) ([]string, error) { return nil, c.SaveAudience(ctx, id, def) }})
-		}
+		gone = append(gone, Audience{Key: have.Key, Condition: hc})
 	}
-	if pc.prune {
-		// Those referring to others go first.
-		var gone []Audience
-		for _, have := range current {
-			if declared[have.Key] {
-				continue
-			}
-			hc := cloneCondition(have.Condition)
-			walkCondition(&hc, func(n *segment.Condition) {
-				if n.Audience != nil && n.Audience.ID != "" {
-					n.Audience.ID, n.Audience.Key = "", keyOf[n.Audience.ID]
-				}
-			})
-			gone = append(gone, Audience{Key: have.Key, Condition: hc})
-		}
-		order, err := audienceOrder(gone)
-		if err != nil {
-			return nil, err
-		}
-		for j := len(order) - 1; j >= 0; j-- {
-			i := order[j]
-			id := byKey[gone[i].Key].ID
-			changes = append(changes, Change{Op: Delete, Kind: "audience", Name: gone[i].Key,
-				apply: func(ctx context.Context) ([]string, error) { return nil, c.DeleteAudience(ctx, id) }})
-		}
+	order, err := audienceOrder(gone)
+	if err != nil {
+		return nil, err
+	}
+	c := ap.pc.client
+	var changes []Change
+	for j := len(order) - 1; j >= 0; j-- {
+		i := order[j]
+		id := ap.byKey[gone[i].Key].ID
+		changes = append(changes, Change{Op: Delete, Kind: "audience", Name: gone[i].Key,
+			apply: func(ctx context.Context) ([]string, error) { return nil, c.DeleteAudience(ctx, id) }})
 	}
 	return changes, nil
 }
@@ -395,21 +439,21 @@ func (c *Client) ComputedTraits(ctx context.Context) ([]segment.ComputedTrait, e
 	var out struct {
 		ComputedTraits []segment.ComputedTrait `json:"computedTraits"`
 	}
-	err := c.do(ctx, http.MethodGet, admin.Prefix+"/computed-traits", nil, &out)
+	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/computed-traits", nil, &out)
 	return out.ComputedTraits, err
 }
 
 // SaveComputedTrait creates (id empty) or replaces a computed trait.
 func (c *Client) SaveComputedTrait(ctx context.Context, id string, t segment.ComputedTrait) error {
 	if id == "" {
-		return c.do(ctx, http.MethodPost, admin.Prefix+"/computed-traits", t, nil)
+		return c.do(ctx, http.MethodPost, apitypes.Prefix+"/computed-traits", t, nil)
 	}
-	return c.do(ctx, http.MethodPut, admin.Prefix+"/computed-traits/"+url.PathEscape(id), t, nil)
+	return c.do(ctx, http.MethodPut, apitypes.Prefix+"/computed-traits/"+url.PathEscape(id), t, nil)
 }
 
 // DeleteComputedTrait deletes a computed trait.
 func (c *Client) DeleteComputedTrait(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, admin.Prefix+"/computed-traits/"+url.PathEscape(id), nil, nil)
+	return c.do(ctx, http.MethodDelete, apitypes.Prefix+"/computed-traits/"+url.PathEscape(id), nil, nil)
 }
 
 // Audiences returns every audience.
@@ -417,7 +461,7 @@ func (c *Client) Audiences(ctx context.Context) ([]segment.Audience, error) {
 	var out struct {
 		Audiences []segment.Audience `json:"audiences"`
 	}
-	err := c.do(ctx, http.MethodGet, admin.Prefix+"/audiences", nil, &out)
+	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/audiences", nil, &out)
 	return out.Audiences, err
 }
 
@@ -425,12 +469,12 @@ func (c *Client) Audiences(ctx context.Context) ([]segment.Audience, error) {
 // the admin API.
 func (c *Client) SaveAudience(ctx context.Context, id string, a segment.Audience) error {
 	if id == "" {
-		return c.do(ctx, http.MethodPost, admin.Prefix+"/audiences", a, nil)
+		return c.do(ctx, http.MethodPost, apitypes.Prefix+"/audiences", a, nil)
 	}
-	return c.do(ctx, http.MethodPut, admin.Prefix+"/audiences/"+url.PathEscape(id), a, nil)
+	return c.do(ctx, http.MethodPut, apitypes.Prefix+"/audiences/"+url.PathEscape(id), a, nil)
 }
 
 // DeleteAudience deletes an audience.
 func (c *Client) DeleteAudience(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, admin.Prefix+"/audiences/"+url.PathEscape(id), nil, nil)
+	return c.do(ctx, http.MethodDelete, apitypes.Prefix+"/audiences/"+url.PathEscape(id), nil, nil)
 }

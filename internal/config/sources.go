@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/source"
 )
 
@@ -99,15 +99,15 @@ func planSources(pc planContext, f *File) ([]Change, error) {
 
 // ListSources returns every source.
 func (c *Client) ListSources(ctx context.Context) ([]source.Source, error) {
-	var out admin.SourceList
-	err := c.do(ctx, http.MethodGet, admin.Prefix+"/sources", nil, &out)
+	var out apitypes.SourceList
+	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/sources", nil, &out)
 	return out.Sources, err
 }
 
 // CreateSource creates a source; the answer carries its write key.
-func (c *Client) CreateSource(ctx context.Context, name string) (admin.SourceWithKey, error) {
-	var out admin.SourceWithKey
-	err := c.do(ctx, http.MethodPost, admin.Prefix+"/sources", admin.CreateSourceRequest{Name: name}, &out)
+func (c *Client) CreateSource(ctx context.Context, name string) (apitypes.SourceWithKey, error) {
+	var out apitypes.SourceWithKey
+	err := c.do(ctx, http.MethodPost, apitypes.Prefix+"/sources", apitypes.CreateSourceRequest{Name: name}, &out)
 	return out, err
 }
 
@@ -118,11 +118,11 @@ func (c *Client) SetSourceEnabled(ctx context.Context, id string, enabled bool) 
 		action = "enable"
 	}
 	var out source.Source
-	err := c.do(ctx, http.MethodPost, admin.Prefix+"/sources/"+url.PathEscape(id)+"/"+action, nil, &out)
+	err := c.do(ctx, http.MethodPost, apitypes.Prefix+"/sources/"+url.PathEscape(id)+"/"+action, nil, &out)
 	return out, err
 }
 
 // DeleteSource deletes a source.
 func (c *Client) DeleteSource(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, admin.Prefix+"/sources/"+url.PathEscape(id), nil, nil)
+	return c.do(ctx, http.MethodDelete, apitypes.Prefix+"/sources/"+url.PathEscape(id), nil, nil)
 }

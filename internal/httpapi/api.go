@@ -44,10 +44,6 @@ func (a *API) Handle(ctx context.Context, req Request) (resp Response, err error
 		logger = slog.New(slog.DiscardHandler)
 	}
 	defer func() {
-		if p := recover(); p != nil {
-			logger.ErrorContext(ctx, "panic in handler", "method", method, "path", logPath, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			resp, err = Error(http.StatusInternalServerError, CodeInternal, "internal error"), nil
-		}
 		logger.InfoContext(ctx, "request", "method", method, "path", logPath, "status", resp.StatusCode,
 			"durationMs", time.Since(start).Milliseconds(), "requestId", req.RequestContext.RequestID)
 	}()
@@ -62,10 +58,32 @@ func (a *API) Handle(ctx context.Context, req Request) (resp Response, err error
 	if h == nil {
 		return Error(http.StatusNotFound, CodeNotFound, "no route for "+method+" "+path), nil
 	}
-	resp, err = h(ctx, req)
+	resp, err = Recover(logger, h)(ctx, req)
 	if err != nil {
 		logger.ErrorContext(ctx, "handler failed", "method", method, "path", logPath, "error", err.Error())
 		return Error(http.StatusInternalServerError, CodeInternal, "internal error"), nil
 	}
 	return resp, nil
+}
+
+// Recover is the one panic recovery of the HTTP handlers: a panic in h is logged with its stack
+// (the path only up to its API's prefix: Profile API paths carry identifiers) and answered 500
+// {"code":"internal"}; it never reaches the Lambda runtime.
+func Recover(logger *slog.Logger, h HandlerFunc) HandlerFunc {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return func(ctx context.Context, req Request) (resp Response, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				path := Path(req)
+				if strings.HasPrefix(path, ProfilePrefix) {
+					path = ProfilePrefix + "..."
+				}
+				logger.ErrorContext(ctx, "panic in handler", "method", Method(req), "path", path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				resp, err = Error(http.StatusInternalServerError, CodeInternal, "internal error"), nil
+			}
+		}()
+		return h(ctx, req)
+	}
 }

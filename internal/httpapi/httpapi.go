@@ -69,16 +69,21 @@ func JSON(status int, v any) Response {
 	}
 }
 
+// ErrorJSON is the one encoding of an error answer's body: {"code","message"}.
+func ErrorJSON(code, message string) string {
+	b, _ := json.Marshal(ErrorBody{Code: code, Message: message})
+	return string(b)
+}
+
 // Error returns an error response with body {"code","message"}.
 func Error(status int, code, message string) Response {
-	b, _ := json.Marshal(ErrorBody{Code: code, Message: message})
 	return Response{
 		StatusCode: status,
 		Headers: map[string]string{
 			"content-type":  "application/json",
 			"cache-control": "no-store",
 		},
-		Body: string(b),
+		Body: ErrorJSON(code, message),
 	}
 }
 
@@ -150,30 +155,48 @@ func DecodeJSON(body []byte, v any, allowEmpty bool) error {
 	return nil
 }
 
+// Credentials is what an Authorization header carries. ParseAuthorization is the one parser
+// of it: the tracking API reads a write key as the Basic user name, the Profile API an access
+// token as the Basic user name (or password), and the admin API a Bearer token.
+type Credentials struct {
+	Scheme    string // lower-cased: "basic", "bearer", another scheme, or "" without a header
+	Present   bool   // the scheme was followed by a credentials part
+	User      string // Basic: the user name
+	Password  string // Basic: the password (may be empty: Segment sends "key:" or just "key")
+	Token     string // Bearer: the token
+	Malformed bool   // Basic credentials that are not base64
+}
+
+// ParseAuthorization parses an Authorization header value.
+func ParseAuthorization(header string) Credentials {
+	scheme, rest, found := strings.Cut(strings.TrimSpace(header), " ")
+	c := Credentials{Scheme: strings.ToLower(scheme), Present: found}
+	switch c.Scheme {
+	case "basic":
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+		if err != nil {
+			c.Malformed = true
+			return c
+		}
+		c.User, c.Password, _ = strings.Cut(string(raw), ":")
+	case "bearer":
+		c.Token = strings.TrimSpace(rest)
+	}
+	return c
+}
+
 // BearerToken returns the token of an "Authorization: Bearer <token>" header.
 func BearerToken(req Request) (string, bool) {
-	scheme, rest, ok := strings.Cut(strings.TrimSpace(Header(req, "authorization")), " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") {
-		return "", false
-	}
-	tok := strings.TrimSpace(rest)
-	return tok, tok != ""
+	c := ParseAuthorization(Header(req, "authorization"))
+	return c.Token, c.Scheme == "bearer" && c.Token != ""
 }
 
 // BasicAuth returns the user name and password of an "Authorization: Basic ..." header. The
 // password may be empty (Segment write keys are sent as "key:" or just "key").
 func BasicAuth(req Request) (user, password string, ok bool) {
-	scheme, rest, found := strings.Cut(strings.TrimSpace(Header(req, "authorization")), " ")
-	if !found || !strings.EqualFold(scheme, "basic") {
+	c := ParseAuthorization(Header(req, "authorization"))
+	if c.Scheme != "basic" || !c.Present || c.Malformed || c.User == "" {
 		return "", "", false
 	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
-	if err != nil {
-		return "", "", false
-	}
-	user, password, _ = strings.Cut(string(raw), ":")
-	if user == "" {
-		return "", "", false
-	}
-	return user, password, true
+	return c.User, c.Password, true
 }

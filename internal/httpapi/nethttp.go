@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -126,4 +129,144 @@ func WriteHTTP(w http.ResponseWriter, resp Response) {
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// ToHTTP converts an API Gateway v2 request event into a net/http request, the inverse of
+// FromHTTP: the method, the raw path (URL.Path is the raw path when it does not unescape, so a
+// handler can answer a bad escape itself), the query (QueryStringParameters when set, else
+// RawQueryString), the headers and cookies, and the body decoded from base64 if needed (a body
+// that is not valid base64 or too large fails when read, so the handler answers it in its
+// turn). The event itself stays reachable through Event(r.Context()).
+func ToHTTP(ctx context.Context, req Request) (*http.Request, error) {
+	var body io.Reader
+	if b, err := Body(req, MaxRequestBytes); err == nil {
+		body = bytes.NewReader(b)
+	} else {
+		body = errReader{err}
+	}
+	raw := Path(req)
+	u := &url.URL{Path: raw}
+	if p, err := url.PathUnescape(raw); err == nil {
+		u.Path, u.RawPath = p, raw
+	}
+	if len(req.QueryStringParameters) > 0 {
+		q := url.Values{}
+		for k, v := range req.QueryStringParameters {
+			q.Set(k, v)
+		}
+		u.RawQuery = q.Encode()
+	} else {
+		u.RawQuery = req.RawQueryString
+	}
+	r, err := http.NewRequestWithContext(context.WithValue(ctx, eventKey{}, &req), http.MethodGet, "/", body)
+	if err != nil {
+		return nil, err
+	}
+	r.Method = strings.ToUpper(req.RequestContext.HTTP.Method) // as sent, even empty
+	r.URL, r.RequestURI = u, u.RequestURI()
+	for k, v := range req.Headers {
+		r.Header.Set(k, v)
+	}
+	if len(req.Cookies) > 0 {
+		r.Header.Set("Cookie", strings.Join(req.Cookies, "; "))
+	}
+	r.Host = Header(req, "host")
+	if r.Host == "" {
+		r.Host = req.RequestContext.DomainName
+	}
+	r.RemoteAddr = req.RequestContext.HTTP.SourceIP
+	return r, nil
+}
+
+type eventKey struct{}
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// RawPath is the request path as the client sent it, undecoded: the event's path for a request
+// made by ToHTTP, else r.URL.EscapedPath().
+func RawPath(r *http.Request) string {
+	if e := Event(r.Context()); e != nil {
+		return Path(*e)
+	}
+	return r.URL.EscapedPath()
+}
+
+// Event returns the API Gateway event a request made by ToHTTP came from (nil otherwise).
+func Event(ctx context.Context) *Request {
+	e, _ := ctx.Value(eventKey{}).(*Request)
+	return e
+}
+
+// Lambda serves a net/http handler as an API Gateway v2 handler: the one adapter between the
+// two (FromHTTP and WriteHTTP go the other way, for the local runner). Header names are kept as
+// the handler wrote them; a body that is not UTF-8 is returned base64-encoded.
+func Lambda(h http.Handler) HandlerFunc {
+	return func(ctx context.Context, req Request) (Response, error) {
+		r, err := ToHTTP(ctx, req)
+		if err != nil {
+			return Error(http.StatusBadRequest, CodeInvalidRequest, err.Error()), nil
+		}
+		w := &recorder{header: http.Header{}}
+		h.ServeHTTP(w, r)
+		return w.response(), nil
+	}
+}
+
+// recorder is the http.ResponseWriter Lambda hands to the handler.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *recorder) Header() http.Header { return w.header }
+
+func (w *recorder) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(b)
+}
+
+func (w *recorder) response() Response {
+	resp := Response{StatusCode: w.status, Headers: make(map[string]string, len(w.header))}
+	if resp.StatusCode == 0 {
+		resp.StatusCode = http.StatusOK
+	}
+	for k, vs := range w.header {
+		resp.Headers[k] = strings.Join(vs, ",")
+	}
+	if b := w.body.Bytes(); utf8.Valid(b) {
+		resp.Body = string(b)
+	} else {
+		resp.Body, resp.IsBase64Encoded = base64.StdEncoding.EncodeToString(b), true
+	}
+	return resp
+}
+
+// WriteJSON writes v as a JSON answer that is never cached (the same headers as JSON).
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	writeResponse(w, JSON(status, v))
+}
+
+// WriteError writes an error answer {"code","message"} (the same headers as Error).
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	writeResponse(w, Error(status, code, message))
+}
+
+// writeResponse writes resp keeping its header names as they are (lower case, as API Gateway
+// answers carry them).
+func writeResponse(w http.ResponseWriter, resp Response) {
+	for k, v := range resp.Headers {
+		w.Header()[k] = []string{v}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.WriteString(w, resp.Body)
 }

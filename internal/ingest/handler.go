@@ -19,6 +19,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/stream"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
@@ -85,8 +86,13 @@ var callTypes = map[string]string{
 	"batch": tracking.KindBatch, "b": tracking.KindBatch, "import": tracking.KindBatch,
 }
 
-// Handle is the Lambda entry point (API Gateway HTTP API, payload format 2.0).
+// Handle is the Lambda entry point (API Gateway HTTP API, payload format 2.0). A panic is
+// answered 500 {"code":"internal"} (httpapi.Recover), never a crashed invocation.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	return httpapi.Recover(h.logger, h.handle)(ctx, req)
+}
+
+func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	resp := h.route(ctx, req)
 	h.cors.apply(header(req, "origin"), header(req, "access-control-request-headers"), &resp)
 	return resp, nil
@@ -276,29 +282,14 @@ func settingsKey(rest string) (string, bool) {
 
 // basicUser extracts the write key from "Basic base64(key:)" (or without the colon).
 func basicUser(auth string) (string, bool) {
-	scheme, cred, ok := strings.Cut(strings.TrimSpace(auth), " ")
-	if !ok || !strings.EqualFold(scheme, "basic") {
+	c := httpapi.ParseAuthorization(auth)
+	if c.Scheme != "basic" || !c.Present {
 		return "", false
 	}
-	dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
-	if err != nil {
-		return "", true // a Basic header that is not base64 is a bad key, not a missing one
-	}
-	user, _, _ := strings.Cut(string(dec), ":")
-	return user, true
+	return c.User, true // a Basic header that is not base64 is a bad key (""), not a missing one
 }
 
-func header(req events.APIGatewayV2HTTPRequest, name string) string {
-	if v, ok := req.Headers[name]; ok {
-		return v
-	}
-	for k, v := range req.Headers { // the local runner and tests may not lower-case
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
-}
+func header(req events.APIGatewayV2HTTPRequest, name string) string { return httpapi.Header(req, name) }
 
 func clientError(err error) events.APIGatewayV2HTTPResponse {
 	var e *tracking.Error
@@ -309,11 +300,7 @@ func clientError(err error) events.APIGatewayV2HTTPResponse {
 }
 
 func errorResponse(status int, code, msg string) events.APIGatewayV2HTTPResponse {
-	b, _ := json.Marshal(struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}{code, msg})
-	return jsonResponse(status, string(b))
+	return jsonResponse(status, httpapi.ErrorJSON(code, msg))
 }
 
 func jsonResponse(status int, body string) events.APIGatewayV2HTTPResponse {

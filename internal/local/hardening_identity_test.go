@@ -1,3 +1,5 @@
+//go:build integration
+
 package local_test
 
 // Hardening of the identity stage (issue 10), through the public endpoints: a batch with an

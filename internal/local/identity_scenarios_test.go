@@ -1,3 +1,5 @@
+//go:build integration
+
 package local_test
 
 // Identity resolution scenarios (issue 3), each driven through the public endpoints only:

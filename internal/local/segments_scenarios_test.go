@@ -1,3 +1,5 @@
+//go:build integration
+
 package local_test
 
 // Computed traits and audiences (functions/segments) driven through the public interfaces only:

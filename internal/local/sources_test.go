@@ -1,3 +1,5 @@
+//go:build integration
+
 package local_test
 
 import (

@@ -23,6 +23,11 @@ import (
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/activationfn"
+	"github.com/serverless-cdp/cdp/internal/app/apifn"
+	"github.com/serverless-cdp/cdp/internal/app/identityfn"
+	"github.com/serverless-cdp/cdp/internal/app/ingestfn"
+	"github.com/serverless-cdp/cdp/internal/app/segmentsfn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/identity"
@@ -101,19 +106,19 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 
 	// The functions, as API Gateway routes, event source mappings and EventBridge schedules
 	// wire them on AWS: adding a function is one line in each list it belongs to.
-	ingest := app.NewIngest(stage(StageIngest), cfg, logger)
-	api := app.NewAPI(stage(StageAPI), cfg, logger)
-	segments := app.NewSegments(stage(StageSegments), cfg, logger)
-	activation := app.NewActivation(stage(StageActivation), cfg, logger)
-	segmentsTick := app.NewSegments(stage(StageSchedules), cfg, logger)
-	activationTick := app.NewActivation(stage(StageSchedules), cfg, logger)
+	ingest := ingestfn.New(stage(StageIngest), cfg, logger)
+	api := apifn.New(stage(StageAPI), cfg, logger)
+	segments := segmentsfn.New(stage(StageSegments), cfg, logger)
+	activation := activationfn.New(stage(StageActivation), cfg, logger)
+	segmentsTick := segmentsfn.New(stage(StageSchedules), cfg, logger)
+	activationTick := activationfn.New(stage(StageSchedules), cfg, logger)
 	routes := []localhttp.Route{
 		{Prefix: "/v1/", Handler: timedHTTP(StageIngest, ingest.Handle, observe)},
 		{Prefix: "/v1/spaces/", Handler: timedHTTP(StageAPI, api.Handle, observe)},
 		{Prefix: "/admin", Handler: timedHTTP(StageAPI, api.Handle, observe)},
 	}
 	pollers := []*stream.Poller{
-		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, app.NewIdentity(stage(StageIdentity), cfg, logger).Handle, observe)},
+		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, identityfn.New(stage(StageIdentity), cfg, logger).Handle, observe)},
 		{Stream: cfg.ChangesStream, Consumer: StageSegments, Handler: timedKinesis(StageSegments, segments.Handle, observe)},
 		{Stream: cfg.ActivationsStream, Consumer: StageActivation, Handler: timedKinesis(StageActivation, activation.HandleKinesis, observe)},
 	}
@@ -233,7 +238,7 @@ func (r resources) ensure(ctx context.Context, all bool) error {
 		if err := store.CreateTable(ctx, r.clients.DynamoDB, cfg.Table); err != nil {
 			return err
 		}
-		if err := app.SeedDev(ctx, r.clients, cfg, r.opts.DevWriteKey, r.opts.DevAdminToken); err != nil {
+		if err := seedDev(ctx, r.clients, cfg, r.opts.DevWriteKey, r.opts.DevAdminToken); err != nil {
 			return err
 		}
 		if !all {

@@ -12,7 +12,6 @@ package profile
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/identity"
 )
 
@@ -102,17 +102,17 @@ func errf(status int, code, format string, args ...any) *apiError {
 	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
 }
 
-// Handle serves one request; it never returns an error (failures are 4xx/5xx responses).
-func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			h.log.Error("profile api panic", "panic", r)
-			resp, err = respond(500, map[string]string{"code": "internal", "message": "internal error"}), nil
-		}
-	}()
+// Handle serves one request; it never returns an error (failures are 4xx/5xx responses, a
+// panic a 500 through httpapi.Recover).
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	return httpapi.Recover(h.log, h.handle)(ctx, req)
+}
+
+func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	body, aerr := h.serve(ctx, req)
 	if aerr != nil {
-		r := respond(aerr.status, map[string]string{"code": aerr.code, "message": aerr.message})
+		r := events.APIGatewayV2HTTPResponse{StatusCode: aerr.status, Body: httpapi.ErrorJSON(aerr.code, aerr.message),
+			Headers: map[string]string{"Content-Type": "application/json"}}
 		if aerr.status == 401 {
 			r.Headers["WWW-Authenticate"] = `Basic realm="profiles"`
 		}
@@ -126,29 +126,19 @@ func respond(status int, v any) events.APIGatewayV2HTTPResponse {
 	return events.APIGatewayV2HTTPResponse{StatusCode: status, Body: string(b), Headers: map[string]string{"Content-Type": "application/json"}}
 }
 
-func header(req events.APIGatewayV2HTTPRequest, name string) string {
-	for k, v := range req.Headers {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
-}
+func header(req events.APIGatewayV2HTTPRequest, name string) string { return httpapi.Header(req, name) }
 
 func (h *Handler) authorized(ctx context.Context, req events.APIGatewayV2HTTPRequest) *apiError {
-	v := header(req, "authorization")
-	scheme, cred, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "basic") {
+	c := httpapi.ParseAuthorization(header(req, "authorization"))
+	if c.Scheme != "basic" {
 		return errf(401, "unauthorized", "use HTTP Basic auth with the access token as the user name")
 	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
-	if err != nil {
+	if c.Malformed {
 		return errf(401, "unauthorized", "malformed Basic credentials")
 	}
-	user, pass, _ := strings.Cut(string(raw), ":")
-	token := user
+	token := c.User
 	if token == "" {
-		token = pass
+		token = c.Password
 	}
 	if token == "" {
 		return errf(401, "unauthorized", "missing access token")

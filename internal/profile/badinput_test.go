@@ -1,3 +1,5 @@
+//go:build integration
+
 package profile_test
 
 import (

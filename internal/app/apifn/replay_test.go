@@ -1,4 +1,6 @@
-package app_test
+//go:build integration
+
+package apifn_test
 
 import (
 	"context"
@@ -10,10 +12,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/admintoken"
 	"github.com/serverless-cdp/cdp/internal/app"
-	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/app/apifn"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
@@ -21,31 +22,13 @@ import (
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
-// TestAdminRoutesDocumented: the admin API as deployed (every registrar included) matches
-// api/openapi.yaml route for route.
-func TestAdminRoutesDocumented(t *testing.T) {
-	spec, err := os.ReadFile("../../api/openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := app.NewAdminRouter(awsenv.Clients{}, app.Defaults(), nil) // nothing is called
-	undocumented, unregistered, err := admin.CompareOpenAPI(spec, r.Routes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(undocumented) > 0 || len(unregistered) > 0 {
-		t.Fatalf("routes not in api/openapi.yaml: %v; documented but not served: %v", undocumented, unregistered)
-	}
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // TestAdminReplaysIdentityDeadLetters: the deployed admin API replays a dead-lettered event
 // through the identity stage (a profile is resolved and its change published), and keeps an
-// event that still cannot be processed, with the error. Needs the emulators
-// (AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_KINESIS).
+// event that still cannot be processed, with the error. Integration:
+// needs the emulators.
 func TestAdminReplaysIdentityDeadLetters(t *testing.T) {
-	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") == "" || os.Getenv("AWS_ENDPOINT_URL_KINESIS") == "" {
-		t.Skip("emulators not configured")
-	}
 	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"} {
 		if os.Getenv(k) == "" {
 			t.Setenv(k, v)
@@ -60,7 +43,7 @@ func TestAdminReplaysIdentityDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.API{Admin: app.NewAdminRouter(c, cfg, nil).Serve}
+	api := &httpapi.API{Admin: apifn.NewAdminRouter(c, cfg, nil).Serve}
 	call := func(method, path string) httpapi.Response {
 		t.Helper()
 		req := httpapi.Request{RawPath: path, Headers: map[string]string{"authorization": "Bearer " + token},

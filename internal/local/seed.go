@@ -1,16 +1,17 @@
-package app
+package local
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/serverless-cdp/cdp/internal/admintoken"
+	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/source"
 )
 
-// SeedDev makes sure the local demo source and admin token exist (idempotent).
-func SeedDev(ctx context.Context, c awsenv.Clients, cfg Config, writeKey, adminToken string) error {
+// seedDev makes sure the local demo source and admin token exist (idempotent).
+func seedDev(ctx context.Context, c awsenv.Clients, cfg app.Config, writeKey, adminToken string) error {
 	if writeKey != "" {
 		if _, err := source.NewRepository(c.DynamoDB, cfg.Table).EnsureSource(ctx, "dev", writeKey); err != nil {
 			return fmt.Errorf("seed dev source: %w", err)

@@ -1,17 +1,29 @@
-package segment
+//go:build integration
+
+package segments_test
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/admin/segments"
 	"github.com/serverless-cdp/cdp/internal/admintoken"
+	"github.com/serverless-cdp/cdp/internal/change"
+	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
+	"github.com/serverless-cdp/cdp/internal/segment"
+	"github.com/serverless-cdp/cdp/internal/stream"
+	"github.com/serverless-cdp/cdp/internal/tracking"
 )
+
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 type oneToken struct{}
 
@@ -22,10 +34,57 @@ func (oneToken) Verify(_ context.Context, tok string) (admintoken.Token, error) 
 	return admintoken.Token{ID: "tok"}, nil
 }
 
+// env is the segments stage on the emulators: its handler (to feed changes) and the service
+// the admin routes call.
+type env struct {
+	h   *segment.Handler
+	sv  *segment.Service
+	seq int
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	c := testenv.Clients(t)
+	table := testenv.Table(t, c.DynamoDB)
+	name := testenv.Stream(t, c.Kinesis, "activations", 1)
+	st := segment.NewStore(c.DynamoDB, table)
+	h := segment.NewHandler(st, stream.NewPublisher(c.Kinesis, name), segment.Options{DefCacheTTL: time.Nanosecond})
+	sv := segment.NewService(st, nil)
+	sv.OnChange = h.Invalidate
+	return &env{h: h, sv: sv}
+}
+
+func track(id, name string, at time.Time) tracking.Message {
+	return tracking.Message{Type: tracking.TypeTrack, MessageID: id, Event: name, Timestamp: at, ReceivedAt: at,
+		Properties: json.RawMessage(`{}`), UserID: "u-" + id}
+}
+
+func chg(pid string, ver int64, evs ...tracking.Message) change.Record {
+	return change.Record{ProfileID: pid, Version: ver, Events: evs, Part: 1, Parts: 1, Traits: map[string]json.RawMessage{},
+		Identifiers: []change.Identifier{{Type: "user_id", Value: "user-" + pid}}}
+}
+
+func (e *env) send(t *testing.T, recs ...change.Record) {
+	t.Helper()
+	var ev events.KinesisEvent
+	for _, r := range recs {
+		b, _ := json.Marshal(r)
+		e.seq++
+		var kr events.KinesisEventRecord
+		kr.Kinesis.Data = b
+		kr.Kinesis.SequenceNumber = fmt.Sprint(e.seq)
+		ev.Records = append(ev.Records, kr)
+	}
+	resp, err := e.h.Handle(context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("handle: %v %+v", err, resp.BatchItemFailures)
+	}
+}
+
 func TestAdminRoutes(t *testing.T) {
 	e := newEnv(t)
 	r := admin.NewRouter(oneToken{}, nil)
-	RegisterAdmin(r, e.sv)
+	segments.Register(r, e.sv)
 	call := func(method, path, body string) (int, map[string]any) {
 		t.Helper()
 		req := httpapi.Request{RawPath: path, Body: body,
@@ -62,7 +121,7 @@ func TestAdminRoutes(t *testing.T) {
 		t.Fatalf("create audience: %d %v", st, body)
 	}
 	id := body["id"].(string)
-	e.send(t, chg("p1", 1, `{}`, track("m1", "Order Completed", t0, `{}`)))
+	e.send(t, chg("p1", 1, track("m1", "Order Completed", time.Now().UTC())))
 	st, body = call("GET", "/admin/v1/audiences/"+id, "")
 	if st != 200 || body["size"] != 1.0 {
 		t.Fatalf("get audience: %d %v", st, body)

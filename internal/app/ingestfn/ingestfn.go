@@ -1,4 +1,6 @@
-package app
+// Package ingestfn is the composition root of functions/ingest (the tracking API): it wires
+// only what ingest uses. The local runner calls the same constructor.
+package ingestfn
 
 import (
 	"context"
@@ -6,14 +8,15 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/ingest"
 	"github.com/serverless-cdp/cdp/internal/source"
 	"github.com/serverless-cdp/cdp/internal/stream"
 )
 
-// NewIngest wires the tracking API: cached write-key lookups → validation → the events stream.
-func NewIngest(c awsenv.Clients, cfg Config, logger *slog.Logger) *ingest.Handler {
+// New wires the tracking API: cached write-key lookups → validation → the events stream.
+func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *ingest.Handler {
 	repo := source.NewRepository(c.DynamoDB, cfg.Table)
 	return ingest.New(
 		// Cached: the lookup runs on every request; a disabled source takes effect within the TTL.

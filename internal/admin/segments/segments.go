@@ -1,4 +1,6 @@
-package segment
+// Package segments is the admin API adapter for computed traits and audiences: it mounts their
+// routes on the admin router and calls the segments service (package segment).
+package segments
 
 import (
 	"context"
@@ -7,9 +9,10 @@ import (
 	"strconv"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/segment"
 )
 
-// RegisterAdmin adds the computed-trait and audience routes to the admin router:
+// Register adds the computed-trait and audience routes to the admin router:
 //
 //	POST   /admin/v1/computed-traits            create (201), starts a backfill
 //	GET    /admin/v1/computed-traits            list with status (computing|live) and progress
@@ -26,7 +29,7 @@ import (
 //	GET    /admin/v1/profiles/{id}/segments     a profile's audiences and computed traits
 //
 // Bad definitions answer 400 {code, message} with the offending field in the message.
-func RegisterAdmin(r *admin.Router, svc *Service) {
+func Register(r *admin.Router, svc *segment.Service) {
 	a := adminAPI{svc}
 	ct, au := admin.Prefix+"/computed-traits", admin.Prefix+"/audiences"
 	r.Handle(http.MethodPost, ct, a.saveTrait(false))
@@ -44,16 +47,16 @@ func RegisterAdmin(r *admin.Router, svc *Service) {
 	r.Handle(http.MethodGet, admin.Prefix+"/profiles/{id}/segments", a.profile)
 }
 
-type adminAPI struct{ svc *Service }
+type adminAPI struct{ svc *segment.Service }
 
 func adminErr(err error) error {
-	var ve *ValidationError
+	var ve *segment.ValidationError
 	switch {
 	case errors.As(err, &ve):
 		return admin.BadRequest("%s", ve.Error())
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, segment.ErrNotFound):
 		return admin.NotFound("%s", err.Error())
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, segment.ErrConflict):
 		return admin.Conflict("the definition was changed concurrently; read it again and retry")
 	}
 	return err
@@ -61,7 +64,7 @@ func adminErr(err error) error {
 
 func (a adminAPI) saveTrait(replace bool) admin.HandlerFunc {
 	return func(ctx context.Context, r *admin.Request) (int, any, error) {
-		var t ComputedTrait
+		var t segment.ComputedTrait
 		if err := r.Decode(&t); err != nil {
 			return 0, nil, err
 		}
@@ -80,7 +83,7 @@ func (a adminAPI) saveTrait(replace bool) admin.HandlerFunc {
 
 func (a adminAPI) saveAudience(replace bool) admin.HandlerFunc {
 	return func(ctx context.Context, r *admin.Request) (int, any, error) {
-		var au Audience
+		var au segment.Audience
 		if err := r.Decode(&au); err != nil {
 			return 0, nil, err
 		}
@@ -175,7 +178,7 @@ func (a adminAPI) preview(ctx context.Context, r *admin.Request) (int, any, erro
 	if err != nil {
 		return 0, nil, err
 	}
-	var au Audience
+	var au segment.Audience
 	if err := r.Decode(&au); err != nil {
 		return 0, nil, err
 	}

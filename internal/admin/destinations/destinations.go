@@ -1,4 +1,7 @@
-package activation
+// Package destinations is the admin API adapter for destinations and their deliveries: it
+// mounts their routes on the admin router and calls the destination service and the
+// activation stage's delivery log, dead letters and redrive.
+package destinations
 
 import (
 	"context"
@@ -7,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/activation"
 	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/destination"
 )
@@ -31,7 +35,7 @@ type DestinationWithSecret struct {
 // DestinationWithStats answers GET /admin/v1/destinations/{id}.
 type DestinationWithStats struct {
 	Destination destination.Destination `json:"destination"`
-	Stats       Stats                   `json:"stats"`
+	Stats       activation.Stats        `json:"stats"`
 }
 
 // RotateSecretRequest is the optional body of POST …/rotate-secret.
@@ -45,7 +49,7 @@ type RedriveRequest struct {
 	RecordIDs []string `json:"recordIds"`
 }
 
-// RegisterAdmin adds the destination routes under /admin/v1/destinations:
+// Register adds the destination routes under /admin/v1/destinations:
 //
 //	POST   /destinations                                   create (201, secret shown once)
 //	GET    /destinations                                   list
@@ -60,7 +64,7 @@ type RedriveRequest struct {
 //	GET    /destinations/{id}/dead-letters/{recordId}      one dead letter with its payload
 //	POST   /destinations/{id}/dead-letters/redrive         redrive all or {"recordIds":[…]}
 //	POST   /destinations/{id}/dead-letters/{recordId}/redrive  redrive one
-func RegisterAdmin(r *admin.Router, dests DestinationService, d *Deliverer) {
+func Register(r *admin.Router, dests DestinationService, d *activation.Deliverer) {
 	h := adminAPI{dests: dests, d: d}
 	p := admin.Prefix + "/destinations"
 	r.Handle(http.MethodPost, p, h.create)
@@ -81,7 +85,7 @@ func RegisterAdmin(r *admin.Router, dests DestinationService, d *Deliverer) {
 
 type adminAPI struct {
 	dests DestinationService
-	d     *Deliverer
+	d     *activation.Deliverer
 }
 
 func adminError(err error) error {
@@ -91,11 +95,11 @@ func adminError(err error) error {
 		return admin.BadRequest("%s", ve.Msg)
 	case errors.Is(err, destination.ErrNotFound):
 		return admin.NotFound("destination not found")
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, activation.ErrNotFound):
 		return admin.NotFound("not found")
-	case errors.Is(err, destination.ErrConflict), errors.Is(err, ErrNotDead):
+	case errors.Is(err, destination.ErrConflict), errors.Is(err, activation.ErrNotDead):
 		return admin.Conflict("%s", err.Error())
-	case errors.Is(err, ErrBadPage):
+	case errors.Is(err, activation.ErrBadPage):
 		return admin.BadRequest("invalid next token")
 	}
 	return err
@@ -230,7 +234,7 @@ func (h adminAPI) deadLetters(ctx context.Context, r *admin.Request) (int, any, 
 		return 0, nil, err
 	}
 	id := r.Param("id")
-	if id != UndecodableDestination {
+	if id != activation.UndecodableDestination {
 		if err := h.exists(ctx, id); err != nil {
 			return 0, nil, err
 		}

@@ -1,0 +1,88 @@
+// Package apifn is the composition root of functions/api: the admin API (every resource
+// mounted here, the one place the full set is assembled) and the Profile API. The local runner
+// calls the same constructors.
+package apifn
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/admin/destinations"
+	"github.com/serverless-cdp/cdp/internal/admin/segments"
+	"github.com/serverless-cdp/cdp/internal/admintoken"
+	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/activationfn"
+	"github.com/serverless-cdp/cdp/internal/app/identityfn"
+	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/deadletter"
+	"github.com/serverless-cdp/cdp/internal/httpapi"
+	"github.com/serverless-cdp/cdp/internal/identity"
+	"github.com/serverless-cdp/cdp/internal/profile"
+	"github.com/serverless-cdp/cdp/internal/segment"
+	"github.com/serverless-cdp/cdp/internal/source"
+)
+
+// NewAdminRouter assembles the whole admin API: the one place every resource is mounted.
+// The OpenAPI route test checks the result against api/openapi.yaml route for route.
+func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admin.Router {
+	tokens := admintoken.NewStore(c.DynamoDB, cfg.Table)
+	sources := source.NewRepository(c.DynamoDB, cfg.Table)
+	rules := identity.NewRulesService(c.DynamoDB, cfg.Table, identity.MaxRulesCache)
+	// Dead letters of the pipeline stages, replayed through the stage's own handler.
+	deadLetters := deadletter.NewService(deadletter.NewStore(c.DynamoDB, cfg.Table), map[string]deadletter.Replayer{
+		identity.Stage: identityfn.New(c, cfg, logger),
+	})
+	segs := segment.NewService(segment.NewStore(c.DynamoDB, cfg.Table), nil)
+	return admin.New(tokens, admin.Services{Sources: sources, IdentityRules: rules, DeadLetters: deadLetters}, logger,
+		func(r *admin.Router) {
+			destinations.Register(r, activationfn.NewDestinations(c, cfg), activationfn.New(c, cfg, logger))
+		},
+		func(r *admin.Router) { segments.Register(r, segs) },
+	)
+}
+
+// New wires the admin API and the Profile API (one Lambda behind /admin and /v1/spaces).
+func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *httpapi.API {
+	router := NewAdminRouter(c, cfg, logger)
+	tokens := admintoken.NewStore(c.DynamoDB, cfg.Table)
+	segments := segment.NewService(segment.NewStore(c.DynamoDB, cfg.Table), nil)
+	prof := profile.NewHandler(identity.NewStore(c.DynamoDB, cfg.Table), tokenAuth(tokens), logger, cfg.SpaceID).
+		WithComputed(computed(segments))
+	return &httpapi.API{Admin: router.Serve, Profile: prof.Handle, Logger: logger}
+}
+
+// tokenAuth: the Profile API takes the same tokens as the admin API (Basic auth, token as user
+// name).
+func tokenAuth(tokens *admintoken.Store) func(ctx context.Context, token string) (bool, error) {
+	return func(ctx context.Context, token string) (bool, error) {
+		_, err := tokens.Verify(ctx, token)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, admintoken.ErrNotFound):
+			return false, nil
+		default:
+			return false, err
+		}
+	}
+}
+
+// computed reads a profile's computed traits and audiences for the Profile API.
+func computed(segments *segment.Service) func(ctx context.Context, profileID string) (profile.Computed, error) {
+	return func(ctx context.Context, profileID string) (profile.Computed, error) {
+		v, err := segments.Profile(ctx, profileID)
+		if errors.Is(err, segment.ErrNotFound) {
+			return profile.Computed{}, nil // the segments stage has not seen this profile yet
+		}
+		if err != nil {
+			return profile.Computed{}, err
+		}
+		out := profile.Computed{Traits: v.ComputedTraits}
+		for _, a := range v.Audiences {
+			out.Audiences = append(out.Audiences, a.Key)
+		}
+		return out, nil
+	}
+}
