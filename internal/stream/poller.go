@@ -123,8 +123,32 @@ func (p *Poller) round(ctx context.Context, d *types.StreamDescription, epoch st
 			}
 		}()
 	}
+	watched := make(chan bool, 1)
+	go func() { watched <- p.watchEpoch(rctx, epoch, cancel) }()
 	wg.Wait()
-	return ok
+	cancel()
+	return ok && <-watched
+}
+
+// watchEpoch describes the stream every few seconds while a round runs and ends the round
+// (reporting false) when the stream is gone or was created again under the same name: a
+// shard iterator of the old stream may keep answering "nothing new" and never fail.
+func (p *Poller) watchEpoch(ctx context.Context, epoch string, stop context.CancelFunc) bool {
+	for {
+		pause(ctx, 5*p.RetryInterval)
+		if ctx.Err() != nil {
+			return true
+		}
+		desc, err := p.Client.DescribeStream(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(p.Stream)})
+		if ctx.Err() != nil {
+			return true
+		}
+		if err != nil || streamEpoch(desc.StreamDescription) != epoch {
+			p.Logger.Warn("stream gone or created again; listing shards again", "stream", p.Stream, "err", err)
+			stop()
+			return false
+		}
+	}
 }
 
 // streamEpoch identifies one incarnation of a stream: a stream deleted and created again under
