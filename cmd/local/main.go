@@ -96,7 +96,7 @@ func serve(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
 	if emu != nil {
 		defer emu.Stop()
 	}
-	clients, err := awsenv.Load(ctx)
+	clients, err := awsenv.Load(ctx, logger)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func Start(name string, build func(c awsenv.Clients, cfg Config, logger *slog.Lo
 		os.Exit(1)
 	}
 	logger := cfg.Logger().With("function", name)
-	clients, err := awsenv.Load(context.Background())
+	clients, err := awsenv.Load(context.Background(), logger)
 	if err != nil {
 		logger.Error("aws configuration", "err", err)
 		os.Exit(1)

@@ -6,6 +6,7 @@ package awsenv
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Clients are the AWS clients every function may need.
@@ -23,8 +25,14 @@ type Clients struct {
 
 // Load reads the standard AWS configuration. When an endpoint override points at an emulator and
 // no credentials are configured, it uses static dummy credentials so local runs need no AWS setup.
-func Load(ctx context.Context) (Clients, error) {
+//
+// The SDK's own log lines (retries, a response body it could not discard) go to logger when one
+// is given, as JSON lines like every other line; otherwise to the SDK's default.
+func Load(ctx context.Context, logger ...*slog.Logger) (Clients, error) {
 	var opts []func(*config.LoadOptions) error
+	if len(logger) > 0 && logger[0] != nil {
+		opts = append(opts, config.WithLogger(sdkLogger(logger[0])))
+	}
 	if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
 		opts = append(opts, config.WithRegion("us-east-1"))
 	}
@@ -38,6 +46,17 @@ func Load(ctx context.Context) (Clients, error) {
 	c := New(cfg)
 	c.DynamoDB = dynamodb.NewFromConfig(cfg, DynamoDBOptions()...)
 	return c, nil
+}
+
+// sdkLogger routes the SDK's log lines to slog: warnings as warnings, the rest as debug.
+func sdkLogger(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		level := slog.LevelDebug
+		if c == logging.Warn {
+			level = slog.LevelWarn
+		}
+		l.Log(context.Background(), level, fmt.Sprintf(format, v...), "source", "aws-sdk")
+	})
 }
 
 // DynamoDBOptions are the client options for the configured endpoint: against an emulator,
