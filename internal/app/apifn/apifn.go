@@ -6,6 +6,7 @@ package apifn
 import (
 	"context"
 	"errors"
+	"github.com/serverless-cdp/cdp/internal/activation"
 	"log/slog"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
@@ -32,7 +33,8 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 	rules := identity.NewRulesService(c.DynamoDB, cfg.Table, identity.MaxRulesCache)
 	// Dead letters of the pipeline stages, replayed through the stage's own handler.
 	deadLetters := deadletter.NewService(deadletter.NewStore(c.DynamoDB, cfg.Table), map[string]deadletter.Replayer{
-		identity.Stage: identityfn.New(c, cfg, logger),
+		identity.Stage:   identityfn.New(c, cfg, logger),
+		activation.Stage: activationfn.New(c, cfg, logger),
 	})
 	segs := segment.NewService(segment.NewStore(c.DynamoDB, cfg.Table), nil)
 	return admin.New(tokens, admin.Services{Sources: sources, IdentityRules: rules, DeadLetters: deadLetters}, logger,
