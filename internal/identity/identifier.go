@@ -2,7 +2,6 @@ package identity
 
 import (
 	"encoding/json"
-	"strconv"
 	"strings"
 
 	"github.com/serverless-cdp/cdp/internal/tracking"
@@ -158,21 +157,4 @@ func withinLimits(id Identifier) bool {
 }
 
 // scalar returns a JSON string or number as a string, and "" for anything else.
-func scalar(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var n json.Number
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.UseNumber()
-	if dec.Decode(&n) == nil {
-		if _, err := strconv.ParseFloat(n.String(), 64); err == nil {
-			return n.String()
-		}
-	}
-	return ""
-}
+func scalar(raw json.RawMessage) string { return tracking.Scalar(raw) }

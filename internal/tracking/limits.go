@@ -1,8 +1,10 @@
 package tracking
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -90,7 +92,7 @@ func checkTraitIDs(where string, traits json.RawMessage) error {
 		return nil // not an object: contributes no identifier
 	}
 	for _, k := range []string{"email", "phone"} {
-		if err := checkID(where+"."+k, rawString(t[k]), MaxIdentifierBytes); err != nil {
+		if err := checkID(where+"."+k, Scalar(t[k]), MaxIdentifierBytes); err != nil {
 			return err
 		}
 	}
@@ -111,25 +113,26 @@ func checkContextIDs(ctx json.RawMessage) error {
 	if err := checkTraitIDs("context.traits", raw["traits"]); err != nil {
 		return err
 	}
-	if err := checkID("context.device.id", rawString(k.Device.ID), MaxIdentifierBytes); err != nil {
+	if err := checkID("context.device.id", Scalar(k.Device.ID), MaxIdentifierBytes); err != nil {
 		return err
 	}
-	if err := checkID("context.device.advertisingId", rawString(k.Device.AdvertisingID), MaxIdentifierBytes); err != nil {
+	if err := checkID("context.device.advertisingId", Scalar(k.Device.AdvertisingID), MaxIdentifierBytes); err != nil {
 		return err
 	}
 	for i, e := range k.ExternalIDs {
-		if err := checkID(fmt.Sprintf("context.externalIds[%d].id", i), rawString(e.ID), MaxIdentifierBytes); err != nil {
+		if err := checkID(fmt.Sprintf("context.externalIds[%d].id", i), Scalar(e.ID), MaxIdentifierBytes); err != nil {
 			return err
 		}
-		if err := checkID(fmt.Sprintf("context.externalIds[%d].type", i), rawString(e.Type), MaxIdentifierTypeBytes); err != nil {
+		if err := checkID(fmt.Sprintf("context.externalIds[%d].type", i), Scalar(e.Type), MaxIdentifierTypeBytes); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// rawString is a JSON string's value, a number's text, or "" for anything else.
-func rawString(raw json.RawMessage) string {
+// Scalar returns a JSON string's value or a finite number's text as sent, and "" for anything
+// else (objects, arrays, booleans, null). Identifiers are read from raw JSON this way.
+func Scalar(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return ""
 	}
@@ -138,8 +141,12 @@ func rawString(raw json.RawMessage) string {
 		return s
 	}
 	var n json.Number
-	if json.Unmarshal(raw, &n) == nil {
-		return n.String()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&n) == nil {
+		if _, err := strconv.ParseFloat(n.String(), 64); err == nil {
+			return n.String()
+		}
 	}
 	return ""
 }
