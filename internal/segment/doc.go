@@ -11,7 +11,7 @@
 // for good (state over Options.MaxStateBytes even without its event log, a value DynamoDB
 // rejects, an activation record over Kinesis's 1 MiB), go to the dead letters each on its own
 // (limits.go); the rest of the batch goes on. The state is kept within MaxStateBytes by dropping
-// the oldest events (State.fit). Handle, Tick and backfills plan from ctx.Deadline() less
+// the oldest events (State.fit). Handle, Tick and backfills plan (internal/budget) from ctx.Deadline() less
 // Options.Reserve and start no profile after it; dead letters and backfill progress are written
 // on context.WithoutCancel with Options.BookkeepingTimeout.
 //
