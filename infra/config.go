@@ -174,59 +174,85 @@ func ConfigFromContext(get func(key string) interface{}) (Config, error) {
 // so a hand-built Config in a test gets the same checks.
 func (c Config) Validate() error {
 	var errs []string
-	add := func(format string, a ...interface{}) { errs = append(errs, fmt.Sprintf(format, a...)) }
-	if !stageRe.MatchString(c.Stage) {
-		add("%s %q must match %s (it becomes part of the stack name)", CtxStage, c.Stage, stageRe)
-	}
-	if !validRetentionDays[c.LogRetentionDays] {
-		add("%s %d is not a CloudWatch Logs retention (one of %s)", CtxLogRetentionDays, c.LogRetentionDays, retentionList())
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		add("%s %q must be debug, info, warn or error", CtxLogLevel, c.LogLevel)
-	}
-	if len(c.AllowedOrigins) == 0 {
-		add("%s must name at least one origin, or *", CtxAllowedOrigins)
-	}
-	for _, o := range c.AllowedOrigins {
-		if o == "*" && len(c.AllowedOrigins) > 1 {
-			add("%s: * cannot be combined with other origins", CtxAllowedOrigins)
-		} else if o != "*" && !originRe.MatchString(o) {
-			add("%s: %q is not an origin like https://www.example.com", CtxAllowedOrigins, o)
-		}
-	}
-	if (c.DomainName == "") != (c.CertificateArn == "") {
-		add("%s and %s must be set together", CtxDomainName, CtxCertificateArn)
-	}
-	if c.DomainName != "" && !domainRe.MatchString(c.DomainName) {
-		add("%s %q is not a lower-case DNS name", CtxDomainName, c.DomainName)
-	}
-	if c.CertificateArn != "" && !acmRe.MatchString(c.CertificateArn) {
-		add("%s %q is not an ACM certificate ARN", CtxCertificateArn, c.CertificateArn)
-	}
-	if c.AlarmTopicArn != "" && !snsRe.MatchString(c.AlarmTopicArn) {
-		add("%s %q is not an SNS topic ARN", CtxAlarmTopicArn, c.AlarmTopicArn)
-	}
-	if c.ThrottleRateLimit <= 0 || c.ThrottleBurstLimit <= 0 {
-		add("throttling limits must be positive")
-	}
-	if c.BatchSize < 1 || c.Parallelization < 1 || c.Parallelization > 10 || c.MaxBatchingWindow < 0 || c.MaxBatchingWindow > 300 {
-		add("batch size, parallelization factor (1-10) or batching window (0-300 s) out of range")
-	}
-	if c.StreamRetention < 24 || c.StreamRetention > 8760 {
-		add("%s %d is outside [24, 8760]", CtxStreamRetentionHours, c.StreamRetention)
-	}
-	if c.ShardCount < 0 {
-		add("%s must not be negative", CtxShardCount)
-	}
-	if c.AssetRoot == "" {
-		add("%s must not be empty", CtxAssetRoot)
+	for _, check := range []func() []string{c.loggingErrors, c.originErrors, c.domainErrors, c.capacityErrors} {
+		errs = append(errs, check()...)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// loggingErrors checks the stage name, log retention and log level.
+func (c Config) loggingErrors() []string {
+	var errs []string
+	if !stageRe.MatchString(c.Stage) {
+		errs = append(errs, fmt.Sprintf("%s %q must match %s (it becomes part of the stack name)", CtxStage, c.Stage, stageRe))
+	}
+	if !validRetentionDays[c.LogRetentionDays] {
+		errs = append(errs, fmt.Sprintf("%s %d is not a CloudWatch Logs retention (one of %s)", CtxLogRetentionDays, c.LogRetentionDays, retentionList()))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Sprintf("%s %q must be debug, info, warn or error", CtxLogLevel, c.LogLevel))
+	}
+	return errs
+}
+
+// originErrors checks the CORS origins: at least one, and * alone.
+func (c Config) originErrors() []string {
+	var errs []string
+	if len(c.AllowedOrigins) == 0 {
+		errs = append(errs, fmt.Sprintf("%s must name at least one origin, or *", CtxAllowedOrigins))
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" && len(c.AllowedOrigins) > 1 {
+			errs = append(errs, fmt.Sprintf("%s: * cannot be combined with other origins", CtxAllowedOrigins))
+		} else if o != "*" && !originRe.MatchString(o) {
+			errs = append(errs, fmt.Sprintf("%s: %q is not an origin like https://www.example.com", CtxAllowedOrigins, o))
+		}
+	}
+	return errs
+}
+
+// domainErrors checks the custom domain, its certificate and the alarm topic.
+func (c Config) domainErrors() []string {
+	var errs []string
+	if (c.DomainName == "") != (c.CertificateArn == "") {
+		errs = append(errs, fmt.Sprintf("%s and %s must be set together", CtxDomainName, CtxCertificateArn))
+	}
+	if c.DomainName != "" && !domainRe.MatchString(c.DomainName) {
+		errs = append(errs, fmt.Sprintf("%s %q is not a lower-case DNS name", CtxDomainName, c.DomainName))
+	}
+	if c.CertificateArn != "" && !acmRe.MatchString(c.CertificateArn) {
+		errs = append(errs, fmt.Sprintf("%s %q is not an ACM certificate ARN", CtxCertificateArn, c.CertificateArn))
+	}
+	if c.AlarmTopicArn != "" && !snsRe.MatchString(c.AlarmTopicArn) {
+		errs = append(errs, fmt.Sprintf("%s %q is not an SNS topic ARN", CtxAlarmTopicArn, c.AlarmTopicArn))
+	}
+	return errs
+}
+
+// capacityErrors checks throttling, the stream event sources, retention, shards and assets.
+func (c Config) capacityErrors() []string {
+	var errs []string
+	if c.ThrottleRateLimit <= 0 || c.ThrottleBurstLimit <= 0 {
+		errs = append(errs, "throttling limits must be positive")
+	}
+	if c.BatchSize < 1 || c.Parallelization < 1 || c.Parallelization > 10 || c.MaxBatchingWindow < 0 || c.MaxBatchingWindow > 300 {
+		errs = append(errs, "batch size, parallelization factor (1-10) or batching window (0-300 s) out of range")
+	}
+	if c.StreamRetention < 24 || c.StreamRetention > 8760 {
+		errs = append(errs, fmt.Sprintf("%s %d is outside [24, 8760]", CtxStreamRetentionHours, c.StreamRetention))
+	}
+	if c.ShardCount < 0 {
+		errs = append(errs, fmt.Sprintf("%s must not be negative", CtxShardCount))
+	}
+	if c.AssetRoot == "" {
+		errs = append(errs, fmt.Sprintf("%s must not be empty", CtxAssetRoot))
+	}
+	return errs
 }
 
 func retentionList() string {

@@ -137,42 +137,12 @@ func validateSpecs(specs []FunctionSpec, routes []Route) error {
 		knownStream[s] = true
 	}
 	for _, f := range specs {
-		if !nameRe.MatchString(f.Name) {
-			errs = append(errs, fmt.Sprintf("function name %q must match %s", f.Name, nameRe))
-		}
-		if seen[f.Name] {
-			errs = append(errs, fmt.Sprintf("function %q declared twice", f.Name))
-		}
+		errs = append(errs, specErrors(f, seen[f.Name], knownStream)...)
 		seen[f.Name] = true
-		if f.Trigger != "" && !knownStream[f.Trigger] {
-			errs = append(errs, fmt.Sprintf("function %q: unknown trigger stream %q", f.Name, f.Trigger))
-		}
-		for _, p := range f.Puts {
-			if !knownStream[p] {
-				errs = append(errs, fmt.Sprintf("function %q: unknown stream %q in Puts", f.Name, p))
-			}
-		}
-		if f.Schedule != "" && !scheduleRe.MatchString(f.Schedule) {
-			errs = append(errs, fmt.Sprintf("function %q: schedule %q is not rate(...) or cron(...)", f.Name, f.Schedule))
-		}
-		if f.Timeout < 0 || f.Timeout > 15*time.Minute || f.Timeout%time.Second != 0 {
-			errs = append(errs, fmt.Sprintf("function %q: timeout %s must be whole seconds up to 15m", f.Name, f.Timeout))
-		}
-		if f.MemoryMB != 0 && (f.MemoryMB < 128 || f.MemoryMB > 10240) {
-			errs = append(errs, fmt.Sprintf("function %q: memory %d MB outside 128-10240", f.Name, f.MemoryMB))
-		}
 	}
 	keys := map[string]bool{}
 	for _, r := range routes {
-		if !seen[r.Function] {
-			errs = append(errs, fmt.Sprintf("route %s %s: no function %q", r.Method, r.Path, r.Function))
-		}
-		if !methods[r.Method] {
-			errs = append(errs, fmt.Sprintf("route %s %s: unknown method", r.Method, r.Path))
-		}
-		if !strings.HasPrefix(r.Path, "/") {
-			errs = append(errs, fmt.Sprintf("route %s %s: path must start with /", r.Method, r.Path))
-		}
+		errs = append(errs, routeErrors(r, seen)...)
 		k := r.Method + " " + r.Path
 		if keys[k] {
 			errs = append(errs, fmt.Sprintf("route %s declared twice", k))
@@ -183,6 +153,50 @@ func validateSpecs(specs []FunctionSpec, routes []Route) error {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// specErrors are one function spec's problems; duplicate says its name was declared before.
+func specErrors(f FunctionSpec, duplicate bool, knownStream map[string]bool) []string {
+	var errs []string
+	if !nameRe.MatchString(f.Name) {
+		errs = append(errs, fmt.Sprintf("function name %q must match %s", f.Name, nameRe))
+	}
+	if duplicate {
+		errs = append(errs, fmt.Sprintf("function %q declared twice", f.Name))
+	}
+	if f.Trigger != "" && !knownStream[f.Trigger] {
+		errs = append(errs, fmt.Sprintf("function %q: unknown trigger stream %q", f.Name, f.Trigger))
+	}
+	for _, p := range f.Puts {
+		if !knownStream[p] {
+			errs = append(errs, fmt.Sprintf("function %q: unknown stream %q in Puts", f.Name, p))
+		}
+	}
+	if f.Schedule != "" && !scheduleRe.MatchString(f.Schedule) {
+		errs = append(errs, fmt.Sprintf("function %q: schedule %q is not rate(...) or cron(...)", f.Name, f.Schedule))
+	}
+	if f.Timeout < 0 || f.Timeout > 15*time.Minute || f.Timeout%time.Second != 0 {
+		errs = append(errs, fmt.Sprintf("function %q: timeout %s must be whole seconds up to 15m", f.Name, f.Timeout))
+	}
+	if f.MemoryMB != 0 && (f.MemoryMB < 128 || f.MemoryMB > 10240) {
+		errs = append(errs, fmt.Sprintf("function %q: memory %d MB outside 128-10240", f.Name, f.MemoryMB))
+	}
+	return errs
+}
+
+// routeErrors are one route's own problems, except a duplicate method and path.
+func routeErrors(r Route, functions map[string]bool) []string {
+	var errs []string
+	if !functions[r.Function] {
+		errs = append(errs, fmt.Sprintf("route %s %s: no function %q", r.Method, r.Path, r.Function))
+	}
+	if !methods[r.Method] {
+		errs = append(errs, fmt.Sprintf("route %s %s: unknown method", r.Method, r.Path))
+	}
+	if !strings.HasPrefix(r.Path, "/") {
+		errs = append(errs, fmt.Sprintf("route %s %s: path must start with /", r.Method, r.Path))
+	}
+	return errs
 }
 
 // exportName turns "ingest" into "Ingest" for construct ids and output names.

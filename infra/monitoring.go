@@ -47,46 +47,62 @@ func (s *Stack) newMonitoring(specs []FunctionSpec) {
 
 	var rows [][]awscloudwatch.IWidget
 	for _, spec := range specs {
-		fn := s.Functions[spec.Name]
-		id := exportName(spec.Name)
-		s.alarm(id+"ErrorsAlarm", spec.Name+"-errors",
-			"The "+spec.Name+" function returned errors (for a trigger: batches being retried).",
-			fn.MetricErrors(sum5), 1, 1)
-		s.alarm(id+"ThrottlesAlarm", spec.Name+"-throttles",
-			"The "+spec.Name+" function was throttled (account concurrency exhausted?).",
-			fn.MetricThrottles(sum5), 1, 1)
-		widgets := []awscloudwatch.IWidget{
-			graph(spec.Name+" invocations / errors / throttles",
-				fn.MetricInvocations(sum5), fn.MetricErrors(sum5), fn.MetricThrottles(sum5)),
-			graph(spec.Name+" duration p99 (ms)",
-				fn.MetricDuration(&awscloudwatch.MetricOptions{Statistic: jsii.String("p99"), Period: minutes(5)})),
-		}
-		if spec.Trigger != "" {
-			age := fn.Metric(jsii.String("IteratorAge"), max1)
-			s.alarm(id+"IteratorAgeAlarm", spec.Name+"-iterator-age",
-				"The "+spec.Name+" function is more than 5 minutes behind the "+spec.Trigger+" stream.",
-				age, IteratorAgeAlarmMillis, 5)
-			q := s.FailureQueues[spec.Name]
-			depth := q.MetricApproximateNumberOfMessagesVisible(max1)
-			s.alarm(id+"DeadLettersAlarm", spec.Name+"-dead-letters",
-				"Batches of the "+spec.Trigger+" stream were parked in the "+spec.Name+
-					" failure queue; replay them before the stream retention runs out.",
-				depth, 1, 1)
-			widgets = append(widgets,
-				graph(spec.Name+" iterator age max (ms)", age),
-				graph(spec.Name+" parked batches", depth))
-		}
-		rows = append(rows, widgets)
+		rows = append(rows, s.functionMonitoring(spec, sum5, max1))
 	}
+	widgets := [][]awscloudwatch.IWidget{s.apiMonitoring(sum5), s.dataWidgets(sum5)}
+	widgets = append(widgets, rows...)
+	s.newDashboard(widgets)
+}
 
+// functionMonitoring adds one function's alarms (errors, throttles; for a stream trigger also
+// iterator age and parked batches) and returns its dashboard row.
+func (s *Stack) functionMonitoring(spec FunctionSpec, sum5, max1 *awscloudwatch.MetricOptions) []awscloudwatch.IWidget {
+	fn := s.Functions[spec.Name]
+	id := exportName(spec.Name)
+	s.alarm(id+"ErrorsAlarm", spec.Name+"-errors",
+		"The "+spec.Name+" function returned errors (for a trigger: batches being retried).",
+		fn.MetricErrors(sum5), 1, 1)
+	s.alarm(id+"ThrottlesAlarm", spec.Name+"-throttles",
+		"The "+spec.Name+" function was throttled (account concurrency exhausted?).",
+		fn.MetricThrottles(sum5), 1, 1)
+	widgets := []awscloudwatch.IWidget{
+		graph(spec.Name+" invocations / errors / throttles",
+			fn.MetricInvocations(sum5), fn.MetricErrors(sum5), fn.MetricThrottles(sum5)),
+		graph(spec.Name+" duration p99 (ms)",
+			fn.MetricDuration(&awscloudwatch.MetricOptions{Statistic: jsii.String("p99"), Period: minutes(5)})),
+	}
+	if spec.Trigger == "" {
+		return widgets
+	}
+	age := fn.Metric(jsii.String("IteratorAge"), max1)
+	s.alarm(id+"IteratorAgeAlarm", spec.Name+"-iterator-age",
+		"The "+spec.Name+" function is more than 5 minutes behind the "+spec.Trigger+" stream.",
+		age, IteratorAgeAlarmMillis, 5)
+	q := s.FailureQueues[spec.Name]
+	depth := q.MetricApproximateNumberOfMessagesVisible(max1)
+	s.alarm(id+"DeadLettersAlarm", spec.Name+"-dead-letters",
+		"Batches of the "+spec.Trigger+" stream were parked in the "+spec.Name+
+			" failure queue; replay them before the stream retention runs out.",
+		depth, 1, 1)
+	return append(widgets,
+		graph(spec.Name+" iterator age max (ms)", age),
+		graph(spec.Name+" parked batches", depth))
+}
+
+// apiMonitoring adds the HTTP API's 5xx alarm and returns its dashboard row.
+func (s *Stack) apiMonitoring(sum5 *awscloudwatch.MetricOptions) []awscloudwatch.IWidget {
 	api5xx := s.API.MetricServerError(sum5)
 	s.alarm("HttpApi5xxAlarm", "api-5xx",
 		"The HTTP API answered 5xx: for tracking calls this means events were not stored and clients are retrying.",
 		api5xx, 1, 1)
-	apiRow := []awscloudwatch.IWidget{
+	return []awscloudwatch.IWidget{
 		graph("HTTP API requests / 4xx / 5xx", s.API.MetricCount(sum5), s.API.MetricClientError(sum5), api5xx),
 		graph("HTTP API latency p99 (ms)", s.API.MetricLatency(&awscloudwatch.MetricOptions{Statistic: jsii.String("p99"), Period: minutes(5)})),
 	}
+}
+
+// dataWidgets is the dashboard row of the streams and the table.
+func (s *Stack) dataWidgets(sum5 *awscloudwatch.MetricOptions) []awscloudwatch.IWidget {
 	var streamMetrics []awscloudwatch.IMetric
 	var throttled []awscloudwatch.IMetric
 	for _, name := range StreamNames {
@@ -98,15 +114,16 @@ func (s *Stack) newMonitoring(specs []FunctionSpec) {
 			Statistic: jsii.String("Sum"), Period: minutes(5), Label: jsii.String(name),
 		}))
 	}
-	dataRow := []awscloudwatch.IWidget{
+	return []awscloudwatch.IWidget{
 		graph("stream incoming records", streamMetrics...),
 		graph("stream write throttles", throttled...),
 		graph("table consumed capacity",
 			s.Table.MetricConsumedReadCapacityUnits(sum5), s.Table.MetricConsumedWriteCapacityUnits(sum5)),
 	}
+}
 
-	widgets := [][]awscloudwatch.IWidget{apiRow, dataRow}
-	widgets = append(widgets, rows...)
+// newDashboard makes the dashboard of these rows plus a last row with every alarm's status.
+func (s *Stack) newDashboard(widgets [][]awscloudwatch.IWidget) {
 	refs := make([]interfacesawscloudwatch.IAlarmRef, len(s.Alarms))
 	for i, a := range s.Alarms {
 		refs[i] = a

@@ -21,9 +21,9 @@
 // Config.Cooldown (30 s). Nothing is dropped: each message keeps its delivery item until it is
 // delivered or dead-lettered.
 //
-// Deadlines: HandleKinesis and Tick plan from ctx.Deadline() less Config.Reserve: no claim and
-// no attempt that could end past it starts; stream records not claimed are batch item failures,
-// queue entries not attempted stay queued. Outcomes (attempt counts, queue entries, dead
+// Deadlines: HandleKinesis and Tick plan (internal/budget) from ctx.Deadline() less
+// Config.Reserve: no claim and no attempt that could end past it starts; stream records not
+// claimed are batch item failures, queue entries not attempted stay queued. Outcomes (attempt counts, queue entries, dead
 // letters) are written on context.WithoutCancel with Config.BookkeepingTimeout, so an attempt
 // made is always recorded.
 //

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/serverless-cdp/cdp/internal/budget"
 	"github.com/serverless-cdp/cdp/internal/destination"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
@@ -45,43 +46,33 @@ func (c *Config) defaultBudgets() {
 	}
 }
 
-// plan bounds one invocation's work, from its context's deadline (wall-clock time).
+// plan bounds one invocation's work, from its context's deadline less Config.Reserve (wall-clock
+// time).
 type plan struct {
-	stream   bool      // a Kinesis batch: short attempts, the rest handed to the retry queue
-	stopAt   time.Time // no attempt starts after this
-	hardStop time.Time // no claim starts after this (zero: no deadline); stream jobs left are batch item failures
+	stream bool        // a Kinesis batch: short attempts, the rest handed to the retry queue
+	budget budget.Plan // no attempt starts after StopAt (TickBudget or InBatchWindow from now at most); no claim after the hard stop
 }
 
 func (d *Deliverer) planFor(ctx context.Context, stream bool) plan {
-	start := time.Now()
-	p := plan{stream: stream, stopAt: start.Add(d.cfg.TickBudget)}
+	limit := d.cfg.TickBudget
 	if stream {
-		p.stopAt = start.Add(d.cfg.InBatchWindow)
+		limit = d.cfg.InBatchWindow
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		p.hardStop = dl.Add(-d.cfg.Reserve)
-		if p.hardStop.Before(p.stopAt) {
-			p.stopAt = p.hardStop
-		}
-	}
-	return p
+	return plan{stream: stream, budget: budget.New(ctx, d.cfg.Reserve, 0).Within(limit)}
 }
 
 // mayAttempt: an attempt taking up to timeout still ends within the budget.
 func (p plan) mayAttempt(timeout time.Duration) bool {
-	now := time.Now()
-	if now.After(p.stopAt) {
-		return false
-	}
-	return p.hardStop.IsZero() || !now.Add(timeout).After(p.hardStop)
+	return !p.budget.Over() && p.budget.Fits(timeout)
 }
 
-func (p plan) mayClaim() bool { return p.hardStop.IsZero() || time.Now().Before(p.hardStop) }
+// mayClaim: the deadline less the reserve has not come (stream jobs left are batch item failures).
+func (p plan) mayClaim() bool { return !p.budget.Closed() }
 
 // bookkeeping returns a context for state writes that must happen even when the invocation's
 // context is cancelled or past its deadline.
 func (d *Deliverer) bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), d.cfg.BookkeepingTimeout)
+	return budget.Bookkeeping(ctx, d.cfg.BookkeepingTimeout)
 }
 
 // breaker remembers destinations whose in-batch attempts timed out, so that for a while their

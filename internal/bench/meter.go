@@ -202,18 +202,11 @@ func one(c *types.ConsumedCapacity) []types.ConsumedCapacity {
 // transactions. Update sizes are those of the request (key + values), not of the stored item,
 // so large updated items are underestimated; the reported figure is used when it is larger.
 func capacity(params, result any) (rr, rw, mr, mw float64) {
-	readF := func(consistent *bool) float64 {
-		if aws.ToBool(consistent) {
-			return 1
-		}
-		return 0.5
-	}
 	switch out := result.(type) {
 	case *dynamodb.GetItemOutput:
 		in := params.(*dynamodb.GetItemInput)
 		rr, rw = reported(true, one(out.ConsumedCapacity)...)
-		f := readF(in.ConsistentRead)
-		mr = f * max(1, kb(store.ItemSize(out.Item), 4096))
+		mr = readFactor(in.ConsistentRead) * max(1, kb(store.ItemSize(out.Item), 4096))
 	case *dynamodb.PutItemOutput:
 		in := params.(*dynamodb.PutItemInput)
 		rr, rw = reported(false, one(out.ConsumedCapacity)...)
@@ -228,59 +221,20 @@ func capacity(params, result any) (rr, rw, mr, mw float64) {
 	case *dynamodb.QueryOutput:
 		in := params.(*dynamodb.QueryInput)
 		rr, rw = reported(true, one(out.ConsumedCapacity)...)
-		n := 0
-		for _, it := range out.Items {
-			n += store.ItemSize(it)
-		}
-		mr = max(rr, readF(in.ConsistentRead)*max(1, kb(n, 4096)))
+		mr = max(rr, readFactor(in.ConsistentRead)*max(1, kb(itemsSize(out.Items), 4096)))
 	case *dynamodb.ScanOutput:
 		in := params.(*dynamodb.ScanInput)
 		rr, rw = reported(true, one(out.ConsumedCapacity)...)
-		n := 0
-		for _, it := range out.Items {
-			n += store.ItemSize(it)
-		}
-		mr = max(rr, readF(in.ConsistentRead)*max(1, kb(n, 4096)))
+		mr = max(rr, readFactor(in.ConsistentRead)*max(1, kb(itemsSize(out.Items), 4096)))
 	case *dynamodb.BatchGetItemOutput:
-		in := params.(*dynamodb.BatchGetItemInput)
 		rr, rw = reported(true, out.ConsumedCapacity...)
-		for table, ka := range in.RequestItems {
-			f := readF(ka.ConsistentRead)
-			found := out.Responses[table]
-			for _, it := range found {
-				mr += f * max(1, kb(store.ItemSize(it), 4096))
-			}
-			missing := len(ka.Keys) - len(found)
-			if u, ok := out.UnprocessedKeys[table]; ok {
-				missing -= len(u.Keys)
-			}
-			mr += f * float64(max(0, missing))
-		}
+		mr = batchGetReads(params.(*dynamodb.BatchGetItemInput), out)
 	case *dynamodb.BatchWriteItemOutput:
-		in := params.(*dynamodb.BatchWriteItemInput)
 		rr, rw = reported(false, out.ConsumedCapacity...)
-		for _, reqs := range in.RequestItems {
-			for _, r := range reqs {
-				if r.PutRequest != nil {
-					mw += max(1, kb(store.ItemSize(r.PutRequest.Item), 1024))
-				} else {
-					mw++
-				}
-			}
-		}
+		mw = batchWriteUnits(params.(*dynamodb.BatchWriteItemInput))
 	case *dynamodb.TransactWriteItemsOutput:
-		in := params.(*dynamodb.TransactWriteItemsInput)
 		rr, rw = reported(false, out.ConsumedCapacity...)
-		for _, it := range in.TransactItems {
-			switch {
-			case it.Put != nil:
-				mw += 2 * max(1, kb(store.ItemSize(it.Put.Item), 1024))
-			case it.Update != nil:
-				mw += 2 * max(1, kb(store.ItemSize(it.Update.Key)+store.ItemSize(it.Update.ExpressionAttributeValues), 1024))
-			default: // Delete, ConditionCheck
-				mw += 2
-			}
-		}
+		mw = transactWriteUnits(params.(*dynamodb.TransactWriteItemsInput))
 	case *dynamodb.TransactGetItemsOutput:
 		rr, rw = reported(true, out.ConsumedCapacity...)
 		for _, r := range out.Responses {
@@ -288,6 +242,72 @@ func capacity(params, result any) (rr, rw, mr, mw float64) {
 		}
 	}
 	return rr, rw, mr, mw
+}
+
+// readFactor is the read units per 4 KB: a strongly consistent read costs twice an eventual one.
+func readFactor(consistent *bool) float64 {
+	if aws.ToBool(consistent) {
+		return 1
+	}
+	return 0.5
+}
+
+func itemsSize(items []map[string]types.AttributeValue) int {
+	n := 0
+	for _, it := range items {
+		n += store.ItemSize(it)
+	}
+	return n
+}
+
+// batchGetReads models a BatchGetItem: each found item by size, each missing key one unit
+// (at the read factor), unprocessed keys not at all.
+func batchGetReads(in *dynamodb.BatchGetItemInput, out *dynamodb.BatchGetItemOutput) float64 {
+	var mr float64
+	for table, ka := range in.RequestItems {
+		f := readFactor(ka.ConsistentRead)
+		found := out.Responses[table]
+		for _, it := range found {
+			mr += f * max(1, kb(store.ItemSize(it), 4096))
+		}
+		missing := len(ka.Keys) - len(found)
+		if u, ok := out.UnprocessedKeys[table]; ok {
+			missing -= len(u.Keys)
+		}
+		mr += f * float64(max(0, missing))
+	}
+	return mr
+}
+
+// batchWriteUnits models a BatchWriteItem: puts by size, deletes one unit each.
+func batchWriteUnits(in *dynamodb.BatchWriteItemInput) float64 {
+	var mw float64
+	for _, reqs := range in.RequestItems {
+		for _, r := range reqs {
+			if r.PutRequest != nil {
+				mw += max(1, kb(store.ItemSize(r.PutRequest.Item), 1024))
+			} else {
+				mw++
+			}
+		}
+	}
+	return mw
+}
+
+// transactWriteUnits models a TransactWriteItems: twice the plain write units per item.
+func transactWriteUnits(in *dynamodb.TransactWriteItemsInput) float64 {
+	var mw float64
+	for _, it := range in.TransactItems {
+		switch {
+		case it.Put != nil:
+			mw += 2 * max(1, kb(store.ItemSize(it.Put.Item), 1024))
+		case it.Update != nil:
+			mw += 2 * max(1, kb(store.ItemSize(it.Update.Key)+store.ItemSize(it.Update.ExpressionAttributeValues), 1024))
+		default: // Delete, ConditionCheck
+			mw += 2
+		}
+	}
+	return mw
 }
 
 func kb(size, per int) float64 { return float64((size + per - 1) / per) }

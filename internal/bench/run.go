@@ -46,18 +46,7 @@ const (
 
 // Run executes the benchmark against the DynamoDB and Kinesis endpoints of the environment.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	if o.Persons == 0 {
-		o.Persons = 200
-	}
-	if o.Rate == 0 {
-		o.Rate = 50
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if o.Progress == nil {
-		o.Progress = io.Discard
-	}
+	o = o.withDefaults()
 	say := func(format string, a ...any) { fmt.Fprintf(o.Progress, "bench: "+format+"\n", a...) }
 	began := time.Now()
 
@@ -65,11 +54,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := app.Defaults()
-	suffix := fmt.Sprintf("bench-%d", time.Now().UnixNano())
-	cfg.Table = suffix
-	cfg.EventsStream, cfg.ChangesStream, cfg.ActivationsStream = suffix+"-events", suffix+"-changes", suffix+"-activations"
-	cfg.AllowLoopbackWebhooks = true
+	cfg := benchConfig()
 	m := NewMeter()
 	st, err := startStack(ctx, awsCfg, cfg, m, writeKey, adminToken, o.Logger)
 	if err != nil {
@@ -101,97 +86,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	say("workload %s: %d persons/profiles, %d messages (%d duplicates), offered at %.0f events/s", rep.Workload.Fingerprint,
 		len(w.Persons), len(w.Sends), rep.Workload.Duplicates, o.Rate)
 
-	// Send, paced at the offered load.
-	cpu0 := cpuTime()
-	sendStart := time.Now()
-	sent, failures, err := send(st.URL, w, o.Rate)
-	if err != nil {
+	if err := sendAndDrain(st, w, o, subscriptions, rep, say); err != nil {
 		return nil, err
 	}
-	sendDur := time.Since(sendStart)
-	rep.EventsSent = len(w.Sends)
-	rep.ClientFailures = failures
-	say("sent %d messages in %.1fs; waiting for the pipeline to drain", len(w.Sends), sendDur.Seconds())
-
-	// Wait until every expected webhook arrived and the streams are quiet.
-	triggers := w.Triggers()
-	expected := 0
-	for _, t := range triggers {
-		for _, wants := range subscriptions {
-			if wants(t.Audience) {
-				expected++
-			}
-		}
-	}
-	rep.WebhooksExpected = expected
-	deadline := time.Now().Add(2*time.Minute + time.Duration(float64(len(w.Sends))/o.Rate*float64(time.Second)))
-	for time.Now().Before(deadline) {
-		a, _ := crm.snapshot()
-		b, _ := ads.snapshot()
-		if distinctEntries(a)+distinctEntries(b) >= expected && st.idleFor(3*time.Second) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	drained := time.Since(sendStart)
-	rep.PipelineCPUSeconds = cpuTime() - cpu0
-	rep.PipelineWallSeconds = drained.Seconds()
-	say("pipeline drained %.1fs after the first send", drained.Seconds())
-
-	// Webhooks and latency.
-	rep.Webhooks = map[string]ReceiverStats{}
-	var lat []float64
-	byUser := map[string]int{}
-	for _, p := range w.Persons {
-		if p.UserID != "" {
-			byUser[p.UserID] = p.Index
-		}
-	}
-	for rc, wants := range subscriptions {
-		got, bad := rc.snapshot()
-		first := map[string]time.Time{}
-		ids := map[string]int{}
-		rs := ReceiverStats{BadSignatures: bad}
-		for _, a := range got {
-			ids[a.WebhookID]++
-			if a.Event != "Audience Entered" {
-				rs.Other++
-				continue
-			}
-			k := a.UserID + "\x00" + a.Audience
-			if _, ok := first[k]; !ok {
-				first[k] = a.At
-			}
-		}
-		for _, n := range ids {
-			if n > 1 {
-				rs.Redelivered += n - 1
-			}
-		}
-		want := map[string]bool{}
-		for _, t := range triggers {
-			if !wants(t.Audience) {
-				continue
-			}
-			rs.Expected++
-			k := w.Persons[t.Person].UserID + "\x00" + t.Audience
-			want[k] = true
-			if at, ok := first[k]; ok {
-				rs.Delivered++
-				lat = append(lat, ms(at.Sub(sent[t.Send])))
-			}
-		}
-		for k := range first {
-			if !want[k] {
-				rs.Unexpected++
-			}
-		}
-		rep.Webhooks[rc.name] = rs
-		rep.WebhooksDelivered += rs.Delivered
-	}
-	rep.E2ELatencyMs = Latency{P50: pct(lat, 50), P95: pct(lat, 95), P99: pct(lat, 99), Max: pct(lat, 100), Samples: len(lat),
-		OfferedEventsPerS: o.Rate, AchievedEventsPerS: float64(len(w.Sends)) / sendDur.Seconds(),
-		Definition: "enqueue in analytics-go (Interval 100ms) of the message that completes an audience condition → verified arrival of its Audience Entered webhook"}
 
 	// Ground truth through the Profile API.
 	say("checking profiles against the generator's persons through the Profile API")
@@ -207,34 +104,179 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	// Cold starts and binary sizes.
-	if o.ColdStartRuns > 0 && runtime.GOOS == "linux" {
-		say("building the functions and measuring cold starts (%d runs each)", o.ColdStartRuns)
-		env := append(os.Environ(), "CDP_TABLE="+cfg.Table, "CDP_EVENTS_STREAM="+cfg.EventsStream,
-			"CDP_CHANGES_STREAM="+cfg.ChangesStream, "CDP_ACTIVATIONS_STREAM="+cfg.ActivationsStream, "LOG_LEVEL=warn")
-		env = withDefaults(env, map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
-		cs, sizes, err := ColdStarts(ctx, o.Root, env, o.ColdStartRuns)
-		if err != nil {
-			return nil, err
-		}
-		rep.ColdStartMs = map[string]float64{}
-		for n, c := range cs {
-			if n == HelloWorld {
-				rep.HelloWorldColdStartMs = c.MedianMs
-				continue
-			}
-			rep.ColdStartMs[n] = c.MedianMs
-		}
-		rep.ColdStartSamples = cs
-		rep.BinaryBytes = sizes
-		rep.ColdStartNote = fmt.Sprintf("median of %d runs per binary, linux/%s build with -tags lambda.norpc -ldflags '-s -w', exec → first GET /2018-06-01/runtime/invocation/next on a local Runtime API; binary_bytes are the linux/arm64 build deployed to Lambda", o.ColdStartRuns, runtime.GOARCH)
-	} else {
-		rep.ColdStartNote = "skipped"
+	if err := recordColdStarts(ctx, o, cfg, rep, say); err != nil {
+		return nil, err
 	}
 
 	rep.fill(pipeline, len(w.Sends))
 	rep.DurationSeconds = time.Since(began).Seconds()
 	return rep, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Persons == 0 {
+		o.Persons = 200
+	}
+	if o.Rate == 0 {
+		o.Rate = 50
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return o
+}
+
+// benchConfig is the default configuration with a table and streams private to this run.
+func benchConfig() app.Config {
+	cfg := app.Defaults()
+	suffix := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	cfg.Table = suffix
+	cfg.EventsStream, cfg.ChangesStream, cfg.ActivationsStream = suffix+"-events", suffix+"-changes", suffix+"-activations"
+	cfg.AllowLoopbackWebhooks = true
+	return cfg
+}
+
+// sendAndDrain sends the workload paced at the offered load, waits until every expected webhook
+// arrived and the streams are quiet, and records webhook counts and end-to-end latency.
+func sendAndDrain(st *stack, w *Workload, o Options, subscriptions map[*receiver]func(string) bool, rep *Report, say func(string, ...any)) error {
+	cpu0 := cpuTime()
+	sendStart := time.Now()
+	sent, failures, err := send(st.URL, w, o.Rate)
+	if err != nil {
+		return err
+	}
+	sendDur := time.Since(sendStart)
+	rep.EventsSent = len(w.Sends)
+	rep.ClientFailures = failures
+	say("sent %d messages in %.1fs; waiting for the pipeline to drain", len(w.Sends), sendDur.Seconds())
+
+	triggers := w.Triggers()
+	expected := expectedWebhooks(triggers, subscriptions)
+	rep.WebhooksExpected = expected
+	deadline := time.Now().Add(2*time.Minute + time.Duration(float64(len(w.Sends))/o.Rate*float64(time.Second)))
+	awaitWebhooks(st, subscriptions, expected, deadline)
+	drained := time.Since(sendStart)
+	rep.PipelineCPUSeconds = cpuTime() - cpu0
+	rep.PipelineWallSeconds = drained.Seconds()
+	say("pipeline drained %.1fs after the first send", drained.Seconds())
+
+	// Webhooks and latency.
+	rep.Webhooks = map[string]ReceiverStats{}
+	var lat []float64
+	for rc, wants := range subscriptions {
+		rs, l := receiverStats(rc, wants, w, triggers, sent)
+		lat = append(lat, l...)
+		rep.Webhooks[rc.name] = rs
+		rep.WebhooksDelivered += rs.Delivered
+	}
+	rep.E2ELatencyMs = Latency{P50: pct(lat, 50), P95: pct(lat, 95), P99: pct(lat, 99), Max: pct(lat, 100), Samples: len(lat),
+		OfferedEventsPerS: o.Rate, AchievedEventsPerS: float64(len(w.Sends)) / sendDur.Seconds(),
+		Definition: "enqueue in analytics-go (Interval 100ms) of the message that completes an audience condition → verified arrival of its Audience Entered webhook"}
+	return nil
+}
+
+func expectedWebhooks(triggers []Trigger, subscriptions map[*receiver]func(string) bool) int {
+	expected := 0
+	for _, t := range triggers {
+		for _, wants := range subscriptions {
+			if wants(t.Audience) {
+				expected++
+			}
+		}
+	}
+	return expected
+}
+
+// awaitWebhooks polls the receivers until the expected entries arrived and the stack has been
+// idle for three seconds, or the deadline passes.
+func awaitWebhooks(st *stack, subscriptions map[*receiver]func(string) bool, expected int, deadline time.Time) {
+	for time.Now().Before(deadline) {
+		got := 0
+		for rc := range subscriptions {
+			a, _ := rc.snapshot()
+			got += distinctEntries(a)
+		}
+		if got >= expected && st.idleFor(3*time.Second) {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// receiverStats compares one receiver's arrivals with the triggers it subscribes to, and returns
+// the latency of each expected entry that arrived.
+func receiverStats(rc *receiver, wants func(string) bool, w *Workload, triggers []Trigger, sent []time.Time) (ReceiverStats, []float64) {
+	got, bad := rc.snapshot()
+	first := map[string]time.Time{}
+	ids := map[string]int{}
+	rs := ReceiverStats{BadSignatures: bad}
+	for _, a := range got {
+		ids[a.WebhookID]++
+		if a.Event != "Audience Entered" {
+			rs.Other++
+			continue
+		}
+		k := a.UserID + "\x00" + a.Audience
+		if _, ok := first[k]; !ok {
+			first[k] = a.At
+		}
+	}
+	for _, n := range ids {
+		if n > 1 {
+			rs.Redelivered += n - 1
+		}
+	}
+	var lat []float64
+	want := map[string]bool{}
+	for _, t := range triggers {
+		if !wants(t.Audience) {
+			continue
+		}
+		rs.Expected++
+		k := w.Persons[t.Person].UserID + "\x00" + t.Audience
+		want[k] = true
+		if at, ok := first[k]; ok {
+			rs.Delivered++
+			lat = append(lat, ms(at.Sub(sent[t.Send])))
+		}
+	}
+	for k := range first {
+		if !want[k] {
+			rs.Unexpected++
+		}
+	}
+	return rs, lat
+}
+
+// recordColdStarts builds the functions and records their cold starts and binary sizes (linux only).
+func recordColdStarts(ctx context.Context, o Options, cfg app.Config, rep *Report, say func(string, ...any)) error {
+	if o.ColdStartRuns <= 0 || runtime.GOOS != "linux" {
+		rep.ColdStartNote = "skipped"
+		return nil
+	}
+	say("building the functions and measuring cold starts (%d runs each)", o.ColdStartRuns)
+	env := append(os.Environ(), "CDP_TABLE="+cfg.Table, "CDP_EVENTS_STREAM="+cfg.EventsStream,
+		"CDP_CHANGES_STREAM="+cfg.ChangesStream, "CDP_ACTIVATIONS_STREAM="+cfg.ActivationsStream, "LOG_LEVEL=warn")
+	env = withDefaults(env, map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
+	cs, sizes, err := ColdStarts(ctx, o.Root, env, o.ColdStartRuns)
+	if err != nil {
+		return err
+	}
+	rep.ColdStartMs = map[string]float64{}
+	for n, c := range cs {
+		if n == HelloWorld {
+			rep.HelloWorldColdStartMs = c.MedianMs
+			continue
+		}
+		rep.ColdStartMs[n] = c.MedianMs
+	}
+	rep.ColdStartSamples = cs
+	rep.BinaryBytes = sizes
+	rep.ColdStartNote = fmt.Sprintf("median of %d runs per binary, linux/%s build with -tags lambda.norpc -ldflags '-s -w', exec → first GET /2018-06-01/runtime/invocation/next on a local Runtime API; binary_bytes are the linux/arm64 build deployed to Lambda", o.ColdStartRuns, runtime.GOARCH)
+	return nil
 }
 
 func withDefaults(env []string, defs map[string]string) []string {
@@ -469,54 +511,9 @@ func (nopLogger) Errorf(string, ...any) {}
 // verify reads every person's identifiers and every profile's events back through the
 // Profile API and compares them with the generator's ground truth.
 func verify(ctx context.Context, c *client, w *Workload, rep *Report) error {
-	type result struct {
-		person   int
-		profiles map[string]bool
-		missing  int
-	}
-	results := make([]result, len(w.Persons))
-	var firstErr error
-	var mu sync.Mutex
-	parallel(len(w.Persons), 4, func(i int) {
-		r := result{person: i, profiles: map[string]bool{}}
-		for _, ref := range w.Persons[i].Identifiers() {
-			var md struct {
-				Metadata struct {
-					ID string `json:"id"`
-				} `json:"metadata"`
-			}
-			code, err := c.profile(ctx, url.PathEscape(ref)+"/metadata", &md)
-			if err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
-				return
-			}
-			if code == 404 {
-				r.missing++
-				continue
-			}
-			r.profiles[md.Metadata.ID] = true
-		}
-		results[i] = r
-	})
-	if firstErr != nil {
-		return firstErr
-	}
-	owners := map[string][]int{}
-	for _, r := range results {
-		if len(r.profiles) > 1 {
-			rep.MissedMerges += len(r.profiles) - 1
-		}
-		rep.UnresolvedIdentifiers += r.missing
-		for id := range r.profiles {
-			owners[id] = append(owners[id], r.person)
-		}
-	}
-	for _, ps := range owners {
-		if len(ps) > 1 {
-			rep.FalseMerges += len(ps) - 1
-		}
+	owners, err := resolvePersons(ctx, c, w, rep)
+	if err != nil {
+		return err
 	}
 	rep.Profiles = len(owners)
 
@@ -526,42 +523,9 @@ func verify(ctx context.Context, c *client, w *Workload, rep *Report) error {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	counts := map[string]int{}
-	parallel(len(ids), 4, func(i int) {
-		next := ""
-		for {
-			q := "profile_id:" + ids[i] + "/events?limit=100"
-			if next != "" {
-				q += "&next=" + url.QueryEscape(next)
-			}
-			var page struct {
-				Data []struct {
-					MessageID string `json:"message_id"`
-				} `json:"data"`
-				Cursor struct {
-					HasMore bool   `json:"has_more"`
-					Next    string `json:"next"`
-				} `json:"cursor"`
-			}
-			if _, err := c.profile(ctx, q, &page); err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
-				return
-			}
-			mu.Lock()
-			for _, d := range page.Data {
-				counts[d.MessageID]++
-			}
-			mu.Unlock()
-			if !page.Cursor.HasMore || page.Cursor.Next == "" {
-				return
-			}
-			next = page.Cursor.Next
-		}
-	})
-	if firstErr != nil {
-		return firstErr
+	counts, err := countEvents(ctx, c, ids)
+	if err != nil {
+		return err
 	}
 	sentIDs := map[string]bool{}
 	for _, m := range w.Sends {
@@ -579,6 +543,120 @@ func verify(ctx context.Context, c *client, w *Workload, rep *Report) error {
 	}
 	rep.EventsMissing = len(sentIDs) - rep.EventsStored
 	return nil
+}
+
+// personProfiles is what the Profile API resolves one generated person's identifiers to.
+type personProfiles struct {
+	person   int
+	profiles map[string]bool
+	missing  int
+}
+
+// resolvePersons looks up every person's identifiers, records missed merges, unresolved
+// identifiers and false merges in rep, and returns the persons found on each profile id.
+func resolvePersons(ctx context.Context, c *client, w *Workload, rep *Report) (map[string][]int, error) {
+	results := make([]personProfiles, len(w.Persons))
+	var firstErr error
+	var mu sync.Mutex
+	parallel(len(w.Persons), 4, func(i int) {
+		r, err := resolvePerson(ctx, c, w.Persons[i], i)
+		if err != nil {
+			mu.Lock()
+			firstErr = err
+			mu.Unlock()
+			return
+		}
+		results[i] = r
+	})
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	owners := map[string][]int{}
+	for _, r := range results {
+		if len(r.profiles) > 1 {
+			rep.MissedMerges += len(r.profiles) - 1
+		}
+		rep.UnresolvedIdentifiers += r.missing
+		for id := range r.profiles {
+			owners[id] = append(owners[id], r.person)
+		}
+	}
+	for _, ps := range owners {
+		if len(ps) > 1 {
+			rep.FalseMerges += len(ps) - 1
+		}
+	}
+	return owners, nil
+}
+
+func resolvePerson(ctx context.Context, c *client, p Person, i int) (personProfiles, error) {
+	r := personProfiles{person: i, profiles: map[string]bool{}}
+	for _, ref := range p.Identifiers() {
+		var md struct {
+			Metadata struct {
+				ID string `json:"id"`
+			} `json:"metadata"`
+		}
+		code, err := c.profile(ctx, url.PathEscape(ref)+"/metadata", &md)
+		if err != nil {
+			return r, err
+		}
+		if code == 404 {
+			r.missing++
+			continue
+		}
+		r.profiles[md.Metadata.ID] = true
+	}
+	return r, nil
+}
+
+// countEvents pages through every profile's events and counts each message id.
+func countEvents(ctx context.Context, c *client, ids []string) (map[string]int, error) {
+	counts := map[string]int{}
+	var firstErr error
+	var mu sync.Mutex
+	parallel(len(ids), 4, func(i int) {
+		next := ""
+		for {
+			page, err := eventsPage(ctx, c, ids[i], next)
+			if err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+				return
+			}
+			mu.Lock()
+			for _, d := range page.Data {
+				counts[d.MessageID]++
+			}
+			mu.Unlock()
+			if !page.Cursor.HasMore || page.Cursor.Next == "" {
+				return
+			}
+			next = page.Cursor.Next
+		}
+	})
+	return counts, firstErr
+}
+
+type eventsPageBody struct {
+	Data []struct {
+		MessageID string `json:"message_id"`
+	} `json:"data"`
+	Cursor struct {
+		HasMore bool   `json:"has_more"`
+		Next    string `json:"next"`
+	} `json:"cursor"`
+}
+
+func eventsPage(ctx context.Context, c *client, id, next string) (eventsPageBody, error) {
+	q := "profile_id:" + id + "/events?limit=100"
+	if next != "" {
+		q += "&next=" + url.QueryEscape(next)
+	}
+	var page eventsPageBody
+	_, err := c.profile(ctx, q, &page)
+	return page, err
 }
 
 func parallel(n, workers int, f func(i int)) {

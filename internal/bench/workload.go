@@ -89,62 +89,26 @@ var pages = []string{"Home", "Pricing", "Product", "Cart", "Blog", "Docs", "Abou
 // anonymous sessions that later identify, power-law activity (Pareto, α = 1.3), purchases with
 // whole-dollar revenue after sign-in, ~2% duplicate deliveries and ~10% local reordering.
 func Generate(seed uint64, persons int) *Workload {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	g := &generator{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seed: seed}
 	const span = 72 * time.Hour
 	w := &Workload{Seed: seed, Expected: map[int][]string{}, Span: span}
-	type timed struct {
-		Msg
-		at time.Duration
-	}
-	var all []timed
-	seq := 0
 	var extra []Person
-	newID := func() string {
-		seq++
-		return fmt.Sprintf("bench-%d-%07d", seed, seq)
-	}
 	for i := 0; i < persons; i++ {
-		p := Person{Index: i}
-		visitor := r.Float64() < 0.25
-		nDev := 1
-		if !visitor {
-			nDev = 1 + r.IntN(3)
-			p.UserID = fmt.Sprintf("user-%d-%05d", seed, i)
-			p.Email = fmt.Sprintf("person%05d.s%d@example.com", i, seed)
-		}
-		for d := 0; d < nDev; d++ {
-			p.Devices = append(p.Devices, fmt.Sprintf("anon-%d-%05d-%d", seed, i, d))
-		}
+		p, visitor := g.person(i)
 		w.Persons = append(w.Persons, p)
 
 		// Activity: Pareto-distributed number of events, at least 4, at most 400.
-		n := int(math.Min(400, 6/math.Pow(1-r.Float64(), 1/1.3)))
+		n := int(math.Min(400, 6/math.Pow(1-g.r.Float64(), 1/1.3)))
 		n = max(n, 4)
-		start := time.Duration(r.Int64N(int64(span / 2)))
-		step := (span - start) / time.Duration(n+nDev+1)
-		at := start
-		next := func() time.Duration {
-			at += time.Duration(r.Int64N(int64(step))) + time.Second
-			return at
-		}
-		// Each device browses anonymously first; signing in on it links the device.
-		signedIn := map[int]bool{}
-		perDevice := max(1, n/(3*nDev))
-		for d := 0; d < nDev; d++ {
-			for k := 0; k < 1+r.IntN(perDevice); k++ {
-				all = append(all, timed{Msg{Person: i, Kind: KindPage, MessageID: newID(), AnonymousID: p.Devices[d], Event: pages[r.IntN(len(pages))]}, next()})
-			}
-			if !visitor && (d == 0 || r.Float64() < 0.8) {
-				all = append(all, timed{Msg{Person: i, Kind: KindIdentify, MessageID: newID(), UserID: p.UserID, AnonymousID: p.Devices[d],
-					Traits: map[string]any{"email": p.Email, "name": fmt.Sprintf("Person %d", i), "plan": []string{"free", "pro", "team"}[r.IntN(3)]}}, next()})
-				signedIn[d] = true
-			}
-		}
+		start := time.Duration(g.r.Int64N(int64(span / 2)))
+		g.step = (span - start) / time.Duration(n+len(p.Devices)+1)
+		g.at = start
+		signedIn := g.browseAndSignIn(i, p, visitor, n)
 		if !visitor {
 			// A device that never signed in cannot be linked to the person by anything the
 			// system sees: the ground truth counts it as an anonymous profile of its own.
 			var kept []string
-			for d := 0; d < nDev; d++ {
+			for d := range p.Devices {
 				if signedIn[d] {
 					kept = append(kept, p.Devices[d])
 				} else {
@@ -153,69 +117,148 @@ func Generate(seed uint64, persons int) *Workload {
 			}
 			w.Persons[i].Devices = kept
 		}
-		for done := 0; done < n; done++ {
-			if visitor {
-				m := Msg{Person: i, Kind: KindPage, MessageID: newID(), AnonymousID: p.Devices[0], Event: pages[r.IntN(len(pages))]}
-				if r.Float64() < 0.3 {
-					m.Kind, m.Event, m.Product = KindTrack, "Product Viewed", products[r.IntN(len(products))]
-				}
-				all = append(all, timed{m, next()})
-				continue
-			}
-			d := p.Devices[0]
-			if len(w.Persons[i].Devices) > 0 {
-				d = w.Persons[i].Devices[r.IntN(len(w.Persons[i].Devices))]
-			}
-			m := Msg{Person: i, UserID: p.UserID, AnonymousID: d, MessageID: newID()}
-			switch x := r.Float64(); {
-			case x < 0.45:
-				m.Kind, m.Event = KindPage, pages[r.IntN(len(pages))]
-			case x < 0.75:
-				m.Kind, m.Event, m.Product = KindTrack, "Product Viewed", products[r.IntN(len(products))]
-			case x < 0.90:
-				m.Kind, m.Event, m.Product = KindTrack, "Product Added", products[r.IntN(len(products))]
-			default:
-				m.Kind, m.Event, m.Product = KindTrack, PurchaseEvent, products[r.IntN(len(products))]
-				m.Revenue = 10 + r.IntN(191)
-			}
-			all = append(all, timed{m, next()})
-		}
+		g.activity(i, p, visitor, w.Persons[i].Devices, n)
 	}
 	// Devices that never signed in come after the generated persons.
 	for _, p := range extra {
 		p.Index = len(w.Persons)
 		w.Persons = append(w.Persons, p)
 	}
-	// Send order: by event time across persons, then local reordering (out-of-order delivery)
-	// and duplicates (a redelivered copy some messages later).
+	w.Sends = g.withDuplicates(g.sendOrder(span))
+	w.Expected = expectedEntries(w.Sends)
+	return w
+}
+
+// generator is Generate's state: one random source drawn in a fixed order (so a seed always
+// gives the same workload), the message sequence and the messages with their event times.
+type generator struct {
+	r    *rand.Rand
+	seed uint64
+	seq  int
+	all  []timed
+	// at is the current person's latest event time; step bounds the gap to the next one.
+	at, step time.Duration
+}
+
+type timed struct {
+	Msg
+	at time.Duration
+}
+
+func (g *generator) newID() string {
+	g.seq++
+	return fmt.Sprintf("bench-%d-%07d", g.seed, g.seq)
+}
+
+// add appends m at the current person's next event time.
+func (g *generator) add(m Msg) {
+	g.at += time.Duration(g.r.Int64N(int64(g.step))) + time.Second
+	g.all = append(g.all, timed{m, g.at})
+}
+
+// person makes person i: a visitor (25%) with one device, or a user with 1–3 devices.
+func (g *generator) person(i int) (Person, bool) {
+	p := Person{Index: i}
+	visitor := g.r.Float64() < 0.25
+	nDev := 1
+	if !visitor {
+		nDev = 1 + g.r.IntN(3)
+		p.UserID = fmt.Sprintf("user-%d-%05d", g.seed, i)
+		p.Email = fmt.Sprintf("person%05d.s%d@example.com", i, g.seed)
+	}
+	for d := 0; d < nDev; d++ {
+		p.Devices = append(p.Devices, fmt.Sprintf("anon-%d-%05d-%d", g.seed, i, d))
+	}
+	return p, visitor
+}
+
+// browseAndSignIn has each device browse anonymously first; signing in on it links the device.
+// It returns the devices signed in on.
+func (g *generator) browseAndSignIn(i int, p Person, visitor bool, n int) map[int]bool {
+	signedIn := map[int]bool{}
+	nDev := len(p.Devices)
+	perDevice := max(1, n/(3*nDev))
+	for d := 0; d < nDev; d++ {
+		for k := 0; k < 1+g.r.IntN(perDevice); k++ {
+			g.add(Msg{Person: i, Kind: KindPage, MessageID: g.newID(), AnonymousID: p.Devices[d], Event: pages[g.r.IntN(len(pages))]})
+		}
+		if !visitor && (d == 0 || g.r.Float64() < 0.8) {
+			g.add(Msg{Person: i, Kind: KindIdentify, MessageID: g.newID(), UserID: p.UserID, AnonymousID: p.Devices[d],
+				Traits: map[string]any{"email": p.Email, "name": fmt.Sprintf("Person %d", i), "plan": []string{"free", "pro", "team"}[g.r.IntN(3)]}})
+			signedIn[d] = true
+		}
+	}
+	return signedIn
+}
+
+// activity adds the person's n further messages: a visitor's pages and product views, or a
+// user's pages, views, cart additions and purchases on one of the linked devices.
+func (g *generator) activity(i int, p Person, visitor bool, linked []string, n int) {
+	for done := 0; done < n; done++ {
+		if visitor {
+			m := Msg{Person: i, Kind: KindPage, MessageID: g.newID(), AnonymousID: p.Devices[0], Event: pages[g.r.IntN(len(pages))]}
+			if g.r.Float64() < 0.3 {
+				m.Kind, m.Event, m.Product = KindTrack, "Product Viewed", products[g.r.IntN(len(products))]
+			}
+			g.add(m)
+			continue
+		}
+		d := p.Devices[0]
+		if len(linked) > 0 {
+			d = linked[g.r.IntN(len(linked))]
+		}
+		m := Msg{Person: i, UserID: p.UserID, AnonymousID: d, MessageID: g.newID()}
+		switch x := g.r.Float64(); {
+		case x < 0.45:
+			m.Kind, m.Event = KindPage, pages[g.r.IntN(len(pages))]
+		case x < 0.75:
+			m.Kind, m.Event, m.Product = KindTrack, "Product Viewed", products[g.r.IntN(len(products))]
+		case x < 0.90:
+			m.Kind, m.Event, m.Product = KindTrack, "Product Added", products[g.r.IntN(len(products))]
+		default:
+			m.Kind, m.Event, m.Product = KindTrack, PurchaseEvent, products[g.r.IntN(len(products))]
+			m.Revenue = 10 + g.r.IntN(191)
+		}
+		g.add(m)
+	}
+}
+
+// sendOrder orders the messages by event time across persons, then reorders locally
+// (out-of-order delivery), and sets each message's offset from the run's base time.
+func (g *generator) sendOrder(span time.Duration) []Msg {
+	all := g.all
 	sort.SliceStable(all, func(i, j int) bool { return all[i].at < all[j].at })
 	for i := 0; i+1 < len(all); i++ {
-		if r.Float64() < 0.10 {
-			j := min(len(all)-1, i+1+r.IntN(20))
+		if g.r.Float64() < 0.10 {
+			j := min(len(all)-1, i+1+g.r.IntN(20))
 			all[i], all[j] = all[j], all[i]
 		}
 	}
+	var sends []Msg
 	for _, t := range all {
 		t.Msg.Offset = t.at - span
-		w.Sends = append(w.Sends, t.Msg)
+		sends = append(sends, t.Msg)
 	}
+	return sends
+}
+
+// withDuplicates adds a redelivered copy of ~2% of the messages some messages later.
+func (g *generator) withDuplicates(sends []Msg) []Msg {
 	var out []Msg
 	var pending []Msg
-	for i, m := range w.Sends {
+	for i, m := range sends {
 		out = append(out, m)
-		if r.Float64() < 0.02 {
+		if g.r.Float64() < 0.02 {
 			d := m
 			d.Duplicate = true
 			pending = append(pending, d)
 		}
-		if len(pending) > 0 && (i%37 == 0 || i == len(w.Sends)-1) {
+		if len(pending) > 0 && (i%37 == 0 || i == len(sends)-1) {
 			out = append(out, pending...)
 			pending = nil
 		}
 	}
-	w.Sends = out
-	w.Expected = expectedEntries(w.Sends)
-	return w
+	return out
 }
 
 // Trigger is when an audience entry became due: the send index of the first message after

@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/serverless-cdp/cdp/internal/budget"
 	"github.com/serverless-cdp/cdp/internal/store"
 )
 
@@ -488,10 +489,7 @@ func (s *Service) ReplayAll(ctx context.Context, stage, next string) (ReplayAllR
 	if _, ok := s.replayers[stage]; !ok {
 		return res, fmt.Errorf("%w: %q", ErrNoReplayer, stage)
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(DefaultReplayBudget + ReplayReserve)
-	}
+	plan := budget.New(ctx, ReplayReserve, DefaultReplayBudget)
 	cursor := next
 	for {
 		es, more, err := s.store.List(ctx, stage, 100, cursor)
@@ -499,7 +497,7 @@ func (s *Service) ReplayAll(ctx context.Context, stage, next string) (ReplayAllR
 			return res, err
 		}
 		for _, e := range es {
-			if time.Until(deadline) < ReplayReserve {
+			if plan.Over() {
 				return s.stopAt(ctx, stage, cursor, res)
 			}
 			if err := s.Replay(ctx, stage, e.ID); err != nil {
@@ -523,7 +521,7 @@ func (s *Service) stopAt(ctx context.Context, stage, cursor string, res ReplayAl
 	if cursor == "" {
 		res.Next = "0" // before every id: ids are lower-case hex
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	cctx, cancel := budget.Bookkeeping(ctx, 2*time.Second)
 	defer cancel()
 	n, err := s.store.countAfter(cctx, stage, cursor)
 	if err != nil {

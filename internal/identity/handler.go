@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/serverless-cdp/cdp/internal/budget"
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -97,7 +98,7 @@ func (b *batchRun) fail(r events.KinesisEventRecord) {
 
 // bookkeeping returns a context for work that must survive the invocation's deadline.
 func (b *batchRun) bookkeeping() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(b.ctx), b.h.cfg.BookkeepingTimeout)
+	return budget.Bookkeeping(b.ctx, b.h.cfg.BookkeepingTimeout)
 }
 
 // deadLetter stores a record on its own; if even that fails, the record is retried.
@@ -133,7 +134,7 @@ func (b *batchRun) admit(r events.KinesisEventRecord) {
 // records could neither be published nor dead-lettered.
 func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	b := &batchRun{h: h, ctx: ctx}
-	work, cancel := h.workContext(ctx)
+	work, cancel := budget.Context(ctx, h.cfg.Reserve) // a short invocation keeps at most a third in reserve
 	defer cancel()
 	for _, r := range ev.Records {
 		b.admit(r)
@@ -149,17 +150,6 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		"unresolvable", counts[Unresolvable], "rejected", counts[Rejected], "failed", counts[Failed], "deferred", counts[Deferred],
 		"changes", len(changes), "retry", len(b.resp.BatchItemFailures))
 	return b.resp, err
-}
-
-// workContext is ctx with its deadline moved earlier by the reserve.
-func (h *Handler) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	d, ok := ctx.Deadline()
-	if !ok {
-		return context.WithCancel(ctx)
-	}
-	// A short invocation keeps at most a third of its time in reserve.
-	reserve := min(h.cfg.Reserve, time.Until(d)/3)
-	return context.WithDeadline(ctx, d.Add(-reserve))
 }
 
 // process runs the admitted records through the processor. A batch that is being retried (its
@@ -282,21 +272,21 @@ func (h *Handler) publish(ctx context.Context, changes []change.Record) error {
 // of the invocation, less the time to dead-letter what could not be published, and at least
 // BookkeepingTimeout (30 s without a deadline).
 func (h *Handler) publishBudget(ctx context.Context) time.Duration {
-	d, ok := ctx.Deadline()
+	left, ok := budget.New(ctx, h.cfg.BookkeepingTimeout, 0).Left()
 	if !ok {
 		return 30 * time.Second
 	}
-	return max(h.cfg.BookkeepingTimeout, time.Until(d)-h.cfg.BookkeepingTimeout)
+	return max(h.cfg.BookkeepingTimeout, left)
 }
 
 func (h *Handler) put(ctx context.Context, recs []stream.Record, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	ctx, cancel := budget.Bookkeeping(ctx, timeout)
 	defer cancel()
 	return h.cfg.Changes.Put(ctx, recs)
 }
 
 func (h *Handler) deadLetterPart(ctx context.Context, r stream.Record, reason string, cause error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.BookkeepingTimeout)
+	ctx, cancel := budget.Bookkeeping(ctx, h.cfg.BookkeepingTimeout)
 	defer cancel()
 	_, err := h.cfg.DeadLetters.Put(ctx, deadletter.Entry{
 		Stage: Stage, Kind: KindChange, Reason: reason, Error: cause.Error(), Payload: r.Data,

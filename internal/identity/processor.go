@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/serverless-cdp/cdp/internal/backoff"
+	"github.com/serverless-cdp/cdp/internal/budget"
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
@@ -187,8 +188,7 @@ func (p *Processor) run(ctx context.Context, st *runState, pending []int, consis
 
 // lowOnTime reports whether less than the reserve remains before ctx's deadline.
 func (p *Processor) lowOnTime(ctx context.Context) bool {
-	d, ok := ctx.Deadline()
-	return ok && time.Until(d) < p.opt.Reserve
+	return budget.New(ctx, p.opt.Reserve, 0).Over()
 }
 
 func settleAll(results []Result, idx []int, res Result) {

@@ -5,18 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
+
+	"github.com/serverless-cdp/cdp/internal/budget"
 )
 
 const backfillPage = 100
 
 // runBackfills advances every running backfill job within the time budget: BackfillBudget (a
-// soft bound: each call evaluates at least one profile, so jobs always advance) and stopAt (a
+// soft bound: each call evaluates at least one profile, so jobs always advance) and plan (a
 // hard bound from the invocation's deadline: nothing starts after it). Each job walks the profile registry shard by shard, evaluating every
 // profile against the current definitions, and saves its cursor (after each page, and where it
 // stops when the budget runs out mid-page), so a job resumes where the last Tick stopped.
-func (h *Handler) runBackfills(ctx context.Context, stopAt time.Time) (int, error) {
-	b := &budget{soft: h.opt.WallClock().Add(h.opt.BackfillBudget), hard: stopAt}
+func (h *Handler) runBackfills(ctx context.Context, plan budget.Plan) (int, error) {
+	b := &backfillBudget{soft: plan.Within(h.opt.BackfillBudget), hard: plan}
 	defs, err := h.defs.LoadDefinitions(ctx)
 	if err != nil {
 		return 0, err
@@ -38,7 +39,7 @@ func (h *Handler) runBackfills(ctx context.Context, stopAt time.Time) (int, erro
 	done := 0
 	for _, j := range jobs {
 		for j.Status == StatusComputing {
-			if b.over(h) {
+			if b.over() {
 				return done, nil
 			}
 			n, stopped, err := h.backfillPage(ctx, cat, j, b)
@@ -57,7 +58,7 @@ func (h *Handler) runBackfills(ctx context.Context, stopAt time.Time) (int, erro
 // backfillPage evaluates one page of a job's registry shard and saves the job's progress on a
 // context that outlives the invocation. When the budget runs out mid-page it stops between
 // profiles (stopped=true) and saves a cursor after the last profile evaluated.
-func (h *Handler) backfillPage(ctx context.Context, cat *Catalog, j *Job, b *budget) (int, bool, error) {
+func (h *Handler) backfillPage(ctx context.Context, cat *Catalog, j *Job, b *backfillBudget) (int, bool, error) {
 	ids, next, err := h.state.Profiles(ctx, j.Shard, backfillPage, j.Cursor)
 	if err != nil {
 		return 0, false, err
@@ -65,7 +66,7 @@ func (h *Handler) backfillPage(ctx context.Context, cat *Catalog, j *Job, b *bud
 	done, stopped := 0, false
 	var perr error
 	for _, pid := range ids {
-		if b.over(h) {
+		if b.over() {
 			stopped = true
 			break
 		}
@@ -101,14 +102,15 @@ func (h *Handler) backfillPage(ctx context.Context, cat *Catalog, j *Job, b *bud
 	return done, stopped, perr
 }
 
-// budget is a backfill call's time: the soft bound applies once it has made progress.
-type budget struct {
-	soft, hard time.Time
+// backfillBudget is a backfill call's time: the soft bound (the hard one, limited to
+// BackfillBudget) applies once it has made progress.
+type backfillBudget struct {
+	soft, hard budget.Plan
 	progressed bool
 }
 
-func (b *budget) over(h *Handler) bool {
-	return h.spent(b.hard) || (b.progressed && h.spent(b.soft))
+func (b *backfillBudget) over() bool {
+	return b.hard.Over() || (b.progressed && b.soft.Over())
 }
 
 // RunBackfills runs backfill jobs until none is computing (tests, CLI). Tick does the same in
@@ -116,7 +118,7 @@ func (b *budget) over(h *Handler) bool {
 func (h *Handler) RunBackfills(ctx context.Context) error {
 	h.Invalidate()
 	for {
-		n, err := h.runBackfills(ctx, time.Time{})
+		n, err := h.runBackfills(ctx, budget.NewAt(context.Background(), h.opt.WallClock, 0, 0))
 		if err != nil {
 			return err
 		}

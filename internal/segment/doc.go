@@ -11,9 +11,9 @@
 // for good (state over Options.MaxStateBytes even without its event log, a value DynamoDB
 // rejects, an activation record over Kinesis's 1 MiB), go to the dead letters each on its own
 // (limits.go); the rest of the batch goes on. The state is kept within MaxStateBytes by dropping
-// the oldest events (State.fit). Handle, Tick and backfills plan from ctx.Deadline() less
-// Options.Reserve and start no profile after it; dead letters and backfill progress are written
-// on context.WithoutCancel with Options.BookkeepingTimeout.
+// the oldest events (State.fit). Handle, Tick and backfills plan (internal/budget) from
+// ctx.Deadline() less Options.Reserve and start no profile after it; dead letters and backfill
+// progress are written on context.WithoutCancel with Options.BookkeepingTimeout.
 //
 // Layers: definition.go/predicate.go (definitions and their validation), compute.go/condition.go
 // (pure evaluation over a profile's state), index.go (which definitions an input touches),

@@ -15,6 +15,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/activations"
 	"github.com/serverless-cdp/cdp/internal/backoff"
+	"github.com/serverless-cdp/cdp/internal/budget"
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -204,7 +205,7 @@ type group struct {
 // invocation's deadline (less Options.Reserve) came, are reported as batch item failures.
 func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	var resp events.KinesisEventResponse
-	stopAt := h.stopAt(ctx, 0)
+	plan := h.plan(ctx, 0)
 	cat, err := h.catalog(ctx)
 	if err != nil {
 		return resp, err
@@ -222,7 +223,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	g.SetLimit(h.opt.Concurrency)
 	for _, pid := range order {
 		gr := groups[pid]
-		if h.spent(stopAt) {
+		if plan.Over() {
 			fail(gr.raw...) // not started: the next invocation gets them again
 			continue
 		}
@@ -574,19 +575,19 @@ type TickResult struct {
 // Tick continues.
 func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 	var res TickResult
-	stopAt := h.stopAt(ctx, h.opt.TickBudget)
+	plan := h.plan(ctx, h.opt.TickBudget)
 	cat, err := h.catalog(ctx)
 	if err != nil {
 		return res, err
 	}
 	now := h.opt.Clock().UTC()
-	for shard := 0; shard < schedShards && !h.spent(stopAt); shard++ {
+	for shard := 0; shard < schedShards && !plan.Over(); shard++ {
 		ids, err := h.state.Due(ctx, shard, now, h.opt.TickLimit)
 		if err != nil {
 			return res, err
 		}
 		for _, pid := range ids {
-			if h.spent(stopAt) {
+			if plan.Over() {
 				break
 			}
 			res.Due++
@@ -596,35 +597,21 @@ func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 			}
 		}
 	}
-	if h.spent(stopAt) {
+	if plan.Over() {
 		return res, nil
 	}
-	n, err := h.runBackfills(ctx, stopAt)
+	n, err := h.runBackfills(ctx, plan)
 	res.Backfills = n
 	return res, err
 }
 
-// stopAt is when an invocation stops starting work: its context's deadline less the reserve,
-// or budget from now (0: no bound) when there is no deadline.
-func (h *Handler) stopAt(ctx context.Context, budget time.Duration) time.Time {
-	var at time.Time
-	if budget > 0 {
-		at = h.opt.WallClock().Add(budget)
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		if hard := dl.Add(-h.opt.Reserve); at.IsZero() || hard.Before(at) {
-			at = hard
-		}
-	}
-	return at
-}
-
-// spent reports whether the budget ending at stopAt is used up (never, for a zero stopAt).
-func (h *Handler) spent(stopAt time.Time) bool {
-	return !stopAt.IsZero() && !h.opt.WallClock().Before(stopAt)
+// plan bounds an invocation on the wall clock: it stops starting work at its context's deadline
+// less the reserve, and at most limit from now (0: no limit).
+func (h *Handler) plan(ctx context.Context, limit time.Duration) budget.Plan {
+	return budget.NewAt(ctx, h.opt.WallClock, h.opt.Reserve, 0).Within(limit)
 }
 
 // bookkeeping is a context for writes that must survive the invocation's context.
 func (h *Handler) bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), h.opt.BookkeepingTimeout)
+	return budget.Bookkeeping(ctx, h.opt.BookkeepingTimeout)
 }

@@ -558,21 +558,8 @@ func (r *Repository) EnsureSource(ctx context.Context, name, writeKey string) (S
 	hash := hashKey(writeKey)
 	for attempt := 0; attempt < 5; attempt++ {
 		// Already a working key? Then it belongs to a source and there is nothing to do.
-		out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.table, Key: writeKeyKey(hash), ConsistentRead: aws.Bool(true)})
-		if err != nil {
-			return Source{}, fmt.Errorf("ensure source %q: %w", name, err)
-		}
-		if len(out.Item) > 0 {
-			var ki keyItem
-			if err := attributevalue.UnmarshalMap(out.Item, &ki); err != nil {
-				return Source{}, fmt.Errorf("decode write key: %w", err)
-			}
-			if ki.ExpiresAtMs == 0 || r.now().UnixMilli() < ki.ExpiresAtMs {
-				if ki.SourceName != name {
-					return Source{}, fmt.Errorf("%w: the write key already belongs to source %q", ErrConflict, ki.SourceName)
-				}
-				return r.Get(ctx, ki.SourceID)
-			}
+		if s, owned, err := r.keyOwner(ctx, name, hash); owned || err != nil {
+			return s, err
 		}
 		id, err := r.idByName(ctx, name)
 		switch {
@@ -585,34 +572,65 @@ func (r *Repository) EnsureSource(ctx context.Context, name, writeKey string) (S
 		case err != nil:
 			return Source{}, err
 		}
-		var result Source
-		err = r.mutate(ctx, id, func(it *sourceItem, now time.Time) ([]types.TransactWriteItem, error) {
-			if m, ok := it.Keys[hash]; ok && m.live(now) {
-				result = it.source(now)
-				return nil, nil
-			}
-			live := 0
-			for _, m := range it.Keys {
-				if m.live(now) {
-					live++
-				}
-			}
-			if live+1 > MaxActiveKeys {
-				return nil, fmt.Errorf("%w: source %q already has %d keys", ErrInvalid, name, live)
-			}
-			it.Keys[hash] = keyMeta{CreatedAt: formatTime(now)}
-			it.UpdatedAt = formatTime(now)
-			tx, err := r.syncKeys(it, now, hash)
-			if err != nil {
-				return nil, err
-			}
-			result = it.source(now)
-			return tx, nil
-		})
+		s, err := r.addKey(ctx, id, name, hash)
 		if errors.Is(err, ErrNotFound) {
 			continue // deleted meanwhile
 		}
-		return result, err
+		return s, err
 	}
 	return Source{}, fmt.Errorf("ensure source %q: %w", name, ErrConflict)
+}
+
+// keyOwner reports whether the write key with this hash is live: then it returns the source it
+// belongs to, or ErrConflict when that is not the source named.
+func (r *Repository) keyOwner(ctx context.Context, name, hash string) (Source, bool, error) {
+	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.table, Key: writeKeyKey(hash), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Source{}, false, fmt.Errorf("ensure source %q: %w", name, err)
+	}
+	if len(out.Item) == 0 {
+		return Source{}, false, nil
+	}
+	var ki keyItem
+	if err := attributevalue.UnmarshalMap(out.Item, &ki); err != nil {
+		return Source{}, false, fmt.Errorf("decode write key: %w", err)
+	}
+	if ki.ExpiresAtMs != 0 && r.now().UnixMilli() >= ki.ExpiresAtMs {
+		return Source{}, false, nil
+	}
+	if ki.SourceName != name {
+		return Source{}, true, fmt.Errorf("%w: the write key already belongs to source %q", ErrConflict, ki.SourceName)
+	}
+	s, err := r.Get(ctx, ki.SourceID)
+	return s, true, err
+}
+
+// addKey adds the key with this hash to source id (nothing when it is already a live key of it),
+// within MaxActiveKeys.
+func (r *Repository) addKey(ctx context.Context, id, name, hash string) (Source, error) {
+	var result Source
+	err := r.mutate(ctx, id, func(it *sourceItem, now time.Time) ([]types.TransactWriteItem, error) {
+		if m, ok := it.Keys[hash]; ok && m.live(now) {
+			result = it.source(now)
+			return nil, nil
+		}
+		live := 0
+		for _, m := range it.Keys {
+			if m.live(now) {
+				live++
+			}
+		}
+		if live+1 > MaxActiveKeys {
+			return nil, fmt.Errorf("%w: source %q already has %d keys", ErrInvalid, name, live)
+		}
+		it.Keys[hash] = keyMeta{CreatedAt: formatTime(now)}
+		it.UpdatedAt = formatTime(now)
+		tx, err := r.syncKeys(it, now, hash)
+		if err != nil {
+			return nil, err
+		}
+		result = it.source(now)
+		return tx, nil
+	})
+	return result, err
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/serverless-cdp/cdp/internal/budget"
 )
 
 // Handler is the signature of a Lambda Kinesis handler that reports partial batch failures.
@@ -211,7 +213,7 @@ func (p *Poller) commit(ctx context.Context, shardID, epoch, seq string) {
 	if p.Checkpoints == nil {
 		return
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	cctx, cancel := budget.Bookkeeping(ctx, 5*time.Second)
 	defer cancel()
 	if err := p.Checkpoints.Save(cctx, p.Stream, shardID, p.Consumer, Checkpoint{Sequence: seq, Epoch: epoch}); err != nil {
 		p.Logger.Warn("save checkpoint", "stream", p.Stream, "shard", shardID, "err", err)
@@ -289,7 +291,7 @@ func (p *Poller) giveUp(ctx context.Context, log *slog.Logger, ev events.Kinesis
 			break
 		}
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	cctx, cancel := budget.Bookkeeping(ctx, 10*time.Second)
 	defer cancel()
 	if err := p.OnFailure(cctx, recs, fmt.Sprintf("batch failed %d times", p.MaxRetries+1)); err != nil {
 		log.Error("batch still failing and the on-failure destination refused it; retrying", "from_sequence", failedSeq, "err", err)
