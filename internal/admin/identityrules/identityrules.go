@@ -8,16 +8,16 @@ import (
 	"net/http"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
-	"github.com/serverless-cdp/cdp/internal/identity"
+	"github.com/serverless-cdp/cdp/internal/idrules"
 )
 
 // Service is what the identity-rules routes need; *identity.RulesService
 // implements it.
 type Service interface {
-	Get(ctx context.Context) (identity.Rules, error)
-	// Put validates and stores a whole rule set; an invalid set is an *identity.ValidationError
+	Get(ctx context.Context) (idrules.Rules, error)
+	// Put validates and stores a whole rule set; an invalid set is an *idrules.ValidationError
 	// and stores nothing.
-	Put(ctx context.Context, r identity.Rules) error
+	Put(ctx context.Context, r idrules.Rules) error
 }
 
 // Register adds the identity-rules routes to the admin router:
@@ -32,9 +32,9 @@ func Register(r *admin.Router, svc Service) {
 
 type identityRulesAPI struct{ svc Service }
 
-func withTypes(r identity.Rules) identity.Rules {
+func withTypes(r idrules.Rules) idrules.Rules {
 	if r.Types == nil {
-		r.Types = []identity.TypeRule{}
+		r.Types = []idrules.TypeRule{}
 	}
 	return r
 }
@@ -48,12 +48,12 @@ func (h identityRulesAPI) get(ctx context.Context, _ *admin.Request) (int, any, 
 }
 
 func (h identityRulesAPI) put(ctx context.Context, r *admin.Request) (int, any, error) {
-	var in identity.Rules
+	var in idrules.Rules
 	if err := r.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	if err := h.svc.Put(ctx, in); err != nil {
-		var ve *identity.ValidationError
+		var ve *idrules.ValidationError
 		if errors.As(err, &ve) {
 			return 0, nil, admin.BadRequest("%s: %s", ve.Field, ve.Message)
 		}
