@@ -172,9 +172,9 @@ func ToHTTP(ctx context.Context, req Request) (*http.Request, error) {
 	if len(req.Cookies) > 0 {
 		r.Header.Set("Cookie", strings.Join(req.Cookies, "; "))
 	}
-	r.Host = Header(req, "host")
+	r.Host = req.RequestContext.DomainName // the API's domain name, else the Host header
 	if r.Host == "" {
-		r.Host = req.RequestContext.DomainName
+		r.Host = Header(req, "host")
 	}
 	r.RemoteAddr = req.RequestContext.HTTP.SourceIP
 	return r, nil
