@@ -14,6 +14,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/admintoken"
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/source"
@@ -39,7 +40,7 @@ func newEnv(t *testing.T) env {
 		t.Fatal(err)
 	}
 	sources := source.NewRepository(c.DynamoDB, table)
-	router := admin.New(tokens, admin.Services{Sources: sources}, nil)
+	router := admin.New(tokens, nil, mount(sources, nil, nil)...)
 	return env{api: &httpapi.API{Admin: router.Serve}, sources: sources, db: c.DynamoDB, table: table, token: tok}
 }
 
@@ -72,7 +73,7 @@ func TestSourcesLifecycle(t *testing.T) {
 	if resp.Headers["cache-control"] != "no-store" || resp.Headers["content-type"] != "application/json" {
 		t.Fatalf("headers: %v", resp.Headers)
 	}
-	created := decode[admin.SourceWithKey](t, resp)
+	created := decode[apitypes.SourceWithKey](t, resp)
 	if created.Source.Name != "web" || !created.Source.Enabled || len(created.WriteKey) != 32 {
 		t.Fatalf("created: %+v", created)
 	}
@@ -86,7 +87,7 @@ func TestSourcesLifecycle(t *testing.T) {
 		t.Fatalf("get: %d %s", resp.StatusCode, resp.Body)
 	}
 	resp = e.call(t, "GET", "/admin/v1/sources/", "") // trailing slash tolerated
-	list := decode[admin.SourceList](t, resp)
+	list := decode[apitypes.SourceList](t, resp)
 	if resp.StatusCode != 200 || len(list.Sources) != 1 || list.Sources[0].ID != id {
 		t.Fatalf("list: %d %s", resp.StatusCode, resp.Body)
 	}
@@ -104,7 +105,7 @@ func TestSourcesLifecycle(t *testing.T) {
 	}
 
 	resp = e.call(t, "POST", "/admin/v1/sources/"+id+"/rotate-key", `{"graceSeconds":3600}`)
-	rotated := decode[admin.SourceWithKey](t, resp)
+	rotated := decode[apitypes.SourceWithKey](t, resp)
 	if resp.StatusCode != 200 || rotated.WriteKey == created.WriteKey || len(rotated.Source.WriteKeys) != 2 || rotated.Source.WriteKeys[1].ExpiresAt == nil {
 		t.Fatalf("rotate with grace: %d %s", resp.StatusCode, resp.Body)
 	}
@@ -112,7 +113,7 @@ func TestSourcesLifecycle(t *testing.T) {
 		t.Fatalf("old key stopped during its grace period: %v", err)
 	}
 	resp = e.call(t, "POST", "/admin/v1/sources/"+id+"/rotate-key", "")
-	final := decode[admin.SourceWithKey](t, resp)
+	final := decode[apitypes.SourceWithKey](t, resp)
 	if resp.StatusCode != 200 || len(final.Source.WriteKeys) != 1 {
 		t.Fatalf("rotate: %d %s", resp.StatusCode, resp.Body)
 	}
@@ -141,7 +142,7 @@ func TestRejections(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("setup: %d %s", resp.StatusCode, resp.Body)
 	}
-	web := decode[admin.SourceWithKey](t, resp).Source
+	web := decode[apitypes.SourceWithKey](t, resp).Source
 	before := e.itemCount(t)
 	bearer := "Bearer " + e.token
 	src := "/admin/v1/sources/" + web.ID

@@ -11,7 +11,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/source"
 )
 
-// noSources is a SourceService with no sources and a fixed answer for create/rotate.
+// noSources is a sources.Service with no sources and a fixed answer for create/rotate.
 type noSources struct{}
 
 func (noSources) Create(_ context.Context, name string) (source.Source, string, error) {
@@ -36,7 +36,7 @@ func FuzzAdmin(f *testing.F) {
 	f.Add("POST", "/admin/v1/sources/src_1/rotate-key", `{"graceSeconds":60}`, false)
 	f.Add("GET", "/admin/v1/sources/%zz", "", false)
 	f.Add("DELETE", "/admin/v1//", "", true)
-	api := &httpapi.API{Admin: admin.New(staticAuth{token: "t"}, admin.Services{Sources: noSources{}}, nil).Serve}
+	api := &httpapi.API{Admin: admin.New(staticAuth{token: "t"}, nil, mount(noSources{}, nil, nil)...).Serve}
 	f.Fuzz(func(t *testing.T, method, path, body string, b64 bool) {
 		req := request(method, path, "Bearer t", body)
 		req.IsBase64Encoded = b64

@@ -51,7 +51,7 @@ func newPipelineEnv(t *testing.T) *pipelineEnv {
 		}),
 	})
 	sources := source.NewRepository(c.DynamoDB, table)
-	router := admin.New(tokens, admin.Services{Sources: sources, IdentityRules: p.rules, DeadLetters: svc}, nil)
+	router := admin.New(tokens, nil, mount(sources, p.rules, svc)...)
 	p.env = env{api: &httpapi.API{Admin: router.Serve}, sources: sources, db: c.DynamoDB, table: table, token: tok}
 	return p
 }

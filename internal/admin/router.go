@@ -4,9 +4,12 @@
 // unauthorized, 404 not_found, 405 method_not_allowed, 409 conflict, 413 payload_too_large,
 // 500 internal).
 //
-// Resources register their routes in New (routes.go); each lives in its own file with a small
-// service interface, so adding one is local: write the handlers and add one line to New, then
-// document the routes in api/openapi.yaml (a test checks both agree).
+// This package is the router, the bearer-token check and the request/response helpers the
+// resources share. Each resource is an adapter package beside it (admin/sources,
+// admin/identityrules, admin/deadletters, admin/segments, admin/destinations) with a small
+// service interface and a Register function, so adding one is local: write the adapter, pass its
+// Register to New in the composition root (internal/app/apifn), then document the routes in
+// api/openapi.yaml (a test checks both agree).
 package admin
 
 import (

@@ -3,20 +3,24 @@
 // them. It imports no server code, so the CLI links none.
 package apitypes
 
-import "github.com/serverless-cdp/cdp/internal/source"
-
 // Prefix is the path prefix of every admin route.
 const Prefix = "/admin/v1"
 
+// ErrorBody is the JSON body of every error answer: {"code","message"}.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
 // SourceWithKey answers the calls that make a write key: the key is shown this once.
 type SourceWithKey struct {
-	Source   source.Source `json:"source"`
-	WriteKey string        `json:"writeKey"`
+	Source   Source `json:"source"`
+	WriteKey string `json:"writeKey"`
 }
 
 // SourceList answers GET /admin/v1/sources.
 type SourceList struct {
-	Sources []source.Source `json:"sources"`
+	Sources []Source `json:"sources"`
 }
 
 // CreateSourceRequest is the body of POST /admin/v1/sources.

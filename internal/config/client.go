@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/serverless-cdp/cdp/internal/httpapi"
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 )
 
 // Client calls the admin API.
@@ -77,9 +77,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e httpapi.ErrorBody
+		var e apitypes.ErrorBody
 		if json.Unmarshal(raw, &e) != nil || e.Code == "" {
-			e = httpapi.ErrorBody{Code: "unexpected", Message: strings.TrimSpace(string(raw))}
+			e = apitypes.ErrorBody{Code: "unexpected", Message: strings.TrimSpace(string(raw))}
 		}
 		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Message}
 	}

@@ -53,14 +53,14 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/serverless-cdp/cdp/internal/identity"
+	"github.com/serverless-cdp/cdp/internal/idrules"
 )
 
 // File is a configuration file.
 type File struct {
 	Sources []Source `json:"sources,omitempty"`
 	// IdentityRules is the whole identity rule set; nil leaves the rules in force alone.
-	IdentityRules  *identity.Rules `json:"identityRules,omitempty"`
+	IdentityRules  *idrules.Rules  `json:"identityRules,omitempty"`
 	ComputedTraits []ComputedTrait `json:"computedTraits,omitempty"`
 	Audiences      []Audience      `json:"audiences,omitempty"`
 	Destinations   []Destination   `json:"destinations,omitempty"`
@@ -106,7 +106,7 @@ var sections = map[string]section{
 	"audiences":      listSection(func(f *File) *[]Audience { return &f.Audiences }),
 	"destinations":   listSection(func(f *File) *[]Destination { return &f.Destinations }),
 	"identityRules": {decode: func(f *File, _ int, raw []byte) error {
-		f.IdentityRules = &identity.Rules{}
+		f.IdentityRules = &idrules.Rules{}
 		return strictJSON(raw, f.IdentityRules)
 	}},
 }

@@ -10,15 +10,15 @@ import (
 	"strings"
 
 	"github.com/serverless-cdp/cdp/internal/apitypes"
-	"github.com/serverless-cdp/cdp/internal/identity"
+	"github.com/serverless-cdp/cdp/internal/idrules"
 )
 
 func validateIdentityRules(f *File) []error {
 	if f.IdentityRules == nil {
 		return nil
 	}
-	var ve *identity.ValidationError
-	if err := identity.ValidateRules(*f.IdentityRules); errors.As(err, &ve) {
+	var ve *idrules.ValidationError
+	if err := idrules.Validate(*f.IdentityRules); errors.As(err, &ve) {
 		path := "identityRules"
 		if ve.Field != "" {
 			path += "." + ve.Field
@@ -51,9 +51,9 @@ func planIdentityRules(pc planContext, f *File) ([]Change, error) {
 
 // diffRules describes the types whose rule differs: "+phone", "-device_id",
 // "email (limit 5 -> 3, blocked)".
-func diffRules(have, want identity.Rules) []string {
-	index := func(r identity.Rules) map[string]identity.TypeRule {
-		m := map[string]identity.TypeRule{}
+func diffRules(have, want idrules.Rules) []string {
+	index := func(r idrules.Rules) map[string]idrules.TypeRule {
+		m := map[string]idrules.TypeRule{}
 		for _, t := range r.Types {
 			if len(t.Blocked) == 0 {
 				t.Blocked = nil
@@ -102,16 +102,16 @@ func diffRules(have, want identity.Rules) []string {
 }
 
 // IdentityRules returns the rule set in force.
-func (c *Client) IdentityRules(ctx context.Context) (identity.Rules, error) {
-	var out identity.Rules
+func (c *Client) IdentityRules(ctx context.Context) (idrules.Rules, error) {
+	var out idrules.Rules
 	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/identity-rules", nil, &out)
 	return out, err
 }
 
 // PutIdentityRules replaces the whole rule set.
-func (c *Client) PutIdentityRules(ctx context.Context, r identity.Rules) error {
+func (c *Client) PutIdentityRules(ctx context.Context, r idrules.Rules) error {
 	if r.Types == nil {
-		r.Types = []identity.TypeRule{}
+		r.Types = []idrules.TypeRule{}
 	}
 	return c.do(ctx, http.MethodPut, apitypes.Prefix+"/identity-rules", r, nil)
 }

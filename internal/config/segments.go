@@ -11,61 +11,46 @@ import (
 	"strings"
 
 	"github.com/serverless-cdp/cdp/internal/apitypes"
-	"github.com/serverless-cdp/cdp/internal/segment"
+	"github.com/serverless-cdp/cdp/internal/segmentdef"
 )
 
 // ComputedTrait declares a computed trait, matched by key.
 type ComputedTrait struct {
-	Key         string              `json:"key"`
-	Name        string              `json:"name"`
-	Description string              `json:"description,omitempty"`
-	Kind        string              `json:"kind"`
-	Event       segment.EventFilter `json:"event"`
-	Property    string              `json:"property,omitempty"`
-	Window      segment.Window      `json:"window,omitzero"`
-	Thresholds  []float64           `json:"thresholds,omitempty"`
+	Key         string                 `json:"key"`
+	Name        string                 `json:"name"`
+	Description string                 `json:"description,omitempty"`
+	Kind        string                 `json:"kind"`
+	Event       segmentdef.EventFilter `json:"event"`
+	Property    string                 `json:"property,omitempty"`
+	Window      segmentdef.Window      `json:"window,omitzero"`
+	Thresholds  []float64              `json:"thresholds,omitempty"`
 }
 
 // Audience declares an audience, matched by key. Its condition refers to computed traits and
 // other audiences by key ({"audience": {"key": "vip"}}).
 type Audience struct {
-	Key         string            `json:"key"`
-	Name        string            `json:"name"`
-	Description string            `json:"description,omitempty"`
-	Condition   segment.Condition `json:"condition"`
+	Key         string               `json:"key"`
+	Name        string               `json:"name"`
+	Description string               `json:"description,omitempty"`
+	Condition   segmentdef.Condition `json:"condition"`
 }
 
-func (t ComputedTrait) definition() segment.ComputedTrait {
-	return segment.ComputedTrait{Key: t.Key, Name: t.Name, Description: t.Description, Kind: t.Kind,
+func (t ComputedTrait) definition() segmentdef.ComputedTrait {
+	return segmentdef.ComputedTrait{Key: t.Key, Name: t.Name, Description: t.Description, Kind: t.Kind,
 		Event: t.Event, Property: t.Property, Window: t.Window, Thresholds: t.Thresholds}
 }
 
 // normalized is the trait as the admin API stores it (defaults filled in), or the validation error.
-func (t ComputedTrait) normalized() (segment.ComputedTrait, error) {
+func (t ComputedTrait) normalized() (segmentdef.ComputedTrait, error) {
 	d := t.definition()
-	d.Event.Where = append([]segment.Predicate(nil), d.Event.Where...)
+	d.Event.Where = append([]segmentdef.Predicate(nil), d.Event.Where...)
 	err := d.Validate()
 	return d, err
 }
 
-// walkCondition calls fn on every node of a condition tree.
-func walkCondition(c *segment.Condition, fn func(*segment.Condition)) {
-	if c == nil {
-		return
-	}
-	fn(c)
-	for i := range c.And {
-		walkCondition(&c.And[i], fn)
-	}
-	for i := range c.Or {
-		walkCondition(&c.Or[i], fn)
-	}
-	walkCondition(c.Not, fn)
-}
-
-func cloneCondition(c segment.Condition) segment.Condition {
+func cloneCondition(c segmentdef.Condition) segmentdef.Condition {
 	raw, _ := json.Marshal(c)
-	var out segment.Condition
+	var out segmentdef.Condition
 	_ = json.Unmarshal(raw, &out)
 	return out
 }
@@ -73,7 +58,7 @@ func cloneCondition(c segment.Condition) segment.Condition {
 // refs returns the audience keys and computed trait keys an audience refers to.
 func (a Audience) refs() (audiences, traits []string) {
 	c := a.Condition
-	walkCondition(&c, func(n *segment.Condition) {
+	c.Walk(func(n *segmentdef.Condition) {
 		if n.Audience != nil && n.Audience.Key != "" {
 			audiences = append(audiences, n.Audience.Key)
 		}
@@ -107,7 +92,7 @@ func validateTraits(f *File) []error {
 }
 
 func segmentError(f *File, path string, err error) error {
-	var ve *segment.ValidationError
+	var ve *segmentdef.ValidationError
 	if errors.As(err, &ve) && ve.Field != "" {
 		return f.errorf(path+"."+ve.Field, "%s", ve.Message)
 	}
@@ -130,9 +115,9 @@ func validateAudiences(f *File) []error {
 		seen[a.Key] = i
 		// Check the definition with references by key standing in for ids; whether they exist
 		// is checked against the file and the CDP when planning.
-		d := segment.Audience{Key: a.Key, Name: a.Name, Description: a.Description, Condition: cloneCondition(a.Condition)}
+		d := segmentdef.Audience{Key: a.Key, Name: a.Name, Description: a.Description, Condition: cloneCondition(a.Condition)}
 		var refErr error
-		walkCondition(&d.Condition, func(n *segment.Condition) {
+		d.Condition.Walk(func(n *segmentdef.Condition) {
 			if n.Audience == nil {
 				return
 			}
@@ -229,7 +214,7 @@ func planTraits(pc planContext, f *File) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	byKey := map[string]segment.ComputedTrait{}
+	byKey := map[string]segmentdef.ComputedTrait{}
 	for _, t := range current {
 		byKey[t.Key] = t
 	}
@@ -312,8 +297,8 @@ func planAudiences(pc planContext, f *File) ([]Change, error) {
 type audiencePlan struct {
 	pc                                     planContext
 	f                                      *File
-	current                                []segment.Audience
-	byKey                                  map[string]segment.Audience
+	current                                []segmentdef.Audience
+	byKey                                  map[string]segmentdef.Audience
 	keyOf                                  map[string]string // audience id → key
 	declared, declaredTraits, serverTraits map[string]bool
 }
@@ -327,7 +312,7 @@ func newAudiencePlan(pc planContext, f *File) (*audiencePlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	ap := &audiencePlan{pc: pc, f: f, current: current, byKey: map[string]segment.Audience{}, keyOf: map[string]string{},
+	ap := &audiencePlan{pc: pc, f: f, current: current, byKey: map[string]segmentdef.Audience{}, keyOf: map[string]string{},
 		declared: map[string]bool{}, declaredTraits: map[string]bool{}, serverTraits: map[string]bool{}}
 	for _, a := range current {
 		ap.byKey[a.Key], ap.keyOf[a.ID] = a, a.Key
@@ -377,7 +362,7 @@ func (ap *audiencePlan) checkRefs(i int) error {
 // change is the create or update audience i of the file needs, if any.
 func (ap *audiencePlan) change(i int) (Change, bool) {
 	decl, c := ap.f.Audiences[i], ap.pc.client
-	def := segment.Audience{Key: decl.Key, Name: decl.Name, Description: decl.Description, Condition: cloneCondition(decl.Condition)}
+	def := segmentdef.Audience{Key: decl.Key, Name: decl.Name, Description: decl.Description, Condition: cloneCondition(decl.Condition)}
 	have, ok := ap.byKey[decl.Key]
 	if !ok {
 		return Change{Op: Create, Kind: "audience", Name: decl.Key,
@@ -385,7 +370,7 @@ func (ap *audiencePlan) change(i int) (Change, bool) {
 	}
 	// The CDP stores references by id: compare them by key.
 	hc := cloneCondition(have.Condition)
-	walkCondition(&hc, func(n *segment.Condition) {
+	hc.Walk(func(n *segmentdef.Condition) {
 		if n.Audience != nil && n.Audience.ID != "" {
 			if k, ok := ap.keyOf[n.Audience.ID]; ok {
 				n.Audience.ID, n.Audience.Key = "", k
@@ -412,7 +397,7 @@ func (ap *audiencePlan) deletes() ([]Change, error) {
 			continue
 		}
 		hc := cloneCondition(have.Condition)
-		walkCondition(&hc, func(n *segment.Condition) {
+		hc.Walk(func(n *segmentdef.Condition) {
 			if n.Audience != nil && n.Audience.ID != "" {
 				n.Audience.ID, n.Audience.Key = "", ap.keyOf[n.Audience.ID]
 			}
@@ -435,16 +420,16 @@ func (ap *audiencePlan) deletes() ([]Change, error) {
 }
 
 // ComputedTraits returns every computed trait.
-func (c *Client) ComputedTraits(ctx context.Context) ([]segment.ComputedTrait, error) {
+func (c *Client) ComputedTraits(ctx context.Context) ([]segmentdef.ComputedTrait, error) {
 	var out struct {
-		ComputedTraits []segment.ComputedTrait `json:"computedTraits"`
+		ComputedTraits []segmentdef.ComputedTrait `json:"computedTraits"`
 	}
 	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/computed-traits", nil, &out)
 	return out.ComputedTraits, err
 }
 
 // SaveComputedTrait creates (id empty) or replaces a computed trait.
-func (c *Client) SaveComputedTrait(ctx context.Context, id string, t segment.ComputedTrait) error {
+func (c *Client) SaveComputedTrait(ctx context.Context, id string, t segmentdef.ComputedTrait) error {
 	if id == "" {
 		return c.do(ctx, http.MethodPost, apitypes.Prefix+"/computed-traits", t, nil)
 	}
@@ -457,9 +442,9 @@ func (c *Client) DeleteComputedTrait(ctx context.Context, id string) error {
 }
 
 // Audiences returns every audience.
-func (c *Client) Audiences(ctx context.Context) ([]segment.Audience, error) {
+func (c *Client) Audiences(ctx context.Context) ([]segmentdef.Audience, error) {
 	var out struct {
-		Audiences []segment.Audience `json:"audiences"`
+		Audiences []segmentdef.Audience `json:"audiences"`
 	}
 	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/audiences", nil, &out)
 	return out.Audiences, err
@@ -467,7 +452,7 @@ func (c *Client) Audiences(ctx context.Context) ([]segment.Audience, error) {
 
 // SaveAudience creates (id empty) or replaces an audience; references by key are resolved by
 // the admin API.
-func (c *Client) SaveAudience(ctx context.Context, id string, a segment.Audience) error {
+func (c *Client) SaveAudience(ctx context.Context, id string, a segmentdef.Audience) error {
 	if id == "" {
 		return c.do(ctx, http.MethodPost, apitypes.Prefix+"/audiences", a, nil)
 	}

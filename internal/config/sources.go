@@ -7,7 +7,6 @@ import (
 	"net/url"
 
 	"github.com/serverless-cdp/cdp/internal/apitypes"
-	"github.com/serverless-cdp/cdp/internal/source"
 )
 
 // Source declares a source. Its write keys are never in the file: a created source's key is
@@ -24,7 +23,7 @@ func validateSources(f *File) []error {
 	seen := map[string]int{}
 	for i, s := range f.Sources {
 		path := fmt.Sprintf("sources[%d]", i)
-		if err := source.ValidateName(s.Name); err != nil {
+		if err := apitypes.ValidateSourceName(s.Name); err != nil {
 			errs = append(errs, f.errorf(path+".name", "%v", err))
 			continue
 		}
@@ -45,7 +44,7 @@ func planSources(pc planContext, f *File) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]source.Source{}
+	byName := map[string]apitypes.Source{}
 	for _, s := range current {
 		byName[s.Name] = s
 	}
@@ -98,7 +97,7 @@ func planSources(pc planContext, f *File) ([]Change, error) {
 }
 
 // ListSources returns every source.
-func (c *Client) ListSources(ctx context.Context) ([]source.Source, error) {
+func (c *Client) ListSources(ctx context.Context) ([]apitypes.Source, error) {
 	var out apitypes.SourceList
 	err := c.do(ctx, http.MethodGet, apitypes.Prefix+"/sources", nil, &out)
 	return out.Sources, err
@@ -112,12 +111,12 @@ func (c *Client) CreateSource(ctx context.Context, name string) (apitypes.Source
 }
 
 // SetSourceEnabled enables or disables a source.
-func (c *Client) SetSourceEnabled(ctx context.Context, id string, enabled bool) (source.Source, error) {
+func (c *Client) SetSourceEnabled(ctx context.Context, id string, enabled bool) (apitypes.Source, error) {
 	action := "disable"
 	if enabled {
 		action = "enable"
 	}
-	var out source.Source
+	var out apitypes.Source
 	err := c.do(ctx, http.MethodPost, apitypes.Prefix+"/sources/"+url.PathEscape(id)+"/"+action, nil, &out)
 	return out, err
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 )
 
 // Request and Response are the API Gateway HTTP API (payload format 2.0) event types.
@@ -46,11 +48,9 @@ const (
 	CodeInternal         = "internal"
 )
 
-// ErrorBody is the JSON body of every error answer.
-type ErrorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+// ErrorBody is the JSON body of every error answer (a wire type: package apitypes, shared with
+// the cdp CLI).
+type ErrorBody = apitypes.ErrorBody
 
 // JSON returns a response with v encoded as JSON. Responses are never cached: admin answers carry
 // secrets (write keys) and profile answers carry personal data.

@@ -133,8 +133,8 @@ func WriteHTTP(w http.ResponseWriter, resp Response) {
 
 // ToHTTP converts an API Gateway v2 request event into a net/http request, the inverse of
 // FromHTTP: the method, the raw path (URL.Path is the raw path when it does not unescape, so a
-// handler can answer a bad escape itself), the query (QueryStringParameters when set, else
-// RawQueryString), the headers and cookies, and the body decoded from base64 if needed (a body
+// handler can answer a bad escape itself), the query (RawQueryString as the client sent it when
+// it parses, so repeated keys stay separate values; else QueryStringParameters), the headers and cookies, and the body decoded from base64 if needed (a body
 // that is not valid base64 or too large fails when read, so the handler answers it in its
 // turn). The event itself stays reachable through Event(r.Context()).
 func ToHTTP(ctx context.Context, req Request) (*http.Request, error) {
@@ -149,7 +149,9 @@ func ToHTTP(ctx context.Context, req Request) (*http.Request, error) {
 	if p, err := url.PathUnescape(raw); err == nil {
 		u.Path, u.RawPath = p, raw
 	}
-	if len(req.QueryStringParameters) > 0 {
+	if _, err := url.ParseQuery(req.RawQueryString); req.RawQueryString != "" && err == nil {
+		u.RawQuery = req.RawQueryString
+	} else if len(req.QueryStringParameters) > 0 {
 		q := url.Values{}
 		for k, v := range req.QueryStringParameters {
 			q.Set(k, v)
@@ -170,9 +172,9 @@ func ToHTTP(ctx context.Context, req Request) (*http.Request, error) {
 	if len(req.Cookies) > 0 {
 		r.Header.Set("Cookie", strings.Join(req.Cookies, "; "))
 	}
-	r.Host = Header(req, "host")
+	r.Host = req.RequestContext.DomainName // the API's domain name, else the Host header
 	if r.Host == "" {
-		r.Host = req.RequestContext.DomainName
+		r.Host = Header(req, "host")
 	}
 	r.RemoteAddr = req.RequestContext.HTTP.SourceIP
 	return r, nil

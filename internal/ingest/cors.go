@@ -3,7 +3,7 @@ package ingest
 import (
 	"strings"
 
-	"github.com/aws/aws-lambda-go/events"
+	"github.com/serverless-cdp/cdp/internal/httpapi"
 )
 
 // corsPolicy lets browsers (analytics.js, analytics-next, RudderStack's JS SDK) call the API from
@@ -55,7 +55,7 @@ func newCORS(allowed []string) corsPolicy {
 
 // apply adds the CORS headers for a request from origin; requested is the preflight's
 // Access-Control-Request-Headers ("" otherwise).
-func (p corsPolicy) apply(origin, requested string, resp *events.APIGatewayV2HTTPResponse) {
+func (p corsPolicy) apply(origin, requested string, resp *httpapi.Response) {
 	if resp.Headers == nil {
 		resp.Headers = map[string]string{}
 	}

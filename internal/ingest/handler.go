@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +15,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -88,19 +85,24 @@ var callTypes = map[string]string{
 
 // Handle is the Lambda entry point (API Gateway HTTP API, payload format 2.0). A panic is
 // answered 500 {"code":"internal"} (httpapi.Recover), never a crashed invocation.
-func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	return httpapi.Recover(h.logger, h.handle)(ctx, req)
+func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
+	return httpapi.Recover(h.logger, httpapi.Lambda(h))(ctx, req)
 }
 
-func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	resp := h.route(ctx, req)
-	h.cors.apply(header(req, "origin"), header(req, "access-control-request-headers"), &resp)
-	return resp, nil
+// ServeHTTP serves the tracking API over net/http. Header names are written as they are
+// (Content-Type, Retry-After, Access-Control-*), so the API Gateway answer carries them unchanged.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	resp := h.route(r.Context(), r)
+	h.cors.apply(r.Header.Get("Origin"), r.Header.Get("Access-Control-Request-Headers"), &resp)
+	for k, v := range resp.Headers {
+		w.Header()[k] = []string{v}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.WriteString(w, resp.Body)
 }
 
-func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
-	method := req.RequestContext.HTTP.Method
-	path := req.RawPath
+func (h *Handler) route(ctx context.Context, r *http.Request) httpapi.Response {
+	method, path := r.Method, httpapi.RawPath(r)
 	if i := strings.Index(path, "/v1/"); i > 0 { // tolerate a stage prefix such as /prod/v1/track
 		path = path[i:]
 	}
@@ -109,13 +111,13 @@ func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 		return errorResponse(http.StatusNotFound, tracking.CodeUnknownCallType, "no such endpoint")
 	}
 	if method == http.MethodOptions {
-		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusNoContent}
+		return httpapi.Response{StatusCode: http.StatusNoContent}
 	}
 	if key, ok := settingsKey(rest); ok {
 		if method != http.MethodGet {
 			return errorResponse(http.StatusMethodNotAllowed, tracking.CodeMethodNotAllowed, "use GET")
 		}
-		return h.settings(ctx, req, key)
+		return h.settings(ctx, r, key)
 	}
 	kind, ok := callTypes[rest]
 	if !ok {
@@ -124,21 +126,21 @@ func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 	if method != http.MethodPost {
 		return errorResponse(http.StatusMethodNotAllowed, tracking.CodeMethodNotAllowed, "use POST")
 	}
-	return h.collect(ctx, req, kind)
+	return h.collect(ctx, r, kind)
 }
 
-func (h *Handler) collect(ctx context.Context, req events.APIGatewayV2HTTPRequest, kind string) events.APIGatewayV2HTTPResponse {
+func (h *Handler) collect(ctx context.Context, r *http.Request, kind string) httpapi.Response {
 	receivedAt := h.now()
 	// A key in the Authorization header is checked before the body is even read.
-	headerKey, hasHeader := basicUser(header(req, "authorization"))
+	headerKey, hasHeader := basicUser(r.Header.Get("Authorization"))
 	var src Source
 	if hasHeader {
-		var resp *events.APIGatewayV2HTTPResponse
+		var resp *httpapi.Response
 		if src, resp = h.authenticate(ctx, headerKey); resp != nil {
 			return *resp
 		}
 	}
-	body, err := h.body(req)
+	body, err := h.body(r)
 	if err != nil {
 		return clientError(err)
 	}
@@ -147,7 +149,7 @@ func (h *Handler) collect(ctx context.Context, req events.APIGatewayV2HTTPReques
 		return clientError(err)
 	}
 	if !hasHeader {
-		var resp *events.APIGatewayV2HTTPResponse
+		var resp *httpapi.Response
 		if src, resp = h.authenticate(ctx, parsed.WriteKey); resp != nil {
 			return *resp
 		}
@@ -173,15 +175,15 @@ func (h *Handler) collect(ctx context.Context, req events.APIGatewayV2HTTPReques
 	return jsonResponse(http.StatusOK, `{"success":true}`)
 }
 
-func (h *Handler) unavailable(ctx context.Context, err error, n int) events.APIGatewayV2HTTPResponse {
+func (h *Handler) unavailable(ctx context.Context, err error, n int) httpapi.Response {
 	h.logger.ErrorContext(ctx, "events not stored; client will retry", "err", err, "messages", n)
 	resp := errorResponse(http.StatusServiceUnavailable, tracking.CodeUnavailable, "events could not be stored; retry later")
 	resp.Headers["Retry-After"] = "1"
 	return resp
 }
 
-func (h *Handler) authenticate(ctx context.Context, key string) (Source, *events.APIGatewayV2HTTPResponse) {
-	deny := func(msg string) (Source, *events.APIGatewayV2HTTPResponse) {
+func (h *Handler) authenticate(ctx context.Context, key string) (Source, *httpapi.Response) {
+	deny := func(msg string) (Source, *httpapi.Response) {
 		r := errorResponse(http.StatusUnauthorized, tracking.CodeUnauthorized, msg)
 		return Source{}, &r
 	}
@@ -203,18 +205,18 @@ func (h *Handler) authenticate(ctx context.Context, key string) (Source, *events
 	return src, nil
 }
 
-// body returns the request body decoded from base64 (API Gateway's binary bodies) and gzip,
-// reading at most the batch limit (plus one byte to detect overflow) so a zip bomb costs nothing.
-func (h *Handler) body(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
-	raw := []byte(req.Body)
-	if req.IsBase64Encoded {
-		dec, err := base64.StdEncoding.DecodeString(req.Body)
-		if err != nil {
-			return nil, &tracking.Error{Code: tracking.CodeInvalidEncoding, Message: "body is not valid base64"}
-		}
-		raw = dec
+// body returns the request body (decoded from base64 by the adapter for API Gateway's binary
+// bodies) decompressed from gzip, reading at most the batch limit (plus one byte to detect
+// overflow) so a zip bomb costs nothing.
+func (h *Handler) body(r *http.Request) ([]byte, error) {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil && !errors.Is(err, httpapi.ErrBodyTooLarge) {
+		return nil, &tracking.Error{Code: tracking.CodeInvalidEncoding, Message: "body is not valid base64"}
 	}
-	enc := strings.ToLower(strings.TrimSpace(header(req, "content-encoding")))
+	if err != nil { // over the adapter's limit, far over the batch limit: refused as one
+		return nil, &tracking.Error{Code: tracking.CodeBatchTooLarge, Message: fmt.Sprintf("request body is over %d bytes; the limit is %d", httpapi.MaxRequestBytes, h.lim.MaxBatchBytes)}
+	}
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	gz := enc == "gzip" || (enc == "" && len(raw) > 1 && raw[0] == 0x1f && raw[1] == 0x8b)
 	switch {
 	case gz:
@@ -235,16 +237,13 @@ func (h *Handler) body(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
 }
 
 // settings answers analytics.js's start-up request so it sends its events here.
-func (h *Handler) settings(ctx context.Context, req events.APIGatewayV2HTTPRequest, key string) events.APIGatewayV2HTTPResponse {
+func (h *Handler) settings(ctx context.Context, r *http.Request, key string) httpapi.Response {
 	if _, resp := h.authenticate(ctx, key); resp != nil {
 		return *resp
 	}
-	host := req.RequestContext.DomainName
-	if host == "" {
-		host = header(req, "host")
-	}
+	host := r.Host // API Gateway's domain name, else the Host header (httpapi.ToHTTP)
 	proto := "https"
-	if p := header(req, "x-forwarded-proto"); p != "" {
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
 		proto = p
 	}
 	body, err := json.Marshal(map[string]any{
@@ -289,9 +288,7 @@ func basicUser(auth string) (string, bool) {
 	return c.User, true // a Basic header that is not base64 is a bad key (""), not a missing one
 }
 
-func header(req events.APIGatewayV2HTTPRequest, name string) string { return httpapi.Header(req, name) }
-
-func clientError(err error) events.APIGatewayV2HTTPResponse {
+func clientError(err error) httpapi.Response {
 	var e *tracking.Error
 	if errors.As(err, &e) {
 		return errorResponse(http.StatusBadRequest, e.Code, e.Message)
@@ -299,12 +296,12 @@ func clientError(err error) events.APIGatewayV2HTTPResponse {
 	return errorResponse(http.StatusBadRequest, tracking.CodeInvalidJSON, err.Error())
 }
 
-func errorResponse(status int, code, msg string) events.APIGatewayV2HTTPResponse {
+func errorResponse(status int, code, msg string) httpapi.Response {
 	return jsonResponse(status, httpapi.ErrorJSON(code, msg))
 }
 
-func jsonResponse(status int, body string) events.APIGatewayV2HTTPResponse {
-	return events.APIGatewayV2HTTPResponse{
+func jsonResponse(status int, body string) httpapi.Response {
+	return httpapi.Response{
 		StatusCode: status,
 		Headers:    map[string]string{"Content-Type": "application/json"},
 		Body:       body,

@@ -15,14 +15,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/identity"
@@ -102,34 +102,33 @@ func errf(status int, code, format string, args ...any) *apiError {
 	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
 }
 
-// Handle serves one request; it never returns an error (failures are 4xx/5xx responses, a
-// panic a 500 through httpapi.Recover).
-func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	return httpapi.Recover(h.log, h.handle)(ctx, req)
+// Handle serves one API Gateway request through the net/http handler (httpapi.Lambda, the one
+// adapter); it never returns an error (failures are 4xx/5xx responses, a panic a 500 through
+// httpapi.Recover).
+func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
+	return httpapi.Recover(h.log, httpapi.Lambda(h))(ctx, req)
 }
 
-func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	body, aerr := h.serve(ctx, req)
+// ServeHTTP serves the Profile API. Header names are written as they are (Content-Type,
+// WWW-Authenticate), so the API Gateway answer carries them unchanged.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, aerr := h.serve(r.Context(), r)
+	w.Header()["Content-Type"] = []string{"application/json"}
 	if aerr != nil {
-		r := events.APIGatewayV2HTTPResponse{StatusCode: aerr.status, Body: httpapi.ErrorJSON(aerr.code, aerr.message),
-			Headers: map[string]string{"Content-Type": "application/json"}}
-		if aerr.status == 401 {
-			r.Headers["WWW-Authenticate"] = `Basic realm="profiles"`
+		if aerr.status == http.StatusUnauthorized {
+			w.Header()["WWW-Authenticate"] = []string{`Basic realm="profiles"`}
 		}
-		return r, nil
+		w.WriteHeader(aerr.status)
+		_, _ = io.WriteString(w, httpapi.ErrorJSON(aerr.code, aerr.message))
+		return
 	}
-	return respond(200, body), nil
+	b, _ := json.Marshal(body)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
-func respond(status int, v any) events.APIGatewayV2HTTPResponse {
-	b, _ := json.Marshal(v)
-	return events.APIGatewayV2HTTPResponse{StatusCode: status, Body: string(b), Headers: map[string]string{"Content-Type": "application/json"}}
-}
-
-func header(req events.APIGatewayV2HTTPRequest, name string) string { return httpapi.Header(req, name) }
-
-func (h *Handler) authorized(ctx context.Context, req events.APIGatewayV2HTTPRequest) *apiError {
-	c := httpapi.ParseAuthorization(header(req, "authorization"))
+func (h *Handler) authorized(ctx context.Context, r *http.Request) *apiError {
+	c := httpapi.ParseAuthorization(r.Header.Get("Authorization"))
 	if c.Scheme != "basic" {
 		return errf(401, "unauthorized", "use HTTP Basic auth with the access token as the user name")
 	}
@@ -156,13 +155,9 @@ func (h *Handler) authorized(ctx context.Context, req events.APIGatewayV2HTTPReq
 
 var resources = map[string]bool{"traits": true, "external_ids": true, "events": true, "metadata": true, "links": true, "merges": true}
 
-func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest) (any, *apiError) {
-	method := req.RequestContext.HTTP.Method
-	path := req.RawPath
-	if path == "" {
-		path = req.RequestContext.HTTP.Path
-	}
-	if aerr := h.authorized(ctx, req); aerr != nil {
+func (h *Handler) serve(ctx context.Context, r *http.Request) (any, *apiError) {
+	method, path := r.Method, httpapi.RawPath(r)
+	if aerr := h.authorized(ctx, r); aerr != nil {
 		return nil, aerr
 	}
 	if method != "" && method != "GET" {
@@ -178,7 +173,7 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 	if aerr := checkRef(ref); aerr != nil {
 		return nil, aerr
 	}
-	q := query(req)
+	q := query(r)
 	p, err := h.find(ctx, ref)
 	if err != nil {
 		h.log.Error("profile api read", "err", err)
@@ -232,15 +227,12 @@ func parsePath(path string) (space, ref, resource string, ok bool) {
 	return space, ref, resource, resources[resource]
 }
 
-func query(req events.APIGatewayV2HTTPRequest) url.Values {
-	q := url.Values{}
-	if req.RawQueryString != "" {
-		if v, err := url.ParseQuery(req.RawQueryString); err == nil {
-			return v
-		}
-	}
-	for k, v := range req.QueryStringParameters {
-		q.Set(k, v)
+// query is the query string as the client sent it (httpapi.ToHTTP takes the raw query when it
+// parses, else API Gateway's decoded parameters); one that does not parse is ignored.
+func query(r *http.Request) url.Values {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return url.Values{}
 	}
 	return q
 }

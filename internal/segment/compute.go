@@ -16,7 +16,7 @@ func inWindow(t, now time.Time, d time.Duration) bool {
 // Compute evaluates a computed trait over a profile's events at now. The result is a JSON
 // value, or nil when the trait has no value (no matching event; counts are 0 instead).
 func Compute(c *ComputedTrait, events []Event, now time.Time) any {
-	t := c.tally(events, now)
+	t := tallyEvents(c, events, now)
 	switch c.Kind {
 	case KindCount:
 		return float64(t.n)
@@ -40,7 +40,8 @@ type tally struct {
 	freq        map[string]int // distinct property values (kinds over values only)
 }
 
-func (c *ComputedTrait) tally(events []Event, now time.Time) tally {
+// tallyEvents gathers what Compute needs from the events c matches.
+func tallyEvents(c *ComputedTrait, events []Event, now time.Time) tally {
 	d := c.Window.Duration()
 	t := tally{lo: math.Inf(1), hi: math.Inf(-1)}
 	if c.Kind == KindMostFrequent || c.Kind == KindUniqueList || c.Kind == KindUniqueCount {
@@ -48,7 +49,7 @@ func (c *ComputedTrait) tally(events []Event, now time.Time) tally {
 	}
 	for i := range events {
 		e := &events[i]
-		if !inWindow(e.T, now, d) || !c.Event.Matches(e) {
+		if !inWindow(e.T, now, d) || !matches(&c.Event, e) {
 			continue
 		}
 		t.n++
@@ -176,11 +177,11 @@ func round(f float64) float64 { return math.Round(f*1e9) / 1e9 }
 
 // nextChange is the earliest time after now at which a computed trait can change with no new
 // event (zero: never).
-func (c *ComputedTrait) nextChange(events []Event, now time.Time) time.Time {
+func nextChange(c *ComputedTrait, events []Event, now time.Time) time.Time {
 	if c.Kind == KindRFMRecency {
 		var last *Event
 		for i := range events {
-			if c.Event.Matches(&events[i]) {
+			if matches(&c.Event, &events[i]) {
 				last = &events[i]
 			}
 		}
@@ -206,7 +207,7 @@ func windowExpiry(f *EventFilter, d time.Duration, events []Event, now time.Time
 	}
 	for i := range events { // oldest first: the first matching in-window event expires first
 		e := &events[i]
-		if inWindow(e.T, now, d) && f.Matches(e) {
+		if inWindow(e.T, now, d) && matches(f, e) {
 			return e.T.Add(d)
 		}
 	}

@@ -28,25 +28,25 @@ func newEvalCtx(st *State, now time.Time) *evalCtx {
 	return x
 }
 
-// eval reports whether the profile matches the condition.
-func (c *Condition) eval(x *evalCtx) bool {
+// evalCondition reports whether the profile matches the condition.
+func evalCondition(c *Condition, x *evalCtx) bool {
 	switch {
 	case c.And != nil:
 		for i := range c.And {
-			if !c.And[i].eval(x) {
+			if !evalCondition(&c.And[i], x) {
 				return false
 			}
 		}
 		return true
 	case c.Or != nil:
 		for i := range c.Or {
-			if c.Or[i].eval(x) {
+			if evalCondition(&c.Or[i], x) {
 				return true
 			}
 		}
 		return false
 	case c.Not != nil:
-		return !c.Not.eval(x)
+		return !evalCondition(c.Not, x)
 	case c.Trait != nil:
 		v, ok := lookup(x.st.traits(), c.Trait.Key)
 		return c.Trait.Match(v, ok)
@@ -56,12 +56,12 @@ func (c *Condition) eval(x *evalCtx) bool {
 	case c.Audience != nil:
 		return x.member(c.Audience.ID)
 	case c.Event != nil:
-		return c.Event.eval(x.st.Events, x.now)
+		return evalEvent(c.Event, x.st.Events, x.now)
 	}
 	return false
 }
 
-func (e *EventCondition) eval(events []Event, now time.Time) bool {
+func evalEvent(e *EventCondition, events []Event, now time.Time) bool {
 	d := e.Within.Duration()
 	n := 0
 	for i := range events {
@@ -73,7 +73,7 @@ func (e *EventCondition) eval(events []Event, now time.Time) bool {
 		} else if !inWindow(ev.T, now, d) {
 			continue
 		}
-		if e.EventFilter.Matches(ev) {
+		if matches(&e.EventFilter, ev) {
 			n++
 		}
 	}

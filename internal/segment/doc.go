@@ -15,8 +15,8 @@
 // ctx.Deadline() less Options.Reserve and start no profile after it; dead letters and backfill
 // progress are written on context.WithoutCancel with Options.BookkeepingTimeout.
 //
-// Layers: definition.go/predicate.go (definitions and their validation), compute.go/condition.go
-// (pure evaluation over a profile's state), index.go (which definitions an input touches),
+// Layers: package segmentdef (definitions and their validation; definitions.go aliases them),
+// compute.go/condition.go (pure evaluation over a profile's state), index.go (which definitions an input touches),
 // engine.go (one profile's evaluation: transitions and activation records), ports.go (the
 // stores the stage depends on: StateStore with its outbox and derived indexes, DefinitionStore,
 // Publisher, DeadLetters), store.go (their DynamoDB adapter), mem.go (their in-memory

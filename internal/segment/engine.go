@@ -81,7 +81,7 @@ func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 	x := newEvalCtx(st, now)
 	for _, a := range auds {
 		res.Evaluated++
-		if rec, ok := transition(st, a, a.Condition.eval(x), at); ok {
+		if rec, ok := transition(st, a, evalCondition(&a.Condition, x), at); ok {
 			res.Transitions = append(res.Transitions, Transition{AudienceID: a.ID, In: st.Members[a.ID].In, At: at})
 			res.Records = append(res.Records, rec)
 		}

@@ -98,7 +98,7 @@ func TestRFMRecencyMovesWithTime(t *testing.T) {
 			t.Errorf("after %v: %v, want %v", tc.later, got, tc.want)
 		}
 	}
-	if next := c.nextChange(evs, t0); !next.Equal(t0.Add(7 * day)) {
+	if next := nextChange(c, evs, t0); !next.Equal(t0.Add(7 * day)) {
 		t.Errorf("next change %v", next)
 	}
 	if Compute(c, nil, t0) != nil {
@@ -234,7 +234,7 @@ func TestConditions(t *testing.T) {
 		if err := a.Validate(); err != nil {
 			t.Fatalf("%s: %v", tc.cond, err)
 		}
-		if got := a.Condition.eval(newEvalCtx(st, t0)); got != tc.want {
+		if got := evalCondition(&a.Condition, newEvalCtx(st, t0)); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.cond, got, tc.want)
 		}
 	}

@@ -87,7 +87,7 @@ func NewCatalog(traits []*ComputedTrait, audiences []*Audience) (*Catalog, error
 	empty := NewState("")
 	x := newEvalCtx(empty, time.Now())
 	for _, a := range order {
-		if a.Condition.eval(x) {
+		if evalCondition(&a.Condition, x) {
 			empty.Members[a.ID] = &Membership{In: true}
 			c.emptyMatch = append(c.emptyMatch, a)
 		}
@@ -104,7 +104,7 @@ func (c *Catalog) indexAudience(a *Audience) error {
 			m[k] = append(m[k], a)
 		}
 	}
-	a.Condition.walk(func(n *Condition) {
+	a.Condition.Walk(func(n *Condition) {
 		switch {
 		case n.Trait != nil:
 			top, _, _ := strings.Cut(n.Trait.Key, ".")
@@ -155,7 +155,7 @@ func (c *Catalog) topo(auds []*Audience) ([]*Audience, error) {
 		}
 		mark[a.ID] = visiting
 		var err error
-		a.Condition.walk(func(n *Condition) {
+		a.Condition.Walk(func(n *Condition) {
 			if n.Audience != nil && err == nil {
 				if dep := c.audByID[n.Audience.ID]; dep != nil {
 					err = visit(dep)
@@ -252,14 +252,14 @@ func (c *Catalog) NextChange(st *State, now time.Time) time.Time {
 		}
 		for _, list := range [][]windowSpec{specs, any} {
 			for _, s := range list {
-				if inWindow(e.T, now, s.d) && s.filter.Matches(e) {
+				if inWindow(e.T, now, s.d) && matches(s.filter, e) {
 					consider(e.T.Add(s.d))
 				}
 			}
 		}
 	}
 	for _, t := range c.recency {
-		consider(t.nextChange(st.Events, now))
+		consider(nextChange(t, st.Events, now))
 	}
 	return next
 }

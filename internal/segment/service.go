@@ -375,7 +375,7 @@ func (sv *Service) Preview(ctx context.Context, draft Audience, limit int) (*Pre
 					continue
 				}
 				res.Scanned++
-				if draft.Condition.eval(newEvalCtx(l.State, now)) {
+				if evalCondition(&draft.Condition, newEvalCtx(l.State, now)) {
 					res.Matched++
 					if len(res.Sample) < 10 {
 						res.Sample = append(res.Sample, pid)
@@ -392,7 +392,7 @@ func (sv *Service) Preview(ctx context.Context, draft Audience, limit int) (*Pre
 
 // resolveKeys turns audience references by key into references by id.
 func resolveKeys(c *Condition, auds []*Audience) {
-	c.walk(func(n *Condition) {
+	c.Walk(func(n *Condition) {
 		if n.Audience == nil || n.Audience.ID != "" || n.Audience.Key == "" {
 			return
 		}

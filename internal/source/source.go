@@ -21,9 +21,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/secret"
 )
 
@@ -31,13 +31,13 @@ import (
 var (
 	ErrNotFound  = errors.New("source not found")
 	ErrNameTaken = errors.New("source name already in use")
-	ErrInvalid   = errors.New("invalid source request")
+	ErrInvalid   = apitypes.ErrInvalidSource
 	ErrConflict  = errors.New("source changed concurrently, try again")
 )
 
 // Limits.
 const (
-	MaxNameLength = 100
+	MaxNameLength = apitypes.MaxSourceNameLength
 	// MaxActiveKeys bounds how many keys (the current one plus those in a grace period) a source
 	// may hold, so every change fits in one DynamoDB transaction (100 items).
 	MaxActiveKeys = 10
@@ -49,42 +49,16 @@ const (
 	writeKeyLength = 32
 )
 
-// Source is an app or system that sends events.
-type Source struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Enabled   bool      `json:"enabled"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
-	// WriteKeys describes the keys that currently work (never the keys themselves).
-	WriteKeys []KeyInfo `json:"writeKeys"`
-}
-
-// KeyInfo describes one write key without revealing it.
-type KeyInfo struct {
-	// ID is the first 12 hex digits of the key's SHA-256: enough to tell keys apart, useless to
-	// authenticate with.
-	ID        string     `json:"id"`
-	CreatedAt time.Time  `json:"createdAt"`
-	ExpiresAt *time.Time `json:"expiresAt,omitempty"` // set while in a grace period after a rotation
-}
-
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9 ._-]*[A-Za-z0-9._-])?$`)
+// Source is an app or system that sends events; KeyInfo describes one of its write keys without
+// revealing it. Both are wire types of the admin API, shared with the cdp CLI (package apitypes).
+type (
+	Source  = apitypes.Source
+	KeyInfo = apitypes.KeyInfo
+)
 
 // ValidateName checks a source name: 1 to 100 characters, letters, digits, space, '.', '_' and
 // '-', starting with a letter or digit and not ending with a space.
-func ValidateName(name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: name is required", ErrInvalid)
-	}
-	if len(name) > MaxNameLength {
-		return fmt.Errorf("%w: name is longer than %d characters", ErrInvalid, MaxNameLength)
-	}
-	if !nameRE.MatchString(name) {
-		return fmt.Errorf("%w: name %q may contain only letters, digits, space, '.', '_' and '-', and must start with a letter or digit", ErrInvalid, name)
-	}
-	return nil
-}
+func ValidateName(name string) error { return apitypes.ValidateSourceName(name) }
 
 // validateGivenKey checks a caller-chosen key (EnsureSource): it must be usable as the user name
 // of HTTP Basic auth.

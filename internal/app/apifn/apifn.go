@@ -6,12 +6,15 @@ package apifn
 import (
 	"context"
 	"errors"
-	"github.com/serverless-cdp/cdp/internal/activation"
 	"log/slog"
 
+	"github.com/serverless-cdp/cdp/internal/activation"
 	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/admin/deadletters"
 	"github.com/serverless-cdp/cdp/internal/admin/destinations"
+	"github.com/serverless-cdp/cdp/internal/admin/identityrules"
 	"github.com/serverless-cdp/cdp/internal/admin/segments"
+	"github.com/serverless-cdp/cdp/internal/admin/sources"
 	"github.com/serverless-cdp/cdp/internal/admintoken"
 	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/app/activationfn"
@@ -29,7 +32,7 @@ import (
 // The OpenAPI route test checks the result against api/openapi.yaml route for route.
 func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admin.Router {
 	tokens := admintoken.NewStore(c.DynamoDB, cfg.Table)
-	sources := source.NewRepository(c.DynamoDB, cfg.Table)
+	srcs := source.NewRepository(c.DynamoDB, cfg.Table)
 	rules := identity.NewRulesService(c.DynamoDB, cfg.Table, identity.MaxRulesCache)
 	// Dead letters of the pipeline stages, replayed through the stage's own handler.
 	deadLetters := deadletter.NewService(deadletter.NewStore(c.DynamoDB, cfg.Table), map[string]deadletter.Replayer{
@@ -37,7 +40,10 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 		activation.Stage: activationfn.New(c, cfg, logger),
 	})
 	segs := segment.NewService(segment.NewStore(c.DynamoDB, cfg.Table), nil)
-	return admin.New(tokens, admin.Services{Sources: sources, IdentityRules: rules, DeadLetters: deadLetters}, logger,
+	return admin.New(tokens, logger,
+		func(r *admin.Router) { sources.Register(r, srcs) },
+		func(r *admin.Router) { identityrules.Register(r, rules) },
+		func(r *admin.Router) { deadletters.Register(r, deadLetters) },
 		func(r *admin.Router) {
 			destinations.Register(r, activationfn.NewDestinations(c, cfg), activationfn.New(c, cfg, logger))
 		},

@@ -1,4 +1,6 @@
-package admin
+// Package deadletters is the admin API adapter for the pipeline stages' dead letters: it mounts
+// their routes on the admin router and calls the shared dead-letter service (package deadletter).
+package deadletters
 
 import (
 	"context"
@@ -7,12 +9,13 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 )
 
-// DeadLetterService is what the pipeline dead-letter routes need; *deadletter.Service
+// Service is what the pipeline dead-letter routes need; *deadletter.Service
 // implements it.
-type DeadLetterService interface {
+type Service interface {
 	List(ctx context.Context, stage string, limit int, next string) ([]deadletter.Entry, string, error)
 	Get(ctx context.Context, stage, id string) (deadletter.Entry, error)
 	Delete(ctx context.Context, stage, id string) error
@@ -24,8 +27,8 @@ type DeadLetterService interface {
 	ReplayAll(ctx context.Context, stage, next string) (deadletter.ReplayAllResult, error)
 }
 
-// DeadLetterPage answers GET /admin/v1/dead-letters/{stage}.
-type DeadLetterPage struct {
+// Page answers GET /admin/v1/dead-letters/{stage}.
+type Page struct {
 	DeadLetters []deadletter.Entry `json:"deadLetters"`
 	Next        string             `json:"next"`
 }
@@ -41,9 +44,16 @@ var (
 	entryIDRE = regexp.MustCompile(`^[0-9a-f]{1,64}$`)
 )
 
-func registerDeadLetters(r *Router, svc DeadLetterService) {
+// Register adds the dead-letter routes to the admin router:
+//
+//	GET    /admin/v1/dead-letters/{stage}               ?limit=&next= (paged)
+//	POST   /admin/v1/dead-letters/{stage}/replay        replay all, within the function's time
+//	GET    /admin/v1/dead-letters/{stage}/{id}
+//	DELETE /admin/v1/dead-letters/{stage}/{id}          204
+//	POST   /admin/v1/dead-letters/{stage}/{id}/replay   replay one; kept with the error on failure
+func Register(r *admin.Router, svc Service) {
 	h := deadLettersAPI{svc}
-	p := Prefix + "/dead-letters/{stage}"
+	p := admin.Prefix + "/dead-letters/{stage}"
 	r.Handle(http.MethodGet, p, h.list)
 	r.Handle(http.MethodPost, p+"/replay", h.replayAll)
 	r.Handle(http.MethodGet, p+"/{id}", h.get)
@@ -51,38 +61,38 @@ func registerDeadLetters(r *Router, svc DeadLetterService) {
 	r.Handle(http.MethodPost, p+"/{id}/replay", h.replay)
 }
 
-type deadLettersAPI struct{ svc DeadLetterService }
+type deadLettersAPI struct{ svc Service }
 
-func stageOf(r *Request) (string, error) {
+func stageOf(r *admin.Request) (string, error) {
 	s := r.Param("stage")
 	if !stageRE.MatchString(s) {
-		return "", BadRequest("stage %q is not a stage name (e.g. identity)", s)
+		return "", admin.BadRequest("stage %q is not a stage name (e.g. identity)", s)
 	}
 	return s, nil
 }
 
 // entry checks the stage and finds the entry: 404 when there is none.
-func (h deadLettersAPI) entry(ctx context.Context, r *Request) (deadletter.Entry, error) {
+func (h deadLettersAPI) entry(ctx context.Context, r *admin.Request) (deadletter.Entry, error) {
 	stage, err := stageOf(r)
 	if err != nil {
 		return deadletter.Entry{}, err
 	}
 	id := r.Param("id")
 	if !entryIDRE.MatchString(id) {
-		return deadletter.Entry{}, NotFound("no dead letter %s in stage %s", id, stage)
+		return deadletter.Entry{}, admin.NotFound("no dead letter %s in stage %s", id, stage)
 	}
 	e, err := h.svc.Get(ctx, stage, id)
 	if errors.Is(err, deadletter.ErrNotFound) {
-		return e, NotFound("no dead letter %s in stage %s", id, stage)
+		return e, admin.NotFound("no dead letter %s in stage %s", id, stage)
 	}
 	return e, err
 }
 
 func noReplayer(stage string) error {
-	return Conflict("stage %s cannot replay dead letters (no replayer is registered); list or delete them instead", stage)
+	return admin.Conflict("stage %s cannot replay dead letters (no replayer is registered); list or delete them instead", stage)
 }
 
-func (h deadLettersAPI) list(ctx context.Context, r *Request) (int, any, error) {
+func (h deadLettersAPI) list(ctx context.Context, r *admin.Request) (int, any, error) {
 	stage, err := stageOf(r)
 	if err != nil {
 		return 0, nil, err
@@ -91,13 +101,13 @@ func (h deadLettersAPI) list(ctx context.Context, r *Request) (int, any, error) 
 	if v := r.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
-			return 0, nil, BadRequest("limit must be between 1 and 100")
+			return 0, nil, admin.BadRequest("limit must be between 1 and 100")
 		}
 		limit = n
 	}
 	next := r.Query("next")
 	if next != "" && !entryIDRE.MatchString(next) {
-		return 0, nil, BadRequest("invalid next token")
+		return 0, nil, admin.BadRequest("invalid next token")
 	}
 	es, cursor, err := h.svc.List(ctx, stage, limit, next)
 	if err != nil {
@@ -106,10 +116,10 @@ func (h deadLettersAPI) list(ctx context.Context, r *Request) (int, any, error) 
 	if es == nil {
 		es = []deadletter.Entry{}
 	}
-	return http.StatusOK, DeadLetterPage{DeadLetters: es, Next: cursor}, nil
+	return http.StatusOK, Page{DeadLetters: es, Next: cursor}, nil
 }
 
-func (h deadLettersAPI) get(ctx context.Context, r *Request) (int, any, error) {
+func (h deadLettersAPI) get(ctx context.Context, r *admin.Request) (int, any, error) {
 	e, err := h.entry(ctx, r)
 	if err != nil {
 		return 0, nil, err
@@ -117,7 +127,7 @@ func (h deadLettersAPI) get(ctx context.Context, r *Request) (int, any, error) {
 	return http.StatusOK, e, nil
 }
 
-func (h deadLettersAPI) delete(ctx context.Context, r *Request) (int, any, error) {
+func (h deadLettersAPI) delete(ctx context.Context, r *admin.Request) (int, any, error) {
 	e, err := h.entry(ctx, r)
 	if err != nil {
 		return 0, nil, err
@@ -128,7 +138,7 @@ func (h deadLettersAPI) delete(ctx context.Context, r *Request) (int, any, error
 	return http.StatusNoContent, nil, nil
 }
 
-func (h deadLettersAPI) replay(ctx context.Context, r *Request) (int, any, error) {
+func (h deadLettersAPI) replay(ctx context.Context, r *admin.Request) (int, any, error) {
 	if err := r.DecodeOptional(&struct{}{}); err != nil {
 		return 0, nil, err
 	}
@@ -140,17 +150,17 @@ func (h deadLettersAPI) replay(ctx context.Context, r *Request) (int, any, error
 	case err == nil:
 		return http.StatusOK, map[string]int{"replayed": 1}, nil
 	case errors.Is(err, deadletter.ErrNotFound):
-		return 0, nil, NotFound("no dead letter %s in stage %s", e.ID, e.Stage)
+		return 0, nil, admin.NotFound("no dead letter %s in stage %s", e.ID, e.Stage)
 	case errors.Is(err, deadletter.ErrNoReplayer):
 		return 0, nil, noReplayer(e.Stage)
 	default:
-		return 0, nil, Conflict("replay failed; the dead letter is kept with the error: %v", err)
+		return 0, nil, admin.Conflict("replay failed; the dead letter is kept with the error: %v", err)
 	}
 }
 
 // replayAll runs inside the API function's time limit: the service stops before the deadline
 // and the answer is 200 either way, with `remaining` and a `next` to continue from.
-func (h deadLettersAPI) replayAll(ctx context.Context, r *Request) (int, any, error) {
+func (h deadLettersAPI) replayAll(ctx context.Context, r *admin.Request) (int, any, error) {
 	var body ReplayAllRequest
 	if err := r.DecodeOptional(&body); err != nil {
 		return 0, nil, err
@@ -164,7 +174,7 @@ func (h deadLettersAPI) replayAll(ctx context.Context, r *Request) (int, any, er
 		next = q
 	}
 	if next != "" && !entryIDRE.MatchString(next) {
-		return 0, nil, BadRequest("invalid next token")
+		return 0, nil, admin.BadRequest("invalid next token")
 	}
 	res, err := h.svc.ReplayAll(ctx, stage, next)
 	if errors.Is(err, deadletter.ErrNoReplayer) {

@@ -1,4 +1,4 @@
-package segment
+package segmentdef
 
 import (
 	"encoding/json"
@@ -117,7 +117,7 @@ func (p *Predicate) contains(v any) bool {
 	case string:
 		s, isStr := p.want.(string)
 		if !isStr {
-			s = scalarString(p.want)
+			s = ScalarString(p.want)
 		}
 		return strings.Contains(a, s)
 	case []any:
@@ -147,8 +147,8 @@ func (p *Predicate) order(v any) bool {
 
 // equal compares decoded JSON values; numbers compare numerically, also against numeric strings.
 func equal(a, b any) bool {
-	if fa, ok := toNumber(a); ok {
-		if fb, ok := toNumber(b); ok {
+	if fa, ok := ToNumber(a); ok {
+		if fb, ok := ToNumber(b); ok {
 			return fa == fb
 		}
 	}
@@ -188,8 +188,8 @@ func equal(a, b any) bool {
 // compare orders numbers numerically, RFC 3339 dates in time, other strings lexically.
 func compare(a, b any) (int, bool) {
 	if _, isNum := b.(float64); isNum {
-		fa, ok1 := toNumber(a)
-		fb, _ := toNumber(b)
+		fa, ok1 := ToNumber(a)
+		fb, _ := ToNumber(b)
 		if !ok1 {
 			return 0, false
 		}
@@ -227,8 +227,8 @@ func cmpFloat(a, b float64) int {
 	return 0
 }
 
-// toNumber reads a JSON number, or a string holding a finite number.
-func toNumber(v any) (float64, bool) {
+// ToNumber reads a JSON number, or a string holding a finite number.
+func ToNumber(v any) (float64, bool) {
 	switch x := v.(type) {
 	case float64:
 		return x, true
@@ -242,9 +242,9 @@ func toNumber(v any) (float64, bool) {
 	return 0, false
 }
 
-// scalarString renders a scalar for grouping (most frequent, unique lists); ok is false for
+// ScalarString renders a scalar for grouping (most frequent, unique lists); ok is false for
 // null, objects and arrays.
-func scalarString(v any) string {
+func ScalarString(v any) string {
 	switch x := v.(type) {
 	case string:
 		return x
@@ -256,8 +256,8 @@ func scalarString(v any) string {
 	return ""
 }
 
-// lookup finds key in a decoded object: the exact key first, then a dotted path.
-func lookup(obj map[string]any, key string) (any, bool) {
+// Lookup finds key in a decoded object: the exact key first, then a dotted path.
+func Lookup(obj map[string]any, key string) (any, bool) {
 	if obj == nil {
 		return nil, false
 	}

@@ -1,4 +1,6 @@
-package admin
+// Package sources is the admin API adapter for sources (write keys): it mounts their routes on
+// the admin router and calls the sources service (package source).
+package sources
 
 import (
 	"context"
@@ -6,12 +8,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/apitypes"
 	"github.com/serverless-cdp/cdp/internal/source"
 )
 
-// SourceService is what the sources routes need; *source.Repository implements it.
-type SourceService interface {
+// Service is what the sources routes need; *source.Repository implements it.
+type Service interface {
 	Create(ctx context.Context, name string) (source.Source, string, error)
 	Get(ctx context.Context, id string) (source.Source, error)
 	List(ctx context.Context) ([]source.Source, error)
@@ -28,33 +31,41 @@ type (
 	RotateKeyRequest    = apitypes.RotateKeyRequest
 )
 
-func registerSources(r *Router, svc SourceService) {
+// Register adds the sources routes to the admin router:
+//
+//	POST   /admin/v1/sources                    create (201) with its write key (shown once)
+//	GET    /admin/v1/sources                    list
+//	GET    /admin/v1/sources/{id}
+//	DELETE /admin/v1/sources/{id}               204
+//	POST   /admin/v1/sources/{id}/disable       and /enable
+//	POST   /admin/v1/sources/{id}/rotate-key    a new key; the old one works for graceSeconds
+func Register(r *admin.Router, svc Service) {
 	h := sourcesAPI{svc}
-	r.Handle(http.MethodPost, Prefix+"/sources", h.create)
-	r.Handle(http.MethodGet, Prefix+"/sources", h.list)
-	r.Handle(http.MethodGet, Prefix+"/sources/{id}", h.get)
-	r.Handle(http.MethodDelete, Prefix+"/sources/{id}", h.delete)
-	r.Handle(http.MethodPost, Prefix+"/sources/{id}/disable", h.setEnabled(false))
-	r.Handle(http.MethodPost, Prefix+"/sources/{id}/enable", h.setEnabled(true))
-	r.Handle(http.MethodPost, Prefix+"/sources/{id}/rotate-key", h.rotateKey)
+	r.Handle(http.MethodPost, admin.Prefix+"/sources", h.create)
+	r.Handle(http.MethodGet, admin.Prefix+"/sources", h.list)
+	r.Handle(http.MethodGet, admin.Prefix+"/sources/{id}", h.get)
+	r.Handle(http.MethodDelete, admin.Prefix+"/sources/{id}", h.delete)
+	r.Handle(http.MethodPost, admin.Prefix+"/sources/{id}/disable", h.setEnabled(false))
+	r.Handle(http.MethodPost, admin.Prefix+"/sources/{id}/enable", h.setEnabled(true))
+	r.Handle(http.MethodPost, admin.Prefix+"/sources/{id}/rotate-key", h.rotateKey)
 }
 
-type sourcesAPI struct{ svc SourceService }
+type sourcesAPI struct{ svc Service }
 
 // sourceError maps the source package's errors to answers.
 func sourceError(err error) error {
 	switch {
 	case errors.Is(err, source.ErrInvalid):
-		return BadRequest("%s", err.Error())
+		return admin.BadRequest("%s", err.Error())
 	case errors.Is(err, source.ErrNotFound):
-		return NotFound("source not found")
+		return admin.NotFound("source not found")
 	case errors.Is(err, source.ErrNameTaken), errors.Is(err, source.ErrConflict):
-		return Conflict("%s", err.Error())
+		return admin.Conflict("%s", err.Error())
 	}
 	return err
 }
 
-func (h sourcesAPI) create(ctx context.Context, r *Request) (int, any, error) {
+func (h sourcesAPI) create(ctx context.Context, r *admin.Request) (int, any, error) {
 	var in CreateSourceRequest
 	if err := r.Decode(&in); err != nil {
 		return 0, nil, err
@@ -69,7 +80,7 @@ func (h sourcesAPI) create(ctx context.Context, r *Request) (int, any, error) {
 	return http.StatusCreated, SourceWithKey{Source: s, WriteKey: key}, nil
 }
 
-func (h sourcesAPI) list(ctx context.Context, r *Request) (int, any, error) {
+func (h sourcesAPI) list(ctx context.Context, r *admin.Request) (int, any, error) {
 	all, err := h.svc.List(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -77,7 +88,7 @@ func (h sourcesAPI) list(ctx context.Context, r *Request) (int, any, error) {
 	return http.StatusOK, SourceList{Sources: all}, nil
 }
 
-func (h sourcesAPI) get(ctx context.Context, r *Request) (int, any, error) {
+func (h sourcesAPI) get(ctx context.Context, r *admin.Request) (int, any, error) {
 	s, err := h.svc.Get(ctx, r.Param("id"))
 	if err != nil {
 		return 0, nil, sourceError(err)
@@ -85,15 +96,15 @@ func (h sourcesAPI) get(ctx context.Context, r *Request) (int, any, error) {
 	return http.StatusOK, s, nil
 }
 
-func (h sourcesAPI) delete(ctx context.Context, r *Request) (int, any, error) {
+func (h sourcesAPI) delete(ctx context.Context, r *admin.Request) (int, any, error) {
 	if err := h.svc.Delete(ctx, r.Param("id")); err != nil {
 		return 0, nil, sourceError(err)
 	}
 	return http.StatusNoContent, nil, nil
 }
 
-func (h sourcesAPI) setEnabled(enabled bool) HandlerFunc {
-	return func(ctx context.Context, r *Request) (int, any, error) {
+func (h sourcesAPI) setEnabled(enabled bool) admin.HandlerFunc {
+	return func(ctx context.Context, r *admin.Request) (int, any, error) {
 		var in struct{}
 		if err := r.DecodeOptional(&in); err != nil {
 			return 0, nil, err
@@ -106,14 +117,14 @@ func (h sourcesAPI) setEnabled(enabled bool) HandlerFunc {
 	}
 }
 
-func (h sourcesAPI) rotateKey(ctx context.Context, r *Request) (int, any, error) {
+func (h sourcesAPI) rotateKey(ctx context.Context, r *admin.Request) (int, any, error) {
 	var in RotateKeyRequest
 	if err := r.DecodeOptional(&in); err != nil {
 		return 0, nil, err
 	}
 	maxSeconds := int64(source.MaxGracePeriod / time.Second)
 	if in.GraceSeconds < 0 || in.GraceSeconds > maxSeconds {
-		return 0, nil, BadRequest("graceSeconds must be between 0 and %d", maxSeconds)
+		return 0, nil, admin.BadRequest("graceSeconds must be between 0 and %d", maxSeconds)
 	}
 	s, key, err := h.svc.RotateKey(ctx, r.Param("id"), time.Duration(in.GraceSeconds)*time.Second)
 	if err != nil {

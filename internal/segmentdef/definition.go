@@ -1,7 +1,11 @@
-package segment
+// Package segmentdef is the definitions of computed traits and audiences: their wire form (the
+// admin API's bodies and the computedTraits and audiences of a cdp config file), their
+// validation and the matching of predicates and event filters. The segments stage (package
+// segment) evaluates them over profiles; the cdp CLI (package config) validates config files
+// with them. It imports no server code, so the CLI links none.
+package segmentdef
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -90,17 +94,18 @@ func (f *EventFilter) compile(path string) error {
 	return nil
 }
 
-// Matches reports whether an event passes the filter.
-func (f *EventFilter) Matches(e *Event) bool {
-	if f.Name != "*" && f.Name != e.Name {
+// Matches reports whether an event named name passes the filter; props returns its decoded
+// properties (called only when the filter has conditions on them).
+func (f *EventFilter) Matches(name string, props func() map[string]any) bool {
+	if f.Name != "*" && f.Name != name {
 		return false
 	}
 	if len(f.Where) == 0 {
 		return true
 	}
-	props := e.props()
+	obj := props()
 	for i := range f.Where {
-		v, ok := lookup(props, f.Where[i].Key)
+		v, ok := Lookup(obj, f.Where[i].Key)
 		if !f.Where[i].Match(v, ok) {
 			return false
 		}
@@ -385,24 +390,16 @@ func (e *EventCondition) compile(path string) error {
 	return nil
 }
 
-// walk calls fn on every node of the tree.
-func (c *Condition) walk(fn func(*Condition)) {
+// Walk calls fn on every node of the tree.
+func (c *Condition) Walk(fn func(*Condition)) {
 	fn(c)
 	for i := range c.And {
-		c.And[i].walk(fn)
+		c.And[i].Walk(fn)
 	}
 	for i := range c.Or {
-		c.Or[i].walk(fn)
+		c.Or[i].Walk(fn)
 	}
 	if c.Not != nil {
-		c.Not.walk(fn)
+		c.Not.Walk(fn)
 	}
-}
-
-// clone deep-copies a definition through JSON (definitions are small and cloned rarely).
-func clone[T any](v *T) *T {
-	b, _ := json.Marshal(v)
-	out := new(T)
-	_ = json.Unmarshal(b, out)
-	return out
 }
