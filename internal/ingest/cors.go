@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/serverless-cdp/cdp/internal/httpapi"
@@ -70,8 +71,10 @@ func (p corsPolicy) apply(origin, requested string, resp *httpapi.Response) {
 	}
 	resp.Headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
 	allow := corsHeaders
-	if extra, ok := requestedHeaders(requested); ok && extra != "" {
-		allow += ", " + extra
+	if extra, ok := requestedHeaders(requested); ok && requested != "" {
+		if extra != "" {
+			allow += ", " + extra
+		}
 		if resp.Headers["Vary"] == "" {
 			resp.Headers["Vary"] = "Access-Control-Request-Headers"
 		}
@@ -83,7 +86,8 @@ func (p corsPolicy) apply(origin, requested string, resp *httpapi.Response) {
 
 // requestedHeaders validates an Access-Control-Request-Headers value: a comma-separated list
 // of at most maxRequestedHeaders RFC 7230 tokens, maxRequestedHeaderBytes in all. It returns
-// them lower-cased and comma-joined, or false when the value is not such a list.
+// them lower-cased and comma-joined, without those corsHeaders already lists or repeats, or
+// false when the value is not such a list.
 func requestedHeaders(v string) (string, bool) {
 	if v == "" {
 		return "", true
@@ -104,9 +108,21 @@ func requestedHeaders(v string) (string, bool) {
 		if !isToken(h) {
 			return "", false
 		}
-		out = append(out, strings.ToLower(h))
+		if h = strings.ToLower(h); !fixedHeader(h) && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
 	}
 	return strings.Join(out, ", "), true
+}
+
+// fixedHeader reports whether h (lower case) is already in corsHeaders, so it is not listed twice.
+func fixedHeader(h string) bool {
+	for _, f := range strings.Split(corsHeaders, ",") {
+		if strings.EqualFold(strings.TrimSpace(f), h) {
+			return true
+		}
+	}
+	return false
 }
 
 // isToken reports whether s is an RFC 7230 token (the syntax of a header name).

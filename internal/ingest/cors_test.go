@@ -57,6 +57,19 @@ func TestPreflightAllowsTheBrowserSDKsHeaders(t *testing.T) {
 			if !strings.Contains(hdr["Vary"], "Access-Control-Request-Headers") {
 				t.Fatalf("an echoed header list must vary on the request: %v", hdr)
 			}
+			seen := map[string]bool{}
+			for _, a := range strings.Split(hdr["Access-Control-Allow-Headers"], ",") {
+				a = strings.ToLower(strings.TrimSpace(a))
+				if seen[a] {
+					t.Fatalf("%q listed twice: %q", a, hdr["Access-Control-Allow-Headers"])
+				}
+				seen[a] = true
+			}
+		}
+		// A header the site adds (analytics-next deliveryStrategy headers) is echoed once.
+		if hdr := preflight(h, "https://shop.example", "X-Site-Header, x-site-header, Content-Type"); !allows(hdr, "x-site-header") ||
+			strings.Count(strings.ToLower(hdr["Access-Control-Allow-Headers"]), "x-site-header") != 1 {
+			t.Fatalf("site header: %v", hdr)
 		}
 		// Without a request list, the fixed list still names what the SDKs send.
 		if hdr := preflight(h, "https://shop.example", ""); !allows(hdr, rudderRetryHeaders) {
