@@ -57,13 +57,8 @@ type Token struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-// DynamoDB is the part of the DynamoDB client the store uses.
-type DynamoDB interface {
-	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
-	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
-	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
-}
+// DynamoDB is the DynamoDB client the store uses (the one interface, store.Client).
+type DynamoDB = store.Client
 
 // Store keeps admin tokens in the shared table.
 type Store struct {
@@ -144,8 +139,7 @@ func (s *Store) put(ctx context.Context, name, plain string) (Token, bool, error
 	}
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: av,
 		ConditionExpression: aws.String("attribute_not_exists(pk)")})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
+	if store.IsConditionFailed(err) {
 		return Token{}, false, nil
 	}
 	if err != nil {
@@ -202,15 +196,14 @@ func (s *Store) Ensure(ctx context.Context, token string) (Token, error) {
 // by a moment.
 func (s *Store) List(ctx context.Context) ([]Token, error) {
 	out := []Token{}
-	var start map[string]types.AttributeValue
-	for {
-		page, err := s.db.Query(ctx, &dynamodb.QueryInput{
-			TableName:                 &s.table,
-			IndexName:                 aws.String(store.GSI1),
-			KeyConditionExpression:    aws.String("gsi1pk = :p"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberS{Value: gsiPK}},
-			ExclusiveStartKey:         start,
-		})
+	pages := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		IndexName:                 aws.String(store.GSI1),
+		KeyConditionExpression:    aws.String("gsi1pk = :p"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberS{Value: gsiPK}},
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list admin tokens: %w", err)
 		}
@@ -221,10 +214,6 @@ func (s *Store) List(ctx context.Context) ([]Token, error) {
 			}
 			out = append(out, it.token())
 		}
-		if len(page.LastEvaluatedKey) == 0 {
-			break
-		}
-		start = page.LastEvaluatedKey
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {

@@ -86,14 +86,8 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
-// API is the part of the DynamoDB client the store uses.
-type API interface {
-	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
-	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
-	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
-	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
-}
+// API is the DynamoDB client the store uses (the one interface, store.Client).
+type API = store.Client
 
 // Store keeps dead letters in the shared table.
 type Store struct {
@@ -276,8 +270,9 @@ func (s *Store) readChunks(ctx context.Context, stage, id string, n int) ([]byte
 		ConsistentRead: aws.Bool(true),
 	}
 	got := 0
-	for {
-		out, err := s.db.Query(ctx, in)
+	pages := dynamodb.NewQueryPaginator(s.db, in)
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("dead letter read chunks: %w", err)
 		}
@@ -287,10 +282,6 @@ func (s *Store) readChunks(ctx context.Context, stage, id string, n int) ([]byte
 				got++
 			}
 		}
-		if out.LastEvaluatedKey == nil {
-			break
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
 	if got != n {
 		return nil, fmt.Errorf("dead letter %s: %d of %d payload chunks found", id, got, n)
@@ -543,15 +534,13 @@ func (s *Store) countAfter(ctx context.Context, stage, after string) (int, error
 		Select: types.SelectCount,
 	}
 	n := 0
-	for {
-		out, err := s.db.Query(ctx, in)
+	pages := dynamodb.NewQueryPaginator(s.db, in)
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("dead letter count: %w", err)
 		}
 		n += int(out.Count)
-		if out.LastEvaluatedKey == nil {
-			return n, nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
+	return n, nil
 }

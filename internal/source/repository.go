@@ -25,12 +25,8 @@ const (
 	writeKeySK    = "WRITEKEY"
 )
 
-// DynamoDB is the part of the DynamoDB client the repository uses.
-type DynamoDB interface {
-	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
-	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
-}
+// DynamoDB is the DynamoDB client the repository uses (the one interface, store.Client).
+type DynamoDB = store.Client
 
 // Resolver finds the source a write key belongs to. Implemented by Repository and Cache.
 type Resolver interface {
@@ -301,20 +297,19 @@ func (r *Repository) idByName(ctx context.Context, name string) (string, error) 
 func (r *Repository) List(ctx context.Context) ([]Source, error) {
 	now := r.now()
 	var (
-		out   = []Source{}
-		start map[string]types.AttributeValue
+		out = []Source{}
 	)
-	for {
-		page, err := r.db.Query(ctx, &dynamodb.QueryInput{
-			TableName:              &r.table,
-			KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :sk)"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": &types.AttributeValueMemberS{Value: sourcesPK},
-				":sk": &types.AttributeValueMemberS{Value: sourceSKPfx},
-			},
-			ConsistentRead:    aws.Bool(true),
-			ExclusiveStartKey: start,
-		})
+	pages := dynamodb.NewQueryPaginator(r.db, &dynamodb.QueryInput{
+		TableName:              &r.table,
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :sk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: sourcesPK},
+			":sk": &types.AttributeValueMemberS{Value: sourceSKPfx},
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list sources: %w", err)
 		}
@@ -325,10 +320,6 @@ func (r *Repository) List(ctx context.Context) ([]Source, error) {
 			}
 			out = append(out, it.source(now))
 		}
-		if len(page.LastEvaluatedKey) == 0 {
-			break
-		}
-		start = page.LastEvaluatedKey
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {

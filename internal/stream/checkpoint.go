@@ -26,11 +26,8 @@ type Checkpoints interface {
 	Save(ctx context.Context, stream, shard, consumer string, cp Checkpoint) error
 }
 
-// CheckpointAPI is the part of the DynamoDB client the checkpoint store uses.
-type CheckpointAPI interface {
-	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
-}
+// CheckpointAPI is the DynamoDB client the checkpoint store uses (the one interface, store.Client).
+type CheckpointAPI = store.Client
 
 // TableCheckpoints keeps checkpoints in the shared table under `CHECKPOINT#<stream>` /
 // `SHARD#<shard>#<consumer>`. On AWS the event source mappings keep their own; the local runner
