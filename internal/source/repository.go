@@ -200,7 +200,7 @@ func (r *Repository) create(ctx context.Context, name, key string) (Source, erro
 		{Put: newKeyPut(r.table, keyAV, now)},
 	}})
 	if err != nil {
-		reasons := cancelReasons(err)
+		reasons := store.FailedConditions(err)
 		switch {
 		case len(reasons) == 3 && reasons[1]:
 			return Source{}, fmt.Errorf("%w: %q", ErrNameTaken, name)
@@ -221,29 +221,6 @@ func newKeyPut(table string, item map[string]types.AttributeValue, now time.Time
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR expiresAtMs <= :now"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":now": numAV(now.UnixMilli())},
 	}
-}
-
-// cancelReasons reports, per transaction item, whether its condition check failed; nil when err
-// is not a cancelled transaction.
-func cancelReasons(err error) []bool {
-	var tce *types.TransactionCanceledException
-	if !errors.As(err, &tce) {
-		return nil
-	}
-	out := make([]bool, len(tce.CancellationReasons))
-	for i, r := range tce.CancellationReasons {
-		out[i] = aws.ToString(r.Code) == "ConditionalCheckFailed"
-	}
-	return out
-}
-
-func anyTrue(bs []bool) bool {
-	for _, b := range bs {
-		if b {
-			return true
-		}
-	}
-	return false
 }
 
 // Get returns a source by id.
@@ -432,8 +409,7 @@ func (r *Repository) mutate(ctx context.Context, id string, fn func(it *sourceIt
 		if err == nil {
 			return nil
 		}
-		var tce *types.TransactionCanceledException
-		if !errors.As(err, &tce) || !(anyTrue(cancelReasons(err)) || isTransactionConflict(tce)) {
+		if !store.IsConditionFailed(err) {
 			return fmt.Errorf("update source %s: %w", id, err)
 		}
 		// Someone else changed the source (or a key expired under us): read again and retry.
@@ -444,15 +420,6 @@ func (r *Repository) mutate(ctx context.Context, id string, fn func(it *sourceIt
 		}
 	}
 	return fmt.Errorf("update source %s: %w", id, ErrConflict)
-}
-
-func isTransactionConflict(tce *types.TransactionCanceledException) bool {
-	for _, r := range tce.CancellationReasons {
-		if aws.ToString(r.Code) == "TransactionConflict" {
-			return true
-		}
-	}
-	return false
 }
 
 // syncKeys builds the transaction that writes the source item (conditioned on its version, which
