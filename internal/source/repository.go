@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/serverless-cdp/cdp/internal/backoff"
 	"sort"
 	"strconv"
 	"time"
@@ -223,6 +224,9 @@ func newKeyPut(table string, item map[string]types.AttributeValue, now time.Time
 	}
 }
 
+// conflictBackoff spaces the re-reads after another writer changed a source.
+var conflictBackoff = backoff.Policy{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}
+
 // Get returns a source by id.
 func (r *Repository) Get(ctx context.Context, id string) (Source, error) {
 	it, err := r.getItem(ctx, id)
@@ -413,10 +417,8 @@ func (r *Repository) mutate(ctx context.Context, id string, fn func(it *sourceIt
 			return fmt.Errorf("update source %s: %w", id, err)
 		}
 		// Someone else changed the source (or a key expired under us): read again and retry.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		if err := backoff.Sleep(ctx, conflictBackoff.Delay(attempt+1)); err != nil {
+			return err
 		}
 	}
 	return fmt.Errorf("update source %s: %w", id, ErrConflict)

@@ -6,7 +6,7 @@ package stream
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
+	"github.com/serverless-cdp/cdp/internal/backoff"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -116,32 +116,12 @@ func (p *Publisher) Put(ctx context.Context, recs []Record) error {
 		if attempt >= p.maxAttempts {
 			break
 		}
-		if err := sleep(ctx, p.backoff(attempt)); err != nil {
+		if err := backoff.Sleep(ctx, backoff.Policy{Base: p.baseDelay, Max: p.maxDelay}.Delay(attempt)); err != nil {
 			lastErr = err
 			break
 		}
 	}
 	return &PutError{Failed: len(pending), Total: len(recs), ErrorCode: lastCode, Err: lastErr}
-}
-
-// backoff is exponential with full jitter, so retrying Lambdas do not stampede a hot shard.
-func (p *Publisher) backoff(attempt int) time.Duration {
-	d := p.baseDelay << (attempt - 1)
-	if d > p.maxDelay || d <= 0 {
-		d = p.maxDelay
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("put records: %w", ctx.Err())
-	case <-t.C:
-		return nil
-	}
 }
 
 // chunks splits entries into groups within the per-call count and size limits.
