@@ -256,14 +256,19 @@ func (p *Poller) runShard(ctx context.Context, arn, shardID, epoch string) error
 			iter = out.NextShardIterator
 			continue
 		}
-		if retries >= p.MaxRetries && p.giveUp(ctx, log, ev, failedSeq) {
-			// The failed record went to the on-failure destination alone; the rest go on.
-			retries = 0
-			p.commit(ctx, shardID, epoch, failedSeq)
-			if iter, err = p.iterator(ctx, shardID, failedSeq); err != nil {
-				return err
+		if retries >= p.MaxRetries {
+			if p.giveUp(ctx, log, ev, failedSeq) {
+				// The failed record went to the on-failure destination alone; the rest go on.
+				retries = 0
+				p.commit(ctx, shardID, epoch, failedSeq)
+				if iter, err = p.iterator(ctx, shardID, failedSeq); err != nil {
+					return err
+				}
+				continue
 			}
-			continue
+			// The destination is down too: an outage, not a bad record. Count afresh, so the
+			// first failure once the store is back does not dead-letter a record at once.
+			retries = 0
 		}
 		retries++
 		if before := sequenceBefore(out.Records, failedSeq); before != "" {

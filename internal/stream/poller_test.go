@@ -332,3 +332,70 @@ func TestPollerNeverSkipsWithoutOnFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestPollerOutageDoesNotSpendRetries: while the store is down, both the handler and the
+// on-failure destination fail; a failure of the handler just as the store comes back must not
+// dead-letter the record, which is handled on a later try. (Before, the retries counted during
+// the outage were never reset, so that first failure sent the record to the on-failure
+// destination, and it was never handled: an event lost in a DynamoDB Local restart.)
+func TestPollerOutageDoesNotSpendRetries(t *testing.T) {
+	c := testenv.Clients(t)
+	name := testenv.Stream(t, c.Kinesis, "outage", 1)
+	publish(t, c, name, 0, 5)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var given []string
+	down, failOnceMore, refusals := true, false, 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := &stream.Poller{
+		Client: c.Kinesis, Stream: name, Interval: 20 * time.Millisecond, MaxRetries: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handler: func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if down || failOnceMore {
+				failOnceMore = down && failOnceMore
+				return events.KinesisEventResponse{}, fmt.Errorf("store down")
+			}
+			for _, r := range ev.Records {
+				seen[string(r.Kinesis.Data)]++
+			}
+			return events.KinesisEventResponse{}, nil
+		},
+		OnFailure: func(_ context.Context, recs []events.KinesisEventRecord, _ string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if down {
+				if refusals++; refusals == 2 {
+					down, failOnceMore = false, true // back, but the handler's call in flight fails
+				}
+				return fmt.Errorf("store down")
+			}
+			for _, r := range recs {
+				given = append(given, string(r.Kinesis.Data))
+			}
+			return nil
+		},
+	}
+	go p.Run(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		done := all(0, 5)(seen) || len(given) > 0
+		mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records never handled: %v", seen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(given) > 0 {
+		t.Fatalf("on-failure destination got %v after the store came back; want every record handled", given)
+	}
+}
