@@ -34,7 +34,7 @@ func chaosMain(m *testing.M) int {
 		cfg.DynamoDBPort, err = emulator.FreePort()
 	}
 	if err == nil {
-		cfg.KinesisPort, err = emulator.FreePort()
+		cfg.KinesisPort, err = emulator.FreeKinesisPort()
 	}
 	if err == nil {
 		cfg.LogDir, err = os.MkdirTemp("", "cdp-chaos-emulators-")

@@ -332,6 +332,23 @@ func listening(port int) bool {
 	return true
 }
 
+// FreeKinesisPort returns an unused TCP port whose next port is unused too: kinesis-mock also
+// listens on KinesisPort+1 (TLS), and a taken next port keeps it from starting.
+func FreeKinesisPort() (int, error) {
+	for range 50 {
+		p, err := FreePort()
+		if err != nil {
+			return 0, err
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+1)))
+		if err == nil {
+			l.Close()
+			return p, nil
+		}
+	}
+	return 0, errors.New("find free port: no free pair of adjacent ports")
+}
+
 // FreePort asks the kernel for an unused TCP port.
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -26,10 +26,11 @@ func TestEmulatorsListenOnLoopbackOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.LogDir = t.TempDir()
-	for _, p := range []*int{&cfg.DynamoDBPort, &cfg.KinesisPort} {
-		if *p, err = emulator.FreePort(); err != nil {
-			t.Fatal(err)
-		}
+	if cfg.DynamoDBPort, err = emulator.FreePort(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KinesisPort, err = emulator.FreeKinesisPort(); err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -43,7 +43,7 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "testenv:", err)
 			return 1
 		}
-		if cfg.KinesisPort, err = emulator.FreePort(); err != nil {
+		if cfg.KinesisPort, err = emulator.FreeKinesisPort(); err != nil {
 			fmt.Fprintln(os.Stderr, "testenv:", err)
 			return 1
 		}
