@@ -4,24 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/admin/admintest"
 	"github.com/serverless-cdp/cdp/internal/admin/deadletters"
-	"github.com/serverless-cdp/cdp/internal/admintoken"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 )
-
-type oneToken struct{}
-
-func (oneToken) Verify(_ context.Context, tok string) (admintoken.Token, error) {
-	if tok != "t" {
-		return admintoken.Token{}, admintoken.ErrNotFound
-	}
-	return admintoken.Token{ID: "tok_1"}, nil
-}
 
 // memDLQ holds entries of stage "identity"; stage "segments" has no replayer; an entry whose
 // reason is "poison" fails its replay.
@@ -75,15 +65,6 @@ func (m *memDLQ) ReplayAll(_ context.Context, stage, next string) (deadletter.Re
 	return deadletter.ReplayAllResult{Replayed: 1, Remaining: 2, Next: "ff"}, nil
 }
 
-func call(t *testing.T, h http.Handler, method, path, body string) (int, string) {
-	t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	return w.Code, w.Body.String()
-}
-
 // TestDeadLetterRoutes runs the dead-letter routes on an in-memory service: bad stages, ids,
 // limits and cursors are answered before the service is called; replay failures keep the entry
 // (409), a stage without a replayer is a 409, and replay-all answers how far it got.
@@ -93,7 +74,7 @@ func TestDeadLetterRoutes(t *testing.T) {
 		"0b": {ID: "0b", Stage: "identity", Reason: "poison"},
 		"0c": {ID: "0c", Stage: "segments", Reason: "decode"},
 	}}
-	h := admin.New(oneToken{}, nil, func(r *admin.Router) { deadletters.Register(r, svc) })
+	h := admin.New(admintest.OneToken{}, nil, func(r *admin.Router) { deadletters.Register(r, svc) })
 	const p = "/admin/v1/dead-letters/"
 	for _, tc := range []struct {
 		method, path, body string
@@ -113,7 +94,7 @@ func TestDeadLetterRoutes(t *testing.T) {
 		{"POST", p + "segments/0c/replay", "", 409, "stage segments cannot replay dead letters"},
 		{"POST", p + "segments/replay", "", 409, "stage segments cannot replay dead letters"},
 	} {
-		status, body := call(t, h, tc.method, tc.path, tc.body)
+		status, body := admintest.Call(t, h, tc.method, tc.path, tc.body)
 		if status != tc.status || !strings.Contains(body, tc.mention) {
 			t.Errorf("%s %s: %d %s, want %d mentioning %q", tc.method, tc.path, status, body, tc.status, tc.mention)
 		}
@@ -121,20 +102,20 @@ func TestDeadLetterRoutes(t *testing.T) {
 	if _, ok := svc.entries["0b"]; !ok {
 		t.Fatal("a failed replay removed the entry")
 	}
-	if status, body := call(t, h, "GET", p+"identity?limit=100", ""); status != 200 || !strings.HasPrefix(body, `{"deadLetters":[`) || !strings.HasSuffix(body, `"next":""}`) {
+	if status, body := admintest.Call(t, h, "GET", p+"identity?limit=100", ""); status != 200 || !strings.HasPrefix(body, `{"deadLetters":[`) || !strings.HasSuffix(body, `"next":""}`) {
 		t.Fatalf("list: %d %s", status, body)
 	}
-	if status, body := call(t, h, "GET", p+"nothing", ""); status != 200 || body != `{"deadLetters":[],"next":""}` {
+	if status, body := admintest.Call(t, h, "GET", p+"nothing", ""); status != 200 || body != `{"deadLetters":[],"next":""}` {
 		t.Fatalf("empty list: %d %s", status, body)
 	}
-	if status, body := call(t, h, "POST", p+"identity/0a/replay", ""); status != 200 || body != `{"replayed":1}` {
+	if status, body := admintest.Call(t, h, "POST", p+"identity/0a/replay", ""); status != 200 || body != `{"replayed":1}` {
 		t.Fatalf("replay: %d %s", status, body)
 	}
-	status, body := call(t, h, "POST", p+"identity/replay?next=0a", `{"next":"0b"}`)
+	status, body := admintest.Call(t, h, "POST", p+"identity/replay?next=0a", `{"next":"0b"}`)
 	if status != 200 || body != `{"replayed":1,"failed":0,"remaining":2,"next":"ff"}` || svc.calls[len(svc.calls)-1] != "replayAll identity 0a" {
 		t.Fatalf("replay all: %d %s %v", status, body, svc.calls)
 	}
-	if status, body := call(t, h, "DELETE", p+"identity/0b", ""); status != http.StatusNoContent || body != "" {
+	if status, body := admintest.Call(t, h, "DELETE", p+"identity/0b", ""); status != http.StatusNoContent || body != "" {
 		t.Fatalf("delete: %d %q", status, body)
 	}
 }

@@ -3,24 +3,14 @@ package identityrules_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/admin/admintest"
 	"github.com/serverless-cdp/cdp/internal/admin/identityrules"
-	"github.com/serverless-cdp/cdp/internal/admintoken"
 	"github.com/serverless-cdp/cdp/internal/identity"
 )
-
-type oneToken struct{}
-
-func (oneToken) Verify(_ context.Context, tok string) (admintoken.Token, error) {
-	if tok != "t" {
-		return admintoken.Token{}, admintoken.ErrNotFound
-	}
-	return admintoken.Token{ID: "tok_1"}, nil
-}
 
 // memRules keeps one rule set and refuses a type named "bad" as the real service would refuse
 // an invalid set.
@@ -43,18 +33,14 @@ func (m *memRules) Put(_ context.Context, r identity.Rules) error {
 
 func call(t *testing.T, h http.Handler, method, body string) (int, string) {
 	t.Helper()
-	req := httptest.NewRequest(method, "/admin/v1/identity-rules", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	return w.Code, w.Body.String()
+	return admintest.Call(t, h, method, "/admin/v1/identity-rules", body)
 }
 
 // TestIdentityRulesRoutes: GET answers the set with "types" always a list, PUT stores a valid set
 // and answers it, an invalid set or body is a 400 naming the field and stores nothing.
 func TestIdentityRulesRoutes(t *testing.T) {
 	svc := &memRules{}
-	h := admin.New(oneToken{}, nil, func(r *admin.Router) { identityrules.Register(r, svc) })
+	h := admin.New(admintest.OneToken{}, nil, func(r *admin.Router) { identityrules.Register(r, svc) })
 	if status, body := call(t, h, "GET", ""); status != 200 || body != `{"types":[]}` {
 		t.Fatalf("get empty: %d %s", status, body)
 	}

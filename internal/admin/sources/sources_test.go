@@ -5,25 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
+	"github.com/serverless-cdp/cdp/internal/admin/admintest"
 	"github.com/serverless-cdp/cdp/internal/admin/sources"
-	"github.com/serverless-cdp/cdp/internal/admintoken"
 	"github.com/serverless-cdp/cdp/internal/source"
 )
-
-type oneToken struct{}
-
-func (oneToken) Verify(_ context.Context, tok string) (admintoken.Token, error) {
-	if tok != "t" {
-		return admintoken.Token{}, admintoken.ErrNotFound
-	}
-	return admintoken.Token{ID: "tok_1"}, nil
-}
 
 // memSources is an in-memory sources.Service: names are unique, keys are counters.
 type memSources struct {
@@ -84,15 +74,6 @@ func (m *memSources) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-func call(t *testing.T, h http.Handler, method, path, body string) (int, string) {
-	t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	return w.Code, w.Body.String()
-}
-
 func errCode(t *testing.T, body string) string {
 	t.Helper()
 	var e struct{ Code, Message string }
@@ -106,9 +87,9 @@ func errCode(t *testing.T, body string) string {
 // bodies as the admin API documents them, without an emulator.
 func TestSourcesRoutes(t *testing.T) {
 	svc := &memSources{byID: map[string]source.Source{}}
-	h := admin.New(oneToken{}, nil, func(r *admin.Router) { sources.Register(r, svc) })
+	h := admin.New(admintest.OneToken{}, nil, func(r *admin.Router) { sources.Register(r, svc) })
 
-	status, body := call(t, h, "POST", "/admin/v1/sources", `{"name":"web"}`)
+	status, body := admintest.Call(t, h, "POST", "/admin/v1/sources", `{"name":"web"}`)
 	var created sources.SourceWithKey
 	if err := json.Unmarshal([]byte(body), &created); status != http.StatusCreated || err != nil ||
 		created.Source.ID != "src_1" || created.WriteKey != "key1" {
@@ -131,7 +112,7 @@ func TestSourcesRoutes(t *testing.T) {
 		{"DELETE", "/admin/v1/sources/src_9", ``, 404, "not_found"},
 		{"PUT", "/admin/v1/sources/src_1", ``, 405, "method_not_allowed"},
 	} {
-		status, body := call(t, h, tc.method, tc.path, tc.body)
+		status, body := admintest.Call(t, h, tc.method, tc.path, tc.body)
 		if status != tc.status || errCode(t, body) != tc.code {
 			t.Errorf("%s %s %s: %d %s, want %d %s", tc.method, tc.path, tc.body, status, body, tc.status, tc.code)
 		}
@@ -140,17 +121,17 @@ func TestSourcesRoutes(t *testing.T) {
 		t.Fatalf("rejected requests changed the service: %v %v", svc.byID, svc.grace)
 	}
 
-	if status, body := call(t, h, "POST", "/admin/v1/sources/src_1/disable", ""); status != 200 || !strings.Contains(body, `"enabled":false`) {
+	if status, body := admintest.Call(t, h, "POST", "/admin/v1/sources/src_1/disable", ""); status != 200 || !strings.Contains(body, `"enabled":false`) {
 		t.Fatalf("disable: %d %s", status, body)
 	}
-	if status, body := call(t, h, "GET", "/admin/v1/sources", ""); status != 200 || !strings.HasPrefix(body, `{"sources":[{"id":"src_1"`) {
+	if status, body := admintest.Call(t, h, "GET", "/admin/v1/sources", ""); status != 200 || !strings.HasPrefix(body, `{"sources":[{"id":"src_1"`) {
 		t.Fatalf("list: %d %s", status, body)
 	}
-	status, body = call(t, h, "POST", "/admin/v1/sources/src_1/rotate-key", `{"graceSeconds":60}`)
+	status, body = admintest.Call(t, h, "POST", "/admin/v1/sources/src_1/rotate-key", `{"graceSeconds":60}`)
 	if status != 200 || !strings.Contains(body, `"writeKey":"rotated"`) || svc.grace[0] != time.Minute {
 		t.Fatalf("rotate: %d %s %v", status, body, svc.grace)
 	}
-	if status, body := call(t, h, "DELETE", "/admin/v1/sources/src_1", ""); status != http.StatusNoContent || body != "" {
+	if status, body := admintest.Call(t, h, "DELETE", "/admin/v1/sources/src_1", ""); status != http.StatusNoContent || body != "" {
 		t.Fatalf("delete: %d %q", status, body)
 	}
 }

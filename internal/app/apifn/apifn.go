@@ -34,10 +34,11 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 	tokens := admintoken.NewStore(c.DynamoDB, cfg.Table)
 	srcs := source.NewRepository(c.DynamoDB, cfg.Table)
 	rules := identity.NewRulesService(c.DynamoDB, cfg.Table, identity.MaxRulesCache)
+	deliverer := activationfn.New(c, cfg, logger)
 	// Dead letters of the pipeline stages, replayed through the stage's own handler.
 	deadLetters := deadletter.NewService(deadletter.NewStore(c.DynamoDB, cfg.Table), map[string]deadletter.Replayer{
 		identity.Stage:   identityfn.New(c, cfg, logger),
-		activation.Stage: activationfn.New(c, cfg, logger),
+		activation.Stage: deliverer,
 	})
 	segs := segment.NewService(segment.NewStore(c.DynamoDB, cfg.Table), nil)
 	return admin.New(tokens, logger,
@@ -45,7 +46,7 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 		func(r *admin.Router) { identityrules.Register(r, rules) },
 		func(r *admin.Router) { deadletters.Register(r, deadLetters) },
 		func(r *admin.Router) {
-			destinations.Register(r, activationfn.NewDestinations(c, cfg), activationfn.New(c, cfg, logger))
+			destinations.Register(r, activationfn.NewDestinations(c, cfg), deliverer)
 		},
 		func(r *admin.Router) { segments.Register(r, segs) },
 	)
