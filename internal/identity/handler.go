@@ -160,6 +160,10 @@ func (h *Handler) process(ctx context.Context, b *batchRun) ([]Result, []change.
 	if len(b.recs) == 0 {
 		return nil, nil
 	}
+	if len(b.recs) == 1 { // one record: as a whole or alone is the same; skip the read
+		results, changes, _ := h.cfg.Processor.Process(ctx, b.recs)
+		return results, changes
+	}
 	bctx, cancel := b.bookkeeping()
 	n, err := h.cfg.Store.Attempts(bctx, b.recs[0].SourceID, b.recs[0].Message.MessageID)
 	cancel()
