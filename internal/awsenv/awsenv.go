@@ -43,9 +43,7 @@ func Load(ctx context.Context, logger ...*slog.Logger) (Clients, error) {
 	if err != nil {
 		return Clients{}, fmt.Errorf("load AWS config: %w", err)
 	}
-	c := New(cfg)
-	c.DynamoDB = dynamodb.NewFromConfig(cfg, DynamoDBOptions()...)
-	return c, nil
+	return Clients{DynamoDB: dynamodb.NewFromConfig(cfg, DynamoDBOptions()...), Kinesis: kinesis.NewFromConfig(cfg)}, nil
 }
 
 // sdkLogger routes the SDK's log lines to slog: warnings as warnings, the rest as debug.
