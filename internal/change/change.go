@@ -51,9 +51,23 @@ type Record struct {
 	// Events are the messages this batch attributed to the profile, oldest first. A record split
 	// into parts carries each event in exactly one part.
 	Events []tracking.Message `json:"events,omitempty"`
+	// Stamps[i] is the stamp of Events[i]: consumers that keep aggregates instead of events
+	// dedupe by it (see Stamp). Absent in records written before stamps existed.
+	Stamps []Stamp `json:"stamps,omitempty"`
 	// Part and Parts number the pieces of a record split for size (1-based; both 1 if whole).
 	Part  int `json:"part"`
 	Parts int `json:"parts"`
 	// EmittedAt is when the identity stage wrote the record.
 	EmittedAt time.Time `json:"emittedAt"`
+}
+
+// Stamp identifies one stored event for consumers that dedupe without keeping events: the
+// profile whose timeline the event was committed to (the survivor at that commit; it stays the
+// same when the event is re-emitted later, even after that profile was merged away) and the
+// event's sequence number in that profile's events. Sequence numbers are dense per profile:
+// 1, 2, 3, … with every committed event taking the next one, so a consumer can keep "highest
+// seen" plus the few gaps below it (events published out of order) instead of message ids.
+type Stamp struct {
+	Profile string `json:"p"`
+	Seq     int64  `json:"s"`
 }
