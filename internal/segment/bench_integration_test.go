@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,7 +41,8 @@ func benchHandle(b *testing.B, history int) {
 	st := NewStore(m, testenv.Table(b, c.DynamoDB))
 	name := testenv.Stream(b, c.Kinesis, "activations", 1)
 	clk := &clock{t: t0}
-	h := NewHandler(st, stream.NewPublisher(c.Kinesis, name), Options{Clock: clk.Now})
+	pub := &timedPub{p: stream.NewPublisher(c.Kinesis, name)}
+	h := NewHandler(st, pub, Options{Clock: clk.Now})
 	sv := NewService(st, clk.Now)
 	ctx := context.Background()
 	benchDefinitions(b, sv)
@@ -60,7 +62,7 @@ func benchHandle(b *testing.B, history int) {
 		b.Fatalf("history: %v %v", err, resp.BatchItemFailures)
 	}
 
-	before := m.usage()
+	before, puts := m.usage(), pub.n.Load()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		clk.Add(time.Minute)
@@ -81,6 +83,9 @@ func benchHandle(b *testing.B, history int) {
 	b.ReportMetric(float64(u.Calls-before.Calls)/changes, "calls/change")
 	b.ReportMetric(float64(u.TxCalls-before.TxCalls)/changes, "tx/change")
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/changes, "ms/change")
+	b.ReportMetric(float64(pub.d.Load())/1e6/float64(pub.n.Load()), "ms/put")
+	b.ReportMetric(float64(pub.n.Load()-puts)/changes, "puts/change")
+	b.ReportMetric(float64(m.d.Load())/1e6/float64(u.Calls), "ms/dbcall")
 }
 
 func mustB(b testing.TB, err error) {
@@ -160,4 +165,15 @@ func (l *benchLoad) batch(recs []change.Record) events.KinesisEvent {
 		ev.Records = append(ev.Records, kr)
 	}
 	return ev
+}
+
+type timedPub struct {
+	p    Publisher
+	n, d atomic.Int64
+}
+
+func (t *timedPub) Put(ctx context.Context, recs []stream.Record) error {
+	start := time.Now()
+	defer func() { t.n.Add(1); t.d.Add(int64(time.Since(start))) }()
+	return t.p.Put(ctx, recs)
 }

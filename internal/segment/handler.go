@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,7 +30,11 @@ type Options struct {
 	DefCacheTTL time.Duration    // how long definitions are cached; default 10s
 	MaxEvents   int              // per-profile event log length; default DefaultMaxEvents
 	MaxAge      time.Duration    // per-profile event log age; default DefaultMaxAge
-	Concurrency int              // profiles processed in parallel per batch; default 4
+	Concurrency int              // profiles processed in parallel per batch; default 16
+	// StateCacheBytes bounds the in-process cache of profile states (see stateCache): encoded
+	// states plus about 160 bytes and the profile id per entry. Default DefaultStateCacheBytes;
+	// negative disables the cache.
+	StateCacheBytes int
 	TickLimit   int              // profiles re-evaluated per Tick per schedule shard; default 2000
 	// BackfillBudget bounds the time one Tick spends on backfill jobs; default 20s.
 	BackfillBudget time.Duration
@@ -68,6 +73,7 @@ type Handler struct {
 	pub   Publisher
 	opt   Options
 	log   *slog.Logger
+	cache *stateCache
 
 	mu    sync.Mutex
 	cat   *Catalog
@@ -94,7 +100,10 @@ func NewHandler(st Stores, pub Publisher, opt Options) *Handler {
 		opt.MaxAge = DefaultMaxAge
 	}
 	if opt.Concurrency == 0 {
-		opt.Concurrency = 4
+		opt.Concurrency = 16
+	}
+	if opt.StateCacheBytes == 0 {
+		opt.StateCacheBytes = DefaultStateCacheBytes
 	}
 	if opt.TickLimit == 0 {
 		opt.TickLimit = 2000
@@ -117,7 +126,7 @@ func NewHandler(st Stores, pub Publisher, opt Options) *Handler {
 	if opt.WallClock == nil {
 		opt.WallClock = time.Now
 	}
-	return &Handler{state: st, defs: st, pub: pub, opt: opt, log: opt.Logger}
+	return &Handler{state: st, defs: st, pub: &groupPublisher{pub: pub}, opt: opt, log: opt.Logger, cache: newStateCache(opt.StateCacheBytes)}
 }
 
 // catalog returns the indexed definitions, reloading them after DefCacheTTL.
@@ -296,22 +305,33 @@ type mode struct {
 
 const maxConflictRetries = 8
 
+// errUnverified means an attempt would have written nothing, judging by a state that may be
+// stale (cached, or read eventually consistent): it is tried again on a consistent read.
+var errUnverified = errors.New("segment: decision on an unverified state")
+
 // process evaluates a profile, re-reading and re-evaluating it when another writer changed its
 // state meanwhile (ErrConflict): at once, since a pause would let the winner move on and starve
-// the loser.
+// the loser. Change records start from the cached state or an eventually consistent read (the
+// version condition of the commit catches a stale one); ticks, backfills and every retry read
+// consistently.
 func (h *Handler) process(ctx context.Context, cat *Catalog, pid string, m mode) error {
+	consistent := m.tick || m.backfill
 	return backoff.Retry(ctx, backoff.Policy{Attempts: 1 + maxConflictRetries}, func(ctx context.Context) error {
-		err := h.processOnce(ctx, cat, pid, m)
-		if err != nil && !errors.Is(err, ErrConflict) {
+		err := h.processOnce(ctx, cat, pid, m, consistent)
+		switch {
+		case errors.Is(err, ErrConflict) || errors.Is(err, errUnverified):
+			consistent = true // (commit dropped the stale entry; an unverified one may be current)
+			return err
+		case err != nil:
 			return backoff.Permanent(err)
 		}
-		return err
+		return nil
 	})
 }
 
-func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m mode) error {
+func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m mode, consistent bool) error {
 	now := h.opt.Clock().UTC()
-	l, st, all, err := h.begin(ctx, pid, m, now)
+	l, st, all, err := h.begin(ctx, pid, m, now, consistent)
 	if err != nil || st == nil {
 		return err
 	}
@@ -331,6 +351,9 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	}
 	in.NewEvents, in.ChangedTraits = added, changed
 	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 {
+		if !consistent {
+			return errUnverified // a stale state could take news for a redelivery
+		}
 		return nil // a redelivery, or nothing the segments stage cares about
 	}
 	cat, err = h.fresh(ctx, cat, st)
@@ -341,30 +364,58 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	if err := h.forward(ctx, st, added, msgs); err != nil {
 		return err
 	}
-	ws := append([]Write{{State: st, Was: l, Outbox: res.Records}}, merged...)
+	return h.commit(ctx, append([]Write{{State: st, Was: l, Outbox: res.Records}}, merged...))
+}
+
+// commit stores the writes (the first one's profile is the one evaluated) and publishes the
+// first one's outbox. If publishing fails, the outbox stays in the state item: the retry, or
+// whoever loads the profile next, publishes it.
+func (h *Handler) commit(ctx context.Context, ws []Write) error {
 	if err := h.state.Commit(ctx, ws, h.opt.MaxStateBytes); err != nil {
+		for _, w := range ws {
+			h.cache.drop(w.State.ProfileID)
+		}
 		return err
 	}
-	if len(res.Records) > 0 {
-		if err := h.publish(ctx, pid, res.Records); err != nil {
-			return err // the outbox stays; the retry publishes it
-		}
-		if err := h.state.DeleteOutbox(ctx, pid, st.Ver+1); err != nil {
-			return err
+	for _, w := range ws {
+		h.cache.put(w.State.ProfileID, w.State.Ver+1, w.stored, len(w.Outbox) > 0)
+	}
+	w := ws[0]
+	if len(w.Outbox) == 0 {
+		return nil
+	}
+	if err := h.publish(ctx, w.State.ProfileID, w.Outbox); err != nil {
+		return err
+	}
+	h.cache.published(w.State.ProfileID, w.State.Ver+1)
+	return nil
+}
+
+// load reads a profile: from the cache when allowed and possible, else from the store.
+func (h *Handler) load(ctx context.Context, pid string, consistent bool) (*Snapshot, error) {
+	if !consistent {
+		if e, ok := h.cache.get(pid); ok {
+			st, err := decodeState(e.data, e.ver)
+			if err == nil {
+				l := NewSnapshot(st, nil)
+				l.data = e.data
+				return l, nil
+			}
+			h.cache.drop(pid)
 		}
 	}
-	return nil
+	return h.state.Load(ctx, pid, consistent)
 }
 
 // begin loads a profile (publishing what a crashed attempt left in its outbox) and returns
 // its state to evaluate, or a nil state when there is nothing to do. all says every definition
 // must be evaluated.
-func (h *Handler) begin(ctx context.Context, pid string, m mode, now time.Time) (*Snapshot, *State, bool, error) {
-	l, err := h.state.Load(ctx, pid)
+func (h *Handler) begin(ctx context.Context, pid string, m mode, now time.Time, consistent bool) (*Snapshot, *State, bool, error) {
+	l, err := h.load(ctx, pid, consistent)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if err := h.flush(ctx, pid, l.Outbox); err != nil {
+	if err := h.flush(ctx, pid, l); err != nil {
 		return nil, nil, false, err
 	}
 	st, all := l.State, m.tick || m.backfill
@@ -443,11 +494,11 @@ func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []chang
 				continue
 			}
 			seenMerge[mid] = true
-			ml, err := h.state.Load(ctx, mid)
+			ml, err := h.state.Load(ctx, mid, true)
 			if err != nil {
 				return nil, err
 			}
-			if err := h.flush(ctx, mid, ml.Outbox); err != nil {
+			if err := h.flush(ctx, mid, ml); err != nil {
 				return nil, err
 			}
 			if ml.State == nil || ml.State.MergedInto != "" {
@@ -529,15 +580,24 @@ func diffTraits(old, cur map[string]json.RawMessage) []string {
 	return changed
 }
 
-// flush publishes outboxes a crashed attempt left behind, then deletes them.
-func (h *Handler) flush(ctx context.Context, pid string, outbox map[int64][]activations.Record) error {
-	for ver, recs := range outbox {
-		if err := h.publish(ctx, pid, recs); err != nil {
+// flush publishes the outbox a loaded state still has (its commit's publish failed, or its
+// writer crashed, or another process published it: activation dedupes by record id), oldest
+// first, unless this process published it, and caches the state as published.
+func (h *Handler) flush(ctx context.Context, pid string, l *Snapshot) error {
+	vers := make([]int64, 0, len(l.Outbox))
+	for v := range l.Outbox {
+		if !h.cache.publishedAt(pid, v) {
+			vers = append(vers, v)
+		}
+	}
+	slices.Sort(vers)
+	for _, v := range vers {
+		if err := h.publish(ctx, pid, l.Outbox[v]); err != nil {
 			return err
 		}
-		if err := h.state.DeleteOutbox(ctx, pid, ver); err != nil {
-			return err
-		}
+	}
+	if l.State != nil && len(l.legacy) == 0 {
+		h.cache.put(pid, l.State.Ver, l.data, false)
 	}
 	return nil
 }

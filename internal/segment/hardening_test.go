@@ -103,7 +103,7 @@ func TestEventLogShedsToFitItem(t *testing.T) {
 	if n < 10 || n >= 60 {
 		t.Fatalf("orders %d: want the retained part of 60 events of 10 KB (at least 10, fewer than 60)", n)
 	}
-	l, err := e.st.Load(ctx, "p1")
+	l, err := e.st.Load(ctx, "p1", true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,25 +21,28 @@ import (
 // is refused alike), under one mutex: every call is atomic.
 type MemStore struct {
 	mu      sync.Mutex
-	states  map[string]memBlob              // by profile id
-	outbox  map[string]map[int64][]byte     // by profile id, then version
+	states  map[string]memBlob              // by profile id, with the outbox
+	prev    map[string]memBlob              // the version before, served by stale reads
+	stale   bool                            // eventually consistent loads return prev (tests)
 	defs    map[string]memBlob              // by sort key (CT#, AUD#, JOB#<id>)
 	members map[string]map[string]time.Time // by audience id, then profile id
 	sched   map[string]string               // profile id → schedule key (schedKey)
 	reg     map[string]bool                 // registered profile ids
 }
 
-// memBlob is a stored encoding with its version (a job's: the definition version).
+// memBlob is a stored encoding with its version (a job's: the definition version) and, for a
+// state, its encoded outbox.
 type memBlob struct {
 	data []byte
 	ver  int64
+	out  []byte
 }
 
 var _ Stores = (*MemStore)(nil)
 
 // NewMemStore returns an empty in-memory store.
 func NewMemStore() *MemStore {
-	return &MemStore{states: map[string]memBlob{}, outbox: map[string]map[int64][]byte{}, defs: map[string]memBlob{},
+	return &MemStore{states: map[string]memBlob{}, prev: map[string]memBlob{}, defs: map[string]memBlob{},
 		members: map[string]map[string]time.Time{}, sched: map[string]string{}, reg: map[string]bool{}}
 }
 
@@ -118,26 +121,39 @@ func (m *MemStore) deleteDef(sk, id string) error {
 	return nil
 }
 
-// Load reads a profile's state and outboxes (decoded: the caller owns them).
-func (m *MemStore) Load(_ context.Context, pid string) (*Snapshot, error) {
+// StaleReads makes eventually consistent loads return the version before the stored one (none
+// after the first commit), as DynamoDB may right after a write: tests use it to check that
+// callers do not lose updates or decisions to stale reads.
+func (m *MemStore) StaleReads(on bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.stale = on
+}
+
+// Load reads a profile's state and outbox (decoded: the caller owns them).
+func (m *MemStore) Load(_ context.Context, pid string, consistent bool) (*Snapshot, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.states[pid]
+	if m.stale && !consistent {
+		b, ok = m.prev[pid]
+	}
 	var st *State
-	if b, ok := m.states[pid]; ok {
+	outbox := map[int64][]activations.Record{}
+	if ok {
 		var err error
 		if st, err = decodeState(b.data, b.ver); err != nil {
 			return nil, fmt.Errorf("load state %s: %w", pid, err)
 		}
-	}
-	outbox := map[int64][]activations.Record{}
-	for v, b := range m.outbox[pid] {
-		var recs []activations.Record
-		if err := json.Unmarshal(b, &recs); err != nil {
-			return nil, fmt.Errorf("load state %s: outbox: %w", pid, err)
+		if err := decodeOutbox(outbox, b.ver, b.out); err != nil {
+			return nil, fmt.Errorf("load state %s: %w", pid, err)
 		}
-		outbox[v] = recs
 	}
-	return NewSnapshot(st, outbox), nil
+	l := NewSnapshot(st, outbox)
+	if ok {
+		l.data = b.data
+	}
+	return l, nil
 }
 
 // Commit stores the states (see StateStore): all or nothing.
@@ -158,14 +174,12 @@ func (m *MemStore) Commit(_ context.Context, ws []Write, limit int) error {
 		}
 	}
 	for i, w := range ws {
-		pid, ver := w.State.ProfileID, w.State.Ver+1
-		m.states[pid] = memBlob{data: enc[i][0], ver: ver}
-		if enc[i][1] != nil {
-			if m.outbox[pid] == nil {
-				m.outbox[pid] = map[int64][]byte{}
-			}
-			m.outbox[pid][ver] = enc[i][1]
+		pid := w.State.ProfileID
+		if old, ok := m.states[pid]; ok {
+			m.prev[pid] = old
 		}
+		m.states[pid] = memBlob{data: enc[i][0], ver: w.State.Ver + 1, out: enc[i][1]}
+		ws[i].stored = enc[i][0]
 		m.applyDerived(pid, deriveWrite(w))
 	}
 	return nil
@@ -193,14 +207,6 @@ func (m *MemStore) applyDerived(pid string, d derived) {
 	case !d.schedule.IsZero():
 		m.sched[pid] = schedKey(pid, d.schedule)
 	}
-}
-
-// DeleteOutbox removes a published outbox.
-func (m *MemStore) DeleteOutbox(_ context.Context, pid string, ver int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.outbox[pid], ver)
-	return nil
 }
 
 // Due lists due profiles of one schedule shard, earliest first.

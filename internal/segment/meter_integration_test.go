@@ -6,6 +6,8 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -32,6 +34,7 @@ type ruMeter struct {
 	store.Client
 	mu sync.Mutex
 	u  ruUsage
+	d  atomic.Int64 // time spent in calls
 }
 
 func (m *ruMeter) usage() ruUsage {
@@ -68,7 +71,9 @@ func gsiWrite(item map[string]types.AttributeValue) float64 {
 }
 
 func (m *ruMeter) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	start := time.Now()
 	out, err := m.Client.GetItem(ctx, in, o...)
+	m.d.Add(int64(time.Since(start)))
 	if err == nil {
 		m.add(func(u *ruUsage) { u.RRU += readRate(in.ConsistentRead) * ruUnits(store.ItemSize(out.Item), 4096) })
 	}
@@ -76,7 +81,9 @@ func (m *ruMeter) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...f
 }
 
 func (m *ruMeter) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	start := time.Now()
 	out, err := m.Client.Query(ctx, in, o...)
+	m.d.Add(int64(time.Since(start)))
 	if err == nil {
 		size := 0
 		for _, it := range out.Items {
@@ -88,7 +95,9 @@ func (m *ruMeter) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(
 }
 
 func (m *ruMeter) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	start := time.Now()
 	out, err := m.Client.PutItem(ctx, in, o...)
+	m.d.Add(int64(time.Since(start)))
 	m.add(func(u *ruUsage) { // a failed condition is charged too
 		g := gsiWrite(in.Item)
 		u.WRU += ruUnits(store.ItemSize(in.Item), 1024) + g
@@ -98,7 +107,9 @@ func (m *ruMeter) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...f
 }
 
 func (m *ruMeter) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	start := time.Now()
 	out, err := m.Client.UpdateItem(ctx, in, o...)
+	m.d.Add(int64(time.Since(start)))
 	m.add(func(u *ruUsage) {
 		u.WRU += ruUnits(store.ItemSize(in.Key)+store.ItemSize(in.ExpressionAttributeValues), 1024)
 	})
@@ -106,7 +117,9 @@ func (m *ruMeter) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, 
 }
 
 func (m *ruMeter) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	start := time.Now()
 	out, err := m.Client.DeleteItem(ctx, in, o...)
+	m.d.Add(int64(time.Since(start)))
 	m.add(func(u *ruUsage) {
 		g := gsiWrite(in.Key)
 		u.WRU += 1 + g
@@ -116,7 +129,9 @@ func (m *ruMeter) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, 
 }
 
 func (m *ruMeter) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	start := time.Now()
 	out, err := m.Client.BatchWriteItem(ctx, in, o...)
+	m.d.Add(int64(time.Since(start)))
 	m.add(func(u *ruUsage) {
 		for _, reqs := range in.RequestItems {
 			for _, r := range reqs {
@@ -137,7 +152,9 @@ func (m *ruMeter) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteIte
 }
 
 func (m *ruMeter) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	start := time.Now()
 	out, err := m.Client.TransactWriteItems(ctx, in, o...)
+	m.d.Add(int64(time.Since(start)))
 	m.add(func(u *ruUsage) {
 		u.TxCalls++
 		for _, it := range in.TransactItems {

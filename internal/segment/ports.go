@@ -3,7 +3,6 @@ package segment
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -24,21 +23,26 @@ var ErrConflict = errors.New("segment: concurrent update")
 // ErrNotFound is returned for an unknown definition.
 var ErrNotFound = errors.New("segment: not found")
 
-// StateStore keeps each profile's state with its transition outbox, and the items derived from
-// the state: the profile registry (backfill, preview), audience member lists and the
-// next-change-time schedule Tick reads (no scan).
+// StateStore keeps each profile's state with its outbox (the activation records its last commit
+// left to publish, kept in the state item itself), and the items derived from the state: the
+// profile registry (backfill, preview), audience member lists and the next-change-time schedule
+// Tick reads (no scan).
 type StateStore interface {
-	// Load reads a profile's state (Snapshot.State is nil when none is stored) and the outboxes
-	// an interrupted attempt left unpublished.
-	Load(ctx context.Context, profileID string) (*Snapshot, error)
+	// Load reads a profile's state (Snapshot.State is nil when none is stored) and the outbox
+	// its last commit left. consistent asks for a strongly consistent read; otherwise the
+	// snapshot may be an older version, or none although one is stored (DynamoDB's eventually
+	// consistent read, half the price): a Commit based on it fails with ErrConflict, but a
+	// decision to write nothing must not be taken on it (see Handler.processOnce).
+	Load(ctx context.Context, profileID string, consistent bool) (*Snapshot, error)
 	// Commit stores the states, each only if its stored version is still State.Ver (0: none
-	// stored), and each with its outbox under version Ver+1: all or nothing, ErrConflict when a
-	// version moved. A state or outbox encoded over limit bytes is refused with ErrTooLarge and
-	// nothing is written. The derived items follow from each Write's Was (idempotently, not
-	// necessarily atomically with the states).
+	// stored), and each with its outbox (replacing the outbox stored with the previous
+	// version: an empty Outbox clears it) under version Ver+1: all or nothing, ErrConflict when
+	// a version moved. A state or outbox encoded over limit bytes is refused with ErrTooLarge
+	// and nothing is written. The derived items follow from each Write's Was (idempotently, not
+	// necessarily atomically with the states). A single write whose derived items do not
+	// change is one conditional put; only writes that must change several items together use a
+	// transaction. Commit records each stored encoding in its Write (for Handler's cache).
 	Commit(ctx context.Context, ws []Write, limit int) error
-	// DeleteOutbox removes a published outbox (no error when it is already gone).
-	DeleteOutbox(ctx context.Context, profileID string, ver int64) error
 	// Due lists, from one schedule shard (0..schedShards-1), up to limit profiles whose next
 	// change falls in a minute at or before now's, earliest first.
 	Due(ctx context.Context, shard int, now time.Time, limit int) ([]string, error)
@@ -85,14 +89,18 @@ type Publisher interface {
 	Put(ctx context.Context, recs []stream.Record) error
 }
 
-// Snapshot is a profile as loaded: its state (nil: none) and unpublished outboxes by version.
-// It remembers the memberships and next change time the stored derived items reflect, so a
-// commit updates only what changed even though the caller modifies State in place.
+// Snapshot is a profile as loaded: its state (nil: none) and its unpublished outbox by the
+// version that wrote it (at most the stored version's; an adapter may add outboxes an older
+// layout kept apart, which the next commit removes). It remembers the memberships and next
+// change time the stored derived items reflect, so a commit updates only what changed even
+// though the caller modifies State in place.
 type Snapshot struct {
 	State   *State
 	Outbox  map[int64][]activations.Record
 	members map[string]bool
 	nextAt  time.Time
+	data    []byte  // the stored encoding of State (nil: unknown), kept by Handler's cache
+	legacy  []int64 // versions of outboxes stored as items of their own (before v12), deleted by the next commit
 }
 
 // NewSnapshot records a loaded state (nil: none) and its outboxes.
@@ -114,7 +122,8 @@ func NewSnapshot(st *State, outbox map[int64][]activations.Record) *Snapshot {
 type Write struct {
 	State  *State // State.Ver is the version read (0: new); stored as Ver+1
 	Was    *Snapshot
-	Outbox []activations.Record // stored under version State.Ver+1, deleted once published
+	Outbox []activations.Record // stored with version State.Ver+1 until the next commit
+	stored []byte               // set by Commit: the encoding of State it stored
 }
 
 // Job is the backfill of one definition over existing profiles.
@@ -238,7 +247,7 @@ func deriveWrite(w Write) derived {
 }
 
 // encodeWrite encodes a write's state and outbox (nil when empty), refusing either over limit
-// bytes with ErrTooLarge.
+// bytes, or both together over what one item holds, with ErrTooLarge.
 func encodeWrite(w Write, limit int) (state, outbox []byte, err error) {
 	state, err = encodeState(w.State)
 	if err != nil {
@@ -250,12 +259,13 @@ func encodeWrite(w Write, limit int) (state, outbox []byte, err error) {
 	if len(w.Outbox) == 0 {
 		return state, nil, nil
 	}
-	outbox, err = json.Marshal(w.Outbox)
+	outbox, err = encodeOutbox(w.Outbox)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode outbox: %w", err)
+		return nil, nil, err
 	}
-	if len(outbox) > limit {
-		return nil, nil, fmt.Errorf("profile %s: outbox of %d bytes: %w (limit %d)", w.State.ProfileID, len(outbox), ErrTooLarge, limit)
+	if len(outbox) > limit || len(state)+len(outbox) > maxItemData {
+		return nil, nil, fmt.Errorf("profile %s: outbox of %d bytes with a state of %d: %w (limit %d, %d together)",
+			w.State.ProfileID, len(outbox), len(state), ErrTooLarge, limit, maxItemData)
 	}
 	return state, outbox, nil
 }

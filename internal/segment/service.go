@@ -302,7 +302,7 @@ func (sv *Service) Profile(ctx context.Context, pid string) (*ProfileView, error
 	}
 	view := &ProfileView{ProfileID: pid, Audiences: []ProfileAudience{}, ComputedTraits: map[string]json.RawMessage{}}
 	for hops := 0; hops < 8; hops++ {
-		l, err := sv.store.Load(ctx, pid)
+		l, err := sv.store.Load(ctx, pid, true)
 		if err != nil {
 			return nil, err
 		}
@@ -367,7 +367,7 @@ func (sv *Service) Preview(ctx context.Context, draft Audience, limit int) (*Pre
 					res.Complete = false
 					return res, nil
 				}
-				l, err := sv.store.Load(ctx, pid)
+				l, err := sv.store.Load(ctx, pid, false)
 				if err != nil {
 					return nil, err
 				}

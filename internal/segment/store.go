@@ -49,12 +49,14 @@ func NewStore(db store.Client, table string) *Store { return &Store{db: db, tabl
 
 // Items, as attributevalue encodes them.
 type (
-	// blobItem is a profile's state (Ver set) or an outbox.
+	// blobItem is a profile's state (Ver set) with its outbox (Out, JSON), or an outbox of
+	// the layout before v12 (an item of its own).
 	blobItem struct {
 		PK   string `dynamodbav:"pk"`
 		SK   string `dynamodbav:"sk"`
 		Data []byte `dynamodbav:"data"`
 		Ver  int64  `dynamodbav:"ver,omitempty"`
+		Out  []byte `dynamodbav:"out,omitempty"`
 	}
 	// defItem is a definition (Ver) or a backfill job (JobVer), as JSON.
 	defItem struct {
@@ -242,12 +244,17 @@ func (st *Store) transact(ctx context.Context, items []types.TransactWriteItem) 
 	return nil
 }
 
-// Load reads a profile's state and outboxes in one query.
-func (st *Store) Load(ctx context.Context, pid string) (*Snapshot, error) {
-	var state *State
+// Load reads a profile's state and outbox in one query (which also finds outboxes the layout
+// before v12 stored as items of their own).
+func (st *Store) Load(ctx context.Context, pid string, consistent bool) (*Snapshot, error) {
+	var (
+		state  *State
+		data   []byte
+		legacy []int64
+	)
 	outbox := map[int64][]activations.Record{}
 	in := st.partition(pkStatePfx + pid)
-	in.ConsistentRead = aws.Bool(true)
+	in.ConsistentRead = aws.Bool(consistent)
 	err := st.queryAll(ctx, in, func(it map[string]types.AttributeValue) error {
 		var b blobItem
 		if err := attributevalue.UnmarshalMap(it, &b); err != nil || b.Data == nil {
@@ -256,46 +263,40 @@ func (st *Store) Load(ctx context.Context, pid string) (*Snapshot, error) {
 		switch {
 		case b.SK == skState:
 			s, err := decodeState(b.Data, b.Ver)
-			state = s
-			return err
-		case strings.HasPrefix(b.SK, skOutboxPfx):
-			var recs []activations.Record
-			if err := json.Unmarshal(b.Data, &recs); err != nil {
-				return fmt.Errorf("outbox: %w", err)
+			if err != nil {
+				return err
 			}
+			state, data = s, b.Data
+			return decodeOutbox(outbox, b.Ver, b.Out)
+		case strings.HasPrefix(b.SK, skOutboxPfx):
 			v, _ := strconv.ParseInt(strings.TrimPrefix(b.SK, skOutboxPfx), 10, 64)
-			outbox[v] = recs
+			legacy = append(legacy, v)
+			return decodeOutbox(outbox, v, b.Data)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load state %s: %w", pid, err)
 	}
-	return NewSnapshot(state, outbox), nil
+	l := NewSnapshot(state, outbox)
+	l.data, l.legacy = data, legacy
+	return l, nil
 }
 
-// DeleteOutbox removes a published outbox.
-func (st *Store) DeleteOutbox(ctx context.Context, pid string, ver int64) error {
-	_, err := st.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(st.table),
-		Key: store.Key(pkStatePfx+pid, skOutboxPfx+strconv.FormatInt(ver, 10))})
-	if err != nil {
-		return fmt.Errorf("delete outbox: %w", err)
-	}
-	return nil
-}
-
-// Commit stores the states (conditionally on their versions), their outboxes, membership
-// items, schedule items and registry entries. The state puts (and outboxes) decide, in one
-// transaction (or one conditional put); the derived items ride along when they fit, and are
-// written afterwards otherwise (idempotent puts and deletes).
+// Commit stores the states (conditionally on their versions) with their outboxes, and the
+// membership items, schedule items and registry entries that changed. One state whose derived
+// items do not change is one conditional put; otherwise the states decide in one transaction,
+// the derived items riding along when they fit and written afterwards otherwise (idempotent
+// puts and deletes).
 func (st *Store) Commit(ctx context.Context, ws []Write, limit int) error {
 	var head, tail []types.TransactWriteItem
-	for _, w := range ws {
-		h, err := st.stateWrites(w, limit)
+	for i, w := range ws {
+		h, data, err := st.stateWrite(w, limit)
 		if err != nil {
 			return err
 		}
-		head = append(head, h...)
+		ws[i].stored = data
+		head = append(head, h)
 		tail = append(tail, st.derivedWrites(w)...)
 	}
 	if len(head)+len(tail) <= maxTxItems {
@@ -340,21 +341,17 @@ func (st *Store) del(pk, sk string) types.TransactWriteItem {
 	return types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(st.table), Key: store.Key(pk, sk)}}
 }
 
-// stateWrites is a profile's state put (conditional on its version) and its outbox.
-func (st *Store) stateWrites(w Write, limit int) ([]types.TransactWriteItem, error) {
+// stateWrite is a profile's state put with its outbox, conditional on its version, and the
+// encoded state.
+func (st *Store) stateWrite(w Write, limit int) (types.TransactWriteItem, []byte, error) {
 	data, outbox, err := encodeWrite(w, limit)
 	if err != nil {
-		return nil, err
+		return types.TransactWriteItem{}, nil, err
 	}
-	pk := pkStatePfx + w.State.ProfileID
 	c := versionCond("ver", w.State.Ver)
-	out := []types.TransactWriteItem{{Put: &types.Put{TableName: aws.String(st.table),
-		Item:                marshal(blobItem{PK: pk, SK: skState, Data: data, Ver: w.State.Ver + 1}),
-		ConditionExpression: c.Condition(), ExpressionAttributeNames: c.Names(), ExpressionAttributeValues: c.Values()}}}
-	if outbox != nil {
-		out = append(out, st.put(marshal(blobItem{PK: pk, SK: skOutboxPfx + strconv.FormatInt(w.State.Ver+1, 10), Data: outbox})))
-	}
-	return out, nil
+	return types.TransactWriteItem{Put: &types.Put{TableName: aws.String(st.table),
+		Item:                marshal(blobItem{PK: pkStatePfx + w.State.ProfileID, SK: skState, Data: data, Ver: w.State.Ver + 1, Out: outbox}),
+		ConditionExpression: c.Condition(), ExpressionAttributeNames: c.Names(), ExpressionAttributeValues: c.Values()}}, data, nil
 }
 
 // derivedWrites are the items derived from a profile's state: registry entry, membership items
@@ -368,6 +365,9 @@ func (st *Store) derivedWrites(w Write) []types.TransactWriteItem {
 	}
 	if d.unregister {
 		tail = append(tail, st.del(pkRegPfx+regShard(pid), pid))
+	}
+	for _, v := range w.Was.legacy {
+		tail = append(tail, st.del(pkStatePfx+pid, skOutboxPfx+strconv.FormatInt(v, 10)))
 	}
 	for id, at := range d.enter {
 		tail = append(tail, st.put(marshal(memberItem{PK: pkMembersPfx + id, SK: skMemberPfx + pid,

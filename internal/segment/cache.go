@@ -1,0 +1,117 @@
+package segment
+
+import (
+	"container/list"
+	"sync"
+)
+
+// DefaultStateCacheBytes bounds Handler's state cache by default (Options.StateCacheBytes).
+const DefaultStateCacheBytes = 32 << 20
+
+// cacheEntryOverhead is what an entry costs besides its encoded state and profile id (list
+// element, map entry, entry struct), counted against the cache's bound.
+const cacheEntryOverhead = 160
+
+// stateCache keeps, per profile, the encoded state this process last stored or loaded with its
+// version: a Lambda container mostly sees the same shard's profiles again, so the next change
+// of a profile usually needs no read. An entry may be stale (another process wrote since): the
+// version condition of the next commit catches it (ErrConflict), and the handler then drops
+// the entry and reads consistently. Entries whose outbox may be unpublished are not served
+// (the store holds the records to publish). It is a least-recently-used list bounded by bytes:
+// the encoded states plus cacheEntryOverhead and the profile id per entry never exceed max.
+// Safe for concurrent use.
+type stateCache struct {
+	mu    sync.Mutex
+	max   int
+	size  int
+	ll    *list.List               // front: most recently used
+	items map[string]*list.Element // of *cacheEntry, by profile id
+}
+
+type cacheEntry struct {
+	pid     string
+	ver     int64
+	data    []byte // encoded state (immutable)
+	pending bool   // stored with an outbox not yet published by this process
+}
+
+func (e *cacheEntry) cost() int { return len(e.data) + len(e.pid) + cacheEntryOverhead }
+
+// newStateCache returns a cache of at most max bytes; max <= 0 disables it.
+func newStateCache(max int) *stateCache {
+	return &stateCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
+}
+
+// get returns a profile's entry if it is cached and its outbox published.
+func (c *stateCache) get(pid string) (cacheEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[pid]
+	if !ok {
+		return cacheEntry{}, false
+	}
+	e := el.Value.(*cacheEntry)
+	if e.pending {
+		return cacheEntry{}, false
+	}
+	c.ll.MoveToFront(el)
+	return *e, true
+}
+
+// put records a profile's stored state at version ver.
+func (c *stateCache) put(pid string, ver int64, data []byte, pending bool) {
+	if data == nil {
+		return
+	}
+	e := &cacheEntry{pid: pid, ver: ver, data: data, pending: pending}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.remove(pid)
+	if e.cost() > c.max {
+		return
+	}
+	c.items[pid] = c.ll.PushFront(e)
+	c.size += e.cost()
+	for c.size > c.max {
+		c.remove(c.ll.Back().Value.(*cacheEntry).pid)
+	}
+}
+
+// publishedAt reports whether this process published the outbox stored with version ver.
+func (c *stateCache) publishedAt(pid string, ver int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[pid]
+	return ok && el.Value.(*cacheEntry).ver == ver && !el.Value.(*cacheEntry).pending
+}
+
+// published notes that the outbox stored with version ver was published.
+func (c *stateCache) published(pid string, ver int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[pid]; ok && el.Value.(*cacheEntry).ver == ver {
+		el.Value.(*cacheEntry).pending = false
+	}
+}
+
+// drop forgets a profile (its entry proved stale).
+func (c *stateCache) drop(pid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.remove(pid)
+}
+
+func (c *stateCache) remove(pid string) {
+	if el, ok := c.items[pid]; ok {
+		c.size -= el.Value.(*cacheEntry).cost()
+		c.ll.Remove(el)
+		delete(c.items, pid)
+	}
+}
+
+// bytes is the cache's current size by the bound's measure.
+func (c *stateCache) bytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
