@@ -35,7 +35,7 @@ type Options struct {
 	// states plus about 160 bytes and the profile id per entry. Default DefaultStateCacheBytes;
 	// negative disables the cache.
 	StateCacheBytes int
-	TickLimit   int              // profiles re-evaluated per Tick per schedule shard; default 2000
+	TickLimit       int // profiles re-evaluated per Tick per schedule shard; default 2000
 	// BackfillBudget bounds the time one Tick spends on backfill jobs; default 20s.
 	BackfillBudget time.Duration
 	// DeadLetters keeps change records that can never be processed (undecodable, or a profile
