@@ -31,11 +31,11 @@ type Options struct {
 	MaxEvents   int              // per-profile event log length; default DefaultMaxEvents
 	MaxAge      time.Duration    // per-profile event log age; default DefaultMaxAge
 	Concurrency int              // profiles processed in parallel per batch; default 16
+	TickLimit   int              // profiles re-evaluated per Tick per schedule shard; default 2000
 	// StateCacheBytes bounds the in-process cache of profile states (see stateCache): encoded
 	// states plus about 160 bytes and the profile id per entry. Default DefaultStateCacheBytes;
 	// negative disables the cache.
 	StateCacheBytes int
-	TickLimit       int // profiles re-evaluated per Tick per schedule shard; default 2000
 	// BackfillBudget bounds the time one Tick spends on backfill jobs; default 20s.
 	BackfillBudget time.Duration
 	// DeadLetters keeps change records that can never be processed (undecodable, or a profile
