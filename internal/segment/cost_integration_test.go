@@ -1,0 +1,56 @@
+//go:build integration
+
+package segment
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
+)
+
+// TestChangeCostsOnePut: on DynamoDB Local, a change of a profile this process has seen, whose
+// derived items (memberships, schedule, registry) do not move, costs one conditional PutItem and
+// nothing else: no read (the state cache), no transaction, no outbox item or its delete. A
+// change that enters an audience writes its member item in one transaction with the state.
+func TestChangeCostsOnePut(t *testing.T) {
+	c := testenv.Clients(t)
+	m := &ruMeter{Client: c.DynamoDB}
+	st := NewStore(m, testenv.Table(t, c.DynamoDB))
+	e := &env{st: st, clock: &clock{t: t0}}
+	e.h = NewHandler(st, &MemPublisher{}, Options{Clock: e.clock.Now})
+	e.sv = NewService(st, e.clock.Now)
+	ctx := context.Background()
+	if _, err := e.sv.SaveTrait(ctx, ComputedTrait{Name: "Orders", Kind: KindCount, Event: EventFilter{Name: "Order Completed"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sv.SaveAudience(ctx, *aud(t, "", "Loyal", `{"computedTrait":{"key":"orders","op":"gte","value":2}}`)); err != nil {
+		t.Fatal(err)
+	}
+	e.send(t, chg("p1", 1, `{}`, track("m1", "Page Viewed", t0, `{}`))) // a new profile: registered
+	// Each step: a change, the calls and transactions it may cost.
+	for _, s := range []struct {
+		name      string
+		event     string
+		calls, tx int
+	}{
+		{"an event no definition counts", "Page Viewed", 1, 0},
+		{"an order: the count changes (an outbox record)", "Order Completed", 1, 0},
+		{"a second order: enters the audience", "Order Completed", 1, 1},
+		{"a third order", "Order Completed", 1, 0},
+	} {
+		before := m.usage()
+		e.clock.Add(time.Minute)
+		if resp := e.send(t, chg("p1", 2, `{}`, track(s.name, s.event, e.clock.Now(), `{}`))); len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("%s: %v", s.name, resp.BatchItemFailures)
+		}
+		u := m.usage()
+		if calls, tx := u.Calls-before.Calls, u.TxCalls-before.TxCalls; calls != s.calls || tx != s.tx || u.RRU != before.RRU {
+			t.Fatalf("%s: %d calls, %d transactions, %.1f RRU; want %d, %d and none", s.name, calls, tx, u.RRU-before.RRU, s.calls, s.tx)
+		}
+		if s.tx == 0 && u.WRU-before.WRU > 1 {
+			t.Fatalf("%s: %.1f WRU, want 1 (a small state)", s.name, u.WRU-before.WRU)
+		}
+	}
+}
