@@ -215,3 +215,23 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// BenchmarkStateCodec encodes and decodes a small state (as a change does on commit and on a
+// cache hit): pooled gzip writers and readers, not a megabyte of compressor state each time.
+func BenchmarkStateCodec(b *testing.B) {
+	st := NewState("p")
+	st.Email = "a@example.com"
+	for i := range 5 {
+		st.addEvents([]Event{ev(fmt.Sprint("e", i), "Viewed", time.Hour, `{"a":1}`)})
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		data, err := encodeState(st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := decodeState(data, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package segment
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,7 +32,8 @@ func encodeOutbox(recs []activations.Record) ([]byte, error) {
 		return b, nil
 	}
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	zw := gzipWriter(&buf)
+	defer releaseGzip(zw)
 	if _, err := zw.Write(b); err != nil {
 		return nil, fmt.Errorf("encode outbox: %w", err)
 	}
@@ -49,10 +49,11 @@ func decodeOutbox(into map[int64][]activations.Record, ver int64, b []byte) erro
 		return nil
 	}
 	if len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b { // gzip; JSON starts with '['
-		zr, err := gzip.NewReader(bytes.NewReader(b))
+		zr, err := gzipReader(bytes.NewReader(b))
 		if err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
+		defer releaseGunzip(zr)
 		if b, err = io.ReadAll(zr); err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}

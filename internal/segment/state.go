@@ -2,7 +2,6 @@ package segment
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -171,7 +170,8 @@ func (s *State) InAudiences() []string {
 
 func encodeState(s *State) ([]byte, error) {
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	zw := gzipWriter(&buf)
+	defer releaseGzip(zw)
 	if err := json.NewEncoder(zw).Encode(s); err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}
@@ -182,10 +182,11 @@ func encodeState(s *State) ([]byte, error) {
 }
 
 func decodeState(b []byte, ver int64) (*State, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
+	zr, err := gzipReader(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("decode state: %w", err)
 	}
+	defer releaseGunzip(zr)
 	raw, err := io.ReadAll(zr)
 	if err != nil {
 		return nil, fmt.Errorf("decode state: %w", err)
