@@ -82,6 +82,9 @@ func benchHandle(b *testing.B, history int) {
 	b.ReportMetric((u.RRU-before.RRU)/changes, "RRU/change")
 	b.ReportMetric(float64(u.Calls-before.Calls)/changes, "calls/change")
 	b.ReportMetric(float64(u.TxCalls-before.TxCalls)/changes, "tx/change")
+	if n := u.Puts - before.Puts; n > 0 {
+		b.ReportMetric(float64(u.PutBytes-before.PutBytes)/float64(n), "bytes/put")
+	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/changes, "ms/change")
 	b.ReportMetric(float64(pub.d.Load())/1e6/float64(pub.n.Load()), "ms/put")
 	b.ReportMetric(float64(pub.n.Load()-puts)/changes, "puts/change")

@@ -24,6 +24,8 @@ type ruUsage struct {
 	GSIWRU   float64 // writes to gsi1 (the schedule index), included in WRU
 	Calls    int
 	TxCalls  int // TransactWriteItems calls
+	PutBytes int // item bytes written by PutItem
+	Puts     int // PutItem calls
 }
 
 // ruMeter wraps the DynamoDB client of the store under test. Rules: writes 1 WRU per KB of
@@ -100,6 +102,8 @@ func (m *ruMeter) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...f
 	m.d.Add(int64(time.Since(start)))
 	m.add(func(u *ruUsage) { // a failed condition is charged too
 		g := gsiWrite(in.Item)
+		u.Puts++
+		u.PutBytes += store.ItemSize(in.Item)
 		u.WRU += ruUnits(store.ItemSize(in.Item), 1024) + g
 		u.GSIWRU += g
 	})

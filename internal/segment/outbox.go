@@ -20,7 +20,7 @@ import (
 const maxItemData = 390 << 10
 
 // gzipOutboxOver is the JSON size from which an outbox is stored gzipped.
-const gzipOutboxOver = 1024
+const gzipOutboxOver = 256
 
 // encodeOutbox encodes activation records as JSON, gzipped when that is large.
 func encodeOutbox(recs []activations.Record) ([]byte, error) {

@@ -287,7 +287,9 @@ func (st *Store) Load(ctx context.Context, pid string, consistent bool) (*Snapsh
 // membership items, schedule items and registry entries that changed. One state whose derived
 // items do not change is one conditional put; otherwise the states decide in one transaction,
 // the derived items riding along when they fit and written afterwards otherwise (idempotent
-// puts and deletes).
+// puts and deletes). A profile stored for the first time on its own is registered by a plain
+// put just before (half a transaction's price; a registered profile without a state, left by a
+// crash or a lost race, is skipped by backfills and previews).
 func (st *Store) Commit(ctx context.Context, ws []Write, limit int) error {
 	var head, tail []types.TransactWriteItem
 	for i, w := range ws {
@@ -297,7 +299,12 @@ func (st *Store) Commit(ctx context.Context, ws []Write, limit int) error {
 		}
 		ws[i].stored = data
 		head = append(head, h)
-		tail = append(tail, st.derivedWrites(w)...)
+		tail = append(tail, st.derivedWrites(w, len(ws) == 1)...)
+	}
+	if len(ws) == 1 && ws[0].State.Ver == 0 {
+		if err := st.register(ctx, ws[0].State.ProfileID); err != nil {
+			return err
+		}
 	}
 	if len(head)+len(tail) <= maxTxItems {
 		head, tail = append(head, tail...), nil
@@ -311,6 +318,14 @@ func (st *Store) Commit(ctx context.Context, ws []Write, limit int) error {
 			return err
 		}
 		tail = tail[k:]
+	}
+	return nil
+}
+
+func (st *Store) register(ctx context.Context, pid string) error {
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(st.table), Item: store.Key(pkRegPfx+regShard(pid), pid)})
+	if err != nil {
+		return fmt.Errorf("register profile: %w", err)
 	}
 	return nil
 }
@@ -354,13 +369,14 @@ func (st *Store) stateWrite(w Write, limit int) (types.TransactWriteItem, []byte
 		ConditionExpression: c.Condition(), ExpressionAttributeNames: c.Names(), ExpressionAttributeValues: c.Values()}}, data, nil
 }
 
-// derivedWrites are the items derived from a profile's state: registry entry, membership items
-// and schedule item (idempotent puts and deletes).
-func (st *Store) derivedWrites(w Write) []types.TransactWriteItem {
+// derivedWrites are the items derived from a profile's state: registry entry (unless
+// registered apart), membership items and schedule item (idempotent puts and deletes), and the
+// deletes of outbox items of the layout before v12.
+func (st *Store) derivedWrites(w Write, registeredApart bool) []types.TransactWriteItem {
 	var tail []types.TransactWriteItem
 	pid := w.State.ProfileID
 	d := deriveWrite(w)
-	if d.register {
+	if d.register && !registeredApart {
 		tail = append(tail, st.put(store.Key(pkRegPfx+regShard(pid), pid)))
 	}
 	if d.unregister {
