@@ -19,7 +19,8 @@
 // compute.go/condition.go (pure evaluation over a profile's state), index.go (which definitions an input touches),
 // engine.go (one profile's evaluation: transitions and activation records), ports.go (the
 // stores the stage depends on: StateStore with its outbox and derived indexes, DefinitionStore,
-// Publisher, DeadLetters), store.go (their DynamoDB adapter), mem.go (their in-memory
+// Publisher, DeadLetters), store.go (their DynamoDB adapter; outbox.go: the outbox in the state
+// item), cache.go (the in-process state cache), publish.go (grouped stream puts), mem.go (their in-memory
 // implementation; conformance_test.go is the one suite both pass), handler.go (Kinesis handler
 // and Tick), service.go/backfill.go (admin operations, reading, preview, backfill jobs).
 //
@@ -33,8 +34,11 @@
 //	SEGDEF / AUD#<id>                an audience definition
 //	SEGDEF / JOB#<id>                the backfill job of a definition (status, progress, cursor)
 //	PSEG#<profileId> / STATE         the profile's segment state (gzipped JSON, `ver` for optimistic locking)
-//	PSEG#<profileId> / OUT#<ver>     an outbox of activation records written with state version ver,
-//	                                 deleted once published (re-published after a crash)
+//	                                 and `out`: the activation records its last commit produced (JSON,
+//	                                 gzipped when large), replaced by the next commit, re-published by a
+//	                                 process that loads them without having published them (outbox.go)
+//	PSEG#<profileId> / OUT#<ver>     an outbox item of the layout before v12: loaded, published, and
+//	                                 deleted by the profile's next commit
 //	PSEGIDX#<n> / <profileId>        registry of profiles with state, n = hash(profileId) % 16 (backfill, preview)
 //	AUD#<audienceId> / M#<profileId> a current member (enteredAt)
 //	SEGSCHED#<profileId> / NEXT      when to re-evaluate the profile: gsi1pk SEGSCHED#<n> (n = hash % 4),
