@@ -646,16 +646,7 @@ func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 		if err != nil {
 			return res, err
 		}
-		for _, pid := range ids {
-			if plan.Over() {
-				break
-			}
-			res.Due++
-			if err := h.process(ctx, cat, pid, mode{tick: true}); err != nil {
-				res.Failed++
-				h.log.Error("segments: scheduled evaluation failed", "profile", pid, "err", err)
-			}
-		}
+		h.tickDue(ctx, cat, ids, plan, &res)
 	}
 	if plan.Over() {
 		return res, nil
@@ -663,6 +654,31 @@ func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 	n, err := h.runBackfills(ctx, plan)
 	res.Backfills = n
 	return res, err
+}
+
+// tickDue re-evaluates due profiles, Options.Concurrency at a time (a day boundary makes many
+// profiles due in the same minute), starting none after the plan is over.
+func (h *Handler) tickDue(ctx context.Context, cat *Catalog, ids []string, plan budget.Plan, res *TickResult) {
+	var mu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(h.opt.Concurrency)
+	for _, pid := range ids {
+		if plan.Over() {
+			break
+		}
+		g.Go(func() error {
+			err := h.process(ctx, cat, pid, mode{tick: true})
+			mu.Lock()
+			defer mu.Unlock()
+			res.Due++
+			if err != nil {
+				res.Failed++
+				h.log.Error("segments: scheduled evaluation failed", "profile", pid, "err", err)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // plan bounds an invocation on the wall clock: it stops starting work at its context's deadline
