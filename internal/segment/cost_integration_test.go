@@ -42,10 +42,15 @@ func TestChangeCostsOnePut(t *testing.T) {
 		{"an order: the count changes (an outbox record)", "Order Completed", 1, 0, 0, 1},
 		{"a second order: enters the audience", "Order Completed", 1, 1, 0, 0},
 		{"a third order", "Order Completed", 1, 0, 0, 1},
+		{"a change with no traits and no event (identifiers only): nothing to do", "", 0, 0, 0, 0},
 	} {
 		before := m.usage()
 		e.clock.Add(time.Minute)
-		if resp := e.send(t, chg("p1", 2, `{}`, track(s.name, s.event, e.clock.Now(), `{}`))); len(resp.BatchItemFailures) != 0 {
+		r := chg("p1", 2, `{}`, track(s.name, s.event, e.clock.Now(), `{}`))
+		if s.event == "" {
+			r = chg("p1", 2, "")
+		}
+		if resp := e.send(t, r); len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("%s: %v", s.name, resp.BatchItemFailures)
 		}
 		u := m.usage()

@@ -351,7 +351,7 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	}
 	in.NewEvents, in.ChangedTraits = added, changed
 	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 {
-		if !consistent {
+		if !consistent && (len(incoming) > 0 || carriesTraits(m.recs)) {
 			return errUnverified // a stale state could take news for a redelivery
 		}
 		return nil // a redelivery, or nothing the segments stage cares about
@@ -365,6 +365,18 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 		return err
 	}
 	return h.commit(ctx, append([]Write{{State: st, Was: l, Outbox: res.Records}}, merged...))
+}
+
+// carriesTraits reports whether a record sets traits. Records with neither traits, nor events
+// the stage keeps, nor merges change no state, stale or not: writing nothing for them needs no
+// consistent read.
+func carriesTraits(recs []change.Record) bool {
+	for _, r := range recs {
+		if r.Traits != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // commit stores the writes (the first one's profile is the one evaluated) and publishes the
