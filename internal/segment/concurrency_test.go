@@ -10,10 +10,14 @@ import (
 	"github.com/serverless-cdp/cdp/internal/activations"
 )
 
-// Two handler instances (as two Lambda invocations) and Ticks write one profile at once; the
+// Two handler instances (as two Lambda invocations, each with its own state cache) and Ticks
+// write one profile at once, in memory with eventually consistent reads one version behind; the
 // optimistic version check must keep every event and exactly one entry.
 func TestConcurrentWritersLoseNothing(t *testing.T) {
 	e := newEnv(t)
+	if ms, ok := e.st.(*MemStore); ok {
+		ms.StaleReads(true)
+	}
 	ctx := context.Background()
 	if _, err := e.sv.SaveAudience(ctx, *aud(t, "", "Viewers", `{"event":{"name":"Viewed","within":{"hours":1}}}`)); err != nil {
 		t.Fatal(err)
