@@ -42,20 +42,21 @@ func newStateCache(max int) *stateCache {
 	return &stateCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
 }
 
-// get returns a profile's entry if it is cached and its outbox published.
-func (c *stateCache) get(pid string) (cacheEntry, bool) {
+// get returns a profile's entry if it is cached and its outbox published; pending says it is
+// cached with an outbox this process failed to publish (the store has it: read it consistently).
+func (c *stateCache) get(pid string) (e cacheEntry, ok, pending bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.items[pid]
-	if !ok {
-		return cacheEntry{}, false
+	el, found := c.items[pid]
+	if !found {
+		return cacheEntry{}, false, false
 	}
-	e := el.Value.(*cacheEntry)
-	if e.pending {
-		return cacheEntry{}, false
+	ce := el.Value.(*cacheEntry)
+	if ce.pending {
+		return cacheEntry{}, false, true
 	}
 	c.ll.MoveToFront(el)
-	return *e, true
+	return *ce, true, false
 }
 
 // put records a profile's stored state at version ver.

@@ -406,7 +406,8 @@ func (h *Handler) commit(ctx context.Context, ws []Write) error {
 // load reads a profile: from the cache when allowed and possible, else from the store.
 func (h *Handler) load(ctx context.Context, pid string, consistent bool) (*Snapshot, error) {
 	if !consistent {
-		if e, ok := h.cache.get(pid); ok {
+		e, ok, pending := h.cache.get(pid)
+		if ok {
 			st, err := decodeState(e.data, e.ver)
 			if err == nil {
 				l := NewSnapshot(st, nil)
@@ -415,6 +416,7 @@ func (h *Handler) load(ctx context.Context, pid string, consistent bool) (*Snaps
 			}
 			h.cache.drop(pid)
 		}
+		consistent = pending // this process left an outbox unpublished: see it for sure
 	}
 	return h.state.Load(ctx, pid, consistent)
 }
