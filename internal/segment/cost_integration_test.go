@@ -4,9 +4,15 @@ package segment
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 )
 
@@ -61,5 +67,41 @@ func TestChangeCostsOnePut(t *testing.T) {
 		if s.tx == 0 && (rru != s.rru || wru != s.wru) {
 			t.Fatalf("%s: %.1f RRU, %.1f WRU; want %.1f and %.1f", s.name, rru, wru, s.rru, s.wru)
 		}
+	}
+}
+
+// TestLegacyOutboxItemPublishedAndRemoved: an outbox item of the layout before v12 (PSEG#<id> /
+// OUT#<ver>, left by a crash before an upgrade) is loaded, published before the next change, and
+// deleted by that change's commit.
+func TestLegacyOutboxItemPublishedAndRemoved(t *testing.T) {
+	c := testenv.Clients(t)
+	table := testenv.Table(t, c.DynamoDB)
+	st := NewStore(c.DynamoDB, table)
+	pub := &MemPublisher{}
+	h := NewHandler(st, pub, Options{Clock: func() time.Time { return t0 }})
+	e := &env{h: h}
+	e.send(t, chg("p1", 1, `{}`))
+	old, _ := json.Marshal([]activations.Record{{ID: "legacy-1", Kind: activations.KindAudienceEntered, ProfileID: "p1"}})
+	if _, err := c.DynamoDB.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table),
+		Item: marshal(blobItem{PK: pkStatePfx + "p1", SK: skOutboxPfx + "1", Data: old})}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := st.Load(context.Background(), "p1", true)
+	if err != nil || len(l.Outbox[1]) != 1 || !slices.Equal(l.legacy, []int64{1}) {
+		t.Fatalf("load: %+v %v", l, err)
+	}
+	e.h = NewHandler(st, pub, Options{Clock: func() time.Time { return t0 }}) // a new process
+	e.send(t, chg("p1", 2, `{"plan":"pro"}`))
+	var ids []string
+	for _, r := range pub.Records() {
+		var a activations.Record
+		_ = json.Unmarshal(r.Data, &a)
+		ids = append(ids, a.ID)
+	}
+	if !slices.Contains(ids, "legacy-1") {
+		t.Fatalf("legacy outbox not published: %v", ids)
+	}
+	if l, err := st.Load(context.Background(), "p1", true); err != nil || len(l.Outbox) != 0 || len(l.legacy) != 0 {
+		t.Fatalf("after the next commit: %+v %v", l, err)
 	}
 }
