@@ -7,7 +7,7 @@ import (
 )
 
 // BenchmarkEvaluatePerChange measures one change (a new "Order Completed" event) on a profile
-// with 50 past events, with 10, 100 and 1,000 defined audiences of which only 3 reference what
+// with 50 past events (kept as accumulators), with 10, 100 and 1,000 defined audiences of which only 3 reference what
 // changed. With the index, the cost should stay flat as irrelevant audiences are added.
 func BenchmarkEvaluatePerChange(b *testing.B) {
 	for _, total := range []int{10, 100, 1000} {
@@ -36,19 +36,18 @@ func BenchmarkEvaluatePerChange(b *testing.B) {
 				if i%5 == 0 {
 					name = "Order Completed"
 				}
-				st.addEvents([]Event{ev(fmt.Sprintf("old%d", i), name, time.Duration(50-i)*time.Hour, `{"revenue":20}`)})
+				cat.addEvents(st, []Event{ev(fmt.Sprintf("old%d", i), name, time.Duration(50-i)*time.Hour, `{"revenue":20}`)}, t0)
 			}
 			cat.Evaluate(st, Input{All: true}, t0)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				now := t0.Add(time.Duration(i) * time.Second)
-				added := st.addEvents([]Event{{ID: fmt.Sprintf("n%d", i), Name: "Order Completed", T: now, P: []byte(`{"revenue":20}`)}})
+				added := cat.addEvents(st, []Event{{ID: fmt.Sprintf("n%d", i), Name: "Order Completed", T: now, P: []byte(`{"revenue":20}`)}}, now)
 				res := cat.Evaluate(st, Input{NewEvents: added}, now)
 				if res.Evaluated > 3 {
 					b.Fatalf("evaluated %d audiences, want at most the 3 relevant ones", res.Evaluated)
 				}
-				st.trim(now, 50, DefaultMaxAge)
 			}
 		})
 	}
