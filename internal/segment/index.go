@@ -25,9 +25,9 @@ type Catalog struct {
 	emptyMatch    []*Audience
 	recency       []*ComputedTrait
 
-	specs        map[string]*aggSpec         // every accumulator, by signature
-	specsByEvent map[string][]*aggSpec       // by evKey of their filter (name "*": any of the type)
-	traitSpecs   map[string]*aggSpec         // by computed trait key
+	specs        map[string]*aggSpec          // every accumulator, by signature
+	specsByEvent map[string][]*aggSpec        // by evKey of their filter (name "*": any of the type)
+	traitSpecs   map[string]*aggSpec          // by computed trait key
 	condSpecs    map[*EventCondition]*aggSpec // by event condition of an audience
 }
 

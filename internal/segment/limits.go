@@ -37,4 +37,3 @@ func checkRecordSize(data []byte, partitionKey string) error {
 	}
 	return nil
 }
-
