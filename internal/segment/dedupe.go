@@ -158,3 +158,60 @@ func unionSeq(a, b *SeqSet) *SeqSet {
 	}
 	return out
 }
+
+// How the events applied to two states relate.
+const (
+	overlapNone = iota // disjoint
+	overlapSome        // some applied to both
+	overlapAll         // every event of the other was applied here too
+)
+
+// overlap compares the events applied to o with those applied to s (by stamp; unstamped
+// events, by the message ids kept).
+func (s *State) overlap(o *State) int {
+	some, all := false, true
+	for origin, set := range o.Seen {
+		sm, al := seqOverlap(s.Seen[origin], set)
+		some, all = some || sm, all && al
+	}
+	for i := 0; i+8 <= len(o.Recent); i += 8 {
+		if s.recent(o.Recent[i : i+8]) {
+			some = true
+		} else {
+			all = false
+		}
+	}
+	switch {
+	case !some:
+		return overlapNone
+	case all:
+		return overlapAll
+	}
+	return overlapSome
+}
+
+// seqOverlap says whether some and whether all of the numbers o covers are covered by mine
+// (each has at most MaxGaps gaps, so a few thousand numbers tell).
+func seqOverlap(mine, o *SeqSet) (some, all bool) {
+	if mine == nil {
+		return false, o.High <= int64(len(o.Gaps))
+	}
+	lim := min(mine.High, o.High)
+	for seq := lim; seq >= max(1, lim-2*MaxGaps-1) && !some; seq-- {
+		some = mine.covers(seq) && o.covers(seq)
+	}
+	if o.High-mine.High > MaxGaps {
+		return some, false
+	}
+	for seq := mine.High + 1; seq <= o.High; seq++ {
+		if o.covers(seq) {
+			return some, false
+		}
+	}
+	for _, g := range mine.Gaps {
+		if o.covers(g) {
+			return some, false
+		}
+	}
+	return some, true
+}

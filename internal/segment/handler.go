@@ -498,16 +498,22 @@ func setIdentifiers(st *State, ids []change.Identifier) {
 
 // absorb moves a merged profile's accumulators, dedupe map and memberships into the survivor
 // and empties it. An accumulator only one of them has is dropped: ensureAggs rebuilds it from
-// the timeline of both.
+// the timeline of both; so are all when some of gone's events were applied to the survivor too
+// (a profile revived by a late record and merged again); when all were, there is nothing to add.
 func absorb(surv, gone *State) {
-	surv.absorbSeen(gone)
-	for sig, sa := range surv.Aggs {
-		if ga := gone.Aggs[sig]; ga != nil {
-			sa.merge(ga)
-		} else {
-			delete(surv.Aggs, sig)
+	switch surv.overlap(gone) {
+	case overlapNone:
+		for sig, sa := range surv.Aggs {
+			if ga := gone.Aggs[sig]; ga != nil {
+				sa.merge(ga)
+			} else {
+				delete(surv.Aggs, sig)
+			}
 		}
+	case overlapSome: // a profile merged again after a late record revived it
+		surv.Aggs = nil
 	}
+	surv.absorbSeen(gone)
 	surv.Legacy = append(surv.Legacy, gone.Legacy...)
 	for id, gm := range gone.Members {
 		sm := surv.Members[id]
@@ -523,7 +529,8 @@ func absorb(surv, gone *State) {
 		}
 	}
 	gone.MergedInto = surv.ProfileID
-	gone.Aggs, gone.Seen, gone.Recent, gone.Legacy = nil, nil, nil, nil
+	// gone keeps its dedupe map: a late redelivery of one of its records must not count again.
+	gone.Aggs, gone.Legacy = nil, nil
 	gone.Computed, gone.Members, gone.NextAt = map[string]json.RawMessage{}, map[string]*Membership{}, time.Time{}
 }
 
