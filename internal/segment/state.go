@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/activations"
@@ -149,9 +150,18 @@ func (s *State) InAudiences() []string {
 	return ids
 }
 
+// gzipWriters reuses compressors: a new one allocates about 1 MB, far more than a state.
+// It holds scratch memory only, never state.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return zw
+}}
+
 func encodeState(s *State) ([]byte, error) {
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	if err := json.NewEncoder(zw).Encode(s); err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}
