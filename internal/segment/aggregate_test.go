@@ -170,7 +170,7 @@ func stateAfter(t testing.TB, cat *Catalog, n int) *State {
 			name = "Order Completed"
 		}
 		e := Event{ID: fmt.Sprintf("m%d", i), Type: "track", Name: name, T: at,
-			P: json.RawMessage(fmt.Sprintf(`{"revenue":%d,"category":%q}`, 10+i%50, cats[i%len(cats)])),
+			P:     json.RawMessage(fmt.Sprintf(`{"revenue":%d,"category":%q}`, 10+i%50, cats[i%len(cats)])),
 			Stamp: &change.Stamp{Profile: "p1", Seq: int64(i + 1)}}
 		cat.addEvents(st, []Event{e}, t0)
 	}
