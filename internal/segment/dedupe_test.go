@@ -281,3 +281,20 @@ func TestPageAndScreenEvents(t *testing.T) {
 		t.Fatalf("bad type: %v", err)
 	}
 }
+
+// TestBackfillOfUnstampedEvents: events applied without stamps (records from before stamps) are
+// found on the timeline by their message ids (the last MaxRecentIDs).
+func TestBackfillOfUnstampedEvents(t *testing.T) {
+	e := newEnv(t)
+	hist := e.hist
+	e.hist = nil // records go unstamped
+	m1, m2 := order("m1", 1), order("m2", 2)
+	e.send(t, chg("p1", 1, "", m1, m2))
+	hist.Add("p1", m1, change.Stamp{})
+	hist.Add("p1", m2, change.Stamp{})
+	hist.Add("p1", order("m3", 4), change.Stamp{}) // not delivered yet
+	saveOrderTraits(t, e)
+	if orders, spend, _, _ := e.countsOf(t, "p1", 0); orders != "2" || spend != "3" {
+		t.Fatalf("orders %s spend %s, want 2 and 3", orders, spend)
+	}
+}

@@ -86,8 +86,9 @@ func (s *State) acc(sig string) *Acc {
 // ensureAggs builds the accumulators of the catalog the state lacks (definitions created or
 // edited since, or dropped by a merge) from the events already applied: the legacy event log of
 // a state stored before accumulators existed, and the timeline events whose stamps the dedupe
-// map covers (the others are still to come through the stream, and will be counted then). It
-// reports whether it built any.
+// map covers, or (events applied without a stamp, the upgrade path) whose message ids it keeps;
+// the others are still to come through the stream, and will be counted then. It reports
+// whether it built any.
 func (c *Catalog) ensureAggs(ctx context.Context, st *State, hist History, now time.Time) (bool, error) {
 	var missing []*aggSpec
 	for sig, s := range c.specs {
@@ -113,15 +114,20 @@ func (c *Catalog) ensureAggs(ctx context.Context, st *State, hist History, now t
 	for i := range legacy {
 		count(&legacy[i])
 	}
-	if hist == nil || !st.coversAny() {
+	if hist == nil || !st.coversAny() && len(st.Recent) == 0 {
 		return true, nil
 	}
-	seen := map[change.Stamp]bool{}
+	type key struct {
+		s  change.Stamp
+		id string
+	}
+	seen := map[key]bool{}
 	err := hist.Events(ctx, st.ProfileID, func(m *tracking.Message, stamp change.Stamp) error {
-		if seen[stamp] || !st.covers(stamp) {
+		k := key{stamp, m.MessageID}
+		if seen[k] || !st.covers(stamp) && !st.recent(idHash(m.MessageID)) {
 			return nil
 		}
-		seen[stamp] = true
+		seen[k] = true
 		e := eventOf(m, &stamp)
 		count(&e)
 		return nil
