@@ -298,3 +298,16 @@ func TestBackfillOfUnstampedEvents(t *testing.T) {
 		t.Fatalf("orders %s spend %s, want 2 and 3", orders, spend)
 	}
 }
+
+// TestPreviewOfNewEventConditionReadsTimeline: a draft's event condition that no saved
+// definition shares is computed from the timeline for each profile previewed.
+func TestPreviewOfNewEventConditionReadsTimeline(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.send(t, chg("p1", 1, "", order("m1", 10), order("m2", 50)), chg("p2", 1, "", order("m3", 20)))
+	draft := aud(t, "", "Big orders", `{"event":{"name":"Order Completed","where":[{"key":"revenue","op":"gte","value":30}]}}`)
+	pr, err := e.sv.Preview(ctx, *draft, 0)
+	if err != nil || pr.Matched != 1 || pr.Scanned != 2 || len(pr.Sample) != 1 || pr.Sample[0] != "p1" {
+		t.Fatalf("preview %+v %v", pr, err)
+	}
+}

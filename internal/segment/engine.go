@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/activations"
+	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
 // Input is what happened to a profile since its state was last evaluated.
@@ -96,19 +97,19 @@ func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 	return res
 }
 
-// transitionTime is when transitions caused by new events happen: at the latest event's time,
-// never in the future (now when there is no new event).
+// transitionTime is when transitions caused by new events happen: at the latest track, page or
+// screen event's time, never in the future (now when there is none).
 func transitionTime(evs []Event, now time.Time) time.Time {
-	if len(evs) == 0 {
-		return now
-	}
-	at := evs[0].T
-	for _, e := range evs {
-		if e.T.After(at) {
-			at = e.T
+	var at time.Time
+	for i := range evs {
+		switch evs[i].eventType() {
+		case tracking.TypeTrack, tracking.TypePage, tracking.TypeScreen:
+			if evs[i].T.After(at) {
+				at = evs[i].T
+			}
 		}
 	}
-	if at.After(now) {
+	if at.IsZero() || at.After(now) {
 		return now
 	}
 	return at

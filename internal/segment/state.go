@@ -48,14 +48,6 @@ func (e *Event) eventType() string {
 	return e.Type
 }
 
-// EventFrom converts a tracked message; ok is false for messages that are not track events.
-func EventFrom(m *tracking.Message) (Event, bool) {
-	if m.Type != tracking.TypeTrack || m.Event == "" || m.MessageID == "" {
-		return Event{}, false
-	}
-	return Event{ID: m.MessageID, Type: m.Type, Name: m.Event, T: m.Timestamp.UTC(), P: m.Properties}, true
-}
-
 // eventOf converts any tracked message: track events by event name, page and screen views by
 // name; other types match no filter but are still deduplicated by their stamp.
 func eventOf(m *tracking.Message, stamp *change.Stamp) Event {
