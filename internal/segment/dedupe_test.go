@@ -223,8 +223,12 @@ func TestBackfillCountsOnlyAppliedEvents(t *testing.T) {
 // and a redelivered message of the log is not counted again.
 func TestLegacyEventLogUpgrade(t *testing.T) {
 	e := newEnv(t)
+	hist := e.hist
 	e.hist = nil
 	saveOrderTraits(t, e)
+	// The timeline has the logged events too: they must not count twice.
+	hist.Add("p1", order("m1", 5), change.Stamp{})
+	hist.Add("p1", order("m2", 6), change.Stamp{})
 	old := NewState("p1")
 	old.Legacy = []Event{ev("m1", "Order Completed", 2*day, `{"revenue":5}`), ev("m2", "Order Completed", day, `{"revenue":6}`)}
 	b, err := encodeState(old)

@@ -111,7 +111,9 @@ func (c *Catalog) ensureAggs(ctx context.Context, st *State, hist History, now t
 			}
 		}
 	}
+	fromLog := make(map[string]bool, len(legacy))
 	for i := range legacy {
+		fromLog[legacy[i].ID] = true
 		count(&legacy[i])
 	}
 	if hist == nil || !st.coversAny() && len(st.Recent) == 0 {
@@ -124,7 +126,7 @@ func (c *Catalog) ensureAggs(ctx context.Context, st *State, hist History, now t
 	seen := map[key]bool{}
 	err := hist.Events(ctx, st.ProfileID, func(m *tracking.Message, stamp change.Stamp) error {
 		k := key{stamp, m.MessageID}
-		if seen[k] || !st.covers(stamp) && !st.recent(idHash(m.MessageID)) {
+		if seen[k] || fromLog[m.MessageID] || !st.covers(stamp) && !st.recent(idHash(m.MessageID)) {
 			return nil
 		}
 		seen[k] = true
