@@ -215,3 +215,39 @@ func seqOverlap(mine, o *SeqSet) (some, all bool) {
 	}
 	return some, true
 }
+
+// absorbAggs adds a merged profile's accumulators to the survivor's. An accumulator only one of
+// them has is kept when the other has applied no event, else dropped (ensureAggs rebuilds it
+// from the timeline of both); all are dropped when some of gone's events were applied to the
+// survivor too (a profile revived by a late record and merged again), and none is added when
+// all were.
+func (s *State) absorbAggs(gone *State) {
+	switch s.overlap(gone) {
+	case overlapAll:
+		return
+	case overlapSome:
+		s.Aggs = nil
+		return
+	}
+	survEmpty, goneEmpty := s.appliedNone(), gone.appliedNone()
+	for sig, sa := range s.Aggs {
+		if ga := gone.Aggs[sig]; ga != nil {
+			sa.merge(ga)
+		} else if !goneEmpty {
+			delete(s.Aggs, sig)
+		}
+	}
+	if !survEmpty {
+		return
+	}
+	for sig, ga := range gone.Aggs {
+		if s.Aggs[sig] == nil {
+			s.acc(sig).merge(ga)
+		}
+	}
+}
+
+// appliedNone reports whether no event was applied to the state.
+func (s *State) appliedNone() bool {
+	return !s.coversAny() && len(s.Recent) == 0 && len(s.Legacy) == 0
+}

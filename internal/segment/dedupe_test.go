@@ -315,3 +315,20 @@ func TestPreviewOfNewEventConditionReadsTimeline(t *testing.T) {
 		t.Fatalf("preview %+v %v", pr, err)
 	}
 }
+
+// TestMergeIntoNewProfileKeepsAllTime: a profile merged into one the segments stage has not seen
+// yet brings its all-time accumulators (older than the timeline keeps) with it.
+func TestMergeIntoNewProfileKeepsAllTime(t *testing.T) {
+	e := newEnv(t)
+	saveOrderTraits(t, e)
+	e.send(t, stamped("b", 1, []tracking.Message{order("m1", 1), order("m2", 2)}, st("b", 1), st("b", 2)))
+	e.hist = nil // nothing on the timeline any more (past its retention): only the state knows
+	h := e.h
+	h.opt.History = NewMemHistory()
+	merge := stamped("a", 1, []tracking.Message{order("m3", 4)}, st("a", 1))
+	merge.MergedFrom = []string{"b"}
+	e.send(t, merge)
+	if orders, spend, _, _ := e.countsOf(t, "a", 0); orders != "3" || spend != "7" {
+		t.Fatalf("orders %s spend %s, want 3 and 7", orders, spend)
+	}
+}

@@ -496,23 +496,10 @@ func setIdentifiers(st *State, ids []change.Identifier) {
 	}
 }
 
-// absorb moves a merged profile's accumulators, dedupe map and memberships into the survivor
-// and empties it. An accumulator only one of them has is dropped: ensureAggs rebuilds it from
-// the timeline of both; so are all when some of gone's events were applied to the survivor too
-// (a profile revived by a late record and merged again); when all were, there is nothing to add.
+// absorb moves a merged profile's accumulators (absorbAggs), dedupe map and memberships into the
+// survivor and empties it.
 func absorb(surv, gone *State) {
-	switch surv.overlap(gone) {
-	case overlapNone:
-		for sig, sa := range surv.Aggs {
-			if ga := gone.Aggs[sig]; ga != nil {
-				sa.merge(ga)
-			} else {
-				delete(surv.Aggs, sig)
-			}
-		}
-	case overlapSome: // a profile merged again after a late record revived it
-		surv.Aggs = nil
-	}
+	surv.absorbAggs(gone)
 	surv.absorbSeen(gone)
 	surv.Legacy = append(surv.Legacy, gone.Legacy...)
 	for id, gm := range gone.Members {
