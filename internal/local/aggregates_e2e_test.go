@@ -54,10 +54,15 @@ func TestAllTimeSumOverTwoYearsEndToEnd(t *testing.T) {
 
 	want := float64(cents) / 100
 	deadline := 5 * time.Minute // 5,000 events through every stage on a shared machine
-	eventually(t, "the computed traits of 5,000 orders", deadline, func() bool {
-		got := segComputedOnceKnown(t, api, user)
-		return got != nil && got["orders"] == float64(n)
-	})
+	var last map[string]any
+	for end := time.Now().Add(deadline); ; time.Sleep(500 * time.Millisecond) {
+		if last = segComputedOnceKnown(t, api, user); last != nil && last["orders"] == float64(n) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for the computed traits of %d orders; last: %v", n, last)
+		}
+	}
 	got := segClassTraits(t, api, user, "computed_trait")
 	spend, ok := got["spend"].(float64)
 	if !ok || math.Abs(spend-want) > 0.001 || fmt.Sprintf("%.2f", spend) != fmt.Sprintf("%d.%02d", cents/100, cents%100) {
