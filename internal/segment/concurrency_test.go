@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/activations"
+	"github.com/serverless-cdp/cdp/internal/change"
+	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
 // Two handler instances (as two Lambda invocations, each with its own state cache) and Ticks
@@ -71,5 +73,36 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 	}
 	if entered != 1 || events != 2*perWriter {
 		t.Fatalf("distinct records: %d transitions, %d events; %v", entered, events, ids)
+	}
+}
+
+// Two handler instances deliver the same stamped records at once, in opposite orders (a shard's
+// batch retried by a second invocation): every event counts once.
+func TestConcurrentDuplicateDeliveryCountsOnce(t *testing.T) {
+	e := newEnv(t)
+	saveOrderTraits(t, e)
+	other := NewHandler(e.st, e.h.pub, Options{Clock: e.clock.Now, DefCacheTTL: time.Nanosecond, History: e.hist})
+	const n = 12
+	var recs []change.Record
+	for i := range n {
+		recs = append(recs, stamped("p1", int64(i+1), []tracking.Message{order(fmt.Sprintf("m%d", i), i+1)}, st("p1", int64(i+1))))
+	}
+	var wg sync.WaitGroup
+	for w, h := range []*Handler{e.h, other} {
+		wg.Go(func() {
+			ee := &env{h: h, seq: w * 1000}
+			for i := range n {
+				r := recs[i]
+				if w == 1 {
+					r = recs[n-1-i]
+				}
+				ee.send(t, r)
+			}
+		})
+	}
+	wg.Wait()
+	orders, spend, distinct, _ := e.countsOf(t, "p1", n)
+	if orders != fmt.Sprint(n) || spend != fmt.Sprint(n*(n+1)/2) || distinct != n {
+		t.Fatalf("orders %s spend %s, %d distinct forwarded: want %d, %d, %d", orders, spend, distinct, n, n*(n+1)/2, n)
 	}
 }

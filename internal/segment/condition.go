@@ -11,6 +11,8 @@ type evalCtx struct {
 	now      time.Time
 	computed map[string]any
 	member   func(audienceID string) bool
+	cat      *Catalog        // the accumulator specs of event conditions (nil: computed)
+	extra    map[string]*Acc // accumulators the state lacks (a preview's draft), by signature
 }
 
 func newEvalCtx(st *State, now time.Time) *evalCtx {
@@ -56,36 +58,39 @@ func evalCondition(c *Condition, x *evalCtx) bool {
 	case c.Audience != nil:
 		return x.member(c.Audience.ID)
 	case c.Event != nil:
-		return evalEvent(c.Event, x.st.Events, x.now)
+		return evalEvent(c.Event, x)
 	}
 	return false
 }
 
-func evalEvent(e *EventCondition, events []Event, now time.Time) bool {
-	d := e.Within.Duration()
-	n := 0
-	for i := range events {
-		ev := &events[i]
-		if e.Between != nil {
-			if ev.T.Before(e.Between.From) || !ev.T.Before(e.Between.To) {
-				continue
-			}
-		} else if !inWindow(ev.T, now, d) {
-			continue
-		}
-		if matches(&e.EventFilter, ev) {
-			n++
+// spec is the accumulator of an event condition.
+func (x *evalCtx) spec(e *EventCondition) *aggSpec {
+	if x.cat != nil {
+		if s := x.cat.condSpecs[e]; s != nil {
+			return s
 		}
 	}
+	return condSpec(e)
+}
+
+// evalEvent counts the matching events from the condition's accumulator (none yet: 0).
+func evalEvent(e *EventCondition, x *evalCtx) bool {
+	s := x.spec(e)
+	acc := x.st.Aggs[s.sig]
+	if acc == nil {
+		acc = x.extra[s.sig]
+	}
+	n := acc.at(s, x.now).N
 	cnt := Count{Op: AtLeast, N: 1}
 	if e.Count != nil {
 		cnt = *e.Count
 	}
-	switch cnt.Op {
+	switch want := int64(cnt.N); cnt.Op {
 	case AtMost:
-		return n <= cnt.N
+		return n <= want
 	case Exactly:
-		return n == cnt.N
+		return n == want
+	default:
+		return n >= want
 	}
-	return n >= cnt.N
 }

@@ -76,7 +76,7 @@ var (
 func KeyFromName(name string) string { return segmentdef.KeyFromName(name) }
 
 // matches reports whether an event passes the filter.
-func matches(f *EventFilter, e *Event) bool { return f.Matches(e.Name, e.props) }
+func matches(f *EventFilter, e *Event) bool { return f.MatchesEvent(e.eventType(), e.Name, e.props) }
 
 func lookup(obj map[string]any, key string) (any, bool) { return segmentdef.Lookup(obj, key) }
 

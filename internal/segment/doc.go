@@ -1,17 +1,19 @@
 // Package segment is the segments stage: computed traits and real-time audiences.
 //
 // It consumes the `changes` stream (one change.Record per profile touched), keeps a compact
-// per-profile state (recent events, current traits, computed trait values, audience
-// memberships), recomputes only the computed traits and audiences an input can affect (the
+// per-profile state (an accumulator per computed trait and event condition — aggregate.go, whose
+// size depends on the definitions, not on the profile's history — a dedupe map of the events
+// applied by their stamps — dedupe.go — current traits, computed trait values, audience
+// memberships), builds the accumulators of new definitions from identity's timeline (History,
+// history.go), recomputes only the computed traits and audiences an input can affect (the
 // definitions are indexed by the event names, trait keys, computed traits and audiences they
 // reference), and publishes transitions to the `activations` stream. Windowed conditions that can
 // change with no new event are re-evaluated from a per-minute schedule driven by Tick.
 //
 // Faults: a change record that cannot be decoded, and the records of a profile the stores refuse
-// for good (state over Options.MaxStateBytes even without its event log, a value DynamoDB
-// rejects, an activation record over Kinesis's 1 MiB), go to the dead letters each on its own
-// (limits.go); the rest of the batch goes on. The state is kept within MaxStateBytes by dropping
-// the oldest events (State.fit). Handle, Tick and backfills plan (internal/budget) from
+// for good (state over Options.MaxStateBytes, a value DynamoDB rejects, an activation record
+// over Kinesis's 1 MiB), go to the dead letters each on its own (limits.go); the rest of the
+// batch goes on. Handle, Tick and backfills plan (internal/budget) from
 // ctx.Deadline() less Options.Reserve and start no profile after it; dead letters and backfill
 // progress are written on context.WithoutCancel with Options.BookkeepingTimeout.
 //

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/activations"
+	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
 // Input is what happened to a profile since its state was last evaluated.
@@ -52,24 +53,26 @@ func (c *Catalog) Unknown(st *State) []string {
 			out = append(out, "audience:"+id)
 		}
 	}
+	for sig := range st.Aggs {
+		if c.specs[sig] == nil {
+			out = append(out, "agg:"+sig)
+		}
+	}
 	return out
 }
 
 func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 	var res Result
 	at := transitionTime(in.NewEvents, now)
-	names := map[string]bool{}
-	for _, e := range in.NewEvents {
-		names[e.Name] = true
-	}
+	names := eventKeys(in.NewEvents)
 	traits := c.Traits
 	// A new profile gets every computed trait, as a backfill would give it (a count of 0 is a
 	// value): otherwise its traits would depend on whether it existed when they were defined.
 	if !in.All && st.Ver != 0 {
 		traits = c.affectedTraits(names)
 	}
-	changedComputed := updateComputed(st, traits, now, &res)
-	c.forgetUnknown(st)
+	changedComputed := c.updateComputed(st, traits, now, &res)
+	c.forgetUnknown(st, now)
 	auds := c.Audiences
 	if !in.All {
 		var extra []*Audience
@@ -79,6 +82,7 @@ func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 		auds = c.affectedAudiences(names, in.ChangedTraits, changedComputed, extra)
 	}
 	x := newEvalCtx(st, now)
+	x.cat = c
 	for _, a := range auds {
 		res.Evaluated++
 		if rec, ok := transition(st, a, evalCondition(&a.Condition, x), at); ok {
@@ -93,19 +97,19 @@ func (c *Catalog) Evaluate(st *State, in Input, now time.Time) Result {
 	return res
 }
 
-// transitionTime is when transitions caused by new events happen: at the latest event's time,
-// never in the future (now when there is no new event).
+// transitionTime is when transitions caused by new events happen: at the latest track, page or
+// screen event's time, never in the future (now when there is none).
 func transitionTime(evs []Event, now time.Time) time.Time {
-	if len(evs) == 0 {
-		return now
-	}
-	at := evs[0].T
-	for _, e := range evs {
-		if e.T.After(at) {
-			at = e.T
+	var at time.Time
+	for i := range evs {
+		switch evs[i].eventType() {
+		case tracking.TypeTrack, tracking.TypePage, tracking.TypeScreen:
+			if evs[i].T.After(at) {
+				at = evs[i].T
+			}
 		}
 	}
-	if at.After(now) {
+	if at.IsZero() || at.After(now) {
 		return now
 	}
 	return at
@@ -113,10 +117,11 @@ func transitionTime(evs []Event, now time.Time) time.Time {
 
 // updateComputed recomputes traits into st.Computed, records the changed values in
 // res.ChangedComputed and returns their keys.
-func updateComputed(st *State, traits []*ComputedTrait, now time.Time, res *Result) []string {
+func (c *Catalog) updateComputed(st *State, traits []*ComputedTrait, now time.Time, res *Result) []string {
 	var changed []string
 	for _, t := range traits {
-		v := toJSON(Compute(t, st.Events, now))
+		s := c.traitSpecs[t.Key]
+		v := toJSON(Compute(t, st.Aggs[s.sig].at(s, now), now))
 		old, had := st.Computed[t.Key]
 		if had && bytes.Equal(old, v) || !had && v == nil {
 			continue
@@ -135,8 +140,9 @@ func updateComputed(st *State, traits []*ComputedTrait, now time.Time, res *Resu
 	return changed
 }
 
-// forgetUnknown drops values of definitions that no longer exist.
-func (c *Catalog) forgetUnknown(st *State) {
+// forgetUnknown drops values and accumulators of definitions that no longer exist, and the
+// buckets that have left their windows.
+func (c *Catalog) forgetUnknown(st *State, now time.Time) {
 	for k := range st.Computed {
 		if c.traitByKey[k] == nil {
 			delete(st.Computed, k)
@@ -145,6 +151,14 @@ func (c *Catalog) forgetUnknown(st *State) {
 	for id := range st.Members {
 		if c.audByID[id] == nil {
 			delete(st.Members, id)
+		}
+	}
+	for sig, acc := range st.Aggs {
+		switch s := c.specs[sig]; {
+		case s == nil:
+			delete(st.Aggs, sig)
+		case s.window > 0:
+			acc.prune(s, now)
 		}
 	}
 }

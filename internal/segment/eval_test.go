@@ -30,7 +30,6 @@ func purchases() []Event {
 		ev("4", "Order Completed", 2*day, `{"revenue":50,"category":"shoes"}`),
 		ev("5", "Order Completed", 1*time.Hour, `{"revenue":10,"category":"socks","coupon":true}`),
 	}
-	sortEvents(evs)
 	return evs
 }
 
@@ -78,7 +77,7 @@ func TestComputeEachKind(t *testing.T) {
 	}
 	for _, tc := range cases {
 		c := mustTrait(t, tc.def)
-		got := Compute(c, evs, t0)
+		got := computeEvents(c, evs, t0)
 		var norm any
 		_ = json.Unmarshal(toJSON(got), &norm)
 		if !reflect.DeepEqual(norm, tc.want) {
@@ -94,14 +93,15 @@ func TestRFMRecencyMovesWithTime(t *testing.T) {
 		later time.Duration
 		want  float64
 	}{{day, 5}, {8 * day, 4}, {31 * day, 3}, {100 * day, 2}, {200 * day, 1}} {
-		if got := Compute(c, evs, t0.Add(tc.later)); got != tc.want {
+		if got := computeEvents(c, evs, t0.Add(tc.later)); got != tc.want {
 			t.Errorf("after %v: %v, want %v", tc.later, got, tc.want)
 		}
 	}
-	if next := nextChange(c, evs, t0); !next.Equal(t0.Add(7 * day)) {
+	s := traitSpec(c)
+	if next := recencyChange(c, accOf(s, evs, t0).at(s, t0), t0); !next.Equal(t0.Add(7 * day)) {
 		t.Errorf("next change %v", next)
 	}
-	if Compute(c, nil, t0) != nil {
+	if computeEvents(c, nil, t0) != nil {
 		t.Error("no purchase should have no recency")
 	}
 }
@@ -185,7 +185,7 @@ func stateWith(traits string, evs []Event) *State {
 		_ = json.Unmarshal([]byte(traits), &m)
 		st.setTraits(m)
 	}
-	st.Events = evs
+	st.Legacy = evs // the event conditions' accumulators are built from them (withAggs)
 	return st
 }
 
@@ -234,7 +234,7 @@ func TestConditions(t *testing.T) {
 		if err := a.Validate(); err != nil {
 			t.Fatalf("%s: %v", tc.cond, err)
 		}
-		if got := evalCondition(&a.Condition, newEvalCtx(st, t0)); got != tc.want {
+		if got := evalCondition(&a.Condition, newEvalCtx(withAggs(t, st, &a.Condition, t0), t0)); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.cond, got, tc.want)
 		}
 	}
@@ -272,7 +272,7 @@ func TestEvaluateTransitionsAndAudienceOfAudience(t *testing.T) {
 	}
 	st.Ver = 1
 	e1 := ev("m1", "Order Completed", 0, `{"revenue":120}`)
-	added := st.addEvents([]Event{e1})
+	added := cat.addEvents(st, []Event{e1}, t0)
 	res = cat.Evaluate(st, Input{NewEvents: added}, t0)
 	if got := st.InAudiences(); !reflect.DeepEqual(got, []string{"buyers", "vip"}) {
 		t.Fatalf("after purchase in %v", got)
@@ -289,15 +289,19 @@ func TestEvaluateTransitionsAndAudienceOfAudience(t *testing.T) {
 	if string(res.ChangedComputed["spend"]) != "120" {
 		t.Fatalf("computed %v", res.ChangedComputed)
 	}
-	if want := t0.Add(30 * day); !st.NextAt.Equal(want) {
+	// The purchase counts until the end of its day's bucket plus 30 days.
+	if want := t0.Add(30*day + 12*time.Hour); !st.NextAt.Equal(want) {
 		t.Fatalf("next at %v, want %v", st.NextAt, want)
 	}
 	// Nothing new: nothing evaluated, no transition.
 	if res := cat.Evaluate(st, Input{}, t0); len(res.Records) != 0 || res.Evaluated != 0 {
 		t.Fatalf("idle evaluation: %+v", res)
 	}
-	// Past the window: everything flips back, once.
-	later := t0.Add(30 * day)
+	// Just before the window's edge nothing changes; at it everything flips back, once.
+	if res := cat.Evaluate(st, Input{All: true}, st.NextAt.Add(-time.Nanosecond)); len(res.Transitions) != 0 {
+		t.Fatalf("transitions before the edge %+v", res.Transitions)
+	}
+	later := st.NextAt
 	res = cat.Evaluate(st, Input{All: true}, later)
 	if got := st.InAudiences(); !reflect.DeepEqual(got, []string{"lapsed"}) {
 		t.Fatalf("after window in %v", got)
@@ -319,7 +323,7 @@ func TestIndexSkipsUnrelatedAudiences(t *testing.T) {
 	cat := catalog(t, nil, auds...)
 	st := NewState("p")
 	st.Ver = 1
-	res := cat.Evaluate(st, Input{NewEvents: st.addEvents([]Event{ev("m", "E7", 0, "")})}, t0)
+	res := cat.Evaluate(st, Input{NewEvents: cat.addEvents(st, []Event{ev("m", "E7", 0, "")}, t0)}, t0)
 	if res.Evaluated != 1 || !st.Members["a7"].In {
 		t.Fatalf("evaluated %d", res.Evaluated)
 	}

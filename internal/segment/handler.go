@@ -28,8 +28,6 @@ type Options struct {
 	Clock       func() time.Time // default time.Now
 	Logger      *slog.Logger     // default slog.Default()
 	DefCacheTTL time.Duration    // how long definitions are cached; default 10s
-	MaxEvents   int              // per-profile event log length; default DefaultMaxEvents
-	MaxAge      time.Duration    // per-profile event log age; default DefaultMaxAge
 	Concurrency int              // profiles processed in parallel per batch; default 16
 	TickLimit   int              // profiles re-evaluated per Tick per schedule shard; default 2000
 	// StateCacheBytes bounds the in-process cache of profile states (see stateCache): encoded
@@ -53,6 +51,9 @@ type Options struct {
 	// BookkeepingTimeout bounds writes that must happen even after the invocation's context
 	// ended (dead letters, backfill progress); default 5 s.
 	BookkeepingTimeout time.Duration
+	// History reads a profile's retained timeline, to build the accumulators of definitions
+	// created or edited after its state (a backfill). Without it (tests only) they start empty.
+	History History
 	// WallClock measures time budgets against the context's deadline; default time.Now (tests
 	// inject one that advances, so budgets run out deterministically).
 	WallClock func() time.Time
@@ -92,12 +93,6 @@ func NewHandler(st Stores, pub Publisher, opt Options) *Handler {
 	}
 	if opt.DefCacheTTL == 0 {
 		opt.DefCacheTTL = 10 * time.Second
-	}
-	if opt.MaxEvents == 0 {
-		opt.MaxEvents = DefaultMaxEvents
-	}
-	if opt.MaxAge == 0 {
-		opt.MaxAge = DefaultMaxAge
 	}
 	if opt.Concurrency == 0 {
 		opt.Concurrency = 16
@@ -343,12 +338,11 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	}
 	merged, changed, msgs, incoming := ap.merged, ap.changed, ap.msgs, ap.incoming
 	in.All = in.All || ap.all
-	added := st.addEvents(incoming)
-	st.trim(now, h.opt.MaxEvents, h.opt.MaxAge)
-	// A tenth of the budget is left for what this evaluation adds (computed values, memberships).
-	if err := st.fit(h.opt.MaxStateBytes * 9 / 10); err != nil {
+	cat, added, built, err := h.addEvents(ctx, cat, st, incoming, now)
+	if err != nil {
 		return err
 	}
+	in.All = in.All || built
 	in.NewEvents, in.ChangedTraits = added, changed
 	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 {
 		if !consistent && (len(incoming) > 0 || carriesTraits(m.recs)) {
@@ -475,19 +469,21 @@ func (h *Handler) fresh(ctx context.Context, cat *Catalog, st *State) (*Catalog,
 // forward publishes the new events. Events are facts: forwarding them before the state write
 // means a crash can only repeat them (same ids), never lose them.
 func (h *Handler) forward(ctx context.Context, st *State, added []Event, msgs map[string]*tracking.Message) error {
-	if len(added) == 0 {
-		return nil
+	var fwd []activations.Record
+	for i := range added {
+		if e := &added[i]; e.forwarded() && msgs[e.ID] != nil {
+			fwd = append(fwd, st.stamp(activations.Record{ID: "evt-" + e.ID, Kind: activations.KindEvent,
+				Event: msgs[e.ID], OccurredAt: e.T}))
+		}
 	}
-	fwd := make([]activations.Record, 0, len(added))
-	for _, e := range added {
-		fwd = append(fwd, st.stamp(activations.Record{ID: "evt-" + e.ID, Kind: activations.KindEvent,
-			Event: msgs[e.ID], OccurredAt: e.T}))
+	if len(fwd) == 0 {
+		return nil
 	}
 	return h.publish(ctx, st.ProfileID, fwd)
 }
 
 // applied is what a profile's change records bring: merged profiles (to store emptied), changed
-// trait keys, new track events and their messages.
+// trait keys, the events (with their stamps; not deduplicated yet) and the track messages.
 type applied struct {
 	merged   []Write
 	changed  []string
@@ -528,10 +524,16 @@ func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []chang
 			st.ChangeVersion = r.Version
 		}
 		setIdentifiers(st, r.Identifiers)
+		stamped := len(r.Stamps) == len(r.Events)
 		for j := range r.Events {
 			msg := &r.Events[j]
-			if e, ok := EventFrom(msg); ok {
-				ap.incoming = append(ap.incoming, e)
+			var stamp *change.Stamp
+			if stamped {
+				stamp = &r.Stamps[j]
+			}
+			e := eventOf(msg, stamp)
+			ap.incoming = append(ap.incoming, e)
+			if e.forwarded() {
 				ap.msgs[msg.MessageID] = msg
 			}
 		}
@@ -559,9 +561,12 @@ func setIdentifiers(st *State, ids []change.Identifier) {
 	}
 }
 
-// absorb moves a merged profile's events and memberships into the survivor and empties it.
+// absorb moves a merged profile's accumulators (absorbAggs), dedupe map and memberships into the
+// survivor and empties it.
 func absorb(surv, gone *State) {
-	surv.addEvents(gone.Events)
+	surv.absorbAggs(gone)
+	surv.absorbSeen(gone)
+	surv.Legacy = append(surv.Legacy, gone.Legacy...)
 	for id, gm := range gone.Members {
 		sm := surv.Members[id]
 		if sm == nil {
@@ -576,7 +581,9 @@ func absorb(surv, gone *State) {
 		}
 	}
 	gone.MergedInto = surv.ProfileID
-	gone.Events, gone.Computed, gone.Members, gone.NextAt = nil, map[string]json.RawMessage{}, map[string]*Membership{}, time.Time{}
+	// gone keeps its dedupe map: a late redelivery of one of its records must not count again.
+	gone.Aggs, gone.Legacy = nil, nil
+	gone.Computed, gone.Members, gone.NextAt = map[string]json.RawMessage{}, map[string]*Membership{}, time.Time{}
 }
 
 func diffTraits(old, cur map[string]json.RawMessage) []string {

@@ -27,6 +27,7 @@ func (e *env) event(t *testing.T, recs ...change.Record) events.KinesisEvent {
 	t.Helper()
 	var ev events.KinesisEvent
 	for _, r := range recs {
+		e.stampAll(&r)
 		b, _ := json.Marshal(r)
 		e.seq++
 		var kr events.KinesisEventRecord
@@ -76,9 +77,9 @@ func TestPoisonProfileDeadLetteredAlone(t *testing.T) {
 	}
 }
 
-// TestEventLogShedsToFitItem: a profile whose events carry large properties keeps a state
-// within one DynamoDB item: the oldest events are dropped instead of the profile failing.
-func TestEventLogShedsToFitItem(t *testing.T) {
+// TestLargeEventsKeepStateSmall: events with large properties do not grow the state (no event
+// is kept, only the accumulators): all 60 events of 10 KB count, and the state stays small.
+func TestLargeEventsKeepStateSmall(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	if _, err := e.sv.SaveTrait(ctx, ComputedTrait{Name: "Orders", Kind: KindCount, Event: EventFilter{Name: "Order Completed"}}); err != nil {
@@ -95,20 +96,16 @@ func TestEventLogShedsToFitItem(t *testing.T) {
 		}
 	}
 	pv, err := e.sv.Profile(ctx, "p1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	json.Unmarshal(pv.ComputedTraits["orders"], &n)
-	if n < 10 || n >= 60 {
-		t.Fatalf("orders %d: want the retained part of 60 events of 10 KB (at least 10, fewer than 60)", n)
+	if err != nil || string(pv.ComputedTraits["orders"]) != "60" {
+		t.Fatalf("orders %s %v, want all 60", pv.ComputedTraits["orders"], err)
 	}
 	l, err := e.st.Load(ctx, "p1", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := encodeState(l.State)
-	t.Logf("60 events of 10 KB: %d retained, state %d bytes (limit %d)", len(l.State.Events), len(b), MaxStateBytes)
+	if b, _ := encodeState(l.State); len(b) > 2<<10 {
+		t.Fatalf("state of %d bytes after 600 KB of events, want at most 2 KB", len(b))
+	}
 }
 
 // TestHandleHonoursDeadline: with the deadline already inside the reserve, the handler starts no

@@ -23,13 +23,26 @@ type Catalog struct {
 	audByComputed map[string][]*Audience
 	dependents    map[string][]*Audience
 	emptyMatch    []*Audience
-	windows       map[string][]windowSpec // by event name ("*": any)
 	recency       []*ComputedTrait
+
+	specs        map[string]*aggSpec          // every accumulator, by signature
+	specsByEvent map[string][]*aggSpec        // by evKey of their filter (name "*": any of the type)
+	traitSpecs   map[string]*aggSpec          // by computed trait key
+	condSpecs    map[*EventCondition]*aggSpec // by event condition of an audience
 }
 
-type windowSpec struct {
-	filter *EventFilter
-	d      time.Duration
+// evKey indexes definitions by the type and name of the events they select.
+func evKey(typ, name string) string { return typ + "\x00" + name }
+
+// addSpec registers an accumulator (shared by definitions with the same signature).
+func (c *Catalog) addSpec(s *aggSpec) *aggSpec {
+	if have := c.specs[s.sig]; have != nil {
+		return have
+	}
+	c.specs[s.sig] = s
+	k := evKey(s.filter.EventType(), s.filter.Name)
+	c.specsByEvent[k] = append(c.specsByEvent[k], s)
+	return s
 }
 
 // NewCatalog validates the definitions together (unique keys, known references, no cycles) and
@@ -39,7 +52,8 @@ func NewCatalog(traits []*ComputedTrait, audiences []*Audience) (*Catalog, error
 		traitByKey: map[string]*ComputedTrait{}, audByID: map[string]*Audience{}, rank: map[string]int{},
 		traitsByEvent: map[string][]*ComputedTrait{}, audByEvent: map[string][]*Audience{},
 		audByTrait: map[string][]*Audience{}, audByComputed: map[string][]*Audience{},
-		dependents: map[string][]*Audience{}, windows: map[string][]windowSpec{},
+		dependents: map[string][]*Audience{}, specs: map[string]*aggSpec{},
+		specsByEvent: map[string][]*aggSpec{}, traitSpecs: map[string]*aggSpec{}, condSpecs: map[*EventCondition]*aggSpec{},
 	}
 	for _, t := range traits {
 		if err := t.Validate(); err != nil {
@@ -49,11 +63,11 @@ func NewCatalog(traits []*ComputedTrait, audiences []*Audience) (*Catalog, error
 			return nil, &ValidationError{Field: "key", Message: fmt.Sprintf("computed trait key %q is already used", t.Key)}
 		}
 		c.traitByKey[t.Key] = t
-		c.traitsByEvent[t.Event.Name] = append(c.traitsByEvent[t.Event.Name], t)
+		k := evKey(t.Event.EventType(), t.Event.Name)
+		c.traitsByEvent[k] = append(c.traitsByEvent[k], t)
+		c.traitSpecs[t.Key] = c.addSpec(traitSpec(t))
 		if t.Kind == KindRFMRecency {
 			c.recency = append(c.recency, t)
-		} else if d := t.Window.Duration(); d > 0 {
-			c.windows[t.Event.Name] = append(c.windows[t.Event.Name], windowSpec{&t.Event, d})
 		}
 	}
 	sort.Slice(traits, func(i, j int) bool { return traits[i].Key < traits[j].Key })
@@ -86,6 +100,7 @@ func NewCatalog(traits []*ComputedTrait, audiences []*Audience) (*Catalog, error
 	// against them even though nothing they reference changed.
 	empty := NewState("")
 	x := newEvalCtx(empty, time.Now())
+	x.cat = c
 	for _, a := range order {
 		if evalCondition(&a.Condition, x) {
 			empty.Members[a.ID] = &Membership{In: true}
@@ -118,10 +133,8 @@ func (c *Catalog) indexAudience(a *Audience) error {
 			add(c.audByComputed, top)
 			add(c.audByComputed, n.ComputedTrait.Key)
 		case n.Event != nil:
-			add(c.audByEvent, n.Event.Name)
-			if d := n.Event.Within.Duration(); d > 0 && n.Event.Between == nil {
-				c.windows[n.Event.Name] = append(c.windows[n.Event.Name], windowSpec{&n.Event.EventFilter, d})
-			}
+			add(c.audByEvent, evKey(n.Event.EventType(), n.Event.Name))
+			c.condSpecs[n.Event] = c.addSpec(condSpec(n.Event))
 		case n.Audience != nil:
 			if c.audByID[n.Audience.ID] == nil && err == nil {
 				err = &ValidationError{Field: "condition", Message: fmt.Sprintf("unknown audience %q", n.Audience.ID)}
@@ -183,16 +196,13 @@ func (c *Catalog) Audience(id string) *Audience { return c.audByID[id] }
 // Trait returns a computed trait by key.
 func (c *Catalog) Trait(key string) *ComputedTrait { return c.traitByKey[key] }
 
-// affectedTraits are the computed traits new events with these names can change.
+// affectedTraits are the computed traits new events with these keys (evKey, with the "*" key
+// of each type) can change.
 func (c *Catalog) affectedTraits(names map[string]bool) []*ComputedTrait {
-	if len(names) == 0 {
-		return nil
-	}
 	var out []*ComputedTrait
 	for n := range names {
 		out = append(out, c.traitsByEvent[n]...)
 	}
-	out = append(out, c.traitsByEvent["*"]...)
 	return out
 }
 
@@ -211,9 +221,6 @@ func (c *Catalog) affectedAudiences(events map[string]bool, traits, computed []s
 	}
 	for n := range events {
 		add(c.audByEvent[n])
-	}
-	if len(events) > 0 {
-		add(c.audByEvent["*"])
 	}
 	for _, k := range traits {
 		add(c.audByTrait[k])
@@ -234,8 +241,8 @@ func (c *Catalog) affectedAudiences(events map[string]bool, traits, computed []s
 }
 
 // NextChange is the earliest time after now at which any definition can change for this
-// profile without a new event (zero: never). Only definitions about event names the profile has
-// performed cost anything.
+// profile without a new event (zero: never): the first live bucket of each windowed
+// accumulator the profile has, and the RFM recency thresholds from its last purchase.
 func (c *Catalog) NextChange(st *State, now time.Time) time.Time {
 	var next time.Time
 	consider := func(t time.Time) {
@@ -243,23 +250,25 @@ func (c *Catalog) NextChange(st *State, now time.Time) time.Time {
 			next = t
 		}
 	}
-	any := c.windows["*"]
-	for i := range st.Events {
-		e := &st.Events[i]
-		specs := c.windows[e.Name]
-		if len(specs) == 0 && len(any) == 0 {
-			continue
-		}
-		for _, list := range [][]windowSpec{specs, any} {
-			for _, s := range list {
-				if inWindow(e.T, now, s.d) && matches(s.filter, e) {
-					consider(e.T.Add(s.d))
-				}
-			}
+	for sig, acc := range st.Aggs {
+		if s := c.specs[sig]; s != nil && s.window > 0 {
+			consider(acc.nextChange(s, now))
 		}
 	}
 	for _, t := range c.recency {
-		consider(nextChange(t, st.Events, now))
+		s := c.traitSpecs[t.Key]
+		consider(recencyChange(t, st.Aggs[s.sig].at(s, now), now))
 	}
 	return next
+}
+
+// eventKeys are the index keys new events touch: their type and name, and "*" of their type.
+func eventKeys(evs []Event) map[string]bool {
+	keys := map[string]bool{}
+	for i := range evs {
+		t := evs[i].eventType()
+		keys[evKey(t, evs[i].Name)] = true
+		keys[evKey(t, "*")] = true
+	}
+	return keys
 }

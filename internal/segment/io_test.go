@@ -2,6 +2,7 @@ package segment
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -247,7 +248,8 @@ func BenchmarkStateCodec(b *testing.B) {
 	st := NewState("p")
 	st.Email = "a@example.com"
 	for i := range 5 {
-		st.addEvents([]Event{ev(fmt.Sprint("e", i), "Viewed", time.Hour, `{"a":1}`)})
+		st.Computed[fmt.Sprint("trait_", i)] = json.RawMessage(`12.5`)
+		st.Members[fmt.Sprint("aud", i)] = &Membership{In: true, Seq: 1}
 	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {

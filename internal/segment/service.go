@@ -18,6 +18,9 @@ type Service struct {
 	clock func() time.Time
 	// OnChange is called after a definition changed (e.g. Handler.Invalidate in one process).
 	OnChange func()
+	// History is the identity stage's timeline: Preview computes the event conditions of a
+	// draft that no saved definition shares from it. Without it they count no event.
+	History History
 }
 
 // NewService returns a service over the store; clock may be nil (time.Now).
@@ -375,7 +378,11 @@ func (sv *Service) Preview(ctx context.Context, draft Audience, limit int) (*Pre
 					continue
 				}
 				res.Scanned++
-				if evalCondition(&draft.Condition, newEvalCtx(l.State, now)) {
+				x := newEvalCtx(l.State, now)
+				if x.extra, err = sv.draftAggs(ctx, l.State, &draft.Condition, now); err != nil {
+					return nil, err
+				}
+				if evalCondition(&draft.Condition, x) {
 					res.Matched++
 					if len(res.Sample) < 10 {
 						res.Sample = append(res.Sample, pid)
@@ -388,6 +395,27 @@ func (sv *Service) Preview(ctx context.Context, draft Audience, limit int) (*Pre
 		}
 	}
 	return res, nil
+}
+
+// draftAggs builds, from the timeline, the accumulators of a draft's event conditions the
+// profile's state lacks (as a backfill would).
+func (sv *Service) draftAggs(ctx context.Context, st *State, cond *Condition, now time.Time) (map[string]*Acc, error) {
+	c := &Catalog{specs: map[string]*aggSpec{}}
+	cond.Walk(func(n *Condition) {
+		if n.Event != nil {
+			if s := condSpec(n.Event); st.Aggs[s.sig] == nil {
+				c.specs[s.sig] = s
+			}
+		}
+	})
+	if len(c.specs) == 0 {
+		return nil, nil
+	}
+	tmp := &State{ProfileID: st.ProfileID, Seen: st.Seen, Legacy: st.Legacy}
+	if _, err := c.ensureAggs(ctx, tmp, sv.History, now); err != nil {
+		return nil, err
+	}
+	return tmp.Aggs, nil
 }
 
 // resolveKeys turns audience references by key into references by id.

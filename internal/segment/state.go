@@ -9,21 +9,20 @@ import (
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/activations"
+	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
-// Retention of a profile's event log (see State.Events).
-const (
-	DefaultMaxEvents = 2000
-	DefaultMaxAge    = 400 * 24 * time.Hour
-)
-
-// Event is the part of a track event the segments stage keeps.
+// Event is the part of a tracked message the segments stage looks at while it applies it (it
+// keeps no events: see State.Aggs).
 type Event struct {
 	ID   string          `json:"i"`
-	Name string          `json:"n"`
+	Type string          `json:"y,omitempty"` // track (also when empty), page, screen, or another message type
+	Name string          `json:"n"`           // the track event's name, or the page's or screen's name
 	T    time.Time       `json:"t"`
 	P    json.RawMessage `json:"p,omitempty"`
+	// Stamp is the event's stamp from the change record (nil: a record from before stamps).
+	Stamp *change.Stamp `json:"-"`
 
 	decoded map[string]any
 	done    bool
@@ -39,12 +38,30 @@ func (e *Event) props() map[string]any {
 	return e.decoded
 }
 
-// EventFrom converts a tracked message; ok is false for messages that are not track events.
-func EventFrom(m *tracking.Message) (Event, bool) {
-	if m.Type != tracking.TypeTrack || m.Event == "" || m.MessageID == "" {
-		return Event{}, false
+// eventType is the event's type, track when unset (events of the legacy log).
+func (e *Event) eventType() string {
+	if e.Type == "" {
+		return tracking.TypeTrack
 	}
-	return Event{ID: m.MessageID, Name: m.Event, T: m.Timestamp.UTC(), P: m.Properties}, true
+	return e.Type
+}
+
+// eventOf converts any tracked message: track events by event name, page and screen views by
+// name; other types match no filter but are still deduplicated by their stamp.
+func eventOf(m *tracking.Message, stamp *change.Stamp) Event {
+	e := Event{ID: m.MessageID, Type: m.Type, T: m.Timestamp.UTC(), Stamp: stamp}
+	switch m.Type {
+	case tracking.TypeTrack:
+		e.Name, e.P = m.Event, m.Properties
+	case tracking.TypePage, tracking.TypeScreen:
+		e.Name, e.P = m.Name, m.Properties
+	}
+	return e
+}
+
+// forwarded reports whether an event is forwarded to destinations (track events).
+func (e *Event) forwarded() bool {
+	return e.Type == tracking.TypeTrack && e.Name != "" && e.ID != ""
 }
 
 // Membership is a profile's standing in one audience.
@@ -67,10 +84,17 @@ type State struct {
 	UserID        string                     `json:"userId,omitempty"`
 	AnonymousID   string                     `json:"anonymousId,omitempty"`
 	Email         string                     `json:"email,omitempty"`
-	// Events are the profile's track events, oldest first, deduplicated by message id, at most
-	// DefaultMaxEvents and DefaultMaxAge (older ones are dropped, so all-time aggregates count
-	// what is retained).
-	Events   []Event                    `json:"events,omitempty"`
+	// Aggs are the accumulators of the definitions' events, by signature (aggSpec): their size
+	// depends on the definitions, not on the profile's history.
+	Aggs map[string]*Acc `json:"aggs,omitempty"`
+	// Seen says which events were applied, by origin profile of their stamps (change.Stamp).
+	Seen map[string]*SeqSet `json:"seen,omitempty"`
+	// Recent are the hashes (8 bytes each) of the message ids of the last MaxRecentIDs events
+	// applied without a stamp.
+	Recent []byte `json:"recent,omitempty"`
+	// Legacy is the event log of a state stored before accumulators existed: the accumulators
+	// are built from it once (ensureAggs), then it is dropped.
+	Legacy   []Event                    `json:"events,omitempty"`
 	Computed map[string]json.RawMessage `json:"computed,omitempty"` // by computed trait key
 	Members  map[string]*Membership     `json:"members,omitempty"`  // by audience id
 	// NextAt is when a windowed definition can next change with no new event (zero: never).
@@ -102,58 +126,6 @@ func (s *State) traits() map[string]any {
 func (s *State) setTraits(t map[string]json.RawMessage) {
 	s.Traits = t
 	s.traitsDecoded = nil
-}
-
-// hasEvent reports whether a message id is already in the log.
-func (s *State) hasEvent(id string) bool {
-	for i := len(s.Events) - 1; i >= 0; i-- {
-		if s.Events[i].ID == id {
-			return true
-		}
-	}
-	return false
-}
-
-// addEvents inserts new events (skipping known message ids) and returns those added.
-func (s *State) addEvents(evs []Event) []Event {
-	var added []Event
-	seen := map[string]bool{}
-	for _, e := range evs {
-		if seen[e.ID] || s.hasEvent(e.ID) {
-			continue
-		}
-		seen[e.ID] = true
-		added = append(added, e)
-	}
-	if len(added) == 0 {
-		return nil
-	}
-	s.Events = append(s.Events, added...)
-	sortEvents(s.Events)
-	return added
-}
-
-func sortEvents(evs []Event) {
-	sort.SliceStable(evs, func(i, j int) bool {
-		if !evs[i].T.Equal(evs[j].T) {
-			return evs[i].T.Before(evs[j].T)
-		}
-		return evs[i].ID < evs[j].ID
-	})
-}
-
-// trim applies the retention limits.
-func (s *State) trim(now time.Time, maxEvents int, maxAge time.Duration) {
-	cut := 0
-	for cut < len(s.Events) && now.Sub(s.Events[cut].T) > maxAge {
-		cut++
-	}
-	if len(s.Events)-cut > maxEvents {
-		cut = len(s.Events) - maxEvents
-	}
-	if cut > 0 {
-		s.Events = append([]Event(nil), s.Events[cut:]...)
-	}
 }
 
 // InAudiences lists the ids of the audiences the profile is in.
@@ -202,6 +174,11 @@ func decodeState(b []byte, ver int64) (*State, error) {
 		s.Members = map[string]*Membership{}
 	}
 	s.Ver = ver
+	for _, e := range s.Legacy {
+		if e.ID != "" {
+			s.markApplied(nil, e.ID)
+		}
+	}
 	return s, nil
 }
 

@@ -76,13 +76,36 @@ func (w Window) validate(path string) error {
 	return nil
 }
 
-// EventFilter selects events: by name ("*" for any track event) and property conditions.
+// Event types an EventFilter can select.
+const (
+	TypeTrack  = "track"  // track events, by event name (the default)
+	TypePage   = "page"   // page views, by page name
+	TypeScreen = "screen" // screen views, by screen name
+)
+
+// EventFilter selects events: by type (track, page or screen; default track), name (the track
+// event's name or the page's or screen's name; "*" for any event of the type) and conditions on
+// their properties.
 type EventFilter struct {
+	Type  string      `json:"type,omitempty"`
 	Name  string      `json:"name"`
 	Where []Predicate `json:"where,omitempty"`
 }
 
+// EventType is the filter's event type ("track" when unset).
+func (f *EventFilter) EventType() string {
+	if f.Type == "" {
+		return TypeTrack
+	}
+	return f.Type
+}
+
 func (f *EventFilter) compile(path string) error {
+	switch f.Type {
+	case "", TypeTrack, TypePage, TypeScreen:
+	default:
+		return fieldErr(path+".type", fmt.Sprintf("unknown event type %q (want track, page or screen)", f.Type))
+	}
 	if strings.TrimSpace(f.Name) == "" {
 		return fieldErr(path+".name", `is required (use "*" for any event)`)
 	}
@@ -94,10 +117,17 @@ func (f *EventFilter) compile(path string) error {
 	return nil
 }
 
-// Matches reports whether an event named name passes the filter; props returns its decoded
+// Matches reports whether a track event named name passes the filter; props returns its decoded
 // properties (called only when the filter has conditions on them).
 func (f *EventFilter) Matches(name string, props func() map[string]any) bool {
-	if f.Name != "*" && f.Name != name {
+	return f.MatchesEvent(TypeTrack, name, props)
+}
+
+// MatchesEvent reports whether an event of type typ (track, page, screen) named name passes the
+// filter; props returns its decoded properties (called only when the filter has conditions on
+// them).
+func (f *EventFilter) MatchesEvent(typ, name string, props func() map[string]any) bool {
+	if f.EventType() != typ || f.Name != "*" && f.Name != name {
 		return false
 	}
 	if len(f.Where) == 0 {

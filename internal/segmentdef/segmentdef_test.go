@@ -59,3 +59,26 @@ func TestMatches(t *testing.T) {
 		t.Fatalf("walked %d nodes", n)
 	}
 }
+
+// TestEventTypes: a filter selects track events by default, page or screen views by name when
+// typed, and refuses other types.
+func TestEventTypes(t *testing.T) {
+	none := func() map[string]any { return nil }
+	track := segmentdef.EventFilter{Name: "Pricing"}
+	page := segmentdef.EventFilter{Type: segmentdef.TypePage, Name: "Pricing"}
+	anyScreen := segmentdef.EventFilter{Type: segmentdef.TypeScreen, Name: "*"}
+	if !track.MatchesEvent("track", "Pricing", none) || track.MatchesEvent("page", "Pricing", none) ||
+		!page.MatchesEvent("page", "Pricing", none) || page.MatchesEvent("track", "Pricing", none) ||
+		!anyScreen.MatchesEvent("screen", "Home", none) || anyScreen.MatchesEvent("page", "Home", none) {
+		t.Fatal("type matching")
+	}
+	bad := segmentdef.ComputedTrait{Name: "X", Kind: segmentdef.KindCount, Event: segmentdef.EventFilter{Type: "identify", Name: "*"}}
+	var ve *segmentdef.ValidationError
+	if err := bad.Validate(); !errors.As(err, &ve) || ve.Field != "event.type" {
+		t.Fatalf("identify filter: %v", err)
+	}
+	a := segmentdef.Audience{Name: "A", Condition: segmentdef.Condition{Event: &segmentdef.EventCondition{EventFilter: segmentdef.EventFilter{Type: "Page", Name: "x"}}}}
+	if err := a.Validate(); !errors.As(err, &ve) || ve.Field != "condition.event.type" {
+		t.Fatalf("condition type: %v", err)
+	}
+}
