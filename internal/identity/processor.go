@@ -324,6 +324,7 @@ type component struct {
 	profiles map[string]bool
 	ids      []Identifier
 	events   []StoredEvent
+	stamps   []change.Stamp // stamps[i] of events[i], given when the commit is built
 	logs     []LogEntry
 	bytes    int
 }
@@ -450,7 +451,7 @@ func (pn *planner) duplicate(i int, rec *tracking.Record, mk Marker) {
 	if ev == nil {
 		ev = &rec.Message
 	}
-	pn.pl.dups = append(pn.pl.dups, dupEvent{profile: mk.Profile, msg: *ev})
+	pn.pl.dups = append(pn.pl.dups, dupEvent{profile: mk.Profile, msg: *ev, stamp: change.Stamp{Profile: mk.Profile, Seq: mk.Seq}})
 }
 
 // identifiers returns the identifiers a record may use (blocked ones are logged as actions)
@@ -612,9 +613,12 @@ func contains(ids []Identifier, id Identifier) bool {
 	return false
 }
 
-// commit builds the atomic write of a component; everything points at the final survivor.
+// commit builds the atomic write of a component; everything points at the final survivor,
+// and each event takes the survivor's next sequence number (its stamp), which the survivor's
+// document stores in the same commit. It is called once per component of a plan.
 func (pl *plan) commit(c *component) *Commit {
 	surv := pl.g.follow(c.root)
+	c.stamps = make([]change.Stamp, len(c.events))
 	t := &Commit{IDs: map[Identifier]string{}}
 	pids := make([]string, 0, len(c.profiles))
 	for id := range c.profiles {
@@ -627,8 +631,10 @@ func (pl *plan) commit(c *component) *Commit {
 	for _, id := range c.ids {
 		t.IDs[id] = surv.ID
 	}
-	for _, e := range c.events {
-		e.ProfileID = surv.ID
+	for i, e := range c.events {
+		surv.Seq++
+		e.ProfileID, e.Seq = surv.ID, surv.Seq
+		c.stamps[i] = e.Stamp()
 		t.Events = append(t.Events, e)
 	}
 	for _, l := range c.logs {
@@ -638,17 +644,20 @@ func (pl *plan) commit(c *component) *Commit {
 	return t
 }
 
-// dupEvent is a message found already processed: its stored event and the profile it went to.
+// dupEvent is a message found already processed: its stored event, the profile it went to
+// and its original stamp.
 type dupEvent struct {
 	profile string
 	msg     tracking.Message
+	stamp   change.Stamp
 }
 
 // dupChanges describes, per surviving profile, the messages of this plan that had been
-// processed before: their events as stored and the profile's state as read. Nothing is
-// written for them; re-emitting lets a redelivery (e.g. after a publish that failed and could
-// not be dead-lettered) make up for change records that were lost. Consumers dedupe events
-// by messageId, so a re-emitted event is harmless.
+// processed before: their events as stored, with their original stamps, and the profile's
+// state as read. Nothing is written for them; re-emitting lets a redelivery (e.g. after a
+// publish that failed and could not be dead-lettered) make up for change records that were
+// lost. Consumers dedupe events (by stamp, or by messageId), so a re-emitted event is
+// harmless. An event stored before stamps existed is re-emitted with its profile and Seq 0.
 func (pl *plan) dupChanges(now time.Time) []change.Record {
 	byID := map[string]*change.Record{}
 	var order []string
@@ -668,6 +677,7 @@ func (pl *plan) dupChanges(now time.Time) []change.Record {
 			order = append(order, surv.ID)
 		}
 		r.Events = append(r.Events, d.msg)
+		r.Stamps = append(r.Stamps, d.stamp)
 	}
 	out := make([]change.Record, 0, len(order))
 	for _, id := range order {
@@ -712,6 +722,7 @@ func (pl *plan) change(c *component, surv *Profile, now time.Time) change.Record
 	for _, e := range c.events {
 		r.Events = append(r.Events, e.Message)
 	}
+	r.Stamps = append([]change.Stamp(nil), c.stamps...)
 	return r
 }
 
