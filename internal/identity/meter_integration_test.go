@@ -247,7 +247,8 @@ func one(c *types.ConsumedCapacity) []types.ConsumedCapacity {
 	return []types.ConsumedCapacity{*c}
 }
 
-// newMeteredEnv is an env on DynamoDB Local whose store's calls are metered.
+// newMeteredEnv is an env on DynamoDB Local whose store's calls are metered, with the
+// processor's default options as deployed.
 func newMeteredEnv(t testing.TB) (*env, *ruMeter) {
 	t.Helper()
 	d := openDynamo(t)
@@ -257,5 +258,6 @@ func newMeteredEnv(t testing.TB) (*env, *ruMeter) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{store: s, data: d, proc: NewProcessor(s, StaticRules{rules}, Options{})}, m
+	// As deployed by default: no legacy dedupe markers to read (CDP_LEGACY_DEDUPE unset).
+	return &env{store: s, data: d, proc: NewProcessor(s, StaticRules{rules}, Options{SkipLegacyDedupe: true})}, m
 }

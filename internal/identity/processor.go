@@ -2,6 +2,7 @@ package identity
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,8 +86,13 @@ type Options struct {
 	// retention after the upgrade), so that a redelivery or a replay of an event processed
 	// before the upgrade is still recognised.
 	SkipLegacyDedupe bool
-	Now              func() time.Time
-	Logger           *slog.Logger
+	// CacheIndexEntries and CacheProfileBytes bound the in-process cache of identity index
+	// entries and profiles (see graphCache; defaults DefaultCacheIndexEntries and
+	// DefaultCacheProfileBytes; negative: no cache).
+	CacheIndexEntries int
+	CacheProfileBytes int
+	Now               func() time.Time
+	Logger            *slog.Logger
 }
 
 // DefaultRetention is the timeline retention unless configured.
@@ -97,6 +103,7 @@ type Processor struct {
 	store GraphStore
 	rules RulesSource
 	opt   Options
+	cache *graphCache // nil: none
 }
 
 // NewProcessor wires a processor.
@@ -122,7 +129,19 @@ func NewProcessor(s GraphStore, rules RulesSource, opt Options) *Processor {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Processor{store: s, rules: rules, opt: opt}
+	p := &Processor{store: s, rules: rules, opt: opt}
+	if opt.CacheIndexEntries >= 0 && opt.CacheProfileBytes >= 0 {
+		p.cache = newGraphCache(cmp.Or(opt.CacheIndexEntries, DefaultCacheIndexEntries), cmp.Or(opt.CacheProfileBytes, DefaultCacheProfileBytes), opt.Now)
+	}
+	return p
+}
+
+// graph is the store as the planner reads it: through the cache if there is one.
+func (p *Processor) graph() GraphStore {
+	if p.cache == nil {
+		return p.store
+	}
+	return cachedGraph{GraphStore: p.store, c: p.cache}
 }
 
 // Process applies records in order. Every record gets a Result; changes holds one record per
@@ -291,6 +310,9 @@ func (p *Processor) commitAll(ctx context.Context, pl *plan) []error {
 				return nil
 			}
 			errs[ci] = p.store.Commit(ctx, c)
+			if p.cache != nil {
+				p.cache.committed(c, errs[ci])
+			}
 			return nil
 		})
 	}
@@ -391,11 +413,12 @@ func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []
 		}
 		refs = append(refs, refOf(&recs[i]))
 	}
-	markers, err := p.store.Markers(ctx, refs, consistent, !p.opt.SkipLegacyDedupe)
+	markers, err := p.markers(ctx, refs, consistent)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("load dedupe markers: %w", err)
+		return nil, nil, nil, err
 	}
-	index, err := p.store.Index(ctx, ids, consistent)
+	gs := p.graph()
+	index, err := gs.Index(ctx, ids, consistent)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("load identifiers: %w", err)
 	}
@@ -411,13 +434,31 @@ func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []
 			pids = append(pids, mk.Profile)
 		}
 	}
-	if err := loadProfiles(ctx, p.store, g.profiles, pids, consistent); err != nil {
+	if err := loadProfiles(ctx, gs, g.profiles, pids, consistent); err != nil {
 		return nil, nil, nil, err
 	}
 	for id, pr := range g.profiles {
 		g.orig[id] = pr.clone()
 	}
 	return ex, markers, g, nil
+}
+
+// markers reads the dedupe markers of the messages. A first attempt (not consistent) reads
+// none: the commit writes each event on the condition that its marker does not exist, so a
+// message processed before fails its component's commit (ErrConflict), and the re-planning
+// round, which reads consistently, finds its marker. Redeliveries are rare, so this saves a
+// read per event at the price of a failed commit per redelivery. Markers written before
+// dedupe was per source (legacy) have another key, so with legacy on they are always read.
+func (p *Processor) markers(ctx context.Context, refs []MessageRef, consistent bool) (map[MessageRef]Marker, error) {
+	legacy := !p.opt.SkipLegacyDedupe
+	if !consistent && !legacy {
+		return map[MessageRef]Marker{}, nil
+	}
+	markers, err := p.store.Markers(ctx, refs, consistent, legacy)
+	if err != nil {
+		return nil, fmt.Errorf("load dedupe markers: %w", err)
+	}
+	return markers, nil
 }
 
 // planner builds one plan: records are grouped into components (union-find over the profiles
