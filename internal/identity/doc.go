@@ -53,12 +53,16 @@
 //
 // # Request units
 //
-// Reads are batched (BatchGetItem for markers, identifiers and profiles; eventually consistent
-// on the first attempt, since the transaction conditions catch stale reads). All changes to a
-// profile within a batch are coalesced into one profile write; the dedupe marker is the
-// timeline item, so each event is one item; large profile documents are compressed. A
-// component grows to at most 100 items (the transaction limit); beyond that the batch is
-// committed in rounds. A duplicate costs nothing extra: the stored event comes with the dedupe
-// marker read (charged by item size whatever the projection), and its profile is read in the
-// same BatchGetItem as the others (usually it is one of them already).
+// Reads are batched (BatchGetItem for markers, identifiers and profiles) and, on a first
+// attempt, eventually consistent, since the transaction conditions catch stale reads; a first
+// attempt reads no dedupe markers at all (a redelivered message fails its event's put
+// condition, and the re-planning round reads the markers consistently). A warm processor keeps
+// index entries (write-once) and profiles (by version) in a bounded cache (cache.go), so the
+// next events of known people read nothing. All changes to a profile within a batch are
+// coalesced into one profile write; the dedupe marker is the timeline item, so each event is
+// one item (its message compressed above 512 bytes); large profile documents are compressed.
+// A component grows to at most 100 items (the transaction limit); beyond that the batch is
+// committed in rounds. A duplicate costs one failed transaction and the consistent re-read of
+// its component; the stored event comes with its marker (charged by item size whatever the
+// projection).
 package identity
