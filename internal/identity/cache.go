@@ -16,6 +16,10 @@ import (
 const (
 	DefaultCacheIndexEntries = 50_000
 	DefaultCacheProfileBytes = 32 << 20
+	// cacheCommitted is how many recently committed messages are remembered (about 150 bytes
+	// each: 7 MiB), so that a redelivery to the same Lambda reads its marker instead of
+	// failing a commit.
+	cacheCommitted = 50_000
 	// cacheProfileTTL bounds how stale a cached profile may be when it is used without being
 	// written (e.g. a profile whose identifier is dropped for a limit); a profile that is
 	// written is conditioned on its version anyway, so staleness there costs one retry.
@@ -39,6 +43,10 @@ type graphCache struct {
 	now      func() time.Time
 	index    *lru[Identifier, string]
 	profiles *lru[string, cachedProfile]
+	// msgs are messages this processor committed: a redelivery of one of them (a client
+	// resend, a Lambda retry of a batch partly committed) reads its dedupe marker on the first
+	// attempt instead of failing its commit.
+	msgs *lru[MessageRef, struct{}]
 }
 
 type cachedProfile struct {
@@ -51,6 +59,7 @@ func newGraphCache(indexEntries, profileBytes int, now func() time.Time) *graphC
 	return &graphCache{now: now,
 		index:    newLRU[Identifier, string](indexEntries, func(Identifier, string) int { return 1 }),
 		profiles: newLRU[string, cachedProfile](profileBytes, func(id string, p cachedProfile) int { return len(id) + len(p.doc) + 64 }),
+		msgs:     newLRU[MessageRef, struct{}](cacheCommitted, func(MessageRef, struct{}) int { return 1 }),
 	}
 }
 
@@ -114,6 +123,24 @@ func (c *graphCache) committed(cm *Commit, err error) {
 	for id, pid := range cm.IDs {
 		c.putIndex(id, pid)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range cm.Events {
+		c.msgs.put(MessageRef{Source: e.SourceID, ID: e.Message.MessageID}, struct{}{})
+	}
+}
+
+// seen returns the refs among these that this processor committed (recently).
+func (c *graphCache) seen(refs []MessageRef) []MessageRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []MessageRef
+	for _, r := range refs {
+		if _, ok := c.msgs.get(r); ok {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // cachedGraph is the GraphStore the planner reads through: eventually consistent reads are

@@ -45,13 +45,14 @@ func (c *countingGraph) reads() (int, int, int) {
 
 // A warm processor reads nothing for the next event of a known profile: no dedupe marker (the
 // commit's condition catches a redelivery), no index entry and no profile (cached). A
-// redelivery is still a duplicate, and a profile changed by another writer meanwhile is
-// re-read and nothing is lost.
+// redelivery is still a duplicate (its marker read if this processor committed it), and a
+// profile changed by another writer meanwhile is re-read and nothing is lost.
 func TestWarmProcessorReadsNothingForKnownProfiles(t *testing.T) {
 	m := NewMemStore(nil)
 	cg := &countingGraph{GraphStore: m}
+	cc := &conflictCounter{GraphStore: cg}
 	rules, _ := Compile(Rules{})
-	proc := NewProcessor(cg, StaticRules{rules}, Options{SkipLegacyDedupe: true})
+	proc := NewProcessor(cc, StaticRules{rules}, Options{SkipLegacyDedupe: true})
 	e := &env{store: m, data: memData{m}, proc: proc}
 	e.process(t, rec("identify", "w1", 0, f{"uid": "u", "aid": "a", "traits": `{"plan":"pro"}`}))
 	mk0, ix0, pr0 := cg.reads()
@@ -71,6 +72,16 @@ func TestWarmProcessorReadsNothingForKnownProfiles(t *testing.T) {
 	p := e.byID(t, "user_id:u")
 	if p.EventCount != 5 || p.Seq != 5 {
 		t.Fatalf("profile counts %d events, counter %d; want 5 and 5", p.EventCount, p.Seq)
+	}
+	// A redelivery of a message this processor committed reads its marker instead of failing
+	// a commit.
+	mk0, _, _ = cg.reads()
+	conflicts := cc.n.Load()
+	if res := e.process(t, rec("page", "w3", 2, f{"aid": "a"})); res[0].Outcome != Duplicate {
+		t.Fatalf("redelivery: %+v", res)
+	}
+	if mk, _, _ := cg.reads(); mk != mk0+1 || cc.n.Load() != conflicts {
+		t.Fatalf("redelivery read %d markers and met %d conflicts", mk-mk0, cc.n.Load()-conflicts)
 	}
 	rules2, _ := Compile(Rules{})
 	checkInvariants(t, snapshot(t, e), rules2)

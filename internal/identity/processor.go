@@ -444,15 +444,22 @@ func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []
 }
 
 // markers reads the dedupe markers of the messages. A first attempt (not consistent) reads
-// none: the commit writes each event on the condition that its marker does not exist, so a
-// message processed before fails its component's commit (ErrConflict), and the re-planning
-// round, which reads consistently, finds its marker. Redeliveries are rare, so this saves a
-// read per event at the price of a failed commit per redelivery. Markers written before
-// dedupe was per source (legacy) have another key, so with legacy on they are always read.
+// only those of messages this processor remembers committing: the commit writes each event on
+// the condition that its marker does not exist, so any other message processed before fails
+// its component's commit (ErrConflict), and the re-planning round, which reads consistently,
+// finds its marker. Redeliveries are rare and mostly come back to the Lambda that committed
+// them, so this saves a read per event at the price of a failed commit per redelivery to
+// another one. Markers written before dedupe was per source (legacy) have another key, so
+// with legacy on they are all read.
 func (p *Processor) markers(ctx context.Context, refs []MessageRef, consistent bool) (map[MessageRef]Marker, error) {
 	legacy := !p.opt.SkipLegacyDedupe
 	if !consistent && !legacy {
-		return map[MessageRef]Marker{}, nil
+		if p.cache == nil {
+			return map[MessageRef]Marker{}, nil
+		}
+		if refs = p.cache.seen(refs); len(refs) == 0 {
+			return map[MessageRef]Marker{}, nil
+		}
 	}
 	markers, err := p.store.Markers(ctx, refs, consistent, legacy)
 	if err != nil {
