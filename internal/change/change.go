@@ -6,8 +6,10 @@
 // the first part carries the profile state and the events that fit, the others only
 // ProfileID, Version and events), with the partition key set to ProfileID, so all changes of
 // one profile stay in order on one shard.
-// Delivery is at-least-once: a consumer dedupes events by Message.MessageID and treats
-// Traits/Identifiers as the current state (last write wins by Version).
+// Delivery is at-least-once: a consumer dedupes events by their Stamps (or by source and
+// Message.MessageID) and treats Traits/Identifiers as the current state (last write wins by
+// Version). A re-emitted event (a redelivery) carries its original stamp; an event committed
+// before stamps existed is re-emitted with Seq 0 (it was sent in its original record then).
 package change
 
 import (

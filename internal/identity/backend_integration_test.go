@@ -13,6 +13,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/store"
+	"github.com/serverless-cdp/cdp/internal/timeline"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -49,7 +50,7 @@ func (d dynamoData) another() storeUnderTest { return NewStore(d.db, d.table) }
 
 func (d dynamoData) snapshot(t testing.TB) *graphSnapshot {
 	t.Helper()
-	g := &graphSnapshot{live: map[string]*Profile{}, tombstones: map[string]*Profile{}, index: map[Identifier]string{}, msgs: map[string]string{}}
+	g := &graphSnapshot{live: map[string]*Profile{}, tombstones: map[string]*Profile{}, index: map[Identifier]string{}, msgs: map[string]string{}, seqs: map[string]int64{}}
 	p := dynamodb.NewScanPaginator(d.db, &dynamodb.ScanInput{TableName: aws.String(d.table), ConsistentRead: aws.Bool(true)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(context.Background())
@@ -73,7 +74,8 @@ func (d dynamoData) snapshot(t testing.TB) *graphSnapshot {
 				id, _ := ParseIdentifier(strings.TrimPrefix(pk, prefixID))
 				g.index[id] = store.GetS(it, "profile")
 			case sk == skMsg && strings.HasPrefix(pk, prefixMsg):
-				g.msgs[strings.TrimPrefix(pk, prefixMsg)] = store.GetS(it, "profile")
+				g.msgs[strings.TrimPrefix(pk, prefixMsg)] = timeline.ProfileOf(it)
+				g.seqs[strings.TrimPrefix(pk, prefixMsg)] = store.GetN(it, "seq")
 			}
 		}
 	}

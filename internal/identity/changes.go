@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/serverless-cdp/cdp/internal/change"
+	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
 // changeSet folds the change records of a batch into one per surviving profile.
@@ -82,12 +83,13 @@ func fold(r, old *change.Record, sameProfile bool) {
 		}
 	}
 	r.Events = append(old.Events, r.Events...)
+	r.Stamps = append(old.Stamps, r.Stamps...)
 }
 
 func (s *changeSet) records() []change.Record {
 	out := make([]change.Record, 0, len(s.byID))
 	for _, r := range s.byID {
-		sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].Timestamp.Before(r.Events[j].Timestamp) })
+		sortEvents(r)
 		sort.Strings(r.MergedFrom)
 		r.Part, r.Parts = 1, 1
 		// Traits (the full set) only when they changed, the profile is new or absorbed others,
@@ -100,4 +102,23 @@ func (s *changeSet) records() []change.Record {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ProfileID < out[j].ProfileID })
 	return out
+}
+
+// sortEvents orders a record's events oldest first, keeping each stamp with its event.
+func sortEvents(r *change.Record) {
+	if len(r.Stamps) != len(r.Events) {
+		sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].Timestamp.Before(r.Events[j].Timestamp) })
+		return
+	}
+	idx := make([]int, len(r.Events))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return r.Events[idx[a]].Timestamp.Before(r.Events[idx[b]].Timestamp) })
+	evs := make([]tracking.Message, len(idx))
+	sts := make([]change.Stamp, len(idx))
+	for k, i := range idx {
+		evs[k], sts[k] = r.Events[i], r.Stamps[i]
+	}
+	r.Events, r.Stamps = evs, sts
 }

@@ -6,9 +6,14 @@
 // trait, the newest event wins), metadata, a timeline and a merge log, and emits one `changes`
 // record (internal/change) per surviving profile touched.
 //
+// Every committed event gets a stamp (change.Stamp): the profile it is committed to (the
+// survivor) and the next number of that profile's dense sequence, whose counter (Profile.Seq)
+// is written in the same commit; the stamp is stored with the event and sent with it
+// (change.Record.Stamps).
+//
 // A message already processed (a redelivery) changes nothing, but it is emitted again in the
-// change record of the profile it went to (following merges), with the event as stored and
-// the profile's current state. So when a batch's change records were lost (publishing and
+// change record of the profile it went to (following merges), with the event as stored, its
+// original stamp and the profile's current state. So when a batch's change records were lost (publishing and
 // dead-lettering both failed, the handler returned an error and Lambda retries the batch), the
 // retry re-emits them. Consumers dedupe events by messageId, so re-emitting is harmless.
 //
@@ -25,7 +30,8 @@
 //	MSGSRC#<h>                  MSG                         the event: dedupe marker and timeline item in one;
 //	                                                        h = hash of sourceId and messageId; gsi1pk PROFILE#<id>,
 //	                                                        gsi1sk EVT#<timestamp>#<h>, ttl = processing time +
-//	                                                        retention (≥ 24 h)
+//	                                                        retention (≥ 24 h), seq (its stamp's number); the
+//	                                                        layout is internal/timeline's (which also reads it)
 //	MSG#<messageId>             MSG                         the same, written before dedupe was per source (still
 //	                                                        read as a dedupe marker for its source, and on timelines)
 //	RULES                       IDENTITY                    identity rules (RulesService)
@@ -47,12 +53,16 @@
 //
 // # Request units
 //
-// Reads are batched (BatchGetItem for markers, identifiers and profiles; eventually consistent
-// on the first attempt, since the transaction conditions catch stale reads). All changes to a
-// profile within a batch are coalesced into one profile write; the dedupe marker is the
-// timeline item, so each event is one item; large profile documents are compressed. A
-// component grows to at most 100 items (the transaction limit); beyond that the batch is
-// committed in rounds. A duplicate costs nothing extra: the stored event comes with the dedupe
-// marker read (charged by item size whatever the projection), and its profile is read in the
-// same BatchGetItem as the others (usually it is one of them already).
+// Reads are batched (BatchGetItem for markers, identifiers and profiles) and, on a first
+// attempt, eventually consistent, since the transaction conditions catch stale reads; a first
+// attempt reads no dedupe markers at all (a redelivered message fails its event's put
+// condition, and the re-planning round reads the markers consistently). A warm processor keeps
+// index entries (write-once) and profiles (by version) in a bounded cache (cache.go), so the
+// next events of known people read nothing. All changes to a profile within a batch are
+// coalesced into one profile write; the dedupe marker is the timeline item, so each event is
+// one item (its message compressed above 512 bytes); large profile documents are compressed.
+// A component grows to at most 100 items (the transaction limit); beyond that the batch is
+// committed in rounds. A duplicate costs one failed transaction and the consistent re-read of
+// its component; the stored event comes with its marker (charged by item size whatever the
+// projection).
 package identity

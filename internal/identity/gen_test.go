@@ -176,6 +176,7 @@ type graphSnapshot struct {
 	tombstones map[string]*Profile
 	index      map[Identifier]string
 	msgs       map[string]string // messageId → profile written
+	seqs       map[string]int64  // messageId → sequence number of its stamp (with the profile written)
 }
 
 func snapshot(t testing.TB, e *env) *graphSnapshot { return e.data.snapshot(t) }
@@ -251,6 +252,40 @@ func checkInvariants(t testing.TB, g *graphSnapshot, rules *Compiled) {
 	for id, tb := range g.tombstones {
 		if r := g.resolve(id); r == nil || !containsStr(r.MergedFrom, id) {
 			t.Errorf("tombstone %s (→%s) not reachable from its survivor", id, tb.MergedInto)
+		}
+	}
+	checkStamps(t, g)
+}
+
+// checkStamps verifies the stamps of the stored events: per profile events were committed
+// to, the sequence numbers are exactly 1..n (dense, none twice), and a live profile's counter
+// is n.
+func checkStamps(t testing.TB, g *graphSnapshot) {
+	t.Helper()
+	seen := map[string]map[int64]string{}
+	for mid, pid := range g.msgs {
+		if seen[pid] == nil {
+			seen[pid] = map[int64]string{}
+		}
+		s := g.seqs[mid]
+		if other, dup := seen[pid][s]; dup {
+			t.Errorf("stamp {%s %d} given to two messages %s and %s", pid, s, other, mid)
+		}
+		seen[pid][s] = mid
+	}
+	for pid, seqs := range seen {
+		for s := int64(1); s <= int64(len(seqs)); s++ {
+			if _, ok := seqs[s]; !ok {
+				t.Errorf("profile %s: %d events stamped but seq %d is missing (not dense)", pid, len(seqs), s)
+			}
+		}
+		if p, live := g.live[pid]; live && p.Seq != int64(len(seqs)) {
+			t.Errorf("profile %s: counter %d, %d events stamped", pid, p.Seq, len(seqs))
+		}
+	}
+	for pid, p := range g.live {
+		if _, any := seen[pid]; !any && p.Seq != 0 {
+			t.Errorf("profile %s: counter %d, no event stamped", pid, p.Seq)
 		}
 	}
 }

@@ -311,15 +311,21 @@ func (h *Handler) deadLetterChange(ctx context.Context, c change.Record, reason 
 	return h.deadLetterPart(ctx, stream.Record{PartitionKey: c.ProfileID, Data: data}, reason, cause)
 }
 
+// splitGroup is the events of one part of a split change record, with their stamps.
+type splitGroup struct {
+	events []tracking.Message
+	stamps []change.Stamp
+}
+
 // ErrChangeTooLarge means a change record cannot be split into parts that fit a Kinesis
 // record (its profile state alone, or one event, is too large).
 var ErrChangeTooLarge = errors.New("change record cannot be split to fit a Kinesis record")
 
 // SplitChange encodes a change record, split into parts of at most maxBytes if needed. The
 // first part carries the profile state (traits, identifiers, merges) and the events that fit;
-// further parts carry only ProfileID, Version and events, each event in exactly one part. No
-// part exceeds maxBytes: if the state or one event alone cannot fit, it returns
-// ErrChangeTooLarge.
+// further parts carry only ProfileID, Version and events, each event in exactly one part with
+// its stamp (Stamps stays parallel to Events in every part). No part exceeds maxBytes: if the
+// state or one event alone cannot fit, it returns ErrChangeTooLarge.
 func SplitChange(c change.Record, maxBytes int) ([][]byte, error) {
 	c.Part, c.Parts = 1, 1
 	b, err := json.Marshal(c)
@@ -331,7 +337,7 @@ func SplitChange(c change.Record, maxBytes int) ([][]byte, error) {
 	}
 	const slack = 64 // part numbers and separators
 	head := c
-	head.Events = nil
+	head.Events, head.Stamps = nil, nil
 	tail := change.Record{ProfileID: c.ProfileID, Version: c.Version, EmittedAt: c.EmittedAt}
 	hb, _ := json.Marshal(head)
 	tb, _ := json.Marshal(tail)
@@ -339,22 +345,32 @@ func SplitChange(c change.Record, maxBytes int) ([][]byte, error) {
 	if budget < 0 {
 		return nil, fmt.Errorf("%w: profile state of %d bytes", ErrChangeTooLarge, len(hb))
 	}
-	groups := [][]tracking.Message{nil}
+	stamped := len(c.Stamps) == len(c.Events)
+	groups := []splitGroup{{}}
 	size := 0
-	for _, e := range c.Events {
+	for i, e := range c.Events {
 		eb, err := json.Marshal(e)
 		if err != nil {
 			return nil, fmt.Errorf("encode change event: %w", err)
 		}
-		if len(eb)+1 > maxBytes-len(tb)-slack {
+		n := len(eb) + 1
+		if stamped {
+			sb, _ := json.Marshal(c.Stamps[i])
+			n += len(sb) + 1
+		}
+		if n > maxBytes-len(tb)-slack {
 			return nil, fmt.Errorf("%w: one event of %d bytes", ErrChangeTooLarge, len(eb))
 		}
-		if size+len(eb)+1 > budget {
-			groups = append(groups, nil)
+		if size+n > budget {
+			groups = append(groups, splitGroup{})
 			size, budget = 0, maxBytes-len(tb)-slack
 		}
-		groups[len(groups)-1] = append(groups[len(groups)-1], e)
-		size += len(eb) + 1
+		g := &groups[len(groups)-1]
+		g.events = append(g.events, e)
+		if stamped {
+			g.stamps = append(g.stamps, c.Stamps[i])
+		}
+		size += n
 	}
 	out := make([][]byte, 0, len(groups))
 	for i, g := range groups {
@@ -362,7 +378,7 @@ func SplitChange(c change.Record, maxBytes int) ([][]byte, error) {
 		if i == 0 {
 			p = head
 		}
-		p.Events, p.Part, p.Parts = g, i+1, len(groups)
+		p.Events, p.Stamps, p.Part, p.Parts = g.events, g.stamps, i+1, len(groups)
 		pb, err := json.Marshal(p)
 		if err != nil {
 			return nil, fmt.Errorf("encode change: %w", err)

@@ -34,7 +34,7 @@ func testProcessRealItemTooLargeIsRejectedAlone(t *testing.T, b backend) {
 	for i := 0; i < 10; i++ {
 		recs = append(recs, rec("track", fmt.Sprintf("big-%d", i), i, f{"uid": fmt.Sprintf("u%d", i%3), "event": "E"}))
 	}
-	recs[4].Message.Properties = json.RawMessage(`{"blob":"` + strings.Repeat("x", 420<<10) + `"}`)
+	recs[4].Message.Properties = json.RawMessage(`{"blob":"` + noise(600<<10) + `"}`)
 	res, _, err := e.proc.Process(context.Background(), recs)
 	if err != nil {
 		t.Fatal(err)

@@ -2,8 +2,10 @@ package identity
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"testing"
@@ -22,6 +24,18 @@ type storeUnderTest interface {
 	Lookup(ctx context.Context, id Identifier) (*Profile, error)
 	Events(ctx context.Context, p *Profile, page Page) ([]StoredEvent, string, error)
 	MergeLog(ctx context.Context, p *Profile, page Page) ([]LogEntry, string, error)
+}
+
+// noise is n characters of base64 that compress to no less than three quarters of their size
+// (items are stored compressed, so a test that needs an item over a size limit cannot use
+// repeated characters).
+func noise(n int) string {
+	r := rand.New(rand.NewChaCha8([32]byte{1}))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return base64.RawStdEncoding.EncodeToString(b)[:n]
 }
 
 // backendData reaches behind a store's port, for checks and set-ups the port does not offer.
@@ -123,7 +137,7 @@ func (d memData) another() storeUnderTest { return d.m }
 
 func (d memData) snapshot(t testing.TB) *graphSnapshot {
 	t.Helper()
-	g := &graphSnapshot{live: map[string]*Profile{}, tombstones: map[string]*Profile{}, index: map[Identifier]string{}, msgs: map[string]string{}}
+	g := &graphSnapshot{live: map[string]*Profile{}, tombstones: map[string]*Profile{}, index: map[Identifier]string{}, msgs: map[string]string{}, seqs: map[string]int64{}}
 	d.m.mu.Lock()
 	ids := make([]string, 0, len(d.m.profiles))
 	for id := range d.m.profiles {
@@ -134,6 +148,7 @@ func (d memData) snapshot(t testing.TB) *graphSnapshot {
 	}
 	for r, e := range d.m.events {
 		g.msgs[r.hash()] = e.profile
+		g.seqs[r.hash()] = e.seq
 	}
 	d.m.mu.Unlock()
 	ps, err := d.m.Profiles(context.Background(), ids, true)

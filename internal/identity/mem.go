@@ -54,6 +54,7 @@ type memEvent struct {
 	msg             []byte // the JSON message
 	key             string // timeline sort key
 	expires         time.Time
+	seq             int64
 }
 
 type memAttempt struct {
@@ -84,7 +85,7 @@ func (m *MemStore) Markers(_ context.Context, refs []MessageRef, _, legacy bool)
 			return nil, refusedKey()
 		}
 		if e, ok := m.events[r]; ok {
-			out[r] = decodeMarker(e.profile, string(e.msg))
+			out[r] = newMarker(e.profile, e.msg, e.seq)
 		}
 		byID[r.ID] = append(byID[r.ID], r)
 	}
@@ -93,7 +94,7 @@ func (m *MemStore) Markers(_ context.Context, refs []MessageRef, _, legacy bool)
 	}
 	for id, rs := range byID {
 		if e, ok := m.legacy[id]; ok {
-			applyLegacyMarker(out, rs, e.source, decodeMarker(e.profile, string(e.msg)))
+			applyLegacyMarker(out, rs, e.source, newMarker(e.profile, e.msg, e.seq))
 		}
 	}
 	return out, nil
@@ -162,7 +163,7 @@ func (m *MemStore) Commit(_ context.Context, c *Commit) error {
 		if err != nil {
 			return fmt.Errorf("encode event: %w", err)
 		}
-		evs[i] = memEvent{profile: e.ProfileID, source: e.SourceID, msg: b, key: eventSortKey(e), expires: e.Expires}
+		evs[i] = memEvent{profile: e.ProfileID, source: e.SourceID, msg: b, key: eventSortKey(e), expires: e.Expires, seq: e.Seq}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -285,7 +286,7 @@ func (m *MemStore) Events(_ context.Context, p *Profile, page Page) ([]StoredEve
 		if !parts[e.profile] || (before != "" && e.key >= before) || (e.expires.Unix() != 0 && e.expires.Unix() < now) {
 			continue
 		}
-		se := StoredEvent{ProfileID: e.profile, SourceID: e.source, Expires: time.Unix(e.expires.Unix(), 0).UTC()}
+		se := StoredEvent{ProfileID: e.profile, SourceID: e.source, Expires: time.Unix(e.expires.Unix(), 0).UTC(), Seq: e.seq}
 		if err := json.Unmarshal(e.msg, &se.Message); err != nil {
 			return nil, "", fmt.Errorf("events: decode event: %w", err)
 		}

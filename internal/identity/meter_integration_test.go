@@ -4,6 +4,10 @@ package identity
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -25,6 +29,59 @@ type usage struct {
 	ReadUnits, WriteUnits           float64
 	ModelReadUnits, ModelWriteUnits float64
 	Requests                        int
+	// ByKind splits the modelled units by item kind (profile, index, event, gsi, log,
+	// attempt, rules; "missing <kind>" for a read of a key not found).
+	ReadByKind, WriteByKind map[string]float64
+}
+
+// kindOf names the kind of item a key or item belongs to.
+func kindOf(it map[string]types.AttributeValue) string {
+	pk, sk := store.GetS(it, store.PK), store.GetS(it, store.SK)
+	switch {
+	case strings.HasPrefix(pk, prefixID):
+		return "index"
+	case strings.HasPrefix(pk, prefixProfile) && sk == skProfile:
+		return "profile"
+	case strings.HasPrefix(pk, prefixProfile):
+		return "log"
+	case strings.HasPrefix(pk, prefixMsg) || strings.HasPrefix(pk, prefixMsgV1):
+		return "event"
+	case strings.HasPrefix(pk, prefixAttempt):
+		return "attempt"
+	}
+	return "other"
+}
+
+func (m *ruMeter) addKind(read bool, kind string, units float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.u.ReadByKind == nil {
+		m.u.ReadByKind, m.u.WriteByKind = map[string]float64{}, map[string]float64{}
+	}
+	if read {
+		m.u.ReadByKind[kind] += units
+	} else {
+		m.u.WriteByKind[kind] += units
+	}
+}
+
+// breakdown renders units per event by kind.
+func (u usage) breakdown(n float64) string {
+	var parts []string
+	for _, side := range []struct {
+		name string
+		m    map[string]float64
+	}{{"R", u.ReadByKind}, {"W", u.WriteByKind}} {
+		keys := make([]string, 0, len(side.m))
+		for k := range side.m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %s %.2f", side.name, k, side.m[k]/n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ruMeter wraps the DynamoDB client of the store under test and meters the calls the
@@ -38,7 +95,9 @@ type ruMeter struct {
 func (m *ruMeter) usage() usage {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.u
+	c := m.u
+	c.ReadByKind, c.WriteByKind = maps.Clone(m.u.ReadByKind), maps.Clone(m.u.WriteByKind)
+	return c
 }
 
 func units(size, per int) float64 { return float64((size + per - 1) / per) }
@@ -80,13 +139,23 @@ func (m *ruMeter) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInp
 		if aws.ToBool(ka.ConsistentRead) {
 			rate = 1
 		}
-		found := 0
+		found := map[string]bool{}
 		for _, it := range out.Responses[table] {
-			model += rate * max(1, units(store.ItemSize(it), 4096))
-			found++
+			u := rate * max(1, units(store.ItemSize(it), 4096))
+			model += u
+			found[store.GetS(it, store.PK)] = true
+			m.addKind(true, kindOf(it), u)
 		}
-		requested := len(ka.Keys) - len(out.UnprocessedKeys[table].Keys)
-		model += rate * float64(max(0, requested-found))
+		unprocessed := map[string]bool{}
+		for _, k := range out.UnprocessedKeys[table].Keys {
+			unprocessed[store.GetS(k, store.PK)] = true
+		}
+		for _, k := range ka.Keys {
+			if pk := store.GetS(k, store.PK); !found[pk] && !unprocessed[pk] {
+				model += rate
+				m.addKind(true, "missing "+kindOf(k), rate)
+			}
+		}
 	}
 	m.add(true, model, out.ConsumedCapacity...)
 	return out, nil
@@ -120,8 +189,10 @@ func (m *ruMeter) TransactWriteItems(ctx context.Context, in *dynamodb.TransactW
 		}
 		size := store.ItemSize(it.Put.Item)
 		model += 2 * max(1, units(size, 1024))
+		m.addKind(false, kindOf(it.Put.Item), 2*max(1, units(size, 1024)))
 		if _, indexed := it.Put.Item[store.GSI1PK]; indexed {
 			model += max(1, units(size, 1024))
+			m.addKind(false, "gsi", max(1, units(size, 1024)))
 		}
 	}
 	c := *in
@@ -135,7 +206,49 @@ func (m *ruMeter) TransactWriteItems(ctx context.Context, in *dynamodb.TransactW
 	return out, nil
 }
 
-// newMeteredEnv is an env on DynamoDB Local whose store's calls are metered.
+func (m *ruMeter) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c := *in
+	c.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := m.Client.GetItem(ctx, &c, o...)
+	if err != nil {
+		m.add(true, 0)
+		return out, err
+	}
+	rate := 0.5
+	if aws.ToBool(in.ConsistentRead) {
+		rate = 1
+	}
+	u := rate * max(1, units(store.ItemSize(out.Item), 4096))
+	m.addKind(true, kindOf(in.Key), u)
+	m.add(true, u, one(out.ConsumedCapacity)...)
+	return out, nil
+}
+
+// UpdateItem is charged by the size of the item written (here: of the request; the attempt
+// counters it serves are tiny).
+func (m *ruMeter) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	c := *in
+	c.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := m.Client.UpdateItem(ctx, &c, o...)
+	u := max(1, units(store.ItemSize(in.Key)+store.ItemSize(in.ExpressionAttributeValues), 1024))
+	m.addKind(false, kindOf(in.Key), u)
+	if err != nil {
+		m.add(false, u)
+		return out, err
+	}
+	m.add(false, u, one(out.ConsumedCapacity)...)
+	return out, nil
+}
+
+func one(c *types.ConsumedCapacity) []types.ConsumedCapacity {
+	if c == nil {
+		return nil
+	}
+	return []types.ConsumedCapacity{*c}
+}
+
+// newMeteredEnv is an env on DynamoDB Local whose store's calls are metered, with the
+// processor's default options as deployed.
 func newMeteredEnv(t testing.TB) (*env, *ruMeter) {
 	t.Helper()
 	d := openDynamo(t)
@@ -145,5 +258,6 @@ func newMeteredEnv(t testing.TB) (*env, *ruMeter) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{store: s, data: d, proc: NewProcessor(s, StaticRules{rules}, Options{})}, m
+	// As deployed by default: no legacy dedupe markers to read (CDP_LEGACY_DEDUPE unset).
+	return &env{store: s, data: d, proc: NewProcessor(s, StaticRules{rules}, Options{SkipLegacyDedupe: true})}, m
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/change"
+	"github.com/serverless-cdp/cdp/internal/timeline"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -63,12 +65,15 @@ func refOf(r *tracking.Record) MessageRef {
 }
 
 // hash is the fixed-length form of a message reference used in keys, so a key is always valid.
-func (r MessageRef) hash() string { return hashID(r.Source + "\x00" + r.ID) }
+func (r MessageRef) hash() string { return timeline.MessageHash(r.Source, r.ID) }
 
 // Marker is the dedupe marker of a processed message: the timeline item it wrote.
 type Marker struct {
 	Profile string            // the profile the message went to (follow merges for the survivor)
 	Msg     *tracking.Message // the event as stored; nil if it cannot be decoded
+	// Seq is the event's sequence number in Profile's events (its stamp is {Profile, Seq});
+	// 0 for an event stored before stamps existed.
+	Seq int64
 }
 
 // Commit is the atomic write of one component of a batch: the profiles it changes (conditioned
@@ -167,13 +172,10 @@ func lookup(ctx context.Context, g GraphStore, id Identifier) (*Profile, error) 
 }
 
 // sortTime formats a time with fixed width so that it sorts lexically.
-func sortTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
+func sortTime(t time.Time) string { return timeline.SortTime(t) }
 
 // eventSortKey orders a profile's timeline (gsi1sk of timeline items).
-func eventSortKey(e StoredEvent) string {
-	ref := MessageRef{Source: e.SourceID, ID: e.Message.MessageID}
-	return prefixEvt + sortTime(e.Message.Timestamp) + "#" + ref.hash()
-}
+func eventSortKey(e StoredEvent) string { return timeline.SortKey(timelineEvent(&e)) }
 
 // logSortKey orders a profile's merge log (sk of merge log items).
 func logSortKey(l LogEntry) string { return prefixLog + sortTime(l.At) + "#" + l.MessageID }
@@ -254,4 +256,10 @@ type StoredEvent struct {
 	SourceID  string           `json:"sourceId"`
 	Message   tracking.Message `json:"message"`
 	Expires   time.Time        `json:"expires"`
+	// Seq is the event's number in ProfileID's dense event sequence: its change.Stamp is
+	// {ProfileID, Seq}. 0 for an event stored before stamps existed.
+	Seq int64 `json:"seq,omitempty"`
 }
+
+// Stamp is the stamp of a stored event (see change.Stamp).
+func (e StoredEvent) Stamp() change.Stamp { return change.Stamp{Profile: e.ProfileID, Seq: e.Seq} }

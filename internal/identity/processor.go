@@ -2,6 +2,7 @@ package identity
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,8 +86,13 @@ type Options struct {
 	// retention after the upgrade), so that a redelivery or a replay of an event processed
 	// before the upgrade is still recognised.
 	SkipLegacyDedupe bool
-	Now              func() time.Time
-	Logger           *slog.Logger
+	// CacheIndexEntries and CacheProfileBytes bound the in-process cache of identity index
+	// entries and profiles (see graphCache; defaults DefaultCacheIndexEntries and
+	// DefaultCacheProfileBytes; negative: no cache).
+	CacheIndexEntries int
+	CacheProfileBytes int
+	Now               func() time.Time
+	Logger            *slog.Logger
 }
 
 // DefaultRetention is the timeline retention unless configured.
@@ -97,6 +103,7 @@ type Processor struct {
 	store GraphStore
 	rules RulesSource
 	opt   Options
+	cache *graphCache // nil: none
 }
 
 // NewProcessor wires a processor.
@@ -122,7 +129,19 @@ func NewProcessor(s GraphStore, rules RulesSource, opt Options) *Processor {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Processor{store: s, rules: rules, opt: opt}
+	p := &Processor{store: s, rules: rules, opt: opt}
+	if opt.CacheIndexEntries >= 0 && opt.CacheProfileBytes >= 0 {
+		p.cache = newGraphCache(cmp.Or(opt.CacheIndexEntries, DefaultCacheIndexEntries), cmp.Or(opt.CacheProfileBytes, DefaultCacheProfileBytes), opt.Now)
+	}
+	return p
+}
+
+// graph is the store as the planner reads it: through the cache if there is one.
+func (p *Processor) graph() GraphStore {
+	if p.cache == nil {
+		return p.store
+	}
+	return cachedGraph{GraphStore: p.store, c: p.cache}
 }
 
 // Process applies records in order. Every record gets a Result; changes holds one record per
@@ -291,6 +310,9 @@ func (p *Processor) commitAll(ctx context.Context, pl *plan) []error {
 				return nil
 			}
 			errs[ci] = p.store.Commit(ctx, c)
+			if p.cache != nil {
+				p.cache.committed(c, errs[ci])
+			}
 			return nil
 		})
 	}
@@ -324,6 +346,7 @@ type component struct {
 	profiles map[string]bool
 	ids      []Identifier
 	events   []StoredEvent
+	stamps   []change.Stamp // stamps[i] of events[i], given when the commit is built
 	logs     []LogEntry
 	bytes    int
 }
@@ -390,11 +413,12 @@ func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []
 		}
 		refs = append(refs, refOf(&recs[i]))
 	}
-	markers, err := p.store.Markers(ctx, refs, consistent, !p.opt.SkipLegacyDedupe)
+	markers, err := p.markers(ctx, refs, consistent)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("load dedupe markers: %w", err)
+		return nil, nil, nil, err
 	}
-	index, err := p.store.Index(ctx, ids, consistent)
+	gs := p.graph()
+	index, err := gs.Index(ctx, ids, consistent)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("load identifiers: %w", err)
 	}
@@ -410,13 +434,38 @@ func (p *Processor) load(ctx context.Context, recs []tracking.Record, pending []
 			pids = append(pids, mk.Profile)
 		}
 	}
-	if err := loadProfiles(ctx, p.store, g.profiles, pids, consistent); err != nil {
+	if err := loadProfiles(ctx, gs, g.profiles, pids, consistent); err != nil {
 		return nil, nil, nil, err
 	}
 	for id, pr := range g.profiles {
 		g.orig[id] = pr.clone()
 	}
 	return ex, markers, g, nil
+}
+
+// markers reads the dedupe markers of the messages. A first attempt (not consistent) reads
+// only those of messages this processor remembers committing: the commit writes each event on
+// the condition that its marker does not exist, so any other message processed before fails
+// its component's commit (ErrConflict), and the re-planning round, which reads consistently,
+// finds its marker. Redeliveries are rare and mostly come back to the Lambda that committed
+// them, so this saves a read per event at the price of a failed commit per redelivery to
+// another one. Markers written before dedupe was per source (legacy) have another key, so
+// with legacy on they are all read.
+func (p *Processor) markers(ctx context.Context, refs []MessageRef, consistent bool) (map[MessageRef]Marker, error) {
+	legacy := !p.opt.SkipLegacyDedupe
+	if !consistent && !legacy {
+		if p.cache == nil {
+			return map[MessageRef]Marker{}, nil
+		}
+		if refs = p.cache.seen(refs); len(refs) == 0 {
+			return map[MessageRef]Marker{}, nil
+		}
+	}
+	markers, err := p.store.Markers(ctx, refs, consistent, legacy)
+	if err != nil {
+		return nil, fmt.Errorf("load dedupe markers: %w", err)
+	}
+	return markers, nil
 }
 
 // planner builds one plan: records are grouped into components (union-find over the profiles
@@ -450,7 +499,7 @@ func (pn *planner) duplicate(i int, rec *tracking.Record, mk Marker) {
 	if ev == nil {
 		ev = &rec.Message
 	}
-	pn.pl.dups = append(pn.pl.dups, dupEvent{profile: mk.Profile, msg: *ev})
+	pn.pl.dups = append(pn.pl.dups, dupEvent{profile: mk.Profile, msg: *ev, stamp: change.Stamp{Profile: mk.Profile, Seq: mk.Seq}})
 }
 
 // identifiers returns the identifiers a record may use (blocked ones are logged as actions)
@@ -612,9 +661,12 @@ func contains(ids []Identifier, id Identifier) bool {
 	return false
 }
 
-// commit builds the atomic write of a component; everything points at the final survivor.
+// commit builds the atomic write of a component; everything points at the final survivor,
+// and each event takes the survivor's next sequence number (its stamp), which the survivor's
+// document stores in the same commit. It is called once per component of a plan.
 func (pl *plan) commit(c *component) *Commit {
 	surv := pl.g.follow(c.root)
+	c.stamps = make([]change.Stamp, len(c.events))
 	t := &Commit{IDs: map[Identifier]string{}}
 	pids := make([]string, 0, len(c.profiles))
 	for id := range c.profiles {
@@ -627,8 +679,10 @@ func (pl *plan) commit(c *component) *Commit {
 	for _, id := range c.ids {
 		t.IDs[id] = surv.ID
 	}
-	for _, e := range c.events {
-		e.ProfileID = surv.ID
+	for i, e := range c.events {
+		surv.Seq++
+		e.ProfileID, e.Seq = surv.ID, surv.Seq
+		c.stamps[i] = e.Stamp()
 		t.Events = append(t.Events, e)
 	}
 	for _, l := range c.logs {
@@ -638,17 +692,20 @@ func (pl *plan) commit(c *component) *Commit {
 	return t
 }
 
-// dupEvent is a message found already processed: its stored event and the profile it went to.
+// dupEvent is a message found already processed: its stored event, the profile it went to
+// and its original stamp.
 type dupEvent struct {
 	profile string
 	msg     tracking.Message
+	stamp   change.Stamp
 }
 
 // dupChanges describes, per surviving profile, the messages of this plan that had been
-// processed before: their events as stored and the profile's state as read. Nothing is
-// written for them; re-emitting lets a redelivery (e.g. after a publish that failed and could
-// not be dead-lettered) make up for change records that were lost. Consumers dedupe events
-// by messageId, so a re-emitted event is harmless.
+// processed before: their events as stored, with their original stamps, and the profile's
+// state as read. Nothing is written for them; re-emitting lets a redelivery (e.g. after a
+// publish that failed and could not be dead-lettered) make up for change records that were
+// lost. Consumers dedupe events (by stamp, or by messageId), so a re-emitted event is
+// harmless. An event stored before stamps existed is re-emitted with its profile and Seq 0.
 func (pl *plan) dupChanges(now time.Time) []change.Record {
 	byID := map[string]*change.Record{}
 	var order []string
@@ -668,6 +725,7 @@ func (pl *plan) dupChanges(now time.Time) []change.Record {
 			order = append(order, surv.ID)
 		}
 		r.Events = append(r.Events, d.msg)
+		r.Stamps = append(r.Stamps, d.stamp)
 	}
 	out := make([]change.Record, 0, len(order))
 	for _, id := range order {
@@ -712,6 +770,7 @@ func (pl *plan) change(c *component, surv *Profile, now time.Time) change.Record
 	for _, e := range c.events {
 		r.Events = append(r.Events, e.Message)
 	}
+	r.Stamps = append([]change.Stamp(nil), c.stamps...)
 	return r
 }
 

@@ -32,6 +32,13 @@ type Profile struct {
 	LastMessageAt  time.Time `json:"lastMessageAt,omitzero"`
 	LastSourceID   string    `json:"lastSourceId,omitempty"`
 	EventCount     int64     `json:"eventCount"`
+	// Seq is the sequence number of the last event committed to this profile (its stamp,
+	// change.Stamp): each committed event takes the next one, in the same commit that writes the
+	// event, so the numbers are dense and unique per profile. A profile stored before stamps
+	// existed has none (0), so its first stamped event is 1: no stamp was ever given under it
+	// before. A merge does not carry it over: the survivor keeps counting its own sequence, and
+	// events committed to the absorbed profile keep their stamps.
+	Seq int64 `json:"seq,omitempty"`
 
 	// Version is the stored version (0: not stored yet); it is kept outside the JSON document.
 	Version int64 `json:"-"`

@@ -105,7 +105,7 @@ func testConcurrentWriters(t *testing.T, b backend) {
 	checkInvariants(t, g, rules)
 	// Persons: exact ground truth. Kiosks: each kiosk id with exactly one of its users, and
 	// every kiosk user on a profile of their own.
-	personsOnly := &graphSnapshot{live: map[string]*Profile{}, tombstones: g.tombstones, index: g.index, msgs: g.msgs}
+	personsOnly := &graphSnapshot{live: map[string]*Profile{}, tombstones: g.tombstones, index: g.index, msgs: g.msgs, seqs: g.seqs}
 	kioskProfiles := 0
 	for id, p := range g.live {
 		if len(p.Identifiers) > 0 && len(p.Identifiers[len(p.Identifiers)-1].Value) > 6 && p.Identifiers[len(p.Identifiers)-1].Value[:6] == "kiosk-" {

@@ -1,13 +1,10 @@
 package identity
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
@@ -21,22 +18,23 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/backoff"
 	"github.com/serverless-cdp/cdp/internal/store"
+	"github.com/serverless-cdp/cdp/internal/timeline"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
 // Key prefixes and sort keys this package owns in the shared table.
 const (
-	prefixID      = "ID#"      // ID#<type>:<value> / ID → profile
-	prefixProfile = "PROFILE#" // PROFILE#<id> / PROFILE, and PROFILE#<id> / LOG#<at>#<messageId>
-	prefixMsg     = "MSGSRC#"  // MSGSRC#<hash of sourceId, messageId> / MSG: the event (timeline item and dedupe marker)
-	prefixMsgV1   = "MSG#"     // MSG#<messageId> / MSG: the same, written before dedupe was per source
+	prefixID      = "ID#"                  // ID#<type>:<value> / ID → profile
+	prefixProfile = timeline.PrefixProfile // PROFILE#<id> / PROFILE, and PROFILE#<id> / LOG#<at>#<messageId>
+	prefixMsg     = timeline.PrefixMsg     // the event (timeline item and dedupe marker): see internal/timeline
+	prefixMsgV1   = timeline.PrefixMsgV1   // the same, written before dedupe was per source
 	prefixLog     = "LOG#"
-	prefixEvt     = "EVT#" // gsi1sk of timeline items: EVT#<timestamp>#<hash of sourceId, messageId>
+	prefixEvt     = timeline.PrefixEvt // gsi1sk of timeline items
 	prefixAttempt = "ATTEMPT#identity#"
 	pkRules       = "RULES"
 	skID          = "ID"
-	skProfile     = "PROFILE"
-	skMsg         = "MSG"
+	skProfile     = timeline.SKProfile
+	skMsg         = timeline.SKMsg
 	skRules       = "IDENTITY"
 	skAttempt     = "ATTEMPT"
 )
@@ -72,7 +70,7 @@ type attrs = map[string]types.AttributeValue
 
 func idKey(id Identifier) attrs    { return store.Key(prefixID+id.String(), skID) }
 func profileKey(id string) attrs   { return store.Key(prefixProfile+id, skProfile) }
-func msgKey(r MessageRef) attrs    { return store.Key(prefixMsg+r.hash(), skMsg) }
+func msgKey(r MessageRef) attrs    { return timeline.Key(r.Source, r.ID) }
 func legacyMsgKey(id string) attrs { return store.Key(prefixMsgV1+id, skMsg) }
 func attemptKey(source, id string) attrs {
 	return store.Key(prefixAttempt+hashID(source+"\x00"+id), skAttempt)
@@ -94,16 +92,6 @@ type (
 		Profile   string `dynamodbav:"profile"`
 		CreatedAt string `dynamodbav:"createdAt,omitempty"`
 	}
-	eventItem struct {
-		PK      string `dynamodbav:"pk"`
-		SK      string `dynamodbav:"sk"`
-		Profile string `dynamodbav:"profile"`
-		Source  string `dynamodbav:"source"`
-		Msg     string `dynamodbav:"msg"`
-		GSI1PK  string `dynamodbav:"gsi1pk,omitempty"`
-		GSI1SK  string `dynamodbav:"gsi1sk,omitempty"`
-		TTL     int64  `dynamodbav:"ttl,omitempty"`
-	}
 	logItem struct {
 		PK   string `dynamodbav:"pk"`
 		SK   string `dynamodbav:"sk"`
@@ -118,13 +106,7 @@ type (
 // units are charged per KB written and per 4 KB read, and profiles are rewritten often.
 const compressAbove = 900
 
-func gz(b []byte) []byte {
-	var buf bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	_, _ = w.Write(b)
-	_ = w.Close()
-	return buf.Bytes()
-}
+func gz(b []byte) []byte { return timeline.Gzip(b) }
 
 // encodeProfile is the item of a profile as the next version (p.Version+1).
 func encodeProfile(p *Profile) (attrs, error) {
@@ -146,15 +128,9 @@ func decodeProfile(av attrs) (*Profile, error) {
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
 		return nil, fmt.Errorf("decode profile attrs: %w", err)
 	}
-	data := []byte(it.Data)
-	if it.DataZ != nil {
-		r, err := gzip.NewReader(bytes.NewReader(it.DataZ))
-		if err != nil {
-			return nil, fmt.Errorf("decompress profile: %w", err)
-		}
-		if data, err = io.ReadAll(r); err != nil {
-			return nil, fmt.Errorf("decompress profile: %w", err)
-		}
+	data, err := timeline.ProfileDocument(av)
+	if err != nil {
+		return nil, err
 	}
 	var p Profile
 	if err := json.Unmarshal(data, &p); err != nil {
@@ -169,28 +145,19 @@ func encodeIndex(id Identifier, profile string, now time.Time) (attrs, error) {
 	return marshal(indexItem{PK: prefixID + id.String(), SK: skID, Profile: profile, CreatedAt: now.UTC().Format(time.RFC3339Nano)})
 }
 
-func encodeEvent(e StoredEvent) (attrs, error) {
-	msg, err := json.Marshal(e.Message)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	ref := MessageRef{Source: e.SourceID, ID: e.Message.MessageID}
-	return marshal(eventItem{
-		PK: prefixMsg + ref.hash(), SK: skMsg, Profile: e.ProfileID, Source: e.SourceID, Msg: string(msg),
-		GSI1PK: prefixProfile + e.ProfileID, GSI1SK: eventSortKey(e), TTL: e.Expires.Unix(),
-	})
+// timelineEvent is the timeline package's form of a stored event.
+func timelineEvent(e *StoredEvent) *timeline.Event {
+	return &timeline.Event{Profile: e.ProfileID, Source: e.SourceID, Message: e.Message, Expires: e.Expires, Seq: e.Seq}
 }
 
+func encodeEvent(e StoredEvent) (attrs, error) { return timeline.Encode(timelineEvent(&e)) }
+
 func decodeEvent(av attrs) (StoredEvent, error) {
-	var it eventItem
-	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return StoredEvent{}, fmt.Errorf("decode event attrs: %w", err)
+	e, err := timeline.Decode(av)
+	if err != nil {
+		return StoredEvent{}, err
 	}
-	e := StoredEvent{ProfileID: it.Profile, SourceID: it.Source, Expires: time.Unix(it.TTL, 0).UTC()}
-	if err := json.Unmarshal([]byte(it.Msg), &e.Message); err != nil {
-		return StoredEvent{}, fmt.Errorf("decode event: %w", err)
-	}
-	return e, nil
+	return StoredEvent{ProfileID: e.Profile, SourceID: e.Source, Message: e.Message, Expires: e.Expires, Seq: e.Seq}, nil
 }
 
 func encodeLog(l LogEntry) (attrs, error) {
@@ -305,19 +272,20 @@ func (s *Store) Markers(ctx context.Context, refs []MessageRef, consistent, lega
 			legacyIDs[r.ID] = append(legacyIDs[r.ID], r)
 		}
 	}
-	proj := expression.NamesList(expression.Name(store.PK), expression.Name("profile"), expression.Name("msg"), expression.Name("source"))
+	proj := expression.NamesList(expression.Name(store.PK), expression.Name(timeline.AttrProfile), expression.Name(store.GSI1PK),
+		expression.Name(timeline.AttrMsg), expression.Name(timeline.AttrMsgZ), expression.Name(timeline.AttrSource), expression.Name(timeline.AttrSeq))
 	items, err := s.batchGet(ctx, keys, consistent, &proj)
 	if err != nil {
 		return nil, err
 	}
 	out := map[MessageRef]Marker{}
 	for pk, it := range items {
-		mk := decodeMarker(store.GetS(it, "profile"), store.GetS(it, "msg"))
+		mk := decodeMarker(it)
 		if r, ok := byPK[pk]; ok {
 			out[r] = mk
 			continue
 		}
-		applyLegacyMarker(out, legacyIDs[strings.TrimPrefix(pk, prefixMsgV1)], store.GetS(it, "source"), mk)
+		applyLegacyMarker(out, legacyIDs[strings.TrimPrefix(pk, prefixMsgV1)], store.GetS(it, timeline.AttrSource), mk)
 	}
 	return out, nil
 }
@@ -332,11 +300,22 @@ func applyLegacyMarker(out map[MessageRef]Marker, refs []MessageRef, source stri
 	}
 }
 
-func decodeMarker(profile, raw string) Marker {
-	mk := Marker{Profile: profile}
-	if raw != "" {
+// decodeMarker reads the dedupe marker of an event item; Msg is nil if the event cannot be
+// decoded.
+func decodeMarker(it attrs) Marker {
+	raw, err := timeline.MessageJSON(it)
+	if err != nil {
+		raw = nil
+	}
+	return newMarker(timeline.ProfileOf(it), raw, store.GetN(it, timeline.AttrSeq))
+}
+
+// newMarker is the marker of an event stored as raw (JSON) with profile and seq.
+func newMarker(profile string, raw []byte, seq int64) Marker {
+	mk := Marker{Profile: profile, Seq: seq}
+	if len(raw) > 0 {
 		var m tracking.Message
-		if json.Unmarshal([]byte(raw), &m) == nil {
+		if json.Unmarshal(raw, &m) == nil {
 			mk.Msg = &m
 		}
 	}

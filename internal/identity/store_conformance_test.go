@@ -361,7 +361,7 @@ func confAttempts(t *testing.T, s storeUnderTest, _ backendData) {
 
 func confRefused(t *testing.T, s storeUnderTest, _ backendData) {
 	big := confEvent("use_p1", "s1", "big", 0)
-	big.Message.Properties = json.RawMessage(`{"blob":"` + strings.Repeat("x", 420<<10) + `"}`)
+	big.Message.Properties = json.RawMessage(`{"blob":"` + noise(600<<10) + `"}`)
 	err := s.Commit(context.Background(), &Commit{Profiles: []*Profile{confProfile("use_p1", confU1)}, IDs: map[Identifier]string{confU1: "use_p1"}, Events: []StoredEvent{big}})
 	if !errors.Is(err, ErrRefused) || errors.Is(err, ErrConflict) {
 		t.Fatalf("oversized event: %v, want ErrRefused", err)
