@@ -26,6 +26,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/profile"
 	"github.com/serverless-cdp/cdp/internal/segment"
 	"github.com/serverless-cdp/cdp/internal/source"
+	"github.com/serverless-cdp/cdp/internal/timeline"
 )
 
 // NewAdminRouter assembles the whole admin API: the one place every resource is mounted.
@@ -41,6 +42,7 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 		activation.Stage: deliverer,
 	})
 	segs := segment.NewService(segment.NewStore(c.DynamoDB, cfg.Table), nil)
+	segs.History = timeline.NewReader(c.DynamoDB, cfg.Table) // audience previews of new event conditions
 	return admin.New(tokens, logger,
 		func(r *admin.Router) { sources.Register(r, srcs) },
 		func(r *admin.Router) { identityrules.Register(r, rules) },

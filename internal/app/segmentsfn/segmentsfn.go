@@ -10,6 +10,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/segment"
 	"github.com/serverless-cdp/cdp/internal/stream"
+	"github.com/serverless-cdp/cdp/internal/timeline"
 )
 
 // New wires the changes-stream handler (computed traits, audiences) and its schedule.
@@ -17,6 +18,11 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *segment.Handler
 	return segment.NewHandler(
 		segment.NewStore(c.DynamoDB, cfg.Table),
 		stream.NewPublisher(c.Kinesis, cfg.ActivationsStream),
-		segment.Options{Logger: logger, DeadLetters: deadletter.NewStore(c.DynamoDB, cfg.Table)},
+		segment.Options{
+			Logger:      logger,
+			DeadLetters: deadletter.NewStore(c.DynamoDB, cfg.Table),
+			// Backfills of new or edited definitions read the timeline the identity stage keeps.
+			History: timeline.NewReader(c.DynamoDB, cfg.Table),
+		},
 	)
 }
