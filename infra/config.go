@@ -168,18 +168,15 @@ func ConfigFromContext(get func(key string) interface{}) (Config, error) {
 	integer(CtxBatchSize, &c.BatchSize, 1, 10_000)
 	integer(CtxMaxBatchingWindowSecs, &c.MaxBatchingWindow, 0, 300)
 	integer(CtxParallelizationFactor, &c.Parallelization, 1, 10)
-	boolean := func(key string, dst *bool) {
+	for key, dst := range map[string]*bool{CtxDeletionProtection: &c.DeletionProtection, CtxDashboard: &c.Dashboard} {
 		if v := get(key); v != nil {
-			b, err := toBool(v)
-			if err != nil {
+			if b, err := toBool(v); err != nil {
 				fail(key, err)
-				return
+			} else {
+				*dst = b
 			}
-			*dst = b
 		}
 	}
-	boolean(CtxDeletionProtection, &c.DeletionProtection)
-	boolean(CtxDashboard, &c.Dashboard)
 	str(CtxDomainName, &c.DomainName)
 	str(CtxCertificateArn, &c.CertificateArn)
 	str(CtxAlarmTopicArn, &c.AlarmTopicArn)
