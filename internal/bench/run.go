@@ -102,18 +102,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	// The main workload's usage is taken here: what follows is metered separately.
-	pipeline := m.Snapshot()
-	if o.History {
-		if err := runHistory(ctx, st, m, o.Seed, rep, say); err != nil {
-			// The main workload's figures stand; the report says what is missing.
-			rep.HistoryNote = "the heavy-history workload failed: " + err.Error()
-			say("%s", rep.HistoryNote)
-		}
-	}
-
 	// Ingest alone at full speed: pipeline stopped, pre-encoded batches of 100, 4 connections.
 	st.StopPipeline()
+	pipeline := m.Snapshot()
 	say("ingest burst")
 	if err := ingestBurst(st.URL, w, rep); err != nil {
 		// A burst the local emulators cannot absorb leaves the pipeline's figures standing.
@@ -121,6 +112,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		say("%s", rep.IngestNote)
 	}
 
+	if o.History {
+		history(ctx, awsCfg, o, rep, say)
+	}
 	if err := recordColdStarts(ctx, o, cfg, rep, say); err != nil {
 		return nil, err
 	}
