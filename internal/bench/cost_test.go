@@ -53,6 +53,16 @@ func TestCostSplitsVariableAndFixed(t *testing.T) {
 	}
 }
 
+func TestFixedCostUsesIdleTicks(t *testing.T) {
+	idle := StageUsage{Invocations: 4, BusyMs: 40, ModelRRU: 4}
+	r := Report{IdleTick: &idle}
+	r.fill(usage(), 1000)
+	tick := ScheduleInvocationsPerMonth * (LambdaPerMillionRequests/perMillion + 0.01*LambdaMemoryMB/1024*LambdaArm64PerGBSecond + 1*DynamoDBPerMillionRRU/perMillion)
+	if !near(r.FixedBreakdown["schedules"], tick) || !strings.Contains(r.CostNote, "idle stack (4 ticks)") {
+		t.Errorf("schedules %.4f, want %.4f from the idle ticks; note: %s", r.FixedBreakdown["schedules"], tick, r.CostNote)
+	}
+}
+
 func TestCostByVolume(t *testing.T) {
 	var r Report
 	r.fill(usage(), 1000)

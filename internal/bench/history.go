@@ -153,7 +153,29 @@ func historyOnOwnStack(ctx context.Context, awsCfg aws.Config, o Options, rep *R
 	if err := configure(ctx, &client{base: st.URL}, st, map[*receiver]string{crm: crmSrv.URL, ads: adsSrv.URL}); err != nil {
 		return err
 	}
+	idle, err := idleTicks(m, 4, time.Now().Add(time.Minute))
+	if err != nil {
+		return err
+	}
+	rep.IdleTick = &idle
+	say("history: idle schedule ticks measured (%d)", idle.Invocations)
 	return runHistory(ctx, st, m, o.Seed, rep, say)
+}
+
+// idleTicks waits for n schedule invocations on the configured stack before any traffic and
+// returns their usage: what the schedules cost a stack without traffic.
+func idleTicks(m *Meter, n int, deadline time.Time) (StageUsage, error) {
+	before := m.Snapshot()[StageSchedules]
+	for {
+		now := m.Snapshot()[StageSchedules]
+		if now.Invocations-before.Invocations >= n {
+			return diff(now, before), nil
+		}
+		if time.Now().After(deadline) {
+			return StageUsage{}, fmt.Errorf("idle ticks: %d schedule runs by the deadline, want %d", now.Invocations-before.Invocations, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // runHistory is the heavy-history workload: it sends every history profile's past events

@@ -80,6 +80,11 @@ type Report struct {
 	SegmentsStateBytesByHistory   map[string]int           `json:"segments_state_bytes_by_history,omitempty"`
 	History                       map[string]HistoryBucket `json:"history,omitempty"`
 	HistoryNote                   string                   `json:"history_note,omitempty"`
+
+	// IdleTick is the schedules' usage over ticks of a stack without traffic (nil: not
+	// measured); the fixed cost prices the schedules with it.
+	IdleTick *StageUsage `json:"idle_schedule_ticks,omitempty"`
+	TickNote string      `json:"schedules_cost_note,omitempty"`
 }
 
 // WorkloadInfo describes the generated workload.
@@ -162,7 +167,12 @@ func (r *Report) fill(usage map[string]StageUsage, events int) {
 	r.WRUPerEvent, r.RRUPerEvent = t.ModelWRU/n, t.ModelRRU/n
 	r.ReportedWRUPerEvent, r.ReportedRRUPerEvent = t.ReportedWRU/n, t.ReportedRRU/n
 	r.KinesisBytesPerEvent, r.KinesisKiBPerEvent = float64(t.KinesisBytes)/n, float64(t.KinesisBilledKiB)/n
-	r.fillCost(t, float64(usage[StageIngest].Invocations), n, perEventLoad(usage, n), measuredTick(usage[StageSchedules]))
+	tick, how := measuredTick(usage[StageSchedules]), "per tick as measured during the main workload (an upper bound for an idle stack: it includes the work the traffic caused)"
+	if r.IdleTick != nil {
+		tick, how = measuredTick(*r.IdleTick), fmt.Sprintf("per tick as measured on an idle stack (%d ticks)", r.IdleTick.Invocations)
+	}
+	r.TickNote = how
+	r.fillCost(t, float64(usage[StageIngest].Invocations), n, perEventLoad(usage, n), tick)
 }
 
 // fillCost prices the pipeline's total usage t for n events.
