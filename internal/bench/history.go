@@ -212,6 +212,9 @@ func runHistory(ctx context.Context, st *stack, m *Meter, seed uint64, rep *Repo
 		rep.SegmentsWRUPerChangeByHistory[key] = b.SegmentsWRUPerChange
 		rep.SegmentsStateBytesByHistory[key] = b.StateItemBytes
 	}
+	if w := rep.SegmentsWRUPerChangeByHistory["10"]; w > 0 {
+		rep.SegmentsHistoryGrowth = rep.SegmentsWRUPerChangeByHistory["10000"] / w
+	}
 	rep.HistoryNote = fmt.Sprintf("one profile per size; past events (30%% %s with revenue, 70%% Product Viewed) spread over the two years before the run, sent as /v1/batch requests of %d, one a second (%d events drained in %.0f s); then %d new events per profile through /v1/track, each sent after the segments stage handled the previous one, so each is its own change. Per change: the segments stage's request units (AWS rules) and handler time; state bytes: the largest item it wrote. Run on a stack of its own (table, streams, meter) after the main workload.",
 		PurchaseEvent, historyBatch, total, drained.Seconds(), HistoryChanges)
 	return nil

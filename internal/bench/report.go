@@ -83,8 +83,11 @@ type Report struct {
 
 	// IdleTick is the schedules' usage over ticks of a stack without traffic (nil: not
 	// measured); the fixed cost prices the schedules with it.
-	IdleTick *StageUsage `json:"idle_schedule_ticks,omitempty"`
-	TickNote string      `json:"schedules_cost_note,omitempty"`
+	// SegmentsHistoryGrowth is the segments WRU per change at the largest history over that at
+	// the smallest (1 = write cost independent of history).
+	SegmentsHistoryGrowth float64     `json:"segments_wru_growth_10000_over_10,omitempty"`
+	IdleTick              *StageUsage `json:"idle_schedule_ticks,omitempty"`
+	TickNote              string      `json:"schedules_cost_note,omitempty"`
 }
 
 // WorkloadInfo describes the generated workload.
@@ -298,6 +301,7 @@ func (r *Report) historyTable(b *strings.Builder) {
 		}
 		fmt.Fprintf(b, "| %d | %.2f | %.2f | %.1f | %d | %.2f / %.2f |\n", n, h.SegmentsWRUPerChange, h.SegmentsRRUPerChange, h.SegmentsMsPerChange, h.StateItemBytes, h.IdentityWRUPerChange, h.IdentityRRUPerChange)
 	}
+	fmt.Fprintf(b, "\nSegments WRU per change, 10,000 past events over 10: %.2f×\n", r.SegmentsHistoryGrowth)
 }
 
 // Write saves report.json and report.md into dir.
