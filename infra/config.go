@@ -18,6 +18,7 @@ const (
 	CtxAllowedOrigins        = "cdp:allowedOrigins"
 	CtxThrottleRateLimit     = "cdp:throttleRateLimit"
 	CtxThrottleBurstLimit    = "cdp:throttleBurstLimit"
+	CtxStreamMode            = "cdp:streamMode"
 	CtxShardCount            = "cdp:shardCount"
 	CtxStreamRetentionHours  = "cdp:streamRetentionHours"
 	CtxBatchSize             = "cdp:batchSize"
@@ -27,6 +28,7 @@ const (
 	CtxDomainName            = "cdp:domainName"
 	CtxCertificateArn        = "cdp:certificateArn"
 	CtxAlarmTopicArn         = "cdp:alarmTopicArn"
+	CtxDashboard             = "cdp:dashboard"
 	CtxAssetRoot             = "cdp:assetRoot"
 )
 
@@ -39,7 +41,8 @@ type Config struct {
 	AllowedOrigins     []string // CDP_ALLOWED_ORIGINS; the functions answer CORS themselves
 	ThrottleRateLimit  float64  // $default stage steady-state requests per second
 	ThrottleBurstLimit int      // $default stage burst
-	ShardCount         int      // 0 = on-demand streams; >0 = provisioned with that many shards
+	StreamMode         string   // StreamModeProvisioned (default) or StreamModeOnDemand
+	ShardCount         int      // shards per stream in provisioned mode (ignored on-demand)
 	StreamRetention    int      // hours a record stays replayable in Kinesis
 	BatchSize          int      // Kinesis records per invocation
 	MaxBatchingWindow  int      // seconds Lambda may wait to fill a batch
@@ -48,8 +51,21 @@ type Config struct {
 	DomainName         string   // optional custom domain for the HTTP API
 	CertificateArn     string   // ACM certificate for DomainName, same region as the stack
 	AlarmTopicArn      string   // optional existing SNS topic that receives alarm notifications
+	Dashboard          bool     // a CloudWatch dashboard ($3 per month outside the free tier); off by default
 	AssetRoot          string   // directory holding <function>/bootstrap (the Makefile's build/)
 }
+
+// Stream capacity modes (cdp:streamMode).
+const (
+	// StreamModeProvisioned bills shard-hours ($0.015 per shard-hour in us-east-1, about $11 per
+	// stream and month with one shard) plus PUT payload units; it is the default so that a stack
+	// without traffic costs little. One shard takes 1 MB/s or 1,000 records/s of writes and
+	// serves 2 MB/s of reads per consumer; scale with UpdateShardCount (see infra/README.md).
+	StreamModeProvisioned = "provisioned"
+	// StreamModeOnDemand bills $0.04 per stream-hour plus ingested and retrieved gigabytes and
+	// scales by itself.
+	StreamModeOnDemand = "on-demand"
+)
 
 // DefaultConfig is what a fresh clone synthesizes with no -c flags.
 func DefaultConfig() Config {
@@ -60,11 +76,14 @@ func DefaultConfig() Config {
 		AllowedOrigins:     []string{"*"},
 		ThrottleRateLimit:  1000,
 		ThrottleBurstLimit: 2000,
-		ShardCount:         0,
-		// Failed batches are parked as metadata (shard + sequence numbers) in the on-failure
-		// queue; replaying them needs the records still in the stream. 24 h (the Kinesis
-		// default) is gone over a weekend, so keep a week.
-		StreamRetention:    168,
+		StreamMode:         StreamModeProvisioned,
+		ShardCount:         1,
+		// 24 h is the retention included in the shard-hour price; longer ("extended") retention
+		// costs $0.02 per shard-hour more, which would more than double the fixed cost. Parked
+		// batches (metadata in the on-failure queue) must be replayed while their records are
+		// in the stream: MaxRecordAge (half the retention) leaves at least 12 h for that, and the
+		// dead-letter alarm fires at once. Raise it with cdp:streamRetentionHours=168.
+		StreamRetention:    24,
 		BatchSize:          100,
 		MaxBatchingWindow:  1,
 		Parallelization:    1,
@@ -143,17 +162,19 @@ func ConfigFromContext(get func(key string) interface{}) (Config, error) {
 		}
 	}
 	integer(CtxThrottleBurstLimit, &c.ThrottleBurstLimit, 1, 1_000_000)
-	integer(CtxShardCount, &c.ShardCount, 0, 500)
+	str(CtxStreamMode, &c.StreamMode)
+	integer(CtxShardCount, &c.ShardCount, 1, 500)
 	integer(CtxStreamRetentionHours, &c.StreamRetention, 24, 8760)
 	integer(CtxBatchSize, &c.BatchSize, 1, 10_000)
 	integer(CtxMaxBatchingWindowSecs, &c.MaxBatchingWindow, 0, 300)
 	integer(CtxParallelizationFactor, &c.Parallelization, 1, 10)
-	if v := get(CtxDeletionProtection); v != nil {
-		b, err := toBool(v)
-		if err != nil {
-			fail(CtxDeletionProtection, err)
-		} else {
-			c.DeletionProtection = b
+	for key, dst := range map[string]*bool{CtxDeletionProtection: &c.DeletionProtection, CtxDashboard: &c.Dashboard} {
+		if v := get(key); v != nil {
+			if b, err := toBool(v); err != nil {
+				fail(key, err)
+			} else {
+				*dst = b
+			}
 		}
 	}
 	str(CtxDomainName, &c.DomainName)
@@ -246,8 +267,11 @@ func (c Config) capacityErrors() []string {
 	if c.StreamRetention < 24 || c.StreamRetention > 8760 {
 		errs = append(errs, fmt.Sprintf("%s %d is outside [24, 8760]", CtxStreamRetentionHours, c.StreamRetention))
 	}
-	if c.ShardCount < 0 {
-		errs = append(errs, fmt.Sprintf("%s must not be negative", CtxShardCount))
+	if c.StreamMode != StreamModeProvisioned && c.StreamMode != StreamModeOnDemand {
+		errs = append(errs, fmt.Sprintf("%s %q must be %s or %s", CtxStreamMode, c.StreamMode, StreamModeProvisioned, StreamModeOnDemand))
+	}
+	if c.ShardCount < 1 {
+		errs = append(errs, fmt.Sprintf("%s must be at least 1 (for on-demand streams set %s=%s)", CtxShardCount, CtxStreamMode, StreamModeOnDemand))
 	}
 	if c.AssetRoot == "" {
 		errs = append(errs, fmt.Sprintf("%s must not be empty", CtxAssetRoot))

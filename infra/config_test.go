@@ -18,7 +18,7 @@ func TestConfigDefaults(t *testing.T) {
 	if !reflect.DeepEqual(c, DefaultConfig()) {
 		t.Errorf("no context should give the defaults:\n got %+v\nwant %+v", c, DefaultConfig())
 	}
-	if c.LogRetentionDays != 30 || c.AllowedOrigins[0] != "*" || c.ShardCount != 0 || !c.DeletionProtection {
+	if c.LogRetentionDays != 30 || c.AllowedOrigins[0] != "*" || c.StreamMode != StreamModeProvisioned || c.ShardCount != 1 || c.StreamRetention != 24 || c.Dashboard || !c.DeletionProtection {
 		t.Errorf("defaults drifted from the documented ones: %+v", c)
 	}
 }
@@ -28,7 +28,7 @@ func TestConfigFromCLIStringsAndJSONTypes(t *testing.T) {
 	for name, ctx := range map[string]map[string]interface{}{
 		"cli": {
 			CtxStage: "prod", CtxLogRetentionDays: "90", CtxAllowedOrigins: "https://a.example.com, https://b.example.com",
-			CtxThrottleRateLimit: "50.5", CtxThrottleBurstLimit: "100", CtxShardCount: "4",
+			CtxThrottleRateLimit: "50.5", CtxThrottleBurstLimit: "100", CtxShardCount: "4", CtxStreamMode: "on-demand", CtxDashboard: "true",
 			CtxBatchSize: "500", CtxMaxBatchingWindowSecs: "0", CtxParallelizationFactor: "2",
 			CtxDeletionProtection: "false", CtxDomainName: "cdp.example.com",
 			CtxCertificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
@@ -36,7 +36,7 @@ func TestConfigFromCLIStringsAndJSONTypes(t *testing.T) {
 		},
 		"json": {
 			CtxStage: "prod", CtxLogRetentionDays: 90.0, CtxAllowedOrigins: []interface{}{"https://a.example.com", "https://b.example.com"},
-			CtxThrottleRateLimit: 50.5, CtxThrottleBurstLimit: 100.0, CtxShardCount: 4.0,
+			CtxThrottleRateLimit: 50.5, CtxThrottleBurstLimit: 100.0, CtxShardCount: 4.0, CtxStreamMode: "on-demand", CtxDashboard: true,
 			CtxBatchSize: 500.0, CtxMaxBatchingWindowSecs: 0.0, CtxParallelizationFactor: 2.0,
 			CtxDeletionProtection: false, CtxDomainName: "cdp.example.com",
 			CtxCertificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
@@ -53,6 +53,7 @@ func TestConfigFromCLIStringsAndJSONTypes(t *testing.T) {
 		want.ThrottleRateLimit, want.ThrottleBurstLimit = 50.5, 100
 		want.ShardCount, want.BatchSize, want.MaxBatchingWindow, want.Parallelization = 4, 500, 0, 2
 		want.DeletionProtection, want.StreamRetention = false, 48
+		want.StreamMode, want.Dashboard = StreamModeOnDemand, true
 		want.DomainName, want.CertificateArn = "cdp.example.com", "arn:aws:acm:us-east-1:123456789012:certificate/abc-123"
 		if !reflect.DeepEqual(c, want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", name, c, want)
@@ -74,6 +75,9 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{map[string]interface{}{CtxDomainName: "cdp.example.com"}, "must be set together"},
 		{map[string]interface{}{CtxDomainName: "x.example.com", CtxCertificateArn: "arn:aws:iam::1:role/x"}, "not an ACM certificate"},
 		{map[string]interface{}{CtxShardCount: "-1"}, CtxShardCount},
+		{map[string]interface{}{CtxShardCount: "0"}, CtxShardCount},
+		{map[string]interface{}{CtxStreamMode: "ondemand"}, CtxStreamMode},
+		{map[string]interface{}{CtxDashboard: "yes"}, "true or false"},
 		{map[string]interface{}{CtxParallelizationFactor: "11"}, CtxParallelizationFactor},
 		{map[string]interface{}{CtxDeletionProtection: "maybe"}, "true or false"},
 		{map[string]interface{}{CtxThrottleRateLimit: "0"}, CtxThrottleRateLimit},

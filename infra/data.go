@@ -47,14 +47,15 @@ func newStream(scope constructs.Construct, name string, cfg Config) awskinesis.S
 		// with every producer and consumer (cdk-nag KDS3 prefers it for the same reason).
 		Encryption:      awskinesis.StreamEncryption_MANAGED,
 		RetentionPeriod: awscdk.Duration_Hours(jsii.Number(float64(cfg.StreamRetention))),
-		StreamMode:      awskinesis.StreamMode_ON_DEMAND,
+		StreamMode:      awskinesis.StreamMode_PROVISIONED,
+		ShardCount:      jsii.Number(float64(cfg.ShardCount)),
 		// Records not yet processed (and parked batches waiting for a replay) survive a
 		// `cdk destroy`; the README says to delete drained streams by hand.
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	}
-	if cfg.ShardCount > 0 {
-		props.StreamMode = awskinesis.StreamMode_PROVISIONED
-		props.ShardCount = jsii.Number(float64(cfg.ShardCount))
+	if cfg.StreamMode == StreamModeOnDemand {
+		props.StreamMode = awskinesis.StreamMode_ON_DEMAND
+		props.ShardCount = nil
 	}
 	return awskinesis.NewStream(scope, jsii.String(exportName(name)+"Stream"), props)
 }

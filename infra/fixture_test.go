@@ -32,7 +32,9 @@ func futureConfig(assets string) Config {
 	c.LogLevel = "debug"
 	c.AllowedOrigins = []string{"https://www.example.com", "https://app.example.com"}
 	c.ThrottleRateLimit, c.ThrottleBurstLimit = 50, 100
-	c.ShardCount = 2
+	c.StreamMode = StreamModeOnDemand
+	c.StreamRetention = 168
+	c.Dashboard = true
 	c.BatchSize, c.MaxBatchingWindow, c.Parallelization = 250, 5, 4
 	c.DeletionProtection = false
 	c.DomainName = "api.example.com"

@@ -22,10 +22,10 @@ const (
 	// RetryAttempts bounds retries of a failing batch; with bisection and
 	// ReportBatchItemFailures the failing record is isolated well before this runs out.
 	RetryAttempts = 5
-	// MaxRecordAge stops a shard waiting on a broken deploy for more than a day; the skipped
-	// batches' metadata goes to the failure queue and the records stay replayable for the
-	// rest of the stream retention (7 days by default).
-	MaxRecordAge = 24 * time.Hour
+	// maxRecordAgeCap stops a shard waiting on a broken deploy for more than a day; the
+	// skipped batches' metadata goes to the failure queue and the records stay replayable for
+	// the rest of the stream retention (see MaxRecordAge).
+	maxRecordAgeCap = 24 * time.Hour
 	// failureRetention is SQS's maximum: the operator's window to replay parked batches.
 	failureRetention = 14 * 24 * time.Hour
 )
@@ -125,6 +125,13 @@ func (s *Stack) grantTable(role awsiam.Role, access TableAccess) {
 	}))
 }
 
+// MaxRecordAge is how long a trigger retries a failing batch before parking it: half the
+// stream retention, at most a day, so a parked batch's records stay in the stream at least as
+// long again (12 h with the default 24 h retention) for the operator to replay them.
+func MaxRecordAge(retentionHours int) time.Duration {
+	return min(maxRecordAgeCap, time.Duration(retentionHours)*time.Hour/2)
+}
+
 // addTrigger attaches the Kinesis event source and its failure queue.
 func (s *Stack) addTrigger(fn awslambda.Function, spec FunctionSpec) {
 	id := exportName(spec.Name)
@@ -147,7 +154,7 @@ func (s *Stack) addTrigger(fn awslambda.Function, spec FunctionSpec) {
 		ParallelizationFactor:   jsii.Number(float64(cfg.Parallelization)),
 		BisectBatchOnError:      jsii.Bool(true),
 		RetryAttempts:           jsii.Number(RetryAttempts),
-		MaxRecordAge:            awscdk.Duration_Seconds(jsii.Number(MaxRecordAge.Seconds())),
+		MaxRecordAge:            awscdk.Duration_Seconds(jsii.Number(MaxRecordAge(cfg.StreamRetention).Seconds())),
 		ReportBatchItemFailures: jsii.Bool(true),
 		OnFailure:               awslambdaeventsources.NewSqsDlq(q),
 	}))

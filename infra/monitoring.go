@@ -40,7 +40,8 @@ func (s *Stack) alarm(id, name, what string, m awscloudwatch.IMetric, threshold 
 	s.Alarms = append(s.Alarms, a)
 }
 
-// newMonitoring adds the alarms and the dashboard for everything the stack created.
+// newMonitoring adds the alarms for everything the stack created, and the dashboard when the
+// configuration asks for one (it is the one fixed cost of monitoring that is optional).
 func (s *Stack) newMonitoring(specs []FunctionSpec) {
 	sum5 := &awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: minutes(5)}
 	max1 := &awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: minutes(1)}
@@ -51,7 +52,9 @@ func (s *Stack) newMonitoring(specs []FunctionSpec) {
 	}
 	widgets := [][]awscloudwatch.IWidget{s.apiMonitoring(sum5), s.dataWidgets(sum5)}
 	widgets = append(widgets, rows...)
-	s.newDashboard(widgets)
+	if s.Config.Dashboard {
+		s.newDashboard(widgets)
+	}
 }
 
 // functionMonitoring adds one function's alarms (errors, throttles; for a stream trigger also

@@ -54,8 +54,18 @@ func TestAlarms(t *testing.T) {
 		check(t, f.name+": alarm actions", func() {
 			f.tpl.AllResourcesProperties(typ("AWS::CloudWatch::Alarm"), obj{"AlarmActions": actions})
 		})
+		if !s.Config.Dashboard {
+			check(t, f.name+": no dashboard unless asked for (a fixed $3/month)", func() {
+				f.tpl.ResourceCountIs(typ("AWS::CloudWatch::Dashboard"), jsii.Number(0))
+				if _, ok := f.json["Outputs"].(obj)["DashboardName"]; ok {
+					t.Errorf("%s: DashboardName output without a dashboard", f.name)
+				}
+			})
+			continue
+		}
 		check(t, f.name+": dashboard", func() {
 			f.tpl.HasResourceProperties(typ("AWS::CloudWatch::Dashboard"), obj{"DashboardName": "cdp-" + s.Config.Stage})
+			f.tpl.HasOutput(typ("DashboardName"), obj{})
 		})
 	}
 }

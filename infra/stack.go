@@ -50,7 +50,7 @@ type Stack struct {
 	Stage         awsapigatewayv2.HttpStage
 	Domain        awsapigatewayv2.DomainName
 	Alarms        []awscloudwatch.Alarm
-	Dashboard     awscloudwatch.Dashboard
+	Dashboard     awscloudwatch.Dashboard // nil unless Config.Dashboard
 
 	assetRoot  string
 	alarmTopic awssns.ITopic
@@ -146,5 +146,7 @@ func (s *Stack) outputs() {
 				"Parked batches of the "+spec.Trigger+" stream that "+spec.Name+" could not process")
 		}
 	}
-	out("DashboardName", s.Dashboard.DashboardName(), "CloudWatch dashboard")
+	if s.Dashboard != nil {
+		out("DashboardName", s.Dashboard.DashboardName(), "CloudWatch dashboard")
+	}
 }

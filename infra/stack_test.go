@@ -113,7 +113,7 @@ func TestEventSourceMappings(t *testing.T) {
 					"ParallelizationFactor":          s.Config.Parallelization,
 					"BisectBatchOnFunctionError":     true,
 					"MaximumRetryAttempts":           RetryAttempts,
-					"MaximumRecordAgeInSeconds":      MaxRecordAge.Seconds(),
+					"MaximumRecordAgeInSeconds":      MaxRecordAge(s.Config.StreamRetention).Seconds(),
 					"FunctionResponseTypes":          []string{"ReportBatchItemFailures"},
 					"DestinationConfig": obj{"OnFailure": obj{
 						"Destination": arnOf(f.id(s.FailureQueues[spec.Name])),
@@ -163,9 +163,9 @@ func TestEventSourceMappings(t *testing.T) {
 func TestStreams(t *testing.T) {
 	for _, f := range fixtures(t) {
 		cfg := f.stack.Config
-		mode := obj{"StreamModeDetails": obj{"StreamMode": "ON_DEMAND"}, "ShardCount": assertions.Match_Absent()}
-		if cfg.ShardCount > 0 {
-			mode = obj{"StreamModeDetails": obj{"StreamMode": "PROVISIONED"}, "ShardCount": cfg.ShardCount}
+		mode := obj{"StreamModeDetails": obj{"StreamMode": "PROVISIONED"}, "ShardCount": cfg.ShardCount}
+		if cfg.StreamMode == StreamModeOnDemand {
+			mode = obj{"StreamModeDetails": obj{"StreamMode": "ON_DEMAND"}, "ShardCount": assertions.Match_Absent()}
 		}
 		check(t, f.name+": three streams, KMS-encrypted, retained, retention and mode from config", func() {
 			f.tpl.ResourceCountIs(typ("AWS::Kinesis::Stream"), jsii.Number(3))
@@ -177,9 +177,44 @@ func TestStreams(t *testing.T) {
 			f.tpl.AllResourcesProperties(typ("AWS::Kinesis::Stream"), mode)
 		})
 	}
-	if fixFuture.stack.Config.ShardCount == 0 {
-		t.Fatal("future fixture should exercise provisioned shards")
+	if fixReal.stack.Config.StreamMode != StreamModeProvisioned || fixFuture.stack.Config.StreamMode != StreamModeOnDemand {
+		t.Fatal("the fixtures should exercise both stream modes")
 	}
+}
+
+// StandardAlarms is the default stack's alarm count (errors and throttles per function,
+// iterator age and parked batches per trigger, API 5xx). internal/bench/prices.go prices the
+// same number (CloudWatchAlarms): change both together.
+const StandardAlarms = 17
+
+// TestDefaultFixedCost pins what the default stack bills before any traffic, the figure
+// internal/bench/prices.go (FixedCostItems) prices: provisioned streams with one shard and
+// the retention included in the shard-hour price (no extended retention), StandardAlarms
+// standard-resolution alarms, no dashboard, no customer-managed KMS key, no provisioned
+// DynamoDB capacity, no NAT or other hourly resource.
+func TestDefaultFixedCost(t *testing.T) {
+	f := fixtures(t)[0]
+	cfg := f.stack.Config
+	if cfg.StreamMode != StreamModeProvisioned || cfg.ShardCount != 1 || cfg.StreamRetention != 24 {
+		t.Fatalf("default streams: %s, %d shards, %d h retention; want provisioned, 1 shard, 24 h", cfg.StreamMode, cfg.ShardCount, cfg.StreamRetention)
+	}
+	check(t, "default: three one-shard provisioned streams, 24 h retention", func() {
+		f.tpl.ResourceCountIs(typ("AWS::Kinesis::Stream"), jsii.Number(3))
+		f.tpl.AllResourcesProperties(typ("AWS::Kinesis::Stream"), obj{
+			"StreamModeDetails": obj{"StreamMode": "PROVISIONED"}, "ShardCount": 1, "RetentionPeriodHours": 24,
+		})
+	})
+	check(t, "default: alarms priced by the benchmark", func() {
+		f.tpl.ResourceCountIs(typ("AWS::CloudWatch::Alarm"), jsii.Number(StandardAlarms))
+	})
+	for _, billed := range []string{"AWS::CloudWatch::Dashboard", "AWS::KMS::Key", "AWS::EC2::NatGateway", "AWS::Kinesis::StreamConsumer"} {
+		check(t, "default: no "+billed, func() {
+			f.tpl.ResourceCountIs(typ(billed), jsii.Number(0))
+		})
+	}
+	check(t, "default: the table is on-demand", func() {
+		f.tpl.AllResourcesProperties(typ("AWS::DynamoDB::Table"), obj{"BillingMode": "PAY_PER_REQUEST"})
+	})
 }
 
 func TestTable(t *testing.T) {

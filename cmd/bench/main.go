@@ -6,9 +6,11 @@
 //
 // Environment: BENCH_SEED (default 42), BENCH_SCALE (multiplies the 200 persons, default 1),
 // BENCH_RATE (offered load in events/s, default 50 × BENCH_SCALE capped at 300),
-// BENCH_COLDSTART_RUNS (default 5; 0 skips), BENCH_OUT (default bench-results),
-// CDP_DYNAMODB_PORT / CDP_KINESIS_PORT, and AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_KINESIS
-// (when both are set, no emulator is started).
+// BENCH_COLDSTART_RUNS (default 5; 0 skips), BENCH_HISTORY (default 1; 0 skips the
+// heavy-history workload), BENCH_OUT (default bench-results), CDP_DYNAMODB_PORT /
+// CDP_KINESIS_PORT (default: free ports, so the benchmark starts emulators of its own and shares
+// them with nothing; set them to reuse running emulators), and AWS_ENDPOINT_URL_DYNAMODB /
+// AWS_ENDPOINT_URL_KINESIS (when both are set, no emulator is started).
 package main
 
 import (
@@ -54,6 +56,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	history, err := envFloat("BENCH_HISTORY", 1)
+	if err != nil {
+		return err
+	}
 	root, err := emulator.RepoRoot(".")
 	if err != nil {
 		return err
@@ -64,6 +70,9 @@ func run() error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
+	if err := privatePorts(); err != nil {
+		return err
+	}
 	emu, err := emulator.Ensure(ctx, logger)
 	if err != nil {
 		return err
@@ -73,7 +82,7 @@ func run() error {
 	}
 
 	rep, err := bench.Run(ctx, bench.Options{
-		Seed: uint64(seed), Persons: max(1, int(200*scale)), Rate: rate, ColdStartRuns: int(runs),
+		Seed: uint64(seed), Persons: max(1, int(200*scale)), Rate: rate, ColdStartRuns: int(runs), History: history != 0,
 		Root: root, Logger: logger, Progress: os.Stderr,
 	})
 	if err != nil {
@@ -84,6 +93,29 @@ func run() error {
 	}
 	fmt.Println(rep.Markdown())
 	fmt.Printf("wrote %s and %s\n", filepath.Join(out, "report.json"), filepath.Join(out, "report.md"))
+	return nil
+}
+
+// privatePorts picks free ports for emulators of the benchmark's own unless the environment
+// names ports or endpoints: a benchmark sharing emulators with other work measures both.
+func privatePorts() error {
+	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" && os.Getenv("AWS_ENDPOINT_URL_KINESIS") != "" {
+		return nil
+	}
+	if os.Getenv("CDP_DYNAMODB_PORT") == "" {
+		p, err := emulator.FreePort()
+		if err != nil {
+			return err
+		}
+		os.Setenv("CDP_DYNAMODB_PORT", strconv.Itoa(p))
+	}
+	if os.Getenv("CDP_KINESIS_PORT") == "" {
+		p, err := emulator.FreeKinesisPort()
+		if err != nil {
+			return err
+		}
+		os.Setenv("CDP_KINESIS_PORT", strconv.Itoa(p))
+	}
 	return nil
 }
 

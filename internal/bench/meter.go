@@ -27,9 +27,13 @@ type StageUsage struct {
 	KinesisRecords   int     `json:"kinesis_records"`
 	KinesisBytes     int64   `json:"kinesis_bytes"`
 	KinesisBilledKiB int64   `json:"kinesis_billed_kib"`
+	KinesisPutUnits  int64   `json:"kinesis_put_payload_units"`
 	Invocations      int     `json:"invocations"`
 	Records          int     `json:"records_in"`
 	BusyMs           float64 `json:"busy_ms"`
+	// MaxItemBytes is the largest item the stage wrote (put, or an update's key and values)
+	// since the meter started or ResetMaxItem.
+	MaxItemBytes int `json:"max_item_bytes"`
 }
 
 // Meter sums usage per stage. It is safe for concurrent use.
@@ -63,6 +67,11 @@ func (m *Meter) Snapshot() map[string]StageUsage {
 	return out
 }
 
+// ResetMaxItem restarts the stage's MaxItemBytes.
+func (m *Meter) ResetMaxItem(stage string) {
+	m.with(stage, func(u *StageUsage) { u.MaxItemBytes = 0 })
+}
+
 // Stages lists the stage names seen, sorted.
 func (m *Meter) Stages() []string {
 	m.mu.Lock()
@@ -82,7 +91,9 @@ func (m *Meter) DynamoDB(stage string) func(*dynamodb.Options) {
 		out, md, err := next.HandleInitialize(ctx, in)
 		if err == nil {
 			r, w, mr, mw := capacity(in.Parameters, out.Result)
+			largest := largestWrite(in.Parameters)
 			m.with(stage, func(u *StageUsage) {
+				u.MaxItemBytes = max(u.MaxItemBytes, largest)
 				u.Calls++
 				u.ReportedRRU += r
 				u.ReportedWRU += w
@@ -132,6 +143,7 @@ func (m *Meter) Kinesis(stage string) func(*kinesis.Options) {
 					u.KinesisRecords++
 					u.KinesisBytes += int64(n)
 					u.KinesisBilledKiB += int64((n + 1023) / 1024 * KinesisIngestRoundingKiB)
+					u.KinesisPutUnits += int64((n + KinesisPutUnitBytes - 1) / KinesisPutUnitBytes)
 				}
 			})
 		}
@@ -308,6 +320,35 @@ func transactWriteUnits(in *dynamodb.TransactWriteItemsInput) float64 {
 		}
 	}
 	return mw
+}
+
+// largestWrite is the size of the largest item a write call stores (for an update: its key and
+// values), 0 for reads.
+func largestWrite(p any) int {
+	n := 0
+	switch in := p.(type) {
+	case *dynamodb.PutItemInput:
+		n = store.ItemSize(in.Item)
+	case *dynamodb.UpdateItemInput:
+		n = store.ItemSize(in.Key) + store.ItemSize(in.ExpressionAttributeValues)
+	case *dynamodb.BatchWriteItemInput:
+		for _, reqs := range in.RequestItems {
+			for _, r := range reqs {
+				if r.PutRequest != nil {
+					n = max(n, store.ItemSize(r.PutRequest.Item))
+				}
+			}
+		}
+	case *dynamodb.TransactWriteItemsInput:
+		for _, it := range in.TransactItems {
+			if it.Put != nil {
+				n = max(n, store.ItemSize(it.Put.Item))
+			} else if it.Update != nil {
+				n = max(n, store.ItemSize(it.Update.Key)+store.ItemSize(it.Update.ExpressionAttributeValues))
+			}
+		}
+	}
+	return n
 }
 
 func kb(size, per int) float64 { return float64((size + per - 1) / per) }

@@ -1,9 +1,9 @@
 package bench
 
-// Published AWS on-demand list prices used to turn measured units into dollars. All in USD,
-// region us-east-1 (N. Virginia), first pricing tier, no free tier, as listed on the AWS pricing
-// pages (aws.amazon.com/dynamodb/pricing/on-demand, /kinesis/data-streams/pricing,
-// /lambda/pricing, /api-gateway/pricing) on PricesDate. They were not re-fetched by this
+// Published AWS list prices used to turn measured units into dollars. All in USD, region
+// us-east-1 (N. Virginia), first pricing tier, no free tier, as listed on the AWS pricing pages
+// (aws.amazon.com/dynamodb/pricing/on-demand, /kinesis/data-streams/pricing, /lambda/pricing,
+// /api-gateway/pricing, /cloudwatch/pricing) on PricesDate. They were not re-fetched by this
 // program: check them before quoting a number, and edit only this file when they change.
 const (
 	PricesRegion = "us-east-1"
@@ -13,12 +13,33 @@ const (
 	DynamoDBPerMillionWRU = 0.625
 	DynamoDBPerMillionRRU = 0.125
 
-	// Kinesis Data Streams, on-demand capacity mode. Ingest is billed per GB with each record
-	// rounded up to the next 1 KB; retrieval (shared-throughput consumers) per GB read.
+	// Kinesis Data Streams, provisioned capacity mode (the stack's default, infra/config.go):
+	// shard-hours (24 h retention included) and PUT payload units (each record rounded up to
+	// the next 25 KB); reads by shared-throughput consumers are not billed. A shard takes
+	// 1 MB/s or 1,000 records/s of writes and serves 2 MB/s per consumer.
+	KinesisPerShardHour           = 0.015
+	KinesisPerMillionPutUnits     = 0.014
+	KinesisPutUnitBytes           = 25 * 1024
+	KinesisShardWriteRecordsPerS  = 1000
+	KinesisShardWriteBytesPerS    = 1 << 20
+	KinesisShardReadBytesPerS     = 2 << 20
+	KinesisExtendedRetentionShard = 0.02 // per shard-hour beyond 24 h (not used by default)
+	ShardsPerStream               = 1    // infra's default cdp:shardCount
+
+	// Kinesis Data Streams, on-demand capacity mode (-c cdp:streamMode=on-demand). Ingest is
+	// billed per GB with each record rounded up to the next 1 KB; retrieval per GB read.
 	KinesisPerStreamHour     = 0.04
 	KinesisPerGBIngested     = 0.08
 	KinesisPerGBRetrieved    = 0.04
 	KinesisIngestRoundingKiB = 1
+
+	// CloudWatch: standard-resolution alarms, and the number the default stack creates
+	// (infra/stack_test.go StandardAlarms pins the same count). The dashboard is opt-in.
+	CloudWatchPerAlarmMonth = 0.10
+	CloudWatchAlarms        = 17
+	// Schedules: EventBridge invokes the segments and activation ticks once a minute each
+	// (scheduled rules are free; the Lambda invocations are not).
+	ScheduleInvocationsPerMonth = 2 * 60 * HoursPerMonth
 
 	// Lambda on arm64 (Graviton): duration per GB-second and requests.
 	LambdaArm64PerGBSecond   = 0.0000133334
@@ -27,6 +48,10 @@ const (
 	APIGatewayHTTPPerMillion = 1.00
 	HoursPerMonth            = 730
 	StreamCount              = 3 // events, changes, activations
-	gibibyte                 = 1 << 30
-	perMillion               = 1e6
+
+	// PeakFactor is the peak-to-average traffic ratio assumed when sizing shards for a
+	// monthly volume (cost_by_volume).
+	PeakFactor = 10
+	gibibyte   = 1 << 30
+	perMillion = 1e6
 )

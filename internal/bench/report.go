@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -55,13 +56,38 @@ type Report struct {
 	ColdStartSamples      map[string]ColdStart   `json:"cold_start_samples,omitempty"`
 	ColdStartNote         string                 `json:"cold_start_note"`
 	BinaryBytes           map[string]int64       `json:"binary_bytes"`
-	CostPerMillionUSD     float64                `json:"cost_per_million_events_usd"`
-	CostBreakdown         map[string]float64     `json:"cost_per_million_events_breakdown_usd"`
-	CostReportedUnitsUSD  float64                `json:"cost_per_million_events_usd_with_reported_units"`
-	FixedMonthlyUSD       float64                `json:"fixed_monthly_usd"`
-	CostNote              string                 `json:"cost_note"`
-	Prices                map[string]any         `json:"prices"`
-	DurationSeconds       float64                `json:"duration_s"`
+	// Cost in the default stream mode (provisioned): variable per million events, fixed per
+	// month, and both at 1, 10 and 100 million events a month.
+	CostPerMillionUSD             float64               `json:"cost_per_million_events_usd"`
+	CostBreakdown                 map[string]float64    `json:"cost_per_million_events_breakdown_usd"`
+	CostReportedUnitsUSD          float64               `json:"cost_per_million_events_usd_with_reported_units"`
+	FixedMonthlyUSD               float64               `json:"fixed_monthly_usd"`
+	FixedBreakdown                map[string]float64    `json:"fixed_monthly_breakdown_usd"`
+	StreamMode                    string                `json:"stream_mode"`
+	OnDemandVariablePerMillionUSD float64               `json:"on_demand_streams_cost_per_million_events_usd"`
+	OnDemandFixedMonthlyUSD       float64               `json:"on_demand_streams_fixed_monthly_usd"`
+	CostByVolume                  map[string]VolumeCost `json:"cost_by_volume"`
+	CostNote                      string                `json:"cost_note"`
+	Prices                        map[string]any        `json:"prices"`
+	DurationSeconds               float64               `json:"duration_s"`
+
+	// ClientCapacityEventsPerS is how fast the workload generator and analytics-go deliver the
+	// workload to a server that only answers 200: the offered load is credible below it.
+	ClientCapacityEventsPerS float64 `json:"client_capacity_events_per_s"`
+
+	// Heavy-history workload (run after the main workload, metered separately).
+	SegmentsWRUPerChangeByHistory map[string]float64       `json:"segments_wru_per_change_by_history,omitempty"`
+	SegmentsStateBytesByHistory   map[string]int           `json:"segments_state_bytes_by_history,omitempty"`
+	History                       map[string]HistoryBucket `json:"history,omitempty"`
+	HistoryNote                   string                   `json:"history_note,omitempty"`
+
+	// IdleTick is the schedules' usage over ticks of a stack without traffic (nil: not
+	// measured); the fixed cost prices the schedules with it.
+	// SegmentsHistoryGrowth is the segments WRU per change at the largest history over that at
+	// the smallest (1 = write cost independent of history).
+	SegmentsHistoryGrowth float64     `json:"segments_wru_growth_10000_over_10,omitempty"`
+	IdleTick              *StageUsage `json:"idle_schedule_ticks,omitempty"`
+	TickNote              string      `json:"schedules_cost_note,omitempty"`
 }
 
 // WorkloadInfo describes the generated workload.
@@ -110,8 +136,10 @@ func pricesUsed() map[string]any {
 	return map[string]any{
 		"region": PricesRegion, "date": PricesDate,
 		"dynamodb_per_million_wru": DynamoDBPerMillionWRU, "dynamodb_per_million_rru": DynamoDBPerMillionRRU,
+		"kinesis_per_shard_hour": KinesisPerShardHour, "kinesis_per_million_put_payload_units": KinesisPerMillionPutUnits,
 		"kinesis_per_stream_hour": KinesisPerStreamHour, "kinesis_per_gb_ingested": KinesisPerGBIngested,
-		"kinesis_per_gb_retrieved": KinesisPerGBRetrieved, "lambda_arm64_per_gb_s": LambdaArm64PerGBSecond,
+		"cloudwatch_per_alarm_month": CloudWatchPerAlarmMonth,
+		"kinesis_per_gb_retrieved":   KinesisPerGBRetrieved, "lambda_arm64_per_gb_s": LambdaArm64PerGBSecond,
 		"lambda_per_million_requests": LambdaPerMillionRequests, "lambda_memory_mb": LambdaMemoryMB,
 		"api_gateway_http_per_million": APIGatewayHTTPPerMillion,
 	}
@@ -121,50 +149,61 @@ func pricesUsed() map[string]any {
 func (r *Report) fill(usage map[string]StageUsage, events int) {
 	n := float64(events)
 	r.Stages = map[string]StageReport{}
-	var wru, rru, rwru, rrru, kBytes, kKiB, gbs, invocations, apiRequests float64
 	for stage, u := range usage {
 		r.Stages[stage] = StageReport{StageUsage: u, WRUPerEvent: u.ModelWRU / n, RRUPerEvent: u.ModelRRU / n,
 			ReportedWRUPerEvent: u.ReportedWRU / n, ReportedRRUPerEvent: u.ReportedRRU / n,
 			KinesisBytesPerEvent: float64(u.KinesisBytes) / n, BusyMsPerEvent: u.BusyMs / n}
 	}
+	var t StageUsage
 	for _, stage := range PipelineStages {
 		u := usage[stage]
-		wru += u.ModelWRU
-		rru += u.ModelRRU
-		rwru += u.ReportedWRU
-		rrru += u.ReportedRRU
-		kBytes += float64(u.KinesisBytes)
-		kKiB += float64(u.KinesisBilledKiB)
-		gbs += u.BusyMs / 1000 * LambdaMemoryMB / 1024
-		invocations += float64(u.Invocations)
+		t.ModelWRU += u.ModelWRU
+		t.ModelRRU += u.ModelRRU
+		t.ReportedWRU += u.ReportedWRU
+		t.ReportedRRU += u.ReportedRRU
+		t.KinesisBytes += u.KinesisBytes
+		t.KinesisBilledKiB += u.KinesisBilledKiB
+		t.KinesisPutUnits += u.KinesisPutUnits
+		t.BusyMs += u.BusyMs
+		t.Invocations += u.Invocations
 	}
-	apiRequests = float64(usage[StageIngest].Invocations)
-	r.WRUPerEvent, r.RRUPerEvent = wru/n, rru/n
-	r.ReportedWRUPerEvent, r.ReportedRRUPerEvent = rwru/n, rrru/n
-	r.KinesisBytesPerEvent, r.KinesisKiBPerEvent = kBytes/n, kKiB/n
+	r.WRUPerEvent, r.RRUPerEvent = t.ModelWRU/n, t.ModelRRU/n
+	r.ReportedWRUPerEvent, r.ReportedRRUPerEvent = t.ReportedWRU/n, t.ReportedRRU/n
+	r.KinesisBytesPerEvent, r.KinesisKiBPerEvent = float64(t.KinesisBytes)/n, float64(t.KinesisBilledKiB)/n
+	tick, how := measuredTick(usage[StageSchedules]), "per tick as measured during the main workload (an upper bound for an idle stack: it includes the work the traffic caused)"
+	if r.IdleTick != nil {
+		tick, how = measuredTick(*r.IdleTick), fmt.Sprintf("per tick as measured on an idle stack (%d ticks)", r.IdleTick.Invocations)
+	}
+	r.TickNote = how
+	r.fillCost(t, float64(usage[StageIngest].Invocations), n, perEventLoad(usage, n), tick)
+}
 
+// fillCost prices the pipeline's total usage t for n events.
+func (r *Report) fillCost(t StageUsage, apiRequests, n float64, load map[string]streamLoad, tick tickCost) {
 	scale := perMillion / n
 	ddb := func(w, rd float64) float64 {
 		return (w*DynamoDBPerMillionWRU + rd*DynamoDBPerMillionRRU) / perMillion * scale
 	}
 	b := map[string]float64{
-		"dynamodb":          ddb(wru, rru),
-		"kinesis_ingest":    kKiB * 1024 / gibibyte * KinesisPerGBIngested * scale,
-		"kinesis_retrieval": kBytes / gibibyte * KinesisPerGBRetrieved * scale,
-		"lambda_duration":   gbs * LambdaArm64PerGBSecond * scale,
-		"lambda_requests":   invocations / perMillion * LambdaPerMillionRequests * scale,
-		"api_gateway":       apiRequests / perMillion * APIGatewayHTTPPerMillion * scale,
-	}
-	total := 0.0
-	for _, v := range b {
-		total += v
+		"dynamodb":                  ddb(t.ModelWRU, t.ModelRRU),
+		"kinesis_put_payload_units": float64(t.KinesisPutUnits) / perMillion * KinesisPerMillionPutUnits * scale,
+		"lambda_duration":           t.BusyMs / 1000 * LambdaMemoryMB / 1024 * LambdaArm64PerGBSecond * scale,
+		"lambda_requests":           float64(t.Invocations) / perMillion * LambdaPerMillionRequests * scale,
+		"api_gateway":               apiRequests / perMillion * APIGatewayHTTPPerMillion * scale,
 	}
 	r.CostBreakdown = b
-	r.CostPerMillionUSD = total
-	r.CostReportedUnitsUSD = total - b["dynamodb"] + ddb(rwru, rrru)
-	r.FixedMonthlyUSD = StreamCount * HoursPerMonth * KinesisPerStreamHour
-	r.CostNote = fmt.Sprintf("%s prices of %s (internal/bench/prices.go). Variable cost only: DynamoDB at AWS-rule request units, Kinesis on-demand ingest (records rounded up to 1 KiB) and retrieval, Lambda arm64 %d MB billed for the measured handler time against the local emulators (an upper bound: AWS round trips are faster) and one request per local invocation (local pollers batch differently from event source mappings), API Gateway per ingest request. Not included: %.0f USD/month fixed for %d on-demand stream-hours, storage, PITR, CloudWatch, data transfer.",
-		PricesRegion, PricesDate, LambdaMemoryMB, r.FixedMonthlyUSD, StreamCount)
+	r.CostPerMillionUSD = sum(b)
+	r.CostReportedUnitsUSD = r.CostPerMillionUSD - b["dynamodb"] + ddb(t.ReportedWRU, t.ReportedRRU)
+	r.StreamMode = fmt.Sprintf("provisioned, %d shard per stream (infra default)", ShardsPerStream)
+	r.FixedBreakdown = fixedItems(StreamCount*ShardsPerStream, tick)
+	r.FixedMonthlyUSD = sum(r.FixedBreakdown)
+
+	onDemandKinesis := float64(t.KinesisBilledKiB)*1024/gibibyte*KinesisPerGBIngested*scale +
+		float64(t.KinesisBytes)/gibibyte*KinesisPerGBRetrieved*scale
+	r.OnDemandVariablePerMillionUSD = r.CostPerMillionUSD - b["kinesis_put_payload_units"] + onDemandKinesis
+	r.OnDemandFixedMonthlyUSD = r.FixedMonthlyUSD - r.FixedBreakdown["kinesis_shard_hours"] + StreamCount*HoursPerMonth*KinesisPerStreamHour
+	r.costByVolume(load, tick)
+	r.CostNote = costNote(r)
 }
 
 // Markdown renders the summary table.
@@ -188,7 +227,8 @@ func (r *Report) Markdown() string {
 		row("  receiver "+n, fmt.Sprintf("%d/%d, %d unexpected, %d redelivered, %d bad signatures", s.Delivered, s.Expected, s.Unexpected, s.Redelivered, s.BadSignatures))
 	}
 	l := r.E2ELatencyMs
-	row("e2e latency p50 / p95 / p99 (ms)", fmt.Sprintf("%.0f / %.0f / %.0f (n=%d, offered %.0f ev/s)", l.P50, l.P95, l.P99, l.Samples, l.OfferedEventsPerS))
+	row("e2e latency p50 / p95 / p99 (ms)", fmt.Sprintf("%.0f / %.0f / %.0f (n=%d, offered %.0f ev/s, achieved %.0f ev/s; client capacity %.0f ev/s)",
+		l.P50, l.P95, l.P99, l.Samples, l.OfferedEventsPerS, l.AchievedEventsPerS, r.ClientCapacityEventsPerS))
 	row("ingest throughput (burst)", fmt.Sprintf("%.0f events/s, %.0f µs CPU/event", r.IngestEventsPerS, r.IngestCPUUsPerEvent))
 	row("WRU / RRU per event (AWS rules)", fmt.Sprintf("%.2f / %.2f", r.WRUPerEvent, r.RRUPerEvent))
 	row("WRU / RRU per event (reported by DynamoDB Local)", fmt.Sprintf("%.2f / %.2f", r.ReportedWRUPerEvent, r.ReportedRRUPerEvent))
@@ -211,19 +251,57 @@ func (r *Report) Markdown() string {
 		row("cold start ms (median)", strings.Join(cs, ", ")+fmt.Sprintf("; hello world %.0f", r.HelloWorldColdStartMs))
 		row("arm64 binary MiB", strings.Join(sz, ", ")+fmt.Sprintf("; hello world %.1f", float64(r.BinaryBytes[HelloWorld])/(1<<20)))
 	}
-	keys := make([]string, 0, len(r.CostBreakdown))
-	for k := range r.CostBreakdown {
+	row("variable cost per million events (USD)", fmt.Sprintf("**%.2f** (%s); with DynamoDB Local's reported units %.2f", r.CostPerMillionUSD, byValue(r.CostBreakdown), r.CostReportedUnitsUSD))
+	row("fixed cost per month (USD)", fmt.Sprintf("**%.2f** (%s); %s", r.FixedMonthlyUSD, byValue(r.FixedBreakdown), r.StreamMode))
+	row("on-demand streams instead", fmt.Sprintf("%.2f per million events + %.2f per month", r.OnDemandVariablePerMillionUSD, r.OnDemandFixedMonthlyUSD))
+	row("run time", fmt.Sprintf("%.0f s", r.DurationSeconds))
+	r.volumeTable(&b)
+	r.historyTable(&b)
+	fmt.Fprintf(&b, "\nCost: %s\n", r.CostNote)
+	if r.HistoryNote != "" {
+		fmt.Fprintf(&b, "\nHistory: %s\n", r.HistoryNote)
+	}
+	return b.String()
+}
+
+// byValue lists a breakdown's parts, largest first.
+func byValue(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return r.CostBreakdown[keys[i]] > r.CostBreakdown[keys[j]] })
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %.2f", k, r.CostBreakdown[k]))
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.2f", k, m[k])
 	}
-	row("cost per million events (USD)", fmt.Sprintf("**%.2f** (%s); with DynamoDB Local's reported units %.2f; plus %.0f/month fixed", r.CostPerMillionUSD, strings.Join(parts, ", "), r.CostReportedUnitsUSD, r.FixedMonthlyUSD))
-	row("run time", fmt.Sprintf("%.0f s", r.DurationSeconds))
-	fmt.Fprintf(&b, "\nCost: %s\n", r.CostNote)
-	return b.String()
+	return strings.Join(parts, ", ")
+}
+
+func (r *Report) volumeTable(b *strings.Builder) {
+	if len(r.CostByVolume) == 0 {
+		return
+	}
+	b.WriteString("\n| events/month | variable USD | fixed USD | total USD | per million | shards/stream | on-demand streams total |\n|---|---|---|---|---|---|---|\n")
+	for _, v := range Volumes {
+		c := r.CostByVolume[v.Key]
+		fmt.Fprintf(b, "| %s | %.2f | %.2f | **%.2f** | %.2f | %d | %.2f |\n", v.Key, c.VariableUSD, c.FixedUSD, c.TotalUSD, c.PerMillionUSD, c.ShardsPerStream, c.OnDemandTotalUSD)
+	}
+}
+
+func (r *Report) historyTable(b *strings.Builder) {
+	if len(r.History) == 0 {
+		return
+	}
+	b.WriteString("\n| past events | segments WRU / change | segments RRU / change | segments ms / change | state item bytes | identity WRU / RRU per change |\n|---|---|---|---|---|---|\n")
+	for _, n := range HistorySizes {
+		h, ok := r.History[strconv.Itoa(n)]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(b, "| %d | %.2f | %.2f | %.1f | %d | %.2f / %.2f |\n", n, h.SegmentsWRUPerChange, h.SegmentsRRUPerChange, h.SegmentsMsPerChange, h.StateItemBytes, h.IdentityWRUPerChange, h.IdentityRRUPerChange)
+	}
+	fmt.Fprintf(b, "\nSegments WRU per change, 10,000 past events over 10: %.2f×\n", r.SegmentsHistoryGrowth)
 }
 
 // Write saves report.json and report.md into dir.
