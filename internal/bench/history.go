@@ -253,7 +253,7 @@ func historyChangesOf(ctx context.Context, st *stack, m *Meter, r *rand.Rand, us
 }
 
 func diff(a, b StageUsage) StageUsage {
-	return StageUsage{Calls: a.Calls - b.Calls, ModelWRU: a.ModelWRU - b.ModelWRU, ModelRRU: a.ModelRRU - b.ModelRRU,
+	return StageUsage{Calls: a.Calls - b.Calls, ModelWRU: a.ModelWRU - b.ModelWRU, ModelIndexWRU: a.ModelIndexWRU - b.ModelIndexWRU, ModelRRU: a.ModelRRU - b.ModelRRU,
 		ReportedWRU: a.ReportedWRU - b.ReportedWRU, ReportedRRU: a.ReportedRRU - b.ReportedRRU,
 		Invocations: a.Invocations - b.Invocations, Records: a.Records - b.Records, BusyMs: a.BusyMs - b.BusyMs}
 }

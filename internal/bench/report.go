@@ -45,6 +45,7 @@ type Report struct {
 	// Request units per event, all pipeline stages; "model" = AWS pricing rules on item sizes,
 	// "reported" = ConsumedCapacity as returned by the endpoint (DynamoDB Local).
 	WRUPerEvent           float64                `json:"wru_per_event"`
+	IndexWRUPerEvent      float64                `json:"index_wru_per_event"` // part of WRUPerEvent
 	RRUPerEvent           float64                `json:"rru_per_event"`
 	ReportedWRUPerEvent   float64                `json:"reported_wru_per_event"`
 	ReportedRRUPerEvent   float64                `json:"reported_rru_per_event"`
@@ -125,6 +126,7 @@ type Latency struct {
 type StageReport struct {
 	StageUsage
 	WRUPerEvent          float64 `json:"wru_per_event"`
+	IndexWRUPerEvent     float64 `json:"index_wru_per_event"` // part of WRUPerEvent
 	RRUPerEvent          float64 `json:"rru_per_event"`
 	ReportedWRUPerEvent  float64 `json:"reported_wru_per_event"`
 	ReportedRRUPerEvent  float64 `json:"reported_rru_per_event"`
@@ -150,7 +152,7 @@ func (r *Report) fill(usage map[string]StageUsage, events int) {
 	n := float64(events)
 	r.Stages = map[string]StageReport{}
 	for stage, u := range usage {
-		r.Stages[stage] = StageReport{StageUsage: u, WRUPerEvent: u.ModelWRU / n, RRUPerEvent: u.ModelRRU / n,
+		r.Stages[stage] = StageReport{StageUsage: u, WRUPerEvent: u.ModelWRU / n, IndexWRUPerEvent: u.ModelIndexWRU / n, RRUPerEvent: u.ModelRRU / n,
 			ReportedWRUPerEvent: u.ReportedWRU / n, ReportedRRUPerEvent: u.ReportedRRU / n,
 			KinesisBytesPerEvent: float64(u.KinesisBytes) / n, BusyMsPerEvent: u.BusyMs / n}
 	}
@@ -158,6 +160,7 @@ func (r *Report) fill(usage map[string]StageUsage, events int) {
 	for _, stage := range PipelineStages {
 		u := usage[stage]
 		t.ModelWRU += u.ModelWRU
+		t.ModelIndexWRU += u.ModelIndexWRU
 		t.ModelRRU += u.ModelRRU
 		t.ReportedWRU += u.ReportedWRU
 		t.ReportedRRU += u.ReportedRRU
@@ -167,7 +170,7 @@ func (r *Report) fill(usage map[string]StageUsage, events int) {
 		t.BusyMs += u.BusyMs
 		t.Invocations += u.Invocations
 	}
-	r.WRUPerEvent, r.RRUPerEvent = t.ModelWRU/n, t.ModelRRU/n
+	r.WRUPerEvent, r.RRUPerEvent, r.IndexWRUPerEvent = t.ModelWRU/n, t.ModelRRU/n, t.ModelIndexWRU/n
 	r.ReportedWRUPerEvent, r.ReportedRRUPerEvent = t.ReportedWRU/n, t.ReportedRRU/n
 	r.KinesisBytesPerEvent, r.KinesisKiBPerEvent = float64(t.KinesisBytes)/n, float64(t.KinesisBilledKiB)/n
 	tick, how := measuredTick(usage[StageSchedules]), "per tick as measured during the main workload (an upper bound for an idle stack: it includes the work the traffic caused)"
@@ -230,12 +233,12 @@ func (r *Report) Markdown() string {
 	row("e2e latency p50 / p95 / p99 (ms)", fmt.Sprintf("%.0f / %.0f / %.0f (n=%d, offered %.0f ev/s, achieved %.0f ev/s; client capacity %.0f ev/s)",
 		l.P50, l.P95, l.P99, l.Samples, l.OfferedEventsPerS, l.AchievedEventsPerS, r.ClientCapacityEventsPerS))
 	row("ingest throughput (burst)", fmt.Sprintf("%.0f events/s, %.0f µs CPU/event", r.IngestEventsPerS, r.IngestCPUUsPerEvent))
-	row("WRU / RRU per event (AWS rules)", fmt.Sprintf("%.2f / %.2f", r.WRUPerEvent, r.RRUPerEvent))
+	row("WRU / RRU per event (AWS rules)", fmt.Sprintf("%.2f / %.2f (WRU: %.2f table + %.2f index)", r.WRUPerEvent, r.RRUPerEvent, r.WRUPerEvent-r.IndexWRUPerEvent, r.IndexWRUPerEvent))
 	row("WRU / RRU per event (reported by DynamoDB Local)", fmt.Sprintf("%.2f / %.2f", r.ReportedWRUPerEvent, r.ReportedRRUPerEvent))
 	row("Kinesis bytes per event (all streams)", fmt.Sprintf("%.0f (%.2f KiB billed)", r.KinesisBytesPerEvent, r.KinesisKiBPerEvent))
 	for _, s := range PipelineStages {
 		st := r.Stages[s]
-		row("  stage "+s, fmt.Sprintf("%.2f WRU, %.2f RRU, %.0f Kinesis B, %.2f ms handler time per event; %d invocations", st.WRUPerEvent, st.RRUPerEvent, st.KinesisBytesPerEvent, st.BusyMsPerEvent, st.Invocations))
+		row("  stage "+s, fmt.Sprintf("%.2f WRU (%.2f index), %.2f RRU, %.0f Kinesis B, %.2f ms handler time per event; %d invocations", st.WRUPerEvent, st.IndexWRUPerEvent, st.RRUPerEvent, st.KinesisBytesPerEvent, st.BusyMsPerEvent, st.Invocations))
 	}
 	if len(r.ColdStartMs) > 0 {
 		fns := make([]string, 0, len(r.ColdStartMs))
