@@ -53,6 +53,13 @@ type Poller struct {
 	// OnFailure receives the records of a batch that still failed after MaxRetries (from the
 	// first failed one on), with the cause; it runs on a context that is not cancelled.
 	OnFailure func(ctx context.Context, recs []events.KinesisEventRecord, cause string) error
+	// Wake, if set, ends an idle shard's wait for new records early (see Doorbell). With it,
+	// the wait doubles after each empty read, from Interval up to MaxIdle: the doorbell brings
+	// the records of the process's own writers at once, so an idle stream costs few reads.
+	Wake *Doorbell
+	// MaxIdle bounds the idle wait with Wake (default 1 s, like an event source mapping's
+	// polling of an idle shard; never below Interval).
+	MaxIdle time.Duration
 
 	mu  sync.Mutex
 	pos map[string]string // shard → last handled sequence number, in the current epoch
@@ -173,6 +180,10 @@ func (p *Poller) defaults() {
 	if p.RetryInterval == 0 {
 		p.RetryInterval = time.Second
 	}
+	if p.MaxIdle == 0 {
+		p.MaxIdle = time.Second
+	}
+	p.MaxIdle = max(p.MaxIdle, p.Interval)
 	if p.MaxRetries == 0 {
 		p.MaxRetries = 5
 	}
@@ -228,8 +239,10 @@ func (p *Poller) runShard(ctx context.Context, arn, shardID, epoch string) error
 	if err != nil {
 		return err
 	}
-	retries := 0
+	retries, wait := 0, p.Interval
 	for ctx.Err() == nil {
+		// Taken before the read: a ring while it runs ends the idle wait after it at once.
+		rung := p.Wake.c()
 		out, err := p.Client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(p.BatchSize)})
 		var throttled *types.ProvisionedThroughputExceededException
 		switch {
@@ -244,9 +257,13 @@ func (p *Poller) runShard(ctx context.Context, arn, shardID, epoch string) error
 			return errShardClosed
 		case len(out.Records) == 0:
 			iter = out.NextShardIterator
-			pause(ctx, p.Interval)
+			idle(ctx, wait, rung)
+			if p.Wake != nil {
+				wait = min(2*wait, p.MaxIdle)
+			}
 			continue
 		}
+		wait = p.Interval
 		last := aws.ToString(out.Records[len(out.Records)-1].SequenceNumber)
 		ev := toEvent(arn, shardID, out.Records)
 		failedSeq := p.invoke(ctx, log, ev)
@@ -394,6 +411,17 @@ func toEvent(arn, shardID string, recs []types.Record) events.KinesisEvent {
 		})
 	}
 	return ev
+}
+
+// idle waits for d, or until rung is closed (a Doorbell rang) or ctx ends.
+func idle(ctx context.Context, d time.Duration, rung <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-rung:
+	case <-t.C:
+	}
 }
 
 func pause(ctx context.Context, d time.Duration) {
