@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,6 +66,9 @@ type Invocation struct {
 	Records int // Kinesis records in the batch (0 for HTTP and schedules)
 	Start   time.Time
 	Took    time.Duration
+	// Waited is, for a Kinesis batch, how long each record waited in its stream: from its
+	// approximate arrival to the start of this invocation (poll interval plus backlog).
+	Waited []time.Duration
 }
 
 // Options configure a local stack.
@@ -98,7 +102,9 @@ type Stack struct {
 // Start creates the table and streams if needed, seeds the dev credentials and starts serving.
 func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, error) {
 	opts = opts.withDefaults(clients)
-	cfg, logger, stage, observe := opts.Config, opts.Logger, opts.StageClients, opts.Observe
+	cfg, logger, observe := opts.Config, opts.Logger, opts.Observe
+	bells := newDoorbells(cfg.EventsStream, cfg.ChangesStream, cfg.ActivationsStream)
+	stage := func(name string) awsenv.Clients { return bells.clients(opts.StageClients(name)) }
 	res := resources{clients: clients, opts: opts, logger: logger}
 	if err := res.ensure(ctx, true); err != nil {
 		return nil, err
@@ -113,14 +119,14 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	segmentsTick := segmentsfn.New(stage(StageSchedules), cfg, logger)
 	activationTick := activationfn.New(stage(StageSchedules), cfg, logger)
 	routes := []localhttp.Route{
-		{Prefix: "/v1/", Handler: timedHTTP(StageIngest, ingest.Handle, observe)},
-		{Prefix: "/v1/spaces/", Handler: timedHTTP(StageAPI, api.Handle, observe)},
-		{Prefix: "/admin", Handler: timedHTTP(StageAPI, api.Handle, observe)},
+		{Prefix: "/v1/", Handler: timedHTTP(StageIngest, ingest.Handle, observe, logger)},
+		{Prefix: "/v1/spaces/", Handler: timedHTTP(StageAPI, api.Handle, observe, logger)},
+		{Prefix: "/admin", Handler: timedHTTP(StageAPI, api.Handle, observe, logger)},
 	}
 	pollers := []*stream.Poller{
-		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, identityfn.New(stage(StageIdentity), cfg, logger).Handle, observe)},
-		{Stream: cfg.ChangesStream, Consumer: StageSegments, Handler: timedKinesis(StageSegments, segments.Handle, observe)},
-		{Stream: cfg.ActivationsStream, Consumer: StageActivation, Handler: timedKinesis(StageActivation, activation.HandleKinesis, observe)},
+		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, identityfn.New(stage(StageIdentity), cfg, logger).Handle, observe, logger)},
+		{Stream: cfg.ChangesStream, Consumer: StageSegments, Handler: timedKinesis(StageSegments, segments.Handle, observe, logger)},
+		{Stream: cfg.ActivationsStream, Consumer: StageActivation, Handler: timedKinesis(StageActivation, activation.HandleKinesis, observe, logger)},
 	}
 	schedules := []schedule{
 		{name: "segments windows and backfills", run: func(ctx context.Context) error { _, err := segmentsTick.Tick(ctx); return err }},
@@ -142,6 +148,9 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 			logger.Error("http server", "err", err)
 		}
 	}()
+	for _, p := range pollers {
+		p.Wake = bells[p.Stream]
+	}
 	s.runLoops(runCtx, clients, opts, schedules, pollers, res)
 	return s, nil
 }
@@ -304,25 +313,51 @@ func (s *Stack) Close() error {
 	return s.server.Shutdown(ctx)
 }
 
-func timedHTTP(stage string, h localhttp.Func, observe func(Invocation)) localhttp.Func {
+// timedHTTP gives each request the stage's timeout, reports it to observe and, at debug level,
+// logs how long the handler took.
+func timedHTTP(stage string, h localhttp.Func, observe func(Invocation), logger *slog.Logger) localhttp.Func {
 	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		ctx, cancel := context.WithTimeout(ctx, Timeout(stage))
 		defer cancel()
 		start := time.Now()
 		resp, err := h(ctx, req)
-		observe(Invocation{Stage: stage, Start: start, Took: time.Since(start)})
+		took := time.Since(start)
+		observe(Invocation{Stage: stage, Start: start, Took: took})
+		logger.DebugContext(ctx, HopMessage, "stage", stage, "took_ms", ms(took))
 		return resp, err
 	}
 }
 
-func timedKinesis(stage string, h stream.Handler, observe func(Invocation)) stream.Handler {
+// timedKinesis reports each invocation of a stream stage to observe and, at debug level, logs
+// its hop timing: how long its records waited in the stream and how long the handler took.
+func timedKinesis(stage string, h stream.Handler, observe func(Invocation), logger *slog.Logger) stream.Handler {
 	return func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 		start := time.Now()
 		resp, err := h(ctx, ev)
-		observe(Invocation{Stage: stage, Records: len(ev.Records), Start: start, Took: time.Since(start)})
+		inv := Invocation{Stage: stage, Records: len(ev.Records), Start: start, Took: time.Since(start), Waited: waited(ev, start)}
+		observe(inv)
+		if logger.Enabled(ctx, slog.LevelDebug) && len(inv.Waited) > 0 {
+			logger.DebugContext(ctx, HopMessage, "stage", stage, "records", inv.Records,
+				"wait_min_ms", ms(slices.Min(inv.Waited)), "wait_max_ms", ms(slices.Max(inv.Waited)), "took_ms", ms(inv.Took))
+		}
 		return resp, err
 	}
 }
+
+// HopMessage is the debug log message of each invocation (hop timing).
+const HopMessage = "stream stage invoked"
+
+// waited is how long each record of ev waited in its stream before start (never negative: the
+// emulator's arrival timestamps are in milliseconds).
+func waited(ev events.KinesisEvent, start time.Time) []time.Duration {
+	out := make([]time.Duration, len(ev.Records))
+	for i, r := range ev.Records {
+		out[i] = max(0, start.Sub(r.Kinesis.ApproximateArrivalTimestamp.Time))
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // schedule is a function EventBridge would invoke periodically on AWS.
 type schedule struct {
