@@ -127,3 +127,48 @@ func TestPollerBacksOffWhenIdle(t *testing.T) {
 		t.Fatalf("idle wait %v went far beyond MaxIdle %v", gap, maxIdle)
 	}
 }
+
+// TestPollerCaughtUpWaitsForTheDoorbell: with a doorbell, a read that returned the shard's
+// newest record (MillisBehindLatest 0) is not followed by a read that would find nothing; the
+// next read waits for the doorbell (or the poll interval).
+func TestPollerCaughtUpWaitsForTheDoorbell(t *testing.T) {
+	c := testenv.Clients(t)
+	name := testenv.Stream(t, c.Kinesis, "caught", 1)
+	publish(t, c, name, 0, 5)
+	emptyReads := make(chan time.Time, 100)
+	handled := make(chan int, 10)
+	bell := &stream.Doorbell{}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &stream.Poller{
+		Client: watchEmptyReads(c.Kinesis, emptyReads), Stream: name, BatchSize: 100, Interval: time.Hour,
+		Wake: bell, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handler: func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+			handled <- len(ev.Records)
+			return events.KinesisEventResponse{}, nil
+		},
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	if n := <-handled; n != 5 {
+		t.Fatalf("first batch has %d records, want 5", n)
+	}
+	// Before, the poller read again at once and found nothing. One second of observation is
+	// a bound, not a wait for something to happen: within it, no read may come.
+	select {
+	case at := <-emptyReads:
+		t.Fatalf("an empty read at %v right after a read that had caught up", at)
+	case <-time.After(time.Second):
+	}
+	publish(t, c, name, 5, 6)
+	bell.Ring()
+	select {
+	case n := <-handled:
+		if n != 1 {
+			t.Fatalf("second batch has %d records, want 1", n)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the record rung for was not handled within 20 s")
+	}
+}
