@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
 
@@ -170,5 +171,53 @@ func TestPollerCaughtUpWaitsForTheDoorbell(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the record rung for was not handled within 20 s")
+	}
+}
+
+// TestDoorbellWakesOnlyTheShardsRungFor: a ring naming one shard wakes that shard's poller;
+// the other shard of the stream, idle for an hour, does not read (before, every ring woke every
+// shard, and each woken empty shard cost kinesis-mock a read).
+func TestDoorbellWakesOnlyTheShardsRungFor(t *testing.T) {
+	c := testenv.Clients(t)
+	name := testenv.Stream(t, c.Kinesis, "shards", 2)
+	emptyReads := make(chan time.Time, 100)
+	handled := make(chan int, 10)
+	bell := &stream.Doorbell{}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &stream.Poller{
+		Client: watchEmptyReads(c.Kinesis, emptyReads), Stream: name, BatchSize: 100, Interval: time.Hour,
+		Wake: bell, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handler: func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+			handled <- len(ev.Records)
+			return events.KinesisEventResponse{}, nil
+		},
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	for i := 0; i < 2; i++ { // both shards read once at start, find nothing, and idle
+		select {
+		case <-emptyReads:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the shards were not read at start")
+		}
+	}
+	out, err := c.Kinesis.PutRecord(context.Background(), &kinesis.PutRecordInput{
+		StreamName: &name, PartitionKey: aws.String("k"), Data: []byte("r0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bell.Ring(aws.ToString(out.ShardId))
+	select {
+	case <-handled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the record rung for was not handled within 20 s")
+	}
+	// One second of observation is a bound, not a wait for something to happen.
+	select {
+	case at := <-emptyReads:
+		t.Fatalf("an empty read at %v: a shard not rung for was woken", at)
+	case <-time.After(time.Second):
 	}
 }

@@ -54,8 +54,9 @@ type Poller struct {
 	// first failed one on), with the cause; it runs on a context that is not cancelled.
 	OnFailure func(ctx context.Context, recs []events.KinesisEventRecord, cause string) error
 	// Wake, if set, ends an idle shard's wait for new records early (see Doorbell). With it,
-	// the wait doubles after each empty read, from Interval up to MaxIdle: the doorbell brings
-	// the records of the process's own writers at once, so an idle stream costs few reads.
+	// the wait doubles after each empty read, from Interval up to MaxIdle, and stays there: the
+	// doorbell brings the records of the process's own writers at once, so the timed reads are
+	// only for records written by others, and an idle stream costs few reads.
 	Wake *Doorbell
 	// MaxIdle bounds the idle wait with Wake (default 1 s, like an event source mapping's
 	// polling of an idle shard; never below Interval).
@@ -242,7 +243,7 @@ func (p *Poller) runShard(ctx context.Context, arn, shardID, epoch string) error
 	retries, wait := 0, p.Interval
 	for ctx.Err() == nil {
 		// Taken before the read: a ring while it runs ends the idle wait after it at once.
-		rung := p.Wake.c()
+		rung := p.Wake.c(shardID)
 		out, err := p.Client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(p.BatchSize)})
 		var throttled *types.ProvisionedThroughputExceededException
 		switch {
@@ -263,7 +264,6 @@ func (p *Poller) runShard(ctx context.Context, arn, shardID, epoch string) error
 			}
 			continue
 		}
-		wait = p.Interval
 		last := aws.ToString(out.Records[len(out.Records)-1].SequenceNumber)
 		ev := toEvent(arn, shardID, out.Records)
 		failedSeq := p.invoke(ctx, log, ev)
