@@ -11,9 +11,10 @@ import (
 	"github.com/serverless-cdp/cdp/internal/stream"
 )
 
-// doorbells wake a stream's pollers when a stage of this process published to it: a record
-// waits for its consumer's next read only as long as that read takes, not up to a poll interval
-// per hop (the interval stays the bound for records written by anyone else).
+// doorbells wake the pollers of a stream's shards when a stage of this process published to
+// them: a record waits for its consumer's next read only as long as that read takes, not up to
+// a poll interval per hop (the interval stays the bound for records written by anyone else),
+// and shards that received nothing are not woken.
 type doorbells map[string]*stream.Doorbell
 
 func newDoorbells(streams ...string) doorbells {
@@ -44,10 +45,29 @@ func (d doorbells) ringAfterPut(s *middleware.Stack) error {
 		}
 		switch p := in.Parameters.(type) {
 		case *kinesis.PutRecordsInput:
-			d[aws.ToString(p.StreamName)].Ring()
+			if res, ok := out.Result.(*kinesis.PutRecordsOutput); ok {
+				if ids := shardsOf(res); len(ids) > 0 {
+					d[aws.ToString(p.StreamName)].Ring(ids...)
+				}
+			}
 		case *kinesis.PutRecordInput:
-			d[aws.ToString(p.StreamName)].Ring()
+			if res, ok := out.Result.(*kinesis.PutRecordOutput); ok {
+				d[aws.ToString(p.StreamName)].Ring(aws.ToString(res.ShardId))
+			}
 		}
 		return out, md, err
 	}), middleware.After)
+}
+
+// shardsOf lists the shards that took at least one record of a PutRecords call.
+func shardsOf(out *kinesis.PutRecordsOutput) []string {
+	seen := map[string]bool{}
+	var ids []string
+	for _, r := range out.Records {
+		if id := aws.ToString(r.ShardId); r.ErrorCode == nil && id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -280,19 +280,25 @@ func (r resources) missingStream(ctx context.Context, name string) bool {
 	return errors.As(err, &nf)
 }
 
-// watch checks every RecoverInterval that the table and streams exist and recreates those that
-// do not (an emulator restarted); an emulator that does not answer is simply checked again.
+// watch checks every RecoverInterval that the table and one of the streams, in turn, exist
+// (a restarted kinesis-mock has lost them all, so one tells; each check costs the emulator as
+// much CPU as a write), and when one is missing recreates whatever is missing; an emulator
+// that does not answer is simply checked again.
 func (r resources) watch(ctx context.Context) {
 	t := time.NewTicker(r.opts.RecoverInterval)
 	defer t.Stop()
-	for {
+	cfg := r.opts.Config
+	streams := []string{cfg.EventsStream, cfg.ChangesStream, cfg.ActivationsStream}
+	for tick := 0; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)
-			if err := r.ensure(cctx, false); err != nil && ctx.Err() == nil {
-				r.logger.Warn("recreate table or streams", "err", err)
+			if r.missingTable(cctx) || r.missingStream(cctx, streams[tick%len(streams)]) {
+				if err := r.ensure(cctx, false); err != nil && ctx.Err() == nil {
+					r.logger.Warn("recreate table or streams", "err", err)
+				}
 			}
 			cancel()
 		}
