@@ -78,9 +78,12 @@ type Options struct {
 	Shards        int32  // shards per stream
 	DevWriteKey   string // the demo source's write key (created if missing)
 	DevAdminToken string // an admin token (created if missing)
-	PollInterval  time.Duration
-	TickInterval  time.Duration // how often schedules run (EventBridge runs them every minute on AWS)
-	Logger        *slog.Logger
+	// PollInterval is an idle shard's first wait before reading again (default 200 ms; it then
+	// doubles up to 1 s). Stages ring their stream's doorbell when they publish, so it only
+	// bounds the wait for records written by others.
+	PollInterval time.Duration
+	TickInterval time.Duration // how often schedules run (EventBridge runs them every minute on AWS)
+	Logger       *slog.Logger
 	// StageClients, if set, gives each stage its own clients (the benchmark meters them per
 	// stage); otherwise every stage shares the clients passed to Start.
 	StageClients func(stage string) awsenv.Clients
