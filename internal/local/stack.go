@@ -67,7 +67,8 @@ type Invocation struct {
 	Start   time.Time
 	Took    time.Duration
 	// Waited is, for a Kinesis batch, how long each record waited in its stream: from its
-	// approximate arrival to the start of this invocation (poll interval plus backlog).
+	// approximate arrival to the start of this invocation: one read when the stage that wrote
+	// it rang the shard's doorbell, up to the poll interval otherwise, plus any backlog.
 	Waited []time.Duration
 }
 
