@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,6 +66,10 @@ type Invocation struct {
 	Records int // Kinesis records in the batch (0 for HTTP and schedules)
 	Start   time.Time
 	Took    time.Duration
+	// Waited is, for a Kinesis batch, how long each record waited in its stream: from its
+	// approximate arrival to the start of this invocation: one read when the stage that wrote
+	// it rang the shard's doorbell, up to the poll interval otherwise, plus any backlog.
+	Waited []time.Duration
 }
 
 // Options configure a local stack.
@@ -74,9 +79,12 @@ type Options struct {
 	Shards        int32  // shards per stream
 	DevWriteKey   string // the demo source's write key (created if missing)
 	DevAdminToken string // an admin token (created if missing)
-	PollInterval  time.Duration
-	TickInterval  time.Duration // how often schedules run (EventBridge runs them every minute on AWS)
-	Logger        *slog.Logger
+	// PollInterval is an idle shard's first wait before reading again (default 200 ms; it then
+	// doubles up to 1 s). Stages ring their stream's doorbell when they publish, so it only
+	// bounds the wait for records written by others.
+	PollInterval time.Duration
+	TickInterval time.Duration // how often schedules run (EventBridge runs them every minute on AWS)
+	Logger       *slog.Logger
 	// StageClients, if set, gives each stage its own clients (the benchmark meters them per
 	// stage); otherwise every stage shares the clients passed to Start.
 	StageClients func(stage string) awsenv.Clients
@@ -98,7 +106,9 @@ type Stack struct {
 // Start creates the table and streams if needed, seeds the dev credentials and starts serving.
 func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, error) {
 	opts = opts.withDefaults(clients)
-	cfg, logger, stage, observe := opts.Config, opts.Logger, opts.StageClients, opts.Observe
+	cfg, logger, observe := opts.Config, opts.Logger, opts.Observe
+	bells := newDoorbells(cfg.EventsStream, cfg.ChangesStream, cfg.ActivationsStream)
+	stage := func(name string) awsenv.Clients { return bells.clients(opts.StageClients(name)) }
 	res := resources{clients: clients, opts: opts, logger: logger}
 	if err := res.ensure(ctx, true); err != nil {
 		return nil, err
@@ -113,14 +123,14 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	segmentsTick := segmentsfn.New(stage(StageSchedules), cfg, logger)
 	activationTick := activationfn.New(stage(StageSchedules), cfg, logger)
 	routes := []localhttp.Route{
-		{Prefix: "/v1/", Handler: timedHTTP(StageIngest, ingest.Handle, observe)},
-		{Prefix: "/v1/spaces/", Handler: timedHTTP(StageAPI, api.Handle, observe)},
-		{Prefix: "/admin", Handler: timedHTTP(StageAPI, api.Handle, observe)},
+		{Prefix: "/v1/", Handler: timedHTTP(StageIngest, ingest.Handle, observe, logger)},
+		{Prefix: "/v1/spaces/", Handler: timedHTTP(StageAPI, api.Handle, observe, logger)},
+		{Prefix: "/admin", Handler: timedHTTP(StageAPI, api.Handle, observe, logger)},
 	}
 	pollers := []*stream.Poller{
-		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, identityfn.New(stage(StageIdentity), cfg, logger).Handle, observe)},
-		{Stream: cfg.ChangesStream, Consumer: StageSegments, Handler: timedKinesis(StageSegments, segments.Handle, observe)},
-		{Stream: cfg.ActivationsStream, Consumer: StageActivation, Handler: timedKinesis(StageActivation, activation.HandleKinesis, observe)},
+		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, identityfn.New(stage(StageIdentity), cfg, logger).Handle, observe, logger)},
+		{Stream: cfg.ChangesStream, Consumer: StageSegments, Handler: timedKinesis(StageSegments, segments.Handle, observe, logger)},
+		{Stream: cfg.ActivationsStream, Consumer: StageActivation, Handler: timedKinesis(StageActivation, activation.HandleKinesis, observe, logger)},
 	}
 	schedules := []schedule{
 		{name: "segments windows and backfills", run: func(ctx context.Context) error { _, err := segmentsTick.Tick(ctx); return err }},
@@ -142,6 +152,9 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 			logger.Error("http server", "err", err)
 		}
 	}()
+	for _, p := range pollers {
+		p.Wake = bells[p.Stream]
+	}
 	s.runLoops(runCtx, clients, opts, schedules, pollers, res)
 	return s, nil
 }
@@ -271,19 +284,25 @@ func (r resources) missingStream(ctx context.Context, name string) bool {
 	return errors.As(err, &nf)
 }
 
-// watch checks every RecoverInterval that the table and streams exist and recreates those that
-// do not (an emulator restarted); an emulator that does not answer is simply checked again.
+// watch checks every RecoverInterval that the table and one of the streams, in turn, exist
+// (a restarted kinesis-mock has lost them all, so one tells; each check costs the emulator as
+// much CPU as a write), and when one is missing recreates whatever is missing; an emulator
+// that does not answer is simply checked again.
 func (r resources) watch(ctx context.Context) {
 	t := time.NewTicker(r.opts.RecoverInterval)
 	defer t.Stop()
-	for {
+	cfg := r.opts.Config
+	streams := []string{cfg.EventsStream, cfg.ChangesStream, cfg.ActivationsStream}
+	for tick := 0; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)
-			if err := r.ensure(cctx, false); err != nil && ctx.Err() == nil {
-				r.logger.Warn("recreate table or streams", "err", err)
+			if r.missingTable(cctx) || r.missingStream(cctx, streams[tick%len(streams)]) {
+				if err := r.ensure(cctx, false); err != nil && ctx.Err() == nil {
+					r.logger.Warn("recreate table or streams", "err", err)
+				}
 			}
 			cancel()
 		}
@@ -304,25 +323,51 @@ func (s *Stack) Close() error {
 	return s.server.Shutdown(ctx)
 }
 
-func timedHTTP(stage string, h localhttp.Func, observe func(Invocation)) localhttp.Func {
+// timedHTTP gives each request the stage's timeout, reports it to observe and, at debug level,
+// logs how long the handler took.
+func timedHTTP(stage string, h localhttp.Func, observe func(Invocation), logger *slog.Logger) localhttp.Func {
 	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		ctx, cancel := context.WithTimeout(ctx, Timeout(stage))
 		defer cancel()
 		start := time.Now()
 		resp, err := h(ctx, req)
-		observe(Invocation{Stage: stage, Start: start, Took: time.Since(start)})
+		took := time.Since(start)
+		observe(Invocation{Stage: stage, Start: start, Took: took})
+		logger.DebugContext(ctx, HopMessage, "stage", stage, "took_ms", ms(took))
 		return resp, err
 	}
 }
 
-func timedKinesis(stage string, h stream.Handler, observe func(Invocation)) stream.Handler {
+// timedKinesis reports each invocation of a stream stage to observe and, at debug level, logs
+// its hop timing: how long its records waited in the stream and how long the handler took.
+func timedKinesis(stage string, h stream.Handler, observe func(Invocation), logger *slog.Logger) stream.Handler {
 	return func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 		start := time.Now()
 		resp, err := h(ctx, ev)
-		observe(Invocation{Stage: stage, Records: len(ev.Records), Start: start, Took: time.Since(start)})
+		inv := Invocation{Stage: stage, Records: len(ev.Records), Start: start, Took: time.Since(start), Waited: waited(ev, start)}
+		observe(inv)
+		if logger.Enabled(ctx, slog.LevelDebug) && len(inv.Waited) > 0 {
+			logger.DebugContext(ctx, HopMessage, "stage", stage, "records", inv.Records,
+				"wait_min_ms", ms(slices.Min(inv.Waited)), "wait_max_ms", ms(slices.Max(inv.Waited)), "took_ms", ms(inv.Took))
+		}
 		return resp, err
 	}
 }
+
+// HopMessage is the debug log message of each invocation (hop timing).
+const HopMessage = "stream stage invoked"
+
+// waited is how long each record of ev waited in its stream before start (never negative: the
+// emulator's arrival timestamps are in milliseconds).
+func waited(ev events.KinesisEvent, start time.Time) []time.Duration {
+	out := make([]time.Duration, len(ev.Records))
+	for i, r := range ev.Records {
+		out[i] = max(0, start.Sub(r.Kinesis.ApproximateArrivalTimestamp.Time))
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // schedule is a function EventBridge would invoke periodically on AWS.
 type schedule struct {
