@@ -189,7 +189,8 @@ func (m *MemStore) Commit(_ context.Context, c *Commit) error {
 }
 
 // Append writes a commit of one stored profile and events as single writes: the profile
-// (conditioned on its version), then each event that is not stored yet; a stored one is a Dup.
+// (conditioned on its version), then, in a separate step (other writers may come in between),
+// each event that is not stored yet; a stored one is a Dup.
 func (m *MemStore) Append(_ context.Context, c *Commit) ([]Appended, error) {
 	if !appendable(c) {
 		return nil, errNotAppendable
@@ -211,11 +212,15 @@ func (m *MemStore) Append(_ context.Context, c *Commit) ([]Appended, error) {
 		evs[i] = memEvent{profile: e.ProfileID, source: e.SourceID, msg: b, key: eventSortKey(e), expires: e.Expires, seq: e.Seq}
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if sp, ok := m.profiles[p.ID]; !ok || sp.version != p.Version {
+		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: profile %s is not at version %d", ErrConflict, p.ID, p.Version)
 	}
 	m.profiles[p.ID] = memProfile{data: doc, version: p.Version + 1}
+	// Separate writes: another writer may come between the profile and the events.
+	m.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	out := make([]Appended, len(c.Events))
 	for i, e := range c.Events {
 		ref := refOfEvent(e)

@@ -46,12 +46,14 @@ type GraphStore interface {
 	Append(ctx context.Context, c *Commit) ([]Appended, error)
 }
 
-// Appended is the outcome of one event put of GraphStore.Append: stored (both nil), found
-// stored already (Dup: its marker, with the stamp it was stored with), or not known to be
-// stored (Err).
+// Appended is the outcome of one event put of GraphStore.Append: stored (Dup and Err nil),
+// found stored already (Dup: its marker, with the stamp it was stored with), or failed (Err;
+// Unwritten if the store certainly wrote nothing, e.g. the request was throttled or refused,
+// else the event may or may not be stored).
 type Appended struct {
-	Dup *Marker
-	Err error
+	Dup       *Marker
+	Err       error
+	Unwritten bool
 }
 
 // appendable reports whether a commit may take GraphStore.Append: one stored profile, events,

@@ -333,11 +333,13 @@ func (p *Processor) commitAll(ctx context.Context, pl *plan) ([]error, [][]Appen
 }
 
 // afterAppend updates the cache after an Append and, when some of its events turned out to be
-// stored already, takes them off the profile's event count (uncount).
+// stored already or certainly failed to be stored, takes them off the profile's event count
+// (uncount): the profile's write counted them, and the earlier delivery counted the former,
+// the redelivery will count the latter.
 func (p *Processor) afterAppend(ctx context.Context, c *Commit, apps []Appended, err error) {
 	dups := 0
 	for _, a := range apps {
-		if a.Dup != nil {
+		if a.Dup != nil || a.Unwritten {
 			dups++
 		}
 	}
@@ -353,9 +355,10 @@ func (p *Processor) afterAppend(ctx context.Context, c *Commit, apps []Appended,
 }
 
 // uncount takes n events off a profile's event count (following merges): its write counted
-// events that turned out to be stored already (by an earlier delivery). Their traits and
-// timestamps, applied again, changed nothing. It re-reads and retries on a concurrent change; if
-// it fails, the count stays n too high (logged).
+// events that turned out to be stored already (by an earlier delivery; their traits and
+// timestamps, applied again, changed nothing) or that were certainly not stored (they will be
+// counted when redelivered). It re-reads and retries on a concurrent change; if it fails, the
+// count stays n too high (logged).
 func (p *Processor) uncount(ctx context.Context, id string, n int64) {
 	var err error
 	for attempt := 0; attempt <= p.opt.MaxConflicts; attempt++ {

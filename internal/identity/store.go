@@ -196,6 +196,19 @@ func asRefused(err error) error {
 	return err
 }
 
+// isThrottled reports whether DynamoDB refused a request for the rate (nothing was written).
+func isThrottled(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded":
+		return true
+	}
+	return false
+}
+
 // batchGetPolicy paces the retries of keys DynamoDB left unprocessed (throttling).
 var batchGetPolicy = backoff.Policy{Attempts: 22, Base: 20 * time.Millisecond, Max: 120 * time.Millisecond}
 
@@ -425,7 +438,8 @@ func (s *Store) appendEvent(ctx context.Context, it attrs, ref MessageRef) Appen
 		return Appended{}
 	}
 	if !errors.As(err, &cf) {
-		return Appended{Err: fmt.Errorf("append: event: %w", asRefused(err))}
+		err = asRefused(err)
+		return Appended{Err: fmt.Errorf("append: event: %w", err), Unwritten: isRefused(err) || isThrottled(err)}
 	}
 	if len(cf.Item) > 0 {
 		mk := decodeMarker(cf.Item)
