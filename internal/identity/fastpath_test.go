@@ -221,8 +221,10 @@ func checkEmitted(t *testing.T, s GraphStore, recs []tracking.Record, chs []chan
 	var all []MessageRef
 	for i := range recs {
 		r := refOf(&recs[i])
+		if _, dup := refs[r.ID]; !dup {
+			all = append(all, r)
+		}
 		refs[r.ID] = r
-		all = append(all, r)
 	}
 	mks, err := s.Markers(context.Background(), all, true, false)
 	if err != nil {
