@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -115,6 +116,7 @@ type failingPuts struct {
 	GraphStore
 	fail      func(mid string) bool
 	throttled func(mid string) bool
+	err       error // the failure (default errPutFailed)
 }
 
 var errPutFailed = errors.New("event put failed (test)")
@@ -126,7 +128,7 @@ func (s *failingPuts) Append(ctx context.Context, c *Commit) ([]Appended, error)
 	out := make([]Appended, len(c.Events))
 	for i, ev := range c.Events {
 		if mid := ev.Message.MessageID; s.fail(mid) {
-			out[i] = Appended{Err: errPutFailed, Unwritten: s.throttled(mid)}
+			out[i] = Appended{Err: cmp.Or(s.err, errPutFailed), Unwritten: s.throttled(mid)}
 			continue
 		}
 		err := s.Commit(ctx, &Commit{Events: []StoredEvent{ev}})
@@ -159,7 +161,7 @@ func testAppendInterrupted(t *testing.T, b backend) {
 	for i := 2; i <= 6; i++ {
 		all = append(all, rec("track", fmt.Sprintf("i%d", i), i, f{"uid": "u", "event": "Order Completed"}))
 	}
-	var emitted []change.Record
+	var emitted, throttled []change.Record
 	// i3's put is throttled; then a crash after the profile's write: i5 and i6 are not stored.
 	for _, batch := range [][]tracking.Record{all[:1], all[1:4], all[4:]} {
 		res, chs, err := broken.Process(ctx, batch)
@@ -172,6 +174,13 @@ func testAppendInterrupted(t *testing.T, b backend) {
 			}
 		}
 		emitted = append(emitted, chs...)
+		if batch[0].Message.MessageID == "i2" {
+			throttled = chs
+		}
+	}
+	// The throttled put certainly stored nothing: its stamp (3) is void at once.
+	if len(throttled) != 1 || fmt.Sprint(throttled[0].Void) != fmt.Sprint([]change.Stamp{{Profile: throttled[0].ProfileID, Seq: 3}}) {
+		t.Fatalf("change of the batch with a throttled put: %+v", throttled)
 	}
 	// Kinesis redelivers the batches (to another Lambda, which remembers nothing).
 	redo := NewProcessor(e.data.another(), e.proc.rules, Options{SkipLegacyDedupe: true})
@@ -210,6 +219,31 @@ func testAppendInterrupted(t *testing.T, b backend) {
 	checkEmitted(t, e.store, all, emitted)
 	if n := distinctCounted(emitted); n != len(all) {
 		t.Fatalf("a consumer deduping by stamp counts %d events, want %d", n, len(all))
+	}
+}
+
+// An event put the store refuses after the profile's write is reported Rejected (dead-lettered
+// alone); its stamp is void and it is not counted; the other events of the batch are stored.
+func TestRefusedEventPutIsRejectedAlone(t *testing.T) {
+	e := memBackend.newEnv(t, nil)
+	refused := fmt.Errorf("%w: ValidationException: test", ErrRefused)
+	proc := NewProcessor(&failingPuts{GraphStore: e.store, fail: func(mid string) bool { return mid == "x2" },
+		throttled: func(mid string) bool { return true }, err: refused}, e.proc.rules, Options{SkipLegacyDedupe: true})
+	ctx := context.Background()
+	e.process(t, rec("identify", "x1", 0, f{"uid": "u"}))
+	res, chs, err := proc.Process(ctx, []tracking.Record{rec("track", "x2", 1, f{"uid": "u", "event": "A"}), rec("track", "x3", 2, f{"uid": "u", "event": "B"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Outcome != Rejected || !errors.Is(res[0].Err, ErrRefused) || res[1].Outcome != Processed {
+		t.Fatalf("results %+v", res)
+	}
+	p := e.byID(t, "user_id:u")
+	if got := stampsOf(t, chs); len(chs) != 1 || len(got) != 1 || got["x3"].Seq != 3 || fmt.Sprint(chs[0].Void) != fmt.Sprint([]change.Stamp{{Profile: p.ID, Seq: 2}}) {
+		t.Fatalf("changes %+v", chs)
+	}
+	if p.EventCount != 2 {
+		t.Fatalf("event count %d, want 2", p.EventCount)
 	}
 }
 

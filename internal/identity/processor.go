@@ -386,7 +386,9 @@ func (p *Processor) uncount(ctx context.Context, id string, n int64) {
 // settleAppend records the outcome of each event of a component written by GraphStore.Append:
 // a stored event is Processed; one found stored already is a Duplicate, re-emitted with its
 // original stamp, while the stamp allocated to it goes out as void (change.Record.Void); one
-// whose put failed otherwise is Failed (retried; its stamp is never sent, a gap).
+// whose put failed is Failed (retried), or Rejected if the store refused it (dead-lettered
+// alone). The stamp of a failed put is void if the put certainly wrote nothing, else never sent
+// (a gap: the event may be stored with it, and a redelivery re-emits it then).
 func (p *Processor) settleAppend(st *runState, pl *plan, c *component, apps []Appended) {
 	surv := pl.g.follow(c.root)
 	r := pl.change(c, surv, p.opt.Now())
@@ -394,7 +396,12 @@ func (p *Processor) settleAppend(st *runState, pl *plan, c *component, apps []Ap
 	dups := false
 	for k, i := range c.records {
 		a, ev := apps[k], c.events[k]
+		if a.Unwritten {
+			r.Void = append(r.Void, c.stamps[k])
+		}
 		switch {
+		case a.Err != nil && isRefused(a.Err):
+			st.results[i] = Result{Outcome: Rejected, Err: a.Err}
 		case a.Err != nil:
 			st.results[i] = Result{Outcome: Failed, Err: a.Err}
 		case a.Dup != nil:
