@@ -196,14 +196,15 @@ func asRefused(err error) error {
 	return err
 }
 
-// isThrottled reports whether DynamoDB refused a request for the rate (nothing was written).
+// isThrottled reports whether DynamoDB turned a write down before doing it: for the rate, or
+// because the item is part of another writer's transaction in progress (nothing was written).
 func isThrottled(err error) bool {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
 		return false
 	}
 	switch ae.ErrorCode() {
-	case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded":
+	case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "TransactionConflictException":
 		return true
 	}
 	return false
