@@ -10,6 +10,9 @@
 // Message.MessageID) and treats Traits/Identifiers as the current state (last write wins by
 // Version). A re-emitted event (a redelivery) carries its original stamp; an event committed
 // before stamps existed is re-emitted with Seq 0 (it was sent in its original record then).
+// A stamp the identity stage allocated for an event that turned out to be stored already is
+// sent in Void, so a consumer that tracks sequence numbers can close that gap; a stamp allocated
+// by a write that crashed before storing its event is never sent, and stays a gap.
 package change
 
 import (
@@ -56,6 +59,10 @@ type Record struct {
 	// Stamps[i] is the stamp of Events[i]: consumers that keep aggregates instead of events
 	// dedupe by it (see Stamp). Absent in records written before stamps existed.
 	Stamps []Stamp `json:"stamps,omitempty"`
+	// Void lists stamps the identity stage allocated that carry no event (the event turned
+	// out to be stored already): a consumer marks them seen without counting anything. They
+	// are sent in the first part of a split record.
+	Void []Stamp `json:"void,omitempty"`
 	// Part and Parts number the pieces of a record split for size (1-based; both 1 if whole).
 	Part  int `json:"part"`
 	Parts int `json:"parts"`

@@ -110,7 +110,9 @@ func TestRequestUnitsBenchTraffic(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	rules, _ := Compile(Rules{})
-	checkInvariants(t, snapshot(t, e), rules)
+	g := snapshot(t, e)
+	checkInvariants(t, g, rules)
+	checkStampsOf(t, g, true) // one warm Lambda: every redelivery is known, no stamp is void
 	u := meter.usage()
 	n := float64(len(d))
 	t.Logf("bench traffic: %d events, per event: AWS model %.2f RRU + %.2f WRU (%.2f WRU without the GSI); %.2f requests; %.2f ms handler time",

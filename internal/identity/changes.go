@@ -84,6 +84,7 @@ func fold(r, old *change.Record, sameProfile bool) {
 	}
 	r.Events = append(old.Events, r.Events...)
 	r.Stamps = append(old.Stamps, r.Stamps...)
+	r.Void = append(old.Void, r.Void...)
 }
 
 func (s *changeSet) records() []change.Record {

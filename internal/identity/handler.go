@@ -322,7 +322,7 @@ type splitGroup struct {
 var ErrChangeTooLarge = errors.New("change record cannot be split to fit a Kinesis record")
 
 // SplitChange encodes a change record, split into parts of at most maxBytes if needed. The
-// first part carries the profile state (traits, identifiers, merges) and the events that fit;
+// first part carries the profile state (traits, identifiers, merges, void stamps) and the events that fit;
 // further parts carry only ProfileID, Version and events, each event in exactly one part with
 // its stamp (Stamps stays parallel to Events in every part). No part exceeds maxBytes: if the
 // state or one event alone cannot fit, it returns ErrChangeTooLarge.

@@ -220,10 +220,11 @@ func testChangeRecordsCarryTraitsOnlyWhenChanged(t *testing.T, b backend) {
 	}
 }
 
-// No part of a split change record exceeds the limit, whatever the profile holds.
+// No part of a split change record exceeds the limit, whatever the profile holds; void stamps
+// travel in the first part, with the profile state.
 func TestSplitChangeBoundsEveryPart(t *testing.T) {
 	c := change.Record{ProfileID: "use_x", Version: 3, Traits: map[string]json.RawMessage{"t": json.RawMessage(`"` + strings.Repeat("v", 60<<10) + `"`)},
-		Identifiers: []change.Identifier{{Type: "user_id", Value: "u"}}}
+		Identifiers: []change.Identifier{{Type: "user_id", Value: "u"}}, Void: []change.Stamp{{Profile: "use_x", Seq: 7}}}
 	for i := 0; i < 100; i++ {
 		c.Events = append(c.Events, tracking.Message{MessageID: fmt.Sprint(i), Properties: json.RawMessage(`{"pad":"` + strings.Repeat("x", 30<<10) + `"}`)})
 	}
@@ -238,8 +239,9 @@ func TestSplitChangeBoundsEveryPart(t *testing.T) {
 		if err := json.Unmarshal(p, &r); err != nil {
 			t.Fatal(err)
 		}
-		if len(p) > limit || r.Part != i+1 || r.Parts != len(parts) || r.ProfileID != "use_x" || r.Version != 3 || (i == 0) != (r.Traits != nil) {
-			t.Fatalf("part %d: %d bytes, header %d/%d, traits %v", i, len(p), r.Part, r.Parts, r.Traits != nil)
+		if len(p) > limit || r.Part != i+1 || r.Parts != len(parts) || r.ProfileID != "use_x" || r.Version != 3 || (i == 0) != (r.Traits != nil) ||
+			(i == 0) != (len(r.Void) == 1) {
+			t.Fatalf("part %d: %d bytes, header %d/%d, traits %v, void %v", i, len(p), r.Part, r.Parts, r.Traits != nil, r.Void)
 		}
 		seen += len(r.Events)
 	}

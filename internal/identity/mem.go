@@ -188,6 +188,68 @@ func (m *MemStore) Commit(_ context.Context, c *Commit) error {
 	return nil
 }
 
+// Append writes a commit of one stored profile and events as single writes: the profile
+// (conditioned on its version), then, in a separate step (other writers may come in between),
+// each event that is not stored yet; a stored one is a Dup.
+func (m *MemStore) Append(_ context.Context, c *Commit) ([]Appended, error) {
+	if !appendable(c) {
+		return nil, errNotAppendable
+	}
+	if err := m.refusesItems(c); err != nil {
+		return nil, err
+	}
+	p := c.Profiles[0]
+	doc, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode profile: %w", err)
+	}
+	evs := make([]memEvent, len(c.Events))
+	for i, e := range c.Events {
+		b, err := json.Marshal(e.Message)
+		if err != nil {
+			return nil, fmt.Errorf("encode event: %w", err)
+		}
+		evs[i] = memEvent{profile: e.ProfileID, source: e.SourceID, msg: b, key: eventSortKey(e), expires: e.Expires, seq: e.Seq}
+	}
+	m.mu.Lock()
+	if sp, ok := m.profiles[p.ID]; !ok || sp.version != p.Version {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: profile %s is not at version %d", ErrConflict, p.ID, p.Version)
+	}
+	m.profiles[p.ID] = memProfile{data: doc, version: p.Version + 1}
+	// Separate writes: another writer may come between the profile and the events.
+	m.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Appended, len(c.Events))
+	for i, e := range c.Events {
+		ref := refOfEvent(e)
+		if old, exists := m.events[ref]; exists {
+			mk := newMarker(old.profile, old.msg, old.seq)
+			out[i].Dup = &mk
+			continue
+		}
+		m.events[ref] = evs[i]
+	}
+	return out, nil
+}
+
+// refusesItems returns ErrRefused if DynamoDB would refuse one of a commit's items on its own
+// (too large, a key too long).
+func (m *MemStore) refusesItems(c *Commit) error {
+	return forEachCommitItem(c, m.now(), func(it attrs, _ int64, _ bool) error {
+		size := store.ItemSize(it)
+		pk, sk := store.GetS(it, store.PK), store.GetS(it, store.SK)
+		switch {
+		case size > memMaxItemBytes:
+			return fmt.Errorf("%w: ValidationException: Item size has exceeded the maximum allowed size (%d bytes)", ErrRefused, size)
+		case len(pk) > memMaxPKBytes || len(sk) > memMaxSKBytes:
+			return fmt.Errorf("%w: ValidationException: key too long", ErrRefused)
+		}
+		return nil
+	})
+}
+
 // conflicts checks a commit's conditions against what is stored (m.mu held).
 func (m *MemStore) conflicts(c *Commit) error {
 	for _, p := range c.Profiles {

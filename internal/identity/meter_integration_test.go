@@ -24,13 +24,15 @@ import (
 // nothing for BatchGetItem keys that are not found and reports a flat figure for
 // TransactWriteItems whatever the item count. Model rules: reads 0.5 unit per 4 KB per item
 // (eventually consistent; 1 if strongly consistent), a missing key costs the minimum; queries
-// 0.5 per 4 KB read; transactional writes 2 units per KB per item; a GSI write 1 unit per KB.
+// 0.5 per 4 KB read; transactional writes 2 units per KB per item, single puts 1 unit per KB;
+// a GSI write 1 unit per KB.
 type usage struct {
 	ReadUnits, WriteUnits           float64
 	ModelReadUnits, ModelWriteUnits float64
 	Requests                        int
 	// ByKind splits the modelled units by item kind (profile, index, event, gsi, log,
-	// attempt, rules; "missing <kind>" for a read of a key not found).
+	// attempt, rules; "missing <kind>" for a read of a key not found; "tx <kind>" for an item
+	// written in a transaction).
 	ReadByKind, WriteByKind map[string]float64
 }
 
@@ -189,7 +191,7 @@ func (m *ruMeter) TransactWriteItems(ctx context.Context, in *dynamodb.TransactW
 		}
 		size := store.ItemSize(it.Put.Item)
 		model += 2 * max(1, units(size, 1024))
-		m.addKind(false, kindOf(it.Put.Item), 2*max(1, units(size, 1024)))
+		m.addKind(false, "tx "+kindOf(it.Put.Item), 2*max(1, units(size, 1024)))
 		if _, indexed := it.Put.Item[store.GSI1PK]; indexed {
 			model += max(1, units(size, 1024))
 			m.addKind(false, "gsi", max(1, units(size, 1024)))
@@ -203,6 +205,28 @@ func (m *ruMeter) TransactWriteItems(ctx context.Context, in *dynamodb.TransactW
 		return out, err
 	}
 	m.add(false, model, out.ConsumedCapacity...)
+	return out, nil
+}
+
+// PutItem is charged 1 unit per KB of the item written (the new item's size; an item is
+// never smaller than the one it replaces here: profiles only grow between merges), plus 1 per
+// KB for its GSI copy when it has one and the write happens; a put whose condition fails is
+// still charged for the item (no GSI write).
+func (m *ruMeter) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	c := *in
+	c.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := m.Client.PutItem(ctx, &c, o...)
+	u := max(1, units(store.ItemSize(in.Item), 1024))
+	m.addKind(false, kindOf(in.Item), u)
+	if _, indexed := in.Item[store.GSI1PK]; indexed && err == nil {
+		m.addKind(false, "gsi", u)
+		u *= 2
+	}
+	if err != nil {
+		m.add(false, u)
+		return out, err
+	}
+	m.add(false, u, one(out.ConsumedCapacity)...)
 	return out, nil
 }
 

@@ -36,7 +36,34 @@ type GraphStore interface {
 	// returns an error wrapping ErrConflict and writes nothing; so does an error wrapping
 	// ErrRefused when the store cannot hold what the commit holds (an item too large).
 	Commit(ctx context.Context, c *Commit) error
+	// Append writes a commit of exactly one stored profile (Version > 0) and events, with no
+	// index entries and no merge-log lines, as single-item writes instead of a transaction
+	// (half the write units): first the profile, conditioned on the version read (a failed
+	// condition returns an error wrapping ErrConflict and writes nothing; so does ErrRefused
+	// when an item of the commit is more than the store can hold), then each event,
+	// conditioned on not existing. It returns one outcome per event, in c.Events' order; the
+	// profile is written when the error is nil.
+	Append(ctx context.Context, c *Commit) ([]Appended, error)
 }
+
+// Appended is the outcome of one event put of GraphStore.Append: stored (Dup and Err nil),
+// found stored already (Dup: its marker, with the stamp it was stored with), or failed (Err;
+// Unwritten if the store certainly wrote nothing, e.g. the request was throttled or refused,
+// else the event may or may not be stored).
+type Appended struct {
+	Dup       *Marker
+	Err       error
+	Unwritten bool
+}
+
+// appendable reports whether a commit may take GraphStore.Append: one stored profile, events,
+// nothing else.
+func appendable(c *Commit) bool {
+	return len(c.Profiles) == 1 && c.Profiles[0].Version > 0 && len(c.IDs) == 0 && len(c.Logs) == 0 && len(c.Events) > 0
+}
+
+// errNotAppendable is Append's answer to a commit that must be a transaction.
+var errNotAppendable = errors.New("identity: append: the commit needs a transaction (not one stored profile and events only)")
 
 // AttemptCounter counts the failed processing attempts of a message (kept a week).
 type AttemptCounter interface {

@@ -244,7 +244,8 @@ func (p *Processor) rounds(ctx context.Context, st *runState, pending []int, con
 		for _, r := range pl.dupChanges(p.opt.Now()) {
 			st.changes.addFull(r)
 		}
-		retry, rf := p.settleCommits(st, pl, p.commitAll(ctx, pl), conflicts)
+		outs, apps := p.commitAll(ctx, pl)
+		retry, rf := p.settleCommits(st, pl, outs, apps, conflicts)
 		refused = append(refused, rf...)
 		pending = append(retry, pl.rest...)
 		sort.Ints(pending)
@@ -260,12 +261,14 @@ func (p *Processor) rounds(ctx context.Context, st *runState, pending []int, con
 
 // settleCommits records the outcome of each component's commit; it returns the records to
 // re-plan (conflicts) and the components the store refused.
-func (p *Processor) settleCommits(st *runState, pl *plan, outcomes []error, conflicts map[int]int) ([]int, []refusal) {
+func (p *Processor) settleCommits(st *runState, pl *plan, outcomes []error, apps [][]Appended, conflicts map[int]int) ([]int, []refusal) {
 	var retry []int
 	var refused []refusal
 	for ci, c := range pl.comps {
 		err := outcomes[ci]
 		switch {
+		case err == nil && apps[ci] != nil:
+			p.settleAppend(st, pl, c, apps[ci])
 		case err == nil:
 			surv := pl.g.follow(c.root)
 			settleAll(st.results, c.records, Result{Outcome: Processed, ProfileID: surv.ID})
@@ -298,8 +301,12 @@ var conflictPolicy = backoff.Policy{Base: 20 * time.Millisecond, Max: 160 * time
 // errDeferred marks work not started because the time budget ran out.
 var errDeferred = errors.New("identity: not started: the invocation's time budget ran out")
 
-func (p *Processor) commitAll(ctx context.Context, pl *plan) []error {
+// commitAll commits the components of a plan in parallel. It returns each one's outcome and,
+// for a component written by GraphStore.Append (one stored profile and its events, nothing
+// else), the outcome of each of its events.
+func (p *Processor) commitAll(ctx context.Context, pl *plan) ([]error, [][]Appended) {
 	errs := make([]error, len(pl.comps))
+	apps := make([][]Appended, len(pl.comps))
 	var g errgroup.Group
 	g.SetLimit(p.opt.Parallel)
 	for ci := range pl.comps {
@@ -309,15 +316,117 @@ func (p *Processor) commitAll(ctx context.Context, pl *plan) []error {
 				errs[ci] = errDeferred
 				return nil
 			}
-			errs[ci] = p.store.Commit(ctx, c)
-			if p.cache != nil {
-				p.cache.committed(c, errs[ci])
+			if !appendable(c) {
+				errs[ci] = p.store.Commit(ctx, c)
+				if p.cache != nil {
+					p.cache.committed(c, errs[ci])
+				}
+				return nil
 			}
+			apps[ci], errs[ci] = p.store.Append(ctx, c)
+			p.afterAppend(ctx, c, apps[ci], errs[ci])
 			return nil
 		})
 	}
 	_ = g.Wait() // the outcomes are in errs
-	return errs
+	return errs, apps
+}
+
+// afterAppend updates the cache after an Append and, when some of its events turned out to be
+// stored already or certainly failed to be stored, takes them off the profile's event count
+// (uncount): the profile's write counted them, and the earlier delivery counted the former,
+// the redelivery will count the latter.
+func (p *Processor) afterAppend(ctx context.Context, c *Commit, apps []Appended, err error) {
+	dups := 0
+	for _, a := range apps {
+		if a.Dup != nil || a.Unwritten {
+			dups++
+		}
+	}
+	if p.cache != nil {
+		p.cache.committed(c, err)
+		if dups > 0 {
+			p.cache.evictProfile(c.Profiles[0].ID)
+		}
+	}
+	if err == nil && dups > 0 {
+		p.uncount(ctx, c.Profiles[0].ID, int64(dups))
+	}
+}
+
+// uncount takes n events off a profile's event count (following merges): its write counted
+// events that turned out to be stored already (by an earlier delivery; their traits and
+// timestamps, applied again, changed nothing) or that were certainly not stored (they will be
+// counted when redelivered). It re-reads and retries on a concurrent change; if it fails, the
+// count stays n too high (logged).
+func (p *Processor) uncount(ctx context.Context, id string, n int64) {
+	var err error
+	for attempt := 0; attempt <= p.opt.MaxConflicts; attempt++ {
+		ps := map[string]*Profile{}
+		if err = loadProfiles(ctx, p.store, ps, []string{id}, true); err != nil {
+			break
+		}
+		surv := follow(ps, id)
+		if surv == nil {
+			return
+		}
+		surv.EventCount = max(0, surv.EventCount-n)
+		if err = p.store.Commit(ctx, &Commit{Profiles: []*Profile{surv}}); !errors.Is(err, ErrConflict) {
+			break
+		}
+		if backoff.Sleep(ctx, conflictPolicy.Delay(attempt+1)) != nil {
+			break
+		}
+	}
+	if err != nil {
+		p.opt.Logger.Warn("identity: event count of a profile not corrected for redelivered events", "profile", id, "events", n, "err", err)
+	}
+}
+
+// settleAppend records the outcome of each event of a component written by GraphStore.Append:
+// a stored event is Processed; one found stored already is a Duplicate, re-emitted with its
+// original stamp, while the stamp allocated to it goes out as void (change.Record.Void); one
+// whose put failed is Failed (retried), or Rejected if the store refused it (dead-lettered
+// alone). The stamp of a failed put is void if the put certainly wrote nothing, else never sent
+// (a gap: the event may be stored with it, and a redelivery re-emits it then).
+func (p *Processor) settleAppend(st *runState, pl *plan, c *component, apps []Appended) {
+	surv := pl.g.follow(c.root)
+	r := pl.change(c, surv, p.opt.Now())
+	r.Events, r.Stamps = nil, nil
+	dups := false
+	for k, i := range c.records {
+		a, ev := apps[k], c.events[k]
+		if a.Unwritten {
+			r.Void = append(r.Void, c.stamps[k])
+		}
+		switch {
+		case a.Err != nil && isRefused(a.Err):
+			st.results[i] = Result{Outcome: Rejected, Err: a.Err}
+		case a.Err != nil:
+			st.results[i] = Result{Outcome: Failed, Err: a.Err}
+		case a.Dup != nil:
+			st.results[i] = Result{Outcome: Duplicate, ProfileID: surv.ID}
+			r.Void = append(r.Void, c.stamps[k])
+			dups = true
+			if a.Dup.Profile == surv.ID || containsStr(surv.MergedFrom, a.Dup.Profile) {
+				msg := ev.Message
+				if a.Dup.Msg != nil {
+					msg = *a.Dup.Msg
+				}
+				r.Events = append(r.Events, msg)
+				r.Stamps = append(r.Stamps, change.Stamp{Profile: a.Dup.Profile, Seq: a.Dup.Seq})
+			}
+		default:
+			st.results[i] = Result{Outcome: Processed, ProfileID: surv.ID}
+			r.Events = append(r.Events, ev.Message)
+			r.Stamps = append(r.Stamps, c.stamps[k])
+		}
+	}
+	if dups {
+		st.changes.addFull(r)
+	} else {
+		st.changes.add(r)
+	}
 }
 
 // ---- planning ----

@@ -32,9 +32,11 @@ type Profile struct {
 	LastMessageAt  time.Time `json:"lastMessageAt,omitzero"`
 	LastSourceID   string    `json:"lastSourceId,omitempty"`
 	EventCount     int64     `json:"eventCount"`
-	// Seq is the sequence number of the last event committed to this profile (its stamp,
-	// change.Stamp): each committed event takes the next one, in the same commit that writes the
-	// event, so the numbers are dense and unique per profile. A profile stored before stamps
+	// Seq is the last sequence number allocated to an event of this profile (its stamp,
+	// change.Stamp): each committed event takes the next one, written with the event or (one
+	// stored profile, GraphStore.Append) just before it, so the numbers are unique per profile;
+	// one allocated to an event found stored already is void (change.Record.Void), one whose
+	// event write was interrupted is never used. A profile stored before stamps
 	// existed has none (0), so its first stamped event is 1: no stamp was ever given under it
 	// before. A merge does not carry it over: the survivor keeps counting its own sequence, and
 	// events committed to the absorbed profile keep their stamps.

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/serverless-cdp/cdp/internal/backoff"
 	"github.com/serverless-cdp/cdp/internal/store"
@@ -195,6 +196,20 @@ func asRefused(err error) error {
 	return err
 }
 
+// isThrottled reports whether DynamoDB turned a write down before doing it: for the rate, or
+// because the item is part of another writer's transaction in progress (nothing was written).
+func isThrottled(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "TransactionConflictException":
+		return true
+	}
+	return false
+}
+
 // batchGetPolicy paces the retries of keys DynamoDB left unprocessed (throttling).
 var batchGetPolicy = backoff.Policy{Attempts: 22, Base: 20 * time.Millisecond, Max: 120 * time.Millisecond}
 
@@ -359,6 +374,98 @@ func (s *Store) Commit(ctx context.Context, c *Commit) error {
 		return fmt.Errorf("commit %d items: %w", len(items), asRefused(err))
 	}
 	return nil
+}
+
+// maxItemBytes is DynamoDB's limit on one item.
+const maxItemBytes = 400 << 10
+
+// appendParallel bounds the concurrent event puts of one Append.
+const appendParallel = 8
+
+// Append writes a commit of one stored profile and events as single conditional puts: the
+// profile (conditioned on its version) first, then the events (conditioned on not existing) in
+// parallel. An event found stored comes back as a Dup with its marker (the stored item, returned
+// by the failed put).
+func (s *Store) Append(ctx context.Context, c *Commit) ([]Appended, error) {
+	if !appendable(c) {
+		return nil, errNotAppendable
+	}
+	p := c.Profiles[0]
+	prof, err := encodeProfile(p)
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]attrs, len(c.Events))
+	for i, e := range c.Events {
+		if evs[i], err = encodeEvent(e); err != nil {
+			return nil, err
+		}
+	}
+	for _, it := range append([]attrs{prof}, evs...) {
+		if n := store.ItemSize(it); n > maxItemBytes {
+			return nil, fmt.Errorf("%w: ValidationException: item of %d bytes (at most %d)", ErrRefused, n, maxItemBytes)
+		}
+	}
+	cond := expression.Name("version").Equal(expression.Value(p.Version))
+	if err := s.put(ctx, prof, cond, false); err != nil {
+		if store.IsConditionFailed(err) {
+			return nil, fmt.Errorf("%w: profile %s: %v", ErrConflict, p.ID, err)
+		}
+		return nil, fmt.Errorf("append: profile: %w", asRefused(err))
+	}
+	out := make([]Appended, len(evs))
+	var g errgroup.Group
+	g.SetLimit(appendParallel)
+	for i, it := range evs {
+		g.Go(func() error {
+			out[i] = s.appendEvent(ctx, it, refOfEvent(c.Events[i]))
+			return nil
+		})
+	}
+	_ = g.Wait() // the outcomes are in out
+	return out, nil
+}
+
+func refOfEvent(e StoredEvent) MessageRef {
+	return MessageRef{Source: e.SourceID, ID: e.Message.MessageID}
+}
+
+// appendEvent puts one event item on the condition that it does not exist; a failed condition
+// is a Dup with the stored item's marker (read consistently if the put did not return it).
+func (s *Store) appendEvent(ctx context.Context, it attrs, ref MessageRef) Appended {
+	err := s.put(ctx, it, expression.AttributeNotExists(expression.Name(store.PK)), true)
+	var cf *types.ConditionalCheckFailedException
+	if err == nil {
+		return Appended{}
+	}
+	if !errors.As(err, &cf) {
+		err = asRefused(err)
+		return Appended{Err: fmt.Errorf("append: event: %w", err), Unwritten: isRefused(err) || isThrottled(err)}
+	}
+	if len(cf.Item) > 0 {
+		mk := decodeMarker(cf.Item)
+		return Appended{Dup: &mk}
+	}
+	mks, rerr := s.Markers(ctx, []MessageRef{ref}, true, false)
+	if mk, ok := mks[ref]; ok && rerr == nil {
+		return Appended{Dup: &mk}
+	}
+	return Appended{Err: fmt.Errorf("append: event stored already, but its marker cannot be read: %w", errors.Join(err, rerr))}
+}
+
+// put writes one item on a condition; old asks for the stored item when the condition fails.
+func (s *Store) put(ctx context.Context, it attrs, cond expression.ConditionBuilder, old bool) error {
+	e, err := expression.NewBuilder().WithCondition(cond).Build()
+	if err != nil {
+		return fmt.Errorf("put condition: %w", err)
+	}
+	in := &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: it,
+		ConditionExpression: e.Condition(), ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values()}
+	if old {
+		in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	}
+	_, err = s.db.PutItem(ctx, in)
+	return err
 }
 
 // commitItems builds the items of a component's transaction: profiles conditioned on their

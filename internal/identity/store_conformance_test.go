@@ -40,6 +40,11 @@ func runStoreConformance(t *testing.T, open func(t testing.TB) (storeUnderTest, 
 		{"OversizedItemRefusedWritesNothing", confRefused},
 		{"OverlongKeyReadRefused", confRefusedRead},
 		{"ConcurrentUpdatesLoseNothing", confConcurrent},
+		{"AppendWritesProfileAndEvents", confAppend},
+		{"AppendStaleVersionWritesNothing", confAppendStale},
+		{"AppendStoredEventIsDuplicate", confAppendDup},
+		{"AppendOversizedItemRefusedWritesNothing", confAppendRefused},
+		{"AppendOnlyOneStoredProfileAndEvents", confAppendNotAppendable},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -425,4 +430,126 @@ func confRefusedRead(t *testing.T, s storeUnderTest, _ backendData) {
 	if _, err := s.Index(context.Background(), []Identifier{confU1, long}, false); !errors.Is(err, ErrRefused) {
 		t.Fatalf("index of an identifier too long for a key: %v, want ErrRefused", err)
 	}
+}
+
+// stampedEvent is confEvent with a stamp.
+func stampedEvent(profile, source, id string, minute int, seq int64) StoredEvent {
+	e := confEvent(profile, source, id, minute)
+	e.Seq = seq
+	return e
+}
+
+func mustAppend(t *testing.T, s storeUnderTest, c *Commit) []Appended {
+	t.Helper()
+	out, err := s.Append(context.Background(), c)
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if len(out) != len(c.Events) {
+		t.Fatalf("append: %d outcomes for %d events", len(out), len(c.Events))
+	}
+	return out
+}
+
+func confAppend(t *testing.T, s storeUnderTest, _ backendData) {
+	ctx := context.Background()
+	mustCommit(t, s, &Commit{Profiles: []*Profile{confProfile("use_p1", confU1)}, IDs: map[Identifier]string{confU1: "use_p1"}})
+	p := readOne(t, s, "use_p1")
+	p.EventCount, p.Seq = 2, 2
+	out := mustAppend(t, s, &Commit{Profiles: []*Profile{p}, Events: []StoredEvent{stampedEvent("use_p1", "s1", "m1", 0, 1), stampedEvent("use_p1", "s1", "m2", 1, 2)}})
+	for i, a := range out {
+		if a.Dup != nil || a.Err != nil {
+			t.Fatalf("event %d: %+v", i, a)
+		}
+	}
+	got := readOne(t, s, "use_p1")
+	if got.Version != 2 || got.EventCount != 2 || got.Seq != 2 {
+		t.Fatalf("profile after append: %+v", got)
+	}
+	mk, err := s.Markers(ctx, []MessageRef{{"s1", "m1"}, {"s1", "m2"}}, true, false)
+	if err != nil || mk[MessageRef{"s1", "m1"}].Seq != 1 || mk[MessageRef{"s1", "m2"}].Seq != 2 || mk[MessageRef{"s1", "m2"}].Profile != "use_p1" {
+		t.Fatalf("markers: %+v %v", mk, err)
+	}
+	evs, _, err := s.Events(ctx, got, Page{Limit: 10})
+	if err != nil || len(evs) != 2 || evs[0].Message.MessageID != "m2" || evs[0].Seq != 2 {
+		t.Fatalf("timeline: %+v %v", evs, err)
+	}
+}
+
+func confAppendStale(t *testing.T, s storeUnderTest, _ backendData) {
+	mustCommit(t, s, &Commit{Profiles: []*Profile{confProfile("use_p1")}})
+	a, b := readOne(t, s, "use_p1"), readOne(t, s, "use_p1")
+	a.EventCount, a.Seq = 1, 1
+	mustAppend(t, s, &Commit{Profiles: []*Profile{a}, Events: []StoredEvent{stampedEvent("use_p1", "s1", "m1", 0, 1)}})
+	b.EventCount, b.Seq = 1, 1
+	if _, err := s.Append(context.Background(), &Commit{Profiles: []*Profile{b}, Events: []StoredEvent{stampedEvent("use_p1", "s1", "m9", 0, 1)}}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale append: %v, want ErrConflict", err)
+	}
+	if p := readOne(t, s, "use_p1"); p.Version != 2 || p.EventCount != 1 {
+		t.Fatalf("after the stale append: %+v", p)
+	}
+	assertNothingOf(t, s, confA1, MessageRef{"s1", "m9"})
+}
+
+func confAppendDup(t *testing.T, s storeUnderTest, _ backendData) {
+	ctx := context.Background()
+	mustCommit(t, s, &Commit{Profiles: []*Profile{confProfile("use_p1")}, Events: []StoredEvent{stampedEvent("use_p1", "s1", "m1", 0, 1)}})
+	p := readOne(t, s, "use_p1")
+	p.Seq = 3
+	// m1 is stored already (with stamp 1): its put fails and reports the stored event; m2 is
+	// stored; the profile is written.
+	e1 := stampedEvent("use_p1", "s1", "m1", 5, 2)
+	e1.Message.Event = "Other"
+	out := mustAppend(t, s, &Commit{Profiles: []*Profile{p}, Events: []StoredEvent{e1, stampedEvent("use_p1", "s1", "m2", 1, 3)}})
+	if d := out[0].Dup; d == nil || d.Profile != "use_p1" || d.Seq != 1 || d.Msg == nil || d.Msg.Event != "E" || out[0].Err != nil {
+		t.Fatalf("stored event: %+v", out[0])
+	}
+	if out[1].Dup != nil || out[1].Err != nil {
+		t.Fatalf("new event: %+v", out[1])
+	}
+	if got := readOne(t, s, "use_p1"); got.Version != 2 || got.Seq != 3 {
+		t.Fatalf("profile: %+v", got)
+	}
+	mk, _ := s.Markers(ctx, []MessageRef{{"s1", "m1"}}, true, false)
+	if m := mk[MessageRef{"s1", "m1"}]; m.Seq != 1 || m.Msg.Event != "E" {
+		t.Fatalf("the stored event was overwritten: %+v", m)
+	}
+}
+
+func confAppendRefused(t *testing.T, s storeUnderTest, _ backendData) {
+	mustCommit(t, s, &Commit{Profiles: []*Profile{confProfile("use_p1")}})
+	p := readOne(t, s, "use_p1")
+	p.EventCount = 2
+	big := stampedEvent("use_p1", "s1", "big", 0, 2)
+	big.Message.Properties = json.RawMessage(`{"blob":"` + noise(600<<10) + `"}`)
+	_, err := s.Append(context.Background(), &Commit{Profiles: []*Profile{p}, Events: []StoredEvent{stampedEvent("use_p1", "s1", "ok", 0, 1), big}})
+	if !errors.Is(err, ErrRefused) || errors.Is(err, ErrConflict) {
+		t.Fatalf("oversized event: %v, want ErrRefused", err)
+	}
+	if got := readOne(t, s, "use_p1"); got.Version != 1 || got.EventCount != 0 {
+		t.Fatalf("profile of a refused append: %+v", got)
+	}
+	assertNothingOf(t, s, confA1, MessageRef{"s1", "ok"})
+	assertNothingOf(t, s, confA1, MessageRef{"s1", "big"})
+}
+
+func confAppendNotAppendable(t *testing.T, s storeUnderTest, _ backendData) {
+	ctx := context.Background()
+	mustCommit(t, s, &Commit{Profiles: []*Profile{confProfile("use_p1")}})
+	p := readOne(t, s, "use_p1")
+	for name, c := range map[string]*Commit{
+		"a new profile":    {Profiles: []*Profile{confProfile("use_p2")}, Events: []StoredEvent{confEvent("use_p2", "s1", "m1", 0)}},
+		"an index entry":   {Profiles: []*Profile{p}, IDs: map[Identifier]string{confU1: "use_p1"}, Events: []StoredEvent{confEvent("use_p1", "s1", "m1", 0)}},
+		"a merge log line": {Profiles: []*Profile{p}, Events: []StoredEvent{confEvent("use_p1", "s1", "m1", 0)}, Logs: []LogEntry{{At: confT, MessageID: "m1", ProfileID: "use_p1"}}},
+		"two profiles":     {Profiles: []*Profile{p, confProfile("use_p2")}, Events: []StoredEvent{confEvent("use_p1", "s1", "m1", 0)}},
+		"no event at all":  {Profiles: []*Profile{p}},
+	} {
+		if _, err := s.Append(ctx, c); err == nil || errors.Is(err, ErrConflict) {
+			t.Fatalf("append of %s: %v, want an error", name, err)
+		}
+	}
+	if got := readOne(t, s, "use_p1"); got.Version != 1 {
+		t.Fatalf("profile: %+v", got)
+	}
+	assertNothingOf(t, s, confU1, MessageRef{"s1", "m1"})
 }

@@ -93,6 +93,13 @@ func (s *State) markApplied(stamp *change.Stamp, messageID string) bool {
 	return set.mark(stamp.Seq) && !before
 }
 
+// markVoid records a stamp that carries no event (change.Record.Void: identity allocated it to
+// an event that turned out to be stored already) as seen, so it leaves no gap in the dedupe
+// map; nothing is counted. It reports whether the stamp was new.
+func (s *State) markVoid(stamp change.Stamp) bool {
+	return valid(&stamp) && s.markApplied(&stamp, "")
+}
+
 // covers reports whether an event with this stamp was applied (a backfill counts only those).
 func (s *State) covers(stamp change.Stamp) bool {
 	return valid(&stamp) && s.Seen[stamp.Profile].covers(stamp.Seq)

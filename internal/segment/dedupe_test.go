@@ -332,3 +332,33 @@ func TestMergeIntoNewProfileKeepsAllTime(t *testing.T) {
 		t.Fatalf("orders %s spend %s, want 3 and 7", orders, spend)
 	}
 }
+
+// TestVoidStampsFillTheGap: a stamp identity allocated to an event that turned out to be stored
+// already (change.Record.Void) is marked seen without counting anything, so it leaves no gap
+// in the dedupe map, also when the record brings nothing else new; a later real event counts.
+func TestVoidStampsFillTheGap(t *testing.T) {
+	e := newEnv(t)
+	saveOrderTraits(t, e)
+	e.send(t, stamped("p1", 1, []tracking.Message{order("m1", 1)}, st("p1", 1)))
+	// m1 redelivered: identity allocated seq 2 to it, found it stored, re-emits it with stamp 1.
+	dup := stamped("p1", 2, []tracking.Message{order("m1", 1), order("m3", 4)}, st("p1", 1), st("p1", 3))
+	dup.Void = []change.Stamp{st("p1", 2)}
+	e.send(t, dup)
+	// A record with only a re-emitted event and a void stamp still closes its gap.
+	only := stamped("p1", 3, []tracking.Message{order("m3", 4)}, st("p1", 3))
+	only.Void = []change.Stamp{st("p1", 5), st("p1", 4)}
+	e.send(t, only)
+	e.send(t, only) // redelivered: nothing changes
+	snap, err := e.st.Load(context.Background(), "p1", true)
+	if err != nil || snap.State == nil {
+		t.Fatalf("load: %+v %v", snap, err)
+	}
+	if set := snap.State.Seen["p1"]; set == nil || set.High != 5 || len(set.Gaps) != 0 {
+		t.Fatalf("dedupe map of p1: %+v, want every number up to 5 seen, no gap", set)
+	}
+	e.send(t, stamped("p1", 4, []tracking.Message{order("m6", 8)}, st("p1", 6)))
+	orders, spend, distinct, total := e.countsOf(t, "p1", 3)
+	if orders != "3" || spend != "13" || distinct != 3 || total != 3 {
+		t.Fatalf("orders %s spend %s, %d distinct / %d forwarded events: want 3, 13, 3, 3", orders, spend, distinct, total)
+	}
+}

@@ -344,7 +344,7 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	}
 	in.All = in.All || built
 	in.NewEvents, in.ChangedTraits = added, changed
-	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 {
+	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 && !ap.voided {
 		if !consistent && (len(incoming) > 0 || carriesTraits(m.recs)) {
 			return errUnverified // a stale state could take news for a redelivery
 		}
@@ -490,10 +490,11 @@ type applied struct {
 	msgs     map[string]*tracking.Message
 	incoming []Event
 	all      bool // a merge happened: every definition must be evaluated
+	voided   bool // a void stamp was marked seen (change.Record.Void): the state changed
 }
 
 // apply folds a profile's change records into its state: merges, traits (last version wins; nil
-// traits mean unchanged), identifiers and events.
+// traits mean unchanged), identifiers, void stamps (marked seen, counting nothing) and events.
 func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []change.Record) (*applied, error) {
 	ap := &applied{msgs: map[string]*tracking.Message{}}
 	seenMerge := map[string]bool{pid: true}
@@ -524,6 +525,9 @@ func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []chang
 			st.ChangeVersion = r.Version
 		}
 		setIdentifiers(st, r.Identifiers)
+		for _, v := range r.Void {
+			ap.voided = st.markVoid(v) || ap.voided
+		}
 		stamped := len(r.Stamps) == len(r.Events)
 		for j := range r.Events {
 			msg := &r.Events[j]
