@@ -123,7 +123,7 @@ type Acc struct {
 
 // Bucket is the tally of the events of one bucket of time.
 type Bucket struct {
-	S int64 `json:"s"` // start, in bucket sizes since the Unix epoch
+	S int64 `json:"at"` // start, in bucket sizes since the Unix epoch
 	Tally
 }
 
