@@ -12,6 +12,7 @@ import (
 // definitions with the same filter, property, window and class share one accumulator.
 const (
 	classCount    = "n" // matching events (event_count, rfm_frequency, event conditions)
+	classSum      = "s" // and count and sum of a numeric property
 	classNumeric  = "x" // and count, sum, min, max of a numeric property
 	classEdge     = "e" // and the first and last matching event (time, property value)
 	classFrequent = "f" // and the counts of the most frequent property values
@@ -34,7 +35,9 @@ const (
 // classOf is the accumulator class a computed trait's kind needs.
 func classOf(kind string) string {
 	switch kind {
-	case KindSum, KindAvg, KindMin, KindMax, KindLifetimeValue, KindRFMMonetary:
+	case KindSum, KindAvg, KindLifetimeValue, KindRFMMonetary:
+		return classSum // no smallest and largest value: a smaller state
+	case KindMin, KindMax:
 		return classNumeric
 	case KindFirst, KindLast, KindRFMRecency:
 		return classEdge
@@ -296,6 +299,11 @@ func (t *Tally) add(s *aggSpec, e *Event) {
 	case classNumeric:
 		if f, isNum := toNumber(v); isNum {
 			t.addNumbers(1, f, 0, f, f)
+		}
+	case classSum:
+		if f, isNum := toNumber(v); isNum {
+			t.K++
+			t.neumaier(f)
 		}
 	case classFrequent:
 		if str := scalarString(v); str != "" {
