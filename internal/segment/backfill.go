@@ -32,7 +32,7 @@ func (h *Handler) runBackfills(ctx context.Context, plan budget.Plan) (int, erro
 		return 0, nil
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].StartedAt.Before(jobs[b].StartedAt) })
-	cat, err := NewCatalog(defs.Traits, defs.Audiences)
+	cat, err := h.newCatalog(defs)
 	if err != nil {
 		return 0, fmt.Errorf("backfill: stored definitions: %w", err)
 	}

@@ -30,6 +30,10 @@ type Options struct {
 	DefCacheTTL time.Duration    // how long definitions are cached; default 10s
 	Concurrency int              // profiles processed in parallel per batch; default 16
 	TickLimit   int              // profiles re-evaluated per Tick per schedule shard; default 2000
+	// TimelineRetention is how long the identity stage keeps timeline events (backfills see
+	// that much): windowed counts within it share the buckets of a numeric accumulator over the
+	// same events. Default DefaultTimelineRetention.
+	TimelineRetention time.Duration
 	// StateCacheBytes bounds the in-process cache of profile states (see stateCache): encoded
 	// states plus about 160 bytes and the profile id per entry. Default DefaultStateCacheBytes;
 	// negative disables the cache.
@@ -100,6 +104,9 @@ func NewHandler(st Stores, pub Publisher, opt Options) *Handler {
 	if opt.StateCacheBytes == 0 {
 		opt.StateCacheBytes = DefaultStateCacheBytes
 	}
+	if opt.TimelineRetention == 0 {
+		opt.TimelineRetention = DefaultTimelineRetention
+	}
 	if opt.TickLimit == 0 {
 		opt.TickLimit = 2000
 	}
@@ -124,6 +131,16 @@ func NewHandler(st Stores, pub Publisher, opt Options) *Handler {
 	return &Handler{state: st, defs: st, pub: &groupPublisher{pub: pub}, opt: opt, log: opt.Logger, cache: newStateCache(opt.StateCacheBytes)}
 }
 
+// newCatalog indexes stored definitions the way this handler evaluates them.
+func (h *Handler) newCatalog(defs *Definitions) (*Catalog, error) {
+	cat, err := NewCatalog(defs.Traits, defs.Audiences)
+	if err != nil {
+		return nil, err
+	}
+	cat.shareCounts(h.opt.TimelineRetention)
+	return cat, nil
+}
+
 // catalog returns the indexed definitions, reloading them after DefCacheTTL.
 func (h *Handler) catalog(ctx context.Context) (*Catalog, error) {
 	h.mu.Lock()
@@ -135,7 +152,7 @@ func (h *Handler) catalog(ctx context.Context) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := NewCatalog(defs.Traits, defs.Audiences)
+	cat, err := h.newCatalog(defs)
 	if err != nil {
 		return nil, fmt.Errorf("stored definitions: %w", err)
 	}

@@ -22,7 +22,8 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *segment.Handler
 			Logger:      logger,
 			DeadLetters: deadletter.NewStore(c.DynamoDB, cfg.Table),
 			// Backfills of new or edited definitions read the timeline the identity stage keeps.
-			History: timeline.NewReader(c.DynamoDB, cfg.Table),
+			History:           timeline.NewReader(c.DynamoDB, cfg.Table),
+			TimelineRetention: cfg.TimelineRetention,
 		},
 	)
 }
