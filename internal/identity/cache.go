@@ -1,11 +1,12 @@
 package identity
 
 import (
-	"container/list"
 	"context"
 	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/serverless-cdp/cdp/internal/lru"
 )
 
 // Cache bounds (Options.CacheIndexEntries, Options.CacheProfileBytes): what a warm identity
@@ -41,12 +42,12 @@ const (
 type graphCache struct {
 	mu       sync.Mutex
 	now      func() time.Time
-	index    *lru[Identifier, string]
-	profiles *lru[string, cachedProfile]
+	index    *lru.Cache[Identifier, string]
+	profiles *lru.Cache[string, cachedProfile]
 	// msgs are messages this processor committed: a redelivery of one of them (a client
 	// resend, a Lambda retry of a batch partly committed) reads its dedupe marker on the first
 	// attempt instead of failing its commit.
-	msgs *lru[MessageRef, struct{}]
+	msgs *lru.Cache[MessageRef, struct{}]
 }
 
 type cachedProfile struct {
@@ -57,9 +58,9 @@ type cachedProfile struct {
 
 func newGraphCache(indexEntries, profileBytes int, now func() time.Time) *graphCache {
 	return &graphCache{now: now,
-		index:    newLRU[Identifier, string](indexEntries, func(Identifier, string) int { return 1 }),
-		profiles: newLRU[string, cachedProfile](profileBytes, func(id string, p cachedProfile) int { return len(id) + len(p.doc) + 64 }),
-		msgs:     newLRU[MessageRef, struct{}](cacheCommitted, func(MessageRef, struct{}) int { return 1 }),
+		index:    lru.New[Identifier, string](indexEntries, func(Identifier, string) int { return 1 }),
+		profiles: lru.New[string, cachedProfile](profileBytes, func(id string, p cachedProfile) int { return len(id) + len(p.doc) + 64 }),
+		msgs:     lru.New[MessageRef, struct{}](cacheCommitted, func(MessageRef, struct{}) int { return 1 }),
 	}
 }
 
@@ -71,19 +72,19 @@ func (c *graphCache) putProfile(p *Profile, version int64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.profiles.put(p.ID, cachedProfile{doc: doc, version: version, at: c.now()})
+	c.profiles.Put(p.ID, cachedProfile{doc: doc, version: version, at: c.now()})
 }
 
 func (c *graphCache) evictProfile(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.profiles.remove(id)
+	c.profiles.Remove(id)
 }
 
 // profile returns a copy of a cached profile that is fresh enough; nil if none.
 func (c *graphCache) profile(id string) *Profile {
 	c.mu.Lock()
-	cp, ok := c.profiles.get(id)
+	cp, ok := c.profiles.Get(id)
 	c.mu.Unlock()
 	if !ok || c.now().Sub(cp.at) > cacheProfileTTL {
 		return nil
@@ -99,13 +100,13 @@ func (c *graphCache) profile(id string) *Profile {
 func (c *graphCache) putIndex(id Identifier, profile string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.index.put(id, profile)
+	c.index.Put(id, profile)
 }
 
 func (c *graphCache) indexEntry(id Identifier) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.index.get(id)
+	return c.index.Get(id)
 }
 
 // committed updates the cache after a commit: its profiles at their new versions, its index
@@ -126,7 +127,7 @@ func (c *graphCache) committed(cm *Commit, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range cm.Events {
-		c.msgs.put(MessageRef{Source: e.SourceID, ID: e.Message.MessageID}, struct{}{})
+		c.msgs.Put(MessageRef{Source: e.SourceID, ID: e.Message.MessageID}, struct{}{})
 	}
 }
 
@@ -136,7 +137,7 @@ func (c *graphCache) seen(refs []MessageRef) []MessageRef {
 	defer c.mu.Unlock()
 	var out []MessageRef
 	for _, r := range refs {
-		if _, ok := c.msgs.get(r); ok {
+		if _, ok := c.msgs.Get(r); ok {
 			out = append(out, r)
 		}
 	}
@@ -198,54 +199,3 @@ func (g cachedGraph) Profiles(ctx context.Context, ids []string, consistent bool
 	}
 	return out, nil
 }
-
-// lru is a least-recently-used map bounded by the summed cost of its entries.
-type lru[K comparable, V any] struct {
-	max, used int
-	cost      func(K, V) int
-	order     *list.List // front: most recent; values are *lruEntry[K, V]
-	byKey     map[K]*list.Element
-}
-
-type lruEntry[K comparable, V any] struct {
-	key  K
-	val  V
-	cost int
-}
-
-func newLRU[K comparable, V any](max int, cost func(K, V) int) *lru[K, V] {
-	return &lru[K, V]{max: max, cost: cost, order: list.New(), byKey: map[K]*list.Element{}}
-}
-
-func (l *lru[K, V]) get(k K) (V, bool) {
-	el, ok := l.byKey[k]
-	if !ok {
-		var zero V
-		return zero, false
-	}
-	l.order.MoveToFront(el)
-	return el.Value.(*lruEntry[K, V]).val, true
-}
-
-func (l *lru[K, V]) put(k K, v V) {
-	l.remove(k)
-	c := l.cost(k, v)
-	if c > l.max {
-		return
-	}
-	l.byKey[k] = l.order.PushFront(&lruEntry[K, V]{key: k, val: v, cost: c})
-	l.used += c
-	for l.used > l.max {
-		l.remove(l.order.Back().Value.(*lruEntry[K, V]).key)
-	}
-}
-
-func (l *lru[K, V]) remove(k K) {
-	if el, ok := l.byKey[k]; ok {
-		l.used -= el.Value.(*lruEntry[K, V]).cost
-		l.order.Remove(el)
-		delete(l.byKey, k)
-	}
-}
-
-func (l *lru[K, V]) len() int { return len(l.byKey) }

@@ -87,25 +87,6 @@ func TestWarmProcessorReadsNothingForKnownProfiles(t *testing.T) {
 	checkInvariants(t, snapshot(t, e), rules2)
 }
 
-// The LRU keeps the most recently used entries within its cost bound.
-func TestLRUBound(t *testing.T) {
-	l := newLRU[string, string](10, func(k, v string) int { return len(v) })
-	l.put("a", "xxxx")
-	l.put("b", "xxxx")
-	l.get("a")
-	l.put("c", "xxxx") // evicts b, the least recently used
-	if _, ok := l.get("b"); ok || l.len() != 2 || l.used != 8 {
-		t.Fatalf("after eviction: %d entries, %d used, b kept %v", l.len(), l.used, ok)
-	}
-	l.put("d", "xxxxxxxxxxxx") // over the bound alone: not kept
-	if _, ok := l.get("d"); ok {
-		t.Fatal("an entry over the bound was kept")
-	}
-	if _, ok := l.get("a"); !ok {
-		t.Fatal("the most recently used entry was evicted")
-	}
-}
-
 // A cached profile older than its time to live is read again.
 func TestCachedProfileExpires(t *testing.T) {
 	now := t0

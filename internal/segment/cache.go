@@ -1,8 +1,9 @@
 package segment
 
 import (
-	"container/list"
 	"sync"
+
+	"github.com/serverless-cdp/cdp/internal/lru"
 )
 
 // DefaultStateCacheBytes bounds Handler's state cache by default (Options.StateCacheBytes).
@@ -21,25 +22,20 @@ const cacheEntryOverhead = 160
 // the encoded states plus cacheEntryOverhead and the profile id per entry never exceed max.
 // Safe for concurrent use.
 type stateCache struct {
-	mu    sync.Mutex
-	max   int
-	size  int
-	ll    *list.List               // front: most recently used
-	items map[string]*list.Element // of *cacheEntry, by profile id
+	mu  sync.Mutex
+	lru *lru.Cache[string, *cacheEntry] // by profile id
 }
 
 type cacheEntry struct {
-	pid     string
 	ver     int64
 	data    []byte // encoded state (immutable)
 	pending bool   // stored with an outbox not yet published by this process
 }
 
-func (e *cacheEntry) cost() int { return len(e.data) + len(e.pid) + cacheEntryOverhead }
-
 // newStateCache returns a cache of at most max bytes; max <= 0 disables it.
 func newStateCache(max int) *stateCache {
-	return &stateCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
+	cost := func(pid string, e *cacheEntry) int { return len(e.data) + len(pid) + cacheEntryOverhead }
+	return &stateCache{lru: lru.New(max, cost)}
 }
 
 // get returns a profile's entry if it is cached and its outbox published; pending says it is
@@ -47,15 +43,14 @@ func newStateCache(max int) *stateCache {
 func (c *stateCache) get(pid string) (e cacheEntry, ok, pending bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, found := c.items[pid]
-	if !found {
+	ce, found := c.lru.Peek(pid)
+	switch {
+	case !found:
 		return cacheEntry{}, false, false
-	}
-	ce := el.Value.(*cacheEntry)
-	if ce.pending {
+	case ce.pending:
 		return cacheEntry{}, false, true
 	}
-	c.ll.MoveToFront(el)
+	c.lru.Get(pid) // the most recently used
 	return *ce, true, false
 }
 
@@ -64,34 +59,25 @@ func (c *stateCache) put(pid string, ver int64, data []byte, pending bool) {
 	if data == nil {
 		return
 	}
-	e := &cacheEntry{pid: pid, ver: ver, data: data, pending: pending}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.remove(pid)
-	if e.cost() > c.max {
-		return
-	}
-	c.items[pid] = c.ll.PushFront(e)
-	c.size += e.cost()
-	for c.size > c.max {
-		c.remove(c.ll.Back().Value.(*cacheEntry).pid)
-	}
+	c.lru.Put(pid, &cacheEntry{ver: ver, data: data, pending: pending})
 }
 
 // publishedAt reports whether this process published the outbox stored with version ver.
 func (c *stateCache) publishedAt(pid string, ver int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.items[pid]
-	return ok && el.Value.(*cacheEntry).ver == ver && !el.Value.(*cacheEntry).pending
+	e, ok := c.lru.Peek(pid)
+	return ok && e.ver == ver && !e.pending
 }
 
 // published notes that the outbox stored with version ver was published.
 func (c *stateCache) published(pid string, ver int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[pid]; ok && el.Value.(*cacheEntry).ver == ver {
-		el.Value.(*cacheEntry).pending = false
+	if e, ok := c.lru.Peek(pid); ok && e.ver == ver {
+		e.pending = false
 	}
 }
 
@@ -99,20 +85,12 @@ func (c *stateCache) published(pid string, ver int64) {
 func (c *stateCache) drop(pid string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.remove(pid)
-}
-
-func (c *stateCache) remove(pid string) {
-	if el, ok := c.items[pid]; ok {
-		c.size -= el.Value.(*cacheEntry).cost()
-		c.ll.Remove(el)
-		delete(c.items, pid)
-	}
+	c.lru.Remove(pid)
 }
 
 // bytes is the cache's current size by the bound's measure.
 func (c *stateCache) bytes() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.size
+	return c.lru.Used()
 }
