@@ -1,7 +1,8 @@
 package segment
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -16,7 +17,7 @@ const DefaultTimelineRetention = 90 * 24 * time.Hour
 // the timeline, which then still holds every event the count had counted.
 func (c *Catalog) shareCounts(retention time.Duration) {
 	numeric := map[string]*aggSpec{}
-	for _, sig := range sortedSigs(c.specs) {
+	for _, sig := range slices.Sorted(maps.Keys(c.specs)) {
 		s := c.specs[sig]
 		if (s.class == classSum || s.class == classNumeric) && s.shareable(retention) && numeric[s.eventsKey()] == nil {
 			numeric[s.eventsKey()] = s
@@ -47,7 +48,7 @@ func (c *Catalog) shareCounts(retention time.Duration) {
 		delete(c.specs, s.sig)
 	}
 	c.specsByEvent = map[string][]*aggSpec{}
-	for _, sig := range sortedSigs(c.specs) {
+	for _, sig := range slices.Sorted(maps.Keys(c.specs)) {
 		s := c.specs[sig]
 		k := evKey(s.filter.EventType(), s.filter.Name)
 		c.specsByEvent[k] = append(c.specsByEvent[k], s)
@@ -64,13 +65,4 @@ func (s *aggSpec) eventsKey() string {
 	k := *s
 	k.class, k.prop = "", ""
 	return k.signature()
-}
-
-func sortedSigs(m map[string]*aggSpec) []string {
-	out := make([]string, 0, len(m))
-	for sig := range m {
-		out = append(out, sig)
-	}
-	sort.Strings(out)
-	return out
 }
