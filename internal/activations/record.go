@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/consent"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -30,7 +31,9 @@ type Audience struct {
 type Record struct {
 	// ID is stable for the same logical record: derived from its input (profile, audience,
 	// transition sequence; or the event's messageId), never random, so a redelivered record has
-	// the same ID and receivers can dedupe by the webhook-id built from it.
+	// the same ID and receivers can dedupe by the webhook-id built from it. It starts with one
+	// of ProfilePrefixes of a profile of the person it is about (the profile, or for a
+	// forwarded event the profile it was committed to), so deliveries can be found by profile.
 	ID        string `json:"id"`
 	Kind      string `json:"kind"`
 	ProfileID string `json:"profileId"`
@@ -44,7 +47,19 @@ type Record struct {
 	Traits map[string]json.RawMessage `json:"traits,omitempty"`
 	// Event is the forwarded message (KindEvent).
 	Event *tracking.Message `json:"event,omitempty"`
+	// Consent is the profile's stored consent when the record was made (audience and trait
+	// records; nil: the profile holds no preferences). A forwarded event is checked against
+	// its own context.consent instead.
+	Consent consent.Preferences `json:"consent,omitempty"`
 	// OccurredAt is when the transition or change happened (event time, or the evaluation time
 	// for time-based exits).
 	OccurredAt time.Time `json:"occurredAt"`
+}
+
+// ProfilePrefixes are the prefixes of the IDs of records about profileID: audience
+// transitions ("aud-<profile>-…"), computed-trait changes ("ct-<profile>-…") and forwarded
+// events ("evt-<profile>-…", the profile the event was committed to). Profile ids have a fixed
+// length, so no profile's prefix is another's.
+func ProfilePrefixes(profileID string) []string {
+	return []string{"aud-" + profileID + "-", "ct-" + profileID + "-", "evt-" + profileID + "-"}
 }

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/consent"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -53,6 +54,10 @@ type Record struct {
 	// AddedIdentifiers are the identifiers that became part of the profile in this batch
 	// (attached, or brought in by a merge).
 	AddedIdentifiers []Identifier `json:"addedIdentifiers,omitempty"`
+	// Consent is the profile's consent (per category the newest preference by event time) when
+	// it changed in this batch or Traits are present; nil otherwise (a consumer keeps its own
+	// copy). A profile with no preferences has none.
+	Consent *consent.Profile `json:"consent,omitempty"`
 	// Events are the messages this batch attributed to the profile, oldest first. A record split
 	// into parts carries each event in exactly one part.
 	Events []tracking.Message `json:"events,omitempty"`

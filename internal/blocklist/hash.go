@@ -1,0 +1,58 @@
+// Package blocklist keeps the list every stage checks before storing or delivering anything
+// about a person: keyed hashes (HMAC-SHA256 under the deployment's privacy key) of suppressed
+// identifiers and of erased profiles. It stores no identifier, only hashes and masked labels.
+package blocklist
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+)
+
+// Hasher computes the keyed hashes the list and the privacy audit log store.
+type Hasher struct{ key []byte }
+
+// NewHasher returns a hasher under key (at least 16 bytes; the composition root reads it from
+// the configuration once).
+func NewHasher(key []byte) Hasher { return Hasher{key: append([]byte(nil), key...)} }
+
+func (h Hasher) sum(kind, value string) string {
+	m := hmac.New(sha256.New, h.key)
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write([]byte(value))
+	return hex.EncodeToString(m.Sum(nil)[:20])
+}
+
+// Identifier hashes a normalized identifier "type:value".
+func (h Hasher) Identifier(id string) string { return h.sum("id", id) }
+
+// Profile hashes a profile id.
+func (h Hasher) Profile(id string) string { return h.sum("profile", id) }
+
+// Mask shows an identifier "type:value" without revealing it: the type, the first character
+// of the value and its length in bytes — e.g. "user_id:u…(8)" — and for emails the first
+// character of the local part and of the domain, and the top-level domain — e.g.
+// "email:a…@e….com". Masked labels are what the audit log keeps.
+func Mask(id string) string {
+	t, v, ok := strings.Cut(id, ":")
+	if !ok {
+		return "…"
+	}
+	first := func(s string) string {
+		for _, r := range s {
+			return string(r)
+		}
+		return ""
+	}
+	if local, domain, ok := strings.Cut(v, "@"); ok && t == "email" {
+		tld := ""
+		if i := strings.LastIndexByte(domain, '.'); i >= 0 {
+			tld = domain[i:]
+		}
+		return t + ":" + first(local) + "…@" + first(domain) + "…" + tld
+	}
+	return t + ":" + first(v) + "…(" + strconv.Itoa(len(v)) + ")"
+}

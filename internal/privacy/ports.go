@@ -1,0 +1,105 @@
+// Package privacy runs privacy requests — delete, suppress, suppress_with_delete, unsuppress,
+// export — over every store that keeps data about a person. Each store is a Holder; the
+// composition root passes the one list of holders, and export and delete walk the same list, so
+// what export returns and what delete erases cannot drift apart.
+//
+// The package owns the ports below; the stages implement them (identity: Resolver and a Holder;
+// segments, activation, the pipeline dead letters: Holders; activation: Notifier; blocklist:
+// Blocklist). It imports none of them.
+package privacy
+
+import (
+	"context"
+	"time"
+)
+
+// Request types.
+const (
+	TypeDelete             = "delete"
+	TypeSuppress           = "suppress"
+	TypeSuppressWithDelete = "suppress_with_delete"
+	TypeUnsuppress         = "unsuppress"
+	TypeExport             = "export"
+)
+
+// Request statuses.
+const (
+	StatusPending   = "pending"
+	StatusRunning   = "running"
+	StatusCompleted = "completed"
+	StatusFailed    = "failed"
+)
+
+// Person is everything that identifies one person in the stores.
+type Person struct {
+	// Profiles are the profiles the identifiers resolve to (the survivors) and every profile
+	// merged into them, transitively.
+	Profiles []string
+	// Identifiers are "type:value", normalized as the identity stage normalizes them (trimmed,
+	// emails lower-cased): the ones the request named and every one the profiles hold.
+	Identifiers []string
+}
+
+// Resolver finds the person a request names. The identity stage implements it.
+type Resolver interface {
+	// Resolve normalizes identifiers and returns the person they name: the union over all of
+	// them (one request may name several). An unknown identifier is kept in Identifiers, with
+	// no profile, so that suppression still covers it. An identifier that is not "type:value"
+	// within the key limits is an error the caller reports as bad input.
+	Resolve(ctx context.Context, identifiers []string) (Person, error)
+}
+
+// Holder is one store of data about people (identity's profiles and timelines, the segments
+// stage's state and memberships, deliveries, dead letters, the privacy requests themselves…).
+type Holder interface {
+	// Name names the holder in request results, e.g. "identity".
+	Name() string
+	// Export calls emit with every item the holder keeps about the person, each under its kind
+	// (e.g. "events", "traits"), JSON-encodable.
+	Export(ctx context.Context, p Person, emit func(kind string, item any) error) error
+	// Erase deletes every item the holder keeps about the person and returns how many items of
+	// each kind it erased — the same kinds, and for data at rest the same counts, that Export
+	// emits. It is idempotent (erasing again erases 0) and may be called again after a partial
+	// run (a cancelled context): it then erases the rest.
+	Erase(ctx context.Context, p Person) (map[string]int, error)
+}
+
+// Notifier sends the signed `Privacy Request` webhook to every destination subscribed to
+// privacy notices. The activation stage implements it.
+type Notifier interface {
+	// Notify delivers n to each subscribed destination and returns one outcome per destination.
+	// It is idempotent per (n.RequestID, destination): the webhook-id is derived from them.
+	Notify(ctx context.Context, n Notice) ([]NoticeOutcome, error)
+}
+
+// Notice is what a Privacy Request webhook says.
+type Notice struct {
+	RequestID   string
+	Type        string   // delete, suppress_with_delete, …
+	Identifiers []string // "type:value", as the request named them and as the profiles held them
+	At          time.Time
+}
+
+// NoticeOutcome is the result of one destination's notice.
+type NoticeOutcome struct {
+	DestinationID string `json:"destinationId"`
+	Status        string `json:"status"` // delivered, failed (will be retried by the next run), dead (refused for good)
+	Error         string `json:"error,omitempty"`
+}
+
+// Blocklist is the write side of the list every stage checks (package blocklist implements it):
+// keyed hashes (HMAC) of suppressed identifiers, and of erased profiles so that records still in
+// flight about them are dropped.
+type Blocklist interface {
+	// Suppress adds the identifiers under group (the request id), with masked labels for
+	// display (labels[i] belongs to identifiers[i]). Idempotent.
+	Suppress(ctx context.Context, group string, identifiers, labels []string) error
+	// Unsuppress removes every group that holds any of the identifiers and returns how many
+	// identifiers it removed.
+	Unsuppress(ctx context.Context, identifiers []string) (int, error)
+	// BlockProfiles adds erased profiles under group; their entries expire after ttl (longer
+	// than a record can stay in the streams). Idempotent.
+	BlockProfiles(ctx context.Context, group string, profiles []string, ttl time.Duration) error
+	// PropagationDelay is how long after a change every stage is certain to see it.
+	PropagationDelay() time.Duration
+}
