@@ -78,7 +78,7 @@ var (
 	fixOnce                sync.Once
 	fixReal, fixFuture     *fixture
 	fixErr                 error
-	assetNames             = []string{"ingest", "api", "identity", "segments", "activation"}
+	assetNames             = []string{"ingest", "api", "identity", "segments", "activation", "privacy"}
 	enableAssetMetadataKey = "aws:cdk:enable-asset-metadata"
 	annotationsFlag        = "@aws-cdk/core:annotationsInValidationReport"
 )

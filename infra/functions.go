@@ -41,11 +41,14 @@ type FunctionSpec struct {
 	Puts []string
 	// Schedule is an EventBridge schedule expression such as "rate(1 minute)" ("" for none).
 	Schedule string
-	MemoryMB int           // default 256
-	Timeout  time.Duration // default 30 s
+	// PrivacyKey gives the function the privacy key secret (CDP_PRIVACY_KEY_SECRET and read
+	// access): every function that hashes identifiers or profile ids for the privacy blocklist.
+	PrivacyKey bool
+	MemoryMB   int           // default 256
+	Timeout    time.Duration // default 30 s
 }
 
-// Functions is the set deployed: the four pipeline stages and the API.
+// Functions is the set deployed: the four pipeline stages, the API and the privacy runner.
 var Functions = []FunctionSpec{
 	{
 		Name:        "ingest",
@@ -62,9 +65,10 @@ var Functions = []FunctionSpec{
 		Description: "Admin, Profile and privacy API",
 		Table:       TableReadWrite,
 		// Replays of dead letters go back onto the stream of the stage that failed.
-		Puts:     []string{StreamEvents, StreamChanges, StreamActivations},
-		MemoryMB: 256,
-		Timeout:  29 * time.Second,
+		Puts:       []string{StreamEvents, StreamChanges, StreamActivations},
+		PrivacyKey: true,
+		MemoryMB:   256,
+		Timeout:    29 * time.Second,
 	},
 	{
 		Name:        "identity",
@@ -72,6 +76,7 @@ var Functions = []FunctionSpec{
 		Trigger:     StreamEvents,
 		Table:       TableReadWrite,
 		Puts:        []string{StreamChanges},
+		PrivacyKey:  true,
 		MemoryMB:    512,
 		Timeout:     60 * time.Second,
 	},
@@ -82,6 +87,7 @@ var Functions = []FunctionSpec{
 		Table:       TableReadWrite,
 		Puts:        []string{StreamActivations},
 		Schedule:    "rate(1 minute)",
+		PrivacyKey:  true,
 		MemoryMB:    512,
 		Timeout:     60 * time.Second,
 	},
@@ -91,9 +97,21 @@ var Functions = []FunctionSpec{
 		Trigger:     StreamActivations,
 		Table:       TableReadWrite,
 		Schedule:    "rate(1 minute)",
+		PrivacyKey:  true,
 		MemoryMB:    256,
 		// Deliveries to several destinations run concurrently, each with its own timeout (10 s
 		// by default); a slow one is queued for retry, so 60 s leaves ample room.
+		Timeout: 60 * time.Second,
+	},
+	{
+		Name: "privacy",
+		Description: "Runs privacy requests (delete, suppress, export) the API could not finish " +
+			"inline; sends Privacy Request notices",
+		Table:      TableReadWrite,
+		Schedule:   "rate(1 minute)",
+		PrivacyKey: true,
+		MemoryMB:   256,
+		// A step is planned from the deadline; a long erase continues at the next minute.
 		Timeout: 60 * time.Second,
 	},
 }

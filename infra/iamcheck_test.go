@@ -52,6 +52,9 @@ func expectedGrants(spec FunctionSpec) grantee {
 	for _, s := range spec.Puts {
 		g.allow("<stream:"+s+">", "kinesis:ListShards", "kinesis:PutRecord", "kinesis:PutRecords")
 	}
+	if spec.PrivacyKey {
+		g.allow("<secret:privacy-key>", "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+	}
 	if spec.Trigger != "" {
 		g.allow("<stream:"+spec.Trigger+">", kinesisConsumerActions...)
 		g.allow("<queue:"+spec.Name+">", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage")
@@ -74,6 +77,9 @@ func requiredGrants(spec FunctionSpec) grantee {
 	}
 	for _, s := range spec.Puts {
 		g.allow("<stream:"+s+">", "kinesis:PutRecord", "kinesis:PutRecords")
+	}
+	if spec.PrivacyKey {
+		g.allow("<secret:privacy-key>", "secretsmanager:GetSecretValue")
 	}
 	if spec.Trigger != "" {
 		g.allow("<stream:"+spec.Trigger+">", "kinesis:GetRecords", "kinesis:GetShardIterator",

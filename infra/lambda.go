@@ -86,6 +86,10 @@ func (s *Stack) newFunction(spec FunctionSpec, env map[string]*string) awslambda
 	})
 
 	s.grantTable(role, spec.Table)
+	if spec.PrivacyKey {
+		s.PrivacyKey.GrantRead(role, nil)
+		fn.AddEnvironment(jsii.String("CDP_PRIVACY_KEY_SECRET"), s.PrivacyKey.SecretArn(), nil)
+	}
 	for _, name := range spec.Puts {
 		s.Streams[name].GrantWrite(role)
 	}

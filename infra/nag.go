@@ -30,6 +30,10 @@ func (s *Stack) suppressNagFindings() {
 			"Profile API Basic tokens and the admin API bearer tokens. API Gateway authorizers cannot "+
 			"read a key from the JSON or text/plain body analytics.js sends, and CORS preflights must "+
 			"stay unauthenticated.")
+	suppress(s.PrivacyKey, "AwsSolutions-SMG4",
+		"The privacy key keys the HMACs of the suppression list and the privacy audit log, which "+
+			"are compared, never decrypted: rotating it would make every stored hash unmatchable "+
+			"and silently lift every suppression. It is not a credential to any service.")
 	for name, q := range s.FailureQueues {
 		suppress(q, "AwsSolutions-SQS3",
 			"This queue is itself the dead-letter store: the on-failure destination of the "+name+

@@ -38,8 +38,16 @@ func TestRealSpecs(t *testing.T) {
 	if f := byName["activation"]; f.Table != TableReadWrite || f.Trigger != StreamActivations || len(f.Puts) != 0 || f.Schedule == "" {
 		t.Errorf("activation: want trigger activations, table read/write, no puts, a schedule; got %+v", f)
 	}
-	if len(Functions) != 5 {
-		t.Errorf("want ingest, api, identity, segments and activation deployed; got %d functions", len(Functions))
+	if f := byName["privacy"]; f.Table != TableReadWrite || f.Trigger != "" || len(f.Puts) != 0 || f.Schedule == "" || !f.PrivacyKey {
+		t.Errorf("privacy: want table read/write, no trigger or puts, a schedule, the privacy key; got %+v", f)
+	}
+	for _, f := range Functions {
+		if f.PrivacyKey != (f.Name != "ingest") {
+			t.Errorf("%s: every function but ingest hashes identifiers for the blocklist and needs the privacy key; PrivacyKey=%v", f.Name, f.PrivacyKey)
+		}
+	}
+	if len(Functions) != 6 {
+		t.Errorf("want ingest, api, identity, segments, activation and privacy deployed; got %d functions", len(Functions))
 	}
 }
 

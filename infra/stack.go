@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -40,6 +41,7 @@ type Stack struct {
 	Config        Config
 	Specs         []FunctionSpec
 	Table         awsdynamodb.Table
+	PrivacyKey    awssecretsmanager.Secret // keys the privacy blocklist's and audit log's hashes
 	Streams       map[string]awskinesis.Stream
 	Functions     map[string]awslambda.Function
 	Roles         map[string]awsiam.Role
@@ -103,6 +105,7 @@ func NewStack(scope constructs.Construct, id string, props StackProps) (*Stack, 
 	for _, name := range StreamNames {
 		s.Streams[name] = newStream(s.Stack, name, s.Config)
 	}
+	s.PrivacyKey = newPrivacyKey(s.Stack)
 	env := s.environment()
 	for _, spec := range specs {
 		s.Functions[spec.Name] = s.newFunction(spec, env)

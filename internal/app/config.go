@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/serverless-cdp/cdp/internal/blocklist"
 )
 
 // Config is everything the functions read from the environment, read once in main.
@@ -35,6 +37,26 @@ type Config struct {
 	// for one timeline retention after the upgrade; it costs about 0.5 read unit per event.
 	LegacyDedupe bool
 	LogLevel     slog.Level // LOG_LEVEL: debug, info, warn, error
+	// PrivacyKey keys the hashes of the privacy blocklist and audit log (HMAC-SHA256):
+	// CDP_PRIVACY_KEY (at least 32 bytes), or read at start from the Secrets Manager secret
+	// named by CDP_PRIVACY_KEY_SECRET (PrivacyKeySecret; how the CDK stack provides it).
+	PrivacyKey       []byte
+	PrivacyKeySecret string
+}
+
+// MinPrivacyKeyBytes is the shortest privacy key accepted.
+const MinPrivacyKeyBytes = 32
+
+// Hasher is the keyed hasher of the privacy blocklist and audit log.
+func (c Config) Hasher() blocklist.Hasher { return blocklist.NewHasher(c.PrivacyKey) }
+
+// SetPrivacyKey checks and sets the privacy key.
+func (c *Config) SetPrivacyKey(key string) error {
+	if len(key) < MinPrivacyKeyBytes {
+		return fmt.Errorf("privacy key: want at least %d bytes, got %d", MinPrivacyKeyBytes, len(key))
+	}
+	c.PrivacyKey = []byte(key)
+	return nil
 }
 
 // Defaults are the names the local runner uses.
@@ -66,6 +88,12 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	env.boolean("CDP_LEGACY_DEDUPE", &c.LegacyDedupe)
 	env.duration("CDP_WEBHOOK_TIMEOUT_SECONDS", &c.WebhookTimeout, time.Second, 1, 30, "want 1 to 30")
 	env.boolean("CDP_ALLOW_PRIVATE_WEBHOOKS", &c.AllowPrivateWebhooks)
+	env.str("CDP_PRIVACY_KEY_SECRET", &c.PrivacyKeySecret)
+	if v, ok := lookup("CDP_PRIVACY_KEY"); ok && v != "" && env.err == nil {
+		if err := c.SetPrivacyKey(v); err != nil {
+			env.err = fmt.Errorf("CDP_PRIVACY_KEY: %w", err)
+		}
+	}
 	if v, ok := lookup("LOG_LEVEL"); ok && v != "" && env.err == nil {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			env.err = fmt.Errorf("LOG_LEVEL=%q: %w", v, err)

@@ -21,15 +21,17 @@ func TestFromLookup(t *testing.T) {
 		"CDP_TABLE": "t", "CDP_EVENTS_STREAM": "e", "CDP_ALLOWED_ORIGINS": "https://a.example,https://b.example",
 		"CDP_ALLOW_PRIVATE_WEBHOOKS": "true", "CDP_WEBHOOK_TIMEOUT_SECONDS": "3", "CDP_TIMELINE_RETENTION_DAYS": "30",
 		"CDP_KEY_CACHE_SECONDS": "0", "LOG_LEVEL": "debug", "CDP_SPACE_ID": "acme",
-		"CDP_LEGACY_DEDUPE": "true",
+		"CDP_LEGACY_DEDUPE": "true", "CDP_PRIVACY_KEY": "0123456789abcdef0123456789abcdef", "CDP_PRIVACY_KEY_SECRET": "arn:x",
 	}))
 	if err != nil || c.Table != "t" || c.EventsStream != "e" || len(c.AllowedOrigins) != 2 || !c.AllowPrivateWebhooks ||
-		c.WebhookTimeout != 3*time.Second || c.TimelineRetention != 30*24*time.Hour || c.KeyCacheTTL != 0 || c.LogLevel != slog.LevelDebug || c.SpaceID != "acme" || !c.LegacyDedupe {
+		c.WebhookTimeout != 3*time.Second || c.TimelineRetention != 30*24*time.Hour || c.KeyCacheTTL != 0 || c.LogLevel != slog.LevelDebug || c.SpaceID != "acme" || !c.LegacyDedupe ||
+		string(c.PrivacyKey) != "0123456789abcdef0123456789abcdef" || c.PrivacyKeySecret != "arn:x" {
 		t.Fatalf("%+v %v", c, err)
 	}
 	for _, bad := range []map[string]string{
 		{"CDP_ALLOW_PRIVATE_WEBHOOKS": "yes please"}, {"CDP_LEGACY_DEDUPE": "sometimes"}, {"CDP_WEBHOOK_TIMEOUT_SECONDS": "0"}, {"CDP_WEBHOOK_TIMEOUT_SECONDS": "31"},
 		{"CDP_TIMELINE_RETENTION_DAYS": "0"}, {"CDP_KEY_CACHE_SECONDS": "-1"}, {"LOG_LEVEL": "loud"},
+		{"CDP_PRIVACY_KEY": "too short"},
 	} {
 		if _, err := app.FromLookup(lookup(bad)); err == nil {
 			t.Errorf("%v accepted", bad)

@@ -25,5 +25,28 @@ func Start(name string, build func(c awsenv.Clients, cfg Config, logger *slog.Lo
 		logger.Error("aws configuration", "err", err)
 		os.Exit(1)
 	}
+	if err := loadPrivacyKey(&cfg, name); err != nil {
+		logger.Error("privacy key", "err", err)
+		os.Exit(1)
+	}
 	lambda.Start(build(clients, cfg, logger))
+}
+
+// loadPrivacyKey reads the privacy key from its secret when one is configured. Every function
+// but ingest hashes identifiers or profile ids for the blocklist, so they refuse to start
+// without a key rather than hash under an empty one.
+func loadPrivacyKey(cfg *Config, name string) error {
+	if cfg.PrivacyKeySecret != "" && len(cfg.PrivacyKey) == 0 {
+		v, err := awsenv.SecretString(context.Background(), cfg.PrivacyKeySecret)
+		if err != nil {
+			return err
+		}
+		if err := cfg.SetPrivacyKey(v); err != nil {
+			return err
+		}
+	}
+	if len(cfg.PrivacyKey) == 0 && name != "ingest" {
+		return fmt.Errorf("set CDP_PRIVACY_KEY_SECRET (a Secrets Manager secret) or CDP_PRIVACY_KEY (at least %d bytes)", MinPrivacyKeyBytes)
+	}
+	return nil
 }

@@ -68,6 +68,7 @@ func fixedItems(shards int, tick tickCost) map[string]float64 {
 		"kinesis_shard_hours": float64(shards) * HoursPerMonth * KinesisPerShardHour,
 		"cloudwatch_alarms":   CloudWatchAlarms * CloudWatchPerAlarmMonth,
 		"schedules":           ScheduleInvocationsPerMonth * tick.usd(),
+		"privacy_key_secret":  SecretsManagerPerSecretMonth,
 	}
 }
 
@@ -118,7 +119,7 @@ func (r *Report) costByVolume(load map[string]streamLoad, tick tickCost) {
 func costNote(r *Report) string {
 	return fmt.Sprintf("%s prices of %s (internal/bench/prices.go). Default stack (infra/): provisioned Kinesis streams, %d shard each, 24 h retention. "+
 		"Variable: DynamoDB at AWS-rule request units, Kinesis PUT payload units (records rounded up to 25 KB; reads are not billed), Lambda arm64 %d MB billed for the measured handler time against the local emulators (an upper bound: AWS round trips are faster) and one request per local invocation (local pollers batch differently from event source mappings), API Gateway per ingest request. "+
-		"Fixed: shard-hours, %d CloudWatch alarms, the two one-minute schedules (requests, and run time and request units %s). "+
+		"Fixed: shard-hours, %d CloudWatch alarms, the three one-minute schedules (requests, and run time and request units %s), the privacy key secret. "+
 		"cost_by_volume sizes shards for %d× the average rate. On-demand streams (-c cdp:streamMode=on-demand): %.2f USD/month fixed, %.2f USD per million events variable (ingest per GB in 1 KiB records, retrieval per GB). "+
 		"Not included: storage, PITR, CloudWatch Logs, data transfer.",
 		PricesRegion, PricesDate, ShardsPerStream, LambdaMemoryMB, CloudWatchAlarms, r.TickNote, PeakFactor, r.OnDemandFixedMonthlyUSD, r.OnDemandVariablePerMillionUSD)

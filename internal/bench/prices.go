@@ -36,10 +36,13 @@ const (
 	// CloudWatch: standard-resolution alarms, and the number the default stack creates
 	// (infra/stack_test.go StandardAlarms pins the same count). The dashboard is opt-in.
 	CloudWatchPerAlarmMonth = 0.10
-	CloudWatchAlarms        = 17
-	// Schedules: EventBridge invokes the segments and activation ticks once a minute each
-	// (scheduled rules are free; the Lambda invocations are not).
-	ScheduleInvocationsPerMonth = 2 * 60 * HoursPerMonth
+	CloudWatchAlarms        = 19
+	// Schedules: EventBridge invokes the segments, activation and privacy ticks once a minute
+	// each (scheduled rules are free; the Lambda invocations are not).
+	ScheduleInvocationsPerMonth = 3 * 60 * HoursPerMonth
+	// Secrets Manager: the privacy key (one secret; its reads, once per cold start, are
+	// negligible at $0.05 per 10,000).
+	SecretsManagerPerSecretMonth = 0.40
 
 	// Lambda on arm64 (Graviton): duration per GB-second and requests.
 	LambdaArm64PerGBSecond   = 0.0000133334
