@@ -113,6 +113,14 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	if err := res.ensure(ctx, true); err != nil {
 		return nil, err
 	}
+	if len(cfg.PrivacyKey) == 0 {
+		key, err := localPrivacyKey(ctx, clients.DynamoDB, cfg.Table)
+		if err != nil {
+			return nil, err
+		}
+		cfg.PrivacyKey = key
+		opts.Config = cfg
+	}
 
 	// The functions, as API Gateway routes, event source mappings and EventBridge schedules
 	// wire them on AWS: adding a function is one line in each list it belongs to.
