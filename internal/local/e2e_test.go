@@ -26,6 +26,12 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // startStack runs the whole local deployment on a private table and private streams.
 func startStack(t *testing.T) (*local.Stack, app.Config, string) {
 	t.Helper()
+	return startStackLogging(t, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startStackLogging is startStack with the stack's logger.
+func startStackLogging(t *testing.T, logger *slog.Logger) (*local.Stack, app.Config, string) {
+	t.Helper()
 	clients := testenv.Clients(t)
 	cfg := app.Defaults()
 	cfg.AllowLoopbackWebhooks = true // the test's webhook receiver listens on 127.0.0.1
@@ -37,7 +43,7 @@ func startStack(t *testing.T) (*local.Stack, app.Config, string) {
 	defer cancel()
 	stack, err := local.Start(ctx, clients, local.Options{
 		Config: cfg, Addr: "127.0.0.1:0", Shards: 2, DevWriteKey: writeKey, DevAdminToken: adminToken,
-		PollInterval: 50 * time.Millisecond, TickInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PollInterval: 50 * time.Millisecond, TickInterval: 200 * time.Millisecond, Logger: logger,
 	})
 	if err != nil {
 		t.Fatalf("start stack: %v", err)

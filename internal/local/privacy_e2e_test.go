@@ -8,9 +8,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,9 +202,11 @@ func flatten(sb *strings.Builder, av types.AttributeValue) {
 // deleted by their email through the admin API. Within 60 s every identifier answers 404 on the
 // Profile API, a scan of the whole table finds none of their identifier or trait values, the
 // export held every event, trait and identifier sent, a subscribed destination got a signed
-// Privacy Request notice, and another person's data is untouched.
+// Privacy Request notice, and another person's data is untouched. Every stage logs at debug
+// level into a buffer, which must hold none of either person's identifier or trait values.
 func TestPrivacyDeleteByEmailEndToEnd(t *testing.T) {
-	stack, cfg, writeKey := startStack(t)
+	logs := &syncBuffer{}
+	stack, cfg, writeKey := startStackLogging(t, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	admin := newSegAdmin(t, stack.URL)
 	pa := privacyAPI{t: t, base: stack.URL}
 	rc := &receiver{}
@@ -297,6 +301,33 @@ func TestPrivacyDeleteByEmailEndToEnd(t *testing.T) {
 	if bad != 0 {
 		t.Errorf("%d webhooks with bad signatures", bad)
 	}
+	text := strings.ToLower(logs.String())
+	if !strings.Contains(text, "identity batch") {
+		t.Fatal("the log capture holds no stage's lines")
+	}
+	for _, v := range append(ann.values(), bob.values()...) {
+		if strings.Contains(text, strings.ToLower(v)) {
+			t.Errorf("the logs hold personal data %q", v)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the stages' concurrent log writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // suppressions is the admin API's view of the suppression list.
