@@ -86,7 +86,7 @@ func (p privacyAPI) wait(r privacyRequest, submitted time.Time, timeout time.Dur
 // random so that a scan of the table cannot match anything else.
 type person struct {
 	user, email, dev1, dev2, name, street string
-	messages                             []string
+	messages                              []string
 }
 
 func newPerson(tag string) *person {
