@@ -103,3 +103,21 @@ type Blocklist interface {
 	// PropagationDelay is how long after a change every stage is certain to see it.
 	PropagationDelay() time.Duration
 }
+
+// SuppressionGroup is one suppression as the blocklist lists it: the request that made it
+// (its id is the group) and the masked labels of the identifiers it holds.
+type SuppressionGroup struct {
+	Group     string    `json:"group"`
+	Labels    []string  `json:"labels"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Suppressions is the read side of the suppression list the admin API shows (package blocklist
+// implements it).
+type Suppressions interface {
+	// Suppressions lists the suppressed groups.
+	Suppressions(ctx context.Context) ([]SuppressionGroup, error)
+	// DroppedBySource counts, per source id, the events dropped because they carried a
+	// suppressed identifier.
+	DroppedBySource(ctx context.Context) (map[string]int64, error)
+}
