@@ -154,7 +154,7 @@ func Validate(in Input) ([]string, error) {
 func checkIdentifier(field, id string) error {
 	t, v, ok := strings.Cut(id, ":")
 	if !ok {
-		return invalid(field, `must be "type:value", e.g. "email:ann@example.com"`)
+		return invalid(field, `must be "type:value", e.g. "user_id:42"`)
 	}
 	if len(t) == 0 || len(t) > MaxIdentifierType {
 		return invalid(field, "type must be 1 to %d bytes", MaxIdentifierType)
