@@ -205,14 +205,14 @@ var errCrash = errors.New("crash")
 // crashStore is a MemStore whose crashAt-th Update is applied and then reported as a crash:
 // the process dies right after a step's outcome is persisted.
 type crashStore struct {
-	*MemStore
+	RequestStore
 	mu      sync.Mutex
 	updates int
 	crashAt int
 }
 
 func (s *crashStore) Update(ctx context.Context, id string, fn func(*Request) error) error {
-	if err := s.MemStore.Update(ctx, id, fn); err != nil {
+	if err := s.RequestStore.Update(ctx, id, fn); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -237,6 +237,11 @@ type world struct {
 }
 
 func newWorld() *world {
+	return newWorldOn(func(now func() time.Time) RequestStore { return NewMemStore(0, now) })
+}
+
+// newWorldOn is newWorld on the store newStore returns.
+func newWorldOn(newStore func(now func() time.Time) RequestStore) *world {
 	w := &world{
 		clock: &clock{t: time.Now().UTC()},
 		graph: &fakeGraph{profiles: map[string][]string{
@@ -247,7 +252,7 @@ func newWorld() *world {
 		block:    newFakeBlocklist(3 * time.Second),
 		notifier: &fakeNotifier{},
 	}
-	w.store = &crashStore{MemStore: NewMemStore(0, w.clock.now)}
+	w.store = &crashStore{RequestStore: newStore(w.clock.now)}
 	data := func(kinds ...string) map[string]map[string][]string {
 		out := map[string]map[string][]string{}
 		for _, p := range []string{"prof_ann1", "prof_ann2", "prof_bob"} {
