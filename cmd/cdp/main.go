@@ -4,8 +4,9 @@
 //	cdp admin-token create --table NAME [--name NAME]
 //	cdp admin-token list   --table NAME
 //	cdp admin-token revoke --table NAME TOKEN_ID
+//	cdp privacy request|get|list|suppressions …
 //
-// apply talks to the admin API (--url or CDP_ADMIN_URL, default http://127.0.0.1:8080; --token
+// apply and privacy talk to the admin API (--url or CDP_ADMIN_URL, default http://127.0.0.1:8080; --token
 // or CDP_ADMIN_TOKEN). admin-token talks to DynamoDB directly with the operator's AWS credentials
 // (--table or CDP_TABLE), which is how the first admin token of a deployment is made.
 package main
@@ -42,7 +43,7 @@ const usage = `usage:
   cdp admin-token revoke --table NAME TOKEN_ID
       Manage admin API tokens directly in DynamoDB with your AWS credentials.
       --table defaults to $CDP_TABLE.
-`
+` + privacyUsage
 
 // errUsage marks command-line mistakes (exit status 2).
 var errUsage = errors.New("usage")
@@ -83,6 +84,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			return fmt.Errorf("%w: admin-token needs create, list or revoke", errUsage)
 		}
 		return adminToken(ctx, args[1], args[2:], stdout, stderr, getenv)
+	case "privacy":
+		return privacyCmd(ctx, args[1:], stdout, getenv)
 	case "help", "-h", "--help":
 		return flag.ErrHelp
 	}

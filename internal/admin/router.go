@@ -76,6 +76,13 @@ func (r *Request) DecodeOptional(v any) error {
 // none), or an error: an *Error becomes its status and code, anything else a logged 500.
 type HandlerFunc func(ctx context.Context, r *Request) (status int, body any, err error)
 
+// Raw is a handler's answer written as it is, with its content type (e.g. NDJSON), instead of
+// being encoded as JSON.
+type Raw struct {
+	ContentType string
+	Body        []byte
+}
+
 // Error is an error answer.
 type Error struct {
 	Status  int
@@ -335,6 +342,13 @@ func (rt *Router) serveRoute(w http.ResponseWriter, r *http.Request, rte *route)
 	if out == nil {
 		w.Header()["cache-control"] = []string{"no-store"}
 		w.WriteHeader(status)
+		return
+	}
+	if raw, ok := out.(Raw); ok {
+		w.Header()["content-type"] = []string{raw.ContentType}
+		w.Header()["cache-control"] = []string{"no-store"}
+		w.WriteHeader(status)
+		_, _ = w.Write(raw.Body)
 		return
 	}
 	httpapi.WriteJSON(w, status, out)

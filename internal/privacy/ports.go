@@ -6,6 +6,28 @@
 // The package owns the ports below; the stages implement them (identity: Resolver and a Holder;
 // segments, activation, the pipeline dead letters: Holders; activation: Notifier; blocklist:
 // Blocklist). It imports none of them.
+//
+// Requests are run by a Runner, step by step (resolve, suppress, block, wait, erase — one
+// holder per step —, notify; or unsuppress; or export), each step idempotent and its outcome
+// persisted in the request before the next, so a crash or a timeout resumes where it stopped.
+// Submit (Service) runs a new request inline for a while; Runner.Run, on a schedule, finishes
+// the rest.
+//
+// Keys in the shared table (RequestStore's DynamoDB adapter):
+//
+//	PRIVREQ / REQ#<id>        one item per request (the audit log): its JSON document ("doc",
+//	                          or "docz" gzip-compressed above 64 KB), version "v", "status";
+//	                          while not completed or failed also gsi1pk PRIVPEND / gsi1sk <id>
+//	                          (a sparse index entry: Pending reads only unfinished requests).
+//	                          Ids ("pr_" + base-36 milliseconds + 12 random characters) sort
+//	                          by creation, so List (newest first) is one query.
+//	PRIVEXP#<id> / HEAD       an export result's head: the number of parts, "ttl".
+//	PRIVEXP#<id> / PART#nnnn  the export document, gzip-compressed, in parts of 350 KB, with
+//	                          the same "ttl" (7 days by default), written before the head.
+//
+// A request holds its identifiers in cleartext (and the person they resolved to) only while it
+// runs; on completion or failure only masked labels (blocklist.Mask) and keyed hashes
+// (blocklist.Hasher) remain, which is what ListAbout matches.
 package privacy
 
 import (
@@ -102,4 +124,22 @@ type Blocklist interface {
 	BlockProfiles(ctx context.Context, group string, profiles []string, ttl time.Duration) error
 	// PropagationDelay is how long after a change every stage is certain to see it.
 	PropagationDelay() time.Duration
+}
+
+// SuppressionGroup is one suppression as the blocklist lists it: the request that made it
+// (its id is the group) and the masked labels of the identifiers it holds.
+type SuppressionGroup struct {
+	Group     string    `json:"group"`
+	Labels    []string  `json:"labels"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Suppressions is the read side of the suppression list the admin API shows (package blocklist
+// implements it).
+type Suppressions interface {
+	// Suppressions lists the suppressed groups.
+	Suppressions(ctx context.Context) ([]SuppressionGroup, error)
+	// DroppedBySource counts, per source id, the events dropped because they carried a
+	// suppressed identifier.
+	DroppedBySource(ctx context.Context) (map[string]int64, error)
 }
