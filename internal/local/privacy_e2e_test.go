@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,7 +33,7 @@ type privacyRequest struct {
 	Status  string                    `json:"status"`
 	Error   string                    `json:"error"`
 	Results map[string]map[string]int `json:"results"`
-	Result  map[string]any            `json:"result"`
+	Export  json.RawMessage           `json:"export"`
 	Notices []struct {
 		DestinationID string `json:"destinationId"`
 		Status        string `json:"status"`
@@ -258,11 +259,10 @@ func TestPrivacyDeleteByEmailEndToEnd(t *testing.T) {
 
 	// Export before deletion holds every event, trait and identifier sent.
 	exp, _ := pa.wait(pa.submit("export", "user_id:"+ann.user), time.Now(), 60*time.Second)
-	doc := fmt.Sprint(exp.Result)
-	if len(exp.Result) == 0 {
+	if len(exp.Export) == 0 {
 		exp = pa.get(exp.ID)
-		doc = fmt.Sprint(exp.Result)
 	}
+	doc := string(exp.Export)
 	for _, want := range append(append(ann.values(), ann.messages...), "orders_total", "buyers") {
 		if !strings.Contains(strings.ToLower(doc), strings.ToLower(want)) {
 			t.Errorf("export lacks %q", want)
