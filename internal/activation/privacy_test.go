@@ -425,3 +425,24 @@ func TestPrivacyNotice(t *testing.T) {
 		}
 	}
 }
+
+// TestRetrierSkipsErasedProfiles: a queued retry about a profile that was erased meanwhile is
+// not attempted by the retrier (the erase removes it).
+func TestRetrierSkipsErasedProfiles(t *testing.T) {
+	erased := erasedSet{}
+	e := newEnvWith(t, func(c *Config) { c.Erased = erased })
+	r := newReceiver(t)
+	r.status = func(int) int { return 503 }
+	dest := e.dest(r, destination.Spec{})
+	e.handle(kinesisEvent(t, audienceRecord("aud-prof_1-1", activations.KindAudienceEntered)))
+	del, err := e.d.Delivery(context.Background(), dest.ID, "aud-prof_1-1")
+	if err != nil || del.Status != StatusRetrying || len(r.requests()) != 1 {
+		t.Fatalf("not queued: %+v %v", del, err)
+	}
+	erased["prof_1"] = true
+	e.clock.Set(del.NextAttemptAt.Add(time.Second))
+	res, err := e.d.Tick(context.Background())
+	if err != nil || res.Dropped != 1 || len(r.requests()) != 1 {
+		t.Fatalf("tick attempted an erased profile's message: %+v %v, %d requests", res, err, len(r.requests()))
+	}
+}

@@ -205,6 +205,9 @@ func (d *Deliverer) erased(ctx context.Context, rec activations.Record) (bool, e
 		return false, nil
 	}
 	for _, pid := range recordProfiles(rec) {
+		if pid == "" {
+			continue
+		}
 		gone, err := d.cfg.Erased.Erased(ctx, pid)
 		if err != nil || gone {
 			return gone, err
@@ -274,6 +277,12 @@ func (d *Deliverer) Tick(ctx context.Context) (Result, error) {
 			if err := d.queue.Dequeue(ctx, *e); err != nil {
 				return c.result(), err
 			}
+			continue
+		}
+		if gone, err := d.erased(ctx, activations.Record{ID: e.RecordID}); err != nil || gone {
+			// About an erased profile (or the list cannot be read): not attempted; the privacy
+			// request's erase removes the entry.
+			c.dropped.Add(1)
 			continue
 		}
 		jobs[e.DestID] = append(jobs[e.DestID], &job{destID: e.DestID, recordID: e.RecordID, entry: e, idx: -1})
