@@ -139,7 +139,11 @@ func (d *Deliverer) Replay(ctx context.Context, e deadletter.Entry) error {
 	if err != nil {
 		return fmt.Errorf("load destinations: %w", err)
 	}
-	if _, err := d.jobsFor(e.Payload, dests); err != nil {
+	rec, err := decodeRecord(e.Payload)
+	if err == nil {
+		_, err = d.jobsFor(rec, dests)
+	}
+	if err != nil {
 		return fmt.Errorf("activation: still undeliverable: %w", err)
 	}
 	ev := events.KinesisEvent{Records: []events.KinesisEventRecord{{EventSource: "aws:kinesis",

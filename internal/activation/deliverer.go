@@ -14,6 +14,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/destination"
+	"github.com/serverless-cdp/cdp/internal/privacy"
 	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
@@ -65,8 +66,17 @@ type Config struct {
 	// BookkeepingTimeout bounds each state write made after the invocation's context may have
 	// ended (outcomes, queue entries, dead letters); default 5 s.
 	BookkeepingTimeout time.Duration
-	Now                func() time.Time
-	Logger             *slog.Logger
+	// Erased, optional, says whether a profile was erased (blocklist.Checker: answered from
+	// memory, no request units per record). A record about an erased profile is dropped before
+	// any delivery is written.
+	Erased ErasedProfiles
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// ErasedProfiles is the read side of the erased-profile list (a consumer port).
+type ErasedProfiles interface {
+	Erased(ctx context.Context, profileID string) (bool, error)
 }
 
 // Deliverer delivers activation records to destinations: the Kinesis handler, the retry queue
@@ -82,6 +92,7 @@ type Deliverer struct {
 	cfg        Config
 	log        *slog.Logger
 	slow       breaker // destinations whose in-batch attempts timed out lately
+	holder     *DeliveriesHolder
 }
 
 // New returns a deliverer over the shared table; what can never be delivered goes to the shared
@@ -95,8 +106,13 @@ func New(db store.Client, dests Destinations, client Sender, cfg Config) *Delive
 func NewWithStore(st Store, bad BadRecords, dests Destinations, client Sender, cfg Config) *Deliverer {
 	cfg.defaults()
 	return &Deliverer{deliveries: st, queue: st, dead: st, bad: bad, counters: st,
-		dests: dests, client: client, cfg: cfg, log: cfg.Logger}
+		dests: dests, client: client, cfg: cfg, log: cfg.Logger, holder: NewDeliveriesHolder(st, dests)}
 }
+
+// Holder is the deliveries' privacy.Holder over the deliverer's store.
+func (d *Deliverer) Holder() *DeliveriesHolder { return d.holder }
+
+var _ privacy.Notifier = (*Deliverer)(nil)
 
 func (c *Config) defaults() {
 	if c.Timeout <= 0 {
@@ -138,18 +154,24 @@ type job struct {
 	entry                             *QueueEntry // set when the job comes from the retry queue
 	idx                               int         // index in the Kinesis batch (-1 from the queue)
 	profileID                         string      // orders a destination's requests (one lane per profile)
+	filtered                          bool        // consent does not allow it: recorded as filtered_consent, not sent
 }
 
 // Result counts what one handler call or Tick did.
 type Result struct {
 	Due, Delivered, Retried, DeadLettered, Skipped, Failed int64
+	Filtered                                               int64 // messages consent did not allow (recorded as filtered_consent)
+	Dropped                                                int64 // records about erased profiles, dropped unsent
 }
 
-type counters struct{ due, delivered, retried, dead, skipped, failed atomic.Int64 }
+type counters struct {
+	due, delivered, retried, dead, skipped, failed, filtered, dropped atomic.Int64
+}
 
 func (c *counters) result() Result {
 	return Result{Due: c.due.Load(), Delivered: c.delivered.Load(), Retried: c.retried.Load(),
-		DeadLettered: c.dead.Load(), Skipped: c.skipped.Load(), Failed: c.failed.Load()}
+		DeadLettered: c.dead.Load(), Skipped: c.skipped.Load(), Failed: c.failed.Load(),
+		Filtered: c.filtered.Load(), Dropped: c.dropped.Load()}
 }
 
 // claim leases a job. ok=false with busy=true means another invocation holds it (retry later).

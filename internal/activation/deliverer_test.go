@@ -153,7 +153,7 @@ func audienceRecord(id, kind string) activations.Record {
 		Audience: &activations.Audience{ID: "aud_1", Key: "vip_customers", Name: "VIP"}, OccurredAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 }
 
-func kinesisEvent(t *testing.T, recs ...activations.Record) events.KinesisEvent {
+func kinesisEvent(t testing.TB, recs ...activations.Record) events.KinesisEvent {
 	var ev events.KinesisEvent
 	for i, r := range recs {
 		b, err := json.Marshal(r)

@@ -38,7 +38,7 @@
 // Keys in the shared table (see internal/store):
 //
 //	pk DELIV#<dest>        sk REC#<record>          the delivery: status (inflight, retrying,
-//	                                                 delivered, dead), attempts, retries, last
+//	                                                 delivered, dead, filtered_consent), attempts, retries, last
 //	                                                 status/error, latency, version, lease; the
 //	                                                 payload while it may be resent; ttl 7 days
 //	                                                 once delivered (the dedupe window)
@@ -58,7 +58,17 @@
 // runs against the in-memory implementation (untagged) and DynamoDB Local (tag integration).
 //
 //	pk DELIVSTATS#<dest>   sk STATS                  counters: delivered, retried,
-//	                                                 deadLettered, redriven
+//	                                                 deadLettered, redriven, filteredConsent,
+//	                                                 droppedErased
+//
+// Privacy: a destination's consentCategories/requireConsent gate each message (consent.Allows:
+// a forwarded event by its own context.consent, audience and trait messages by the profile's
+// stored consent); a message not allowed gets a final filtered_consent delivery (no payload)
+// and is counted. With Config.Erased, records about erased profiles are dropped before any
+// delivery is written. Outcome writes are conditional on the delivery existing (ErrGone), so
+// an erase never comes undone. DeliveriesHolder (holder.go) finds a person's deliveries by
+// record id prefix (activations.ProfilePrefixes) and exports or erases them with their queue
+// entries and dead letters; Notify (notify.go) sends Privacy Request notices and stores nothing.
 //
 // Responses: 2xx delivered; 410 dead-letters the message and disables the destination; 408, 429,
 // 5xx, timeouts and connection errors are retried (DefaultSchedule, Retry-After honoured); 3xx

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -160,6 +161,10 @@ func (s *dynamoStore) Create(ctx context.Context, d Delivery) (bool, error) {
 	for k, v := range delivKey(d.DestinationID, d.RecordID) {
 		av[k] = v
 	}
+	if d.Status == StatusFilteredConsent { // final: in the log at once, expiring like a delivered one
+		av[store.GSI1PK], av[store.GSI1SK] = store.S(logPKPfx+d.DestinationID), store.S(ts(d.UpdatedAt)+"#"+d.RecordID)
+		av[store.TTL] = &types.AttributeValueMemberN{Value: strconv.FormatInt(d.ExpiresAt.Unix(), 10)}
+	}
 	expr := mustBuild(expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name(store.PK))))
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: av, ConditionExpression: expr.Condition(),
 		ExpressionAttributeNames: expr.Names()})
@@ -253,7 +258,10 @@ func (s *dynamoStore) Finish(ctx context.Context, t Transition) error {
 	if put != nil {
 		tx = append(tx, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: put}})
 	}
-	expr := mustBuild(expression.NewBuilder().WithUpdate(upd).WithCondition(expression.Name("version").Equal(expression.Value(t.Version))))
+	// Conditional on the item existing (an erase that landed meanwhile is never undone) and on
+	// the lease's version.
+	cond := expression.AttributeExists(expression.Name(store.PK)).And(expression.Name("version").Equal(expression.Value(t.Version)))
+	expr := mustBuild(expression.NewBuilder().WithUpdate(upd).WithCondition(cond))
 	u := &types.Update{TableName: &s.table, Key: delivKey(t.DestID, t.RecordID), UpdateExpression: expr.Update(),
 		ConditionExpression: expr.Condition(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values()}
 	if len(tx) == 0 {
@@ -264,12 +272,25 @@ func (s *dynamoStore) Finish(ctx context.Context, t Transition) error {
 		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(tx, types.TransactWriteItem{Update: u})})
 	}
 	if store.IsConditionFailed(err) {
-		return fmt.Errorf("delivery %s/%s: %w: %w", t.DestID, t.RecordID, ErrLeaseLost, err)
+		return s.lostWhy(ctx, t, err)
 	}
 	if err != nil {
 		return fmt.Errorf("record delivery %s/%s: %w", t.DestID, t.RecordID, refused(err))
 	}
 	return nil
+}
+
+// lostWhy tells a delivery that was erased (ErrGone) from one whose version moved on
+// (ErrLeaseLost) after Finish's condition failed: one consistent read, on this rare path only.
+func (s *dynamoStore) lostWhy(ctx context.Context, t Transition, cause error) error {
+	_, found, err := s.Delivery(ctx, t.DestID, t.RecordID)
+	switch {
+	case err != nil:
+		return fmt.Errorf("delivery %s/%s: %w: %w", t.DestID, t.RecordID, ErrLeaseLost, cause)
+	case !found:
+		return fmt.Errorf("delivery %s/%s: %w", t.DestID, t.RecordID, ErrGone)
+	}
+	return fmt.Errorf("delivery %s/%s: %w: %w", t.DestID, t.RecordID, ErrLeaseLost, cause)
 }
 
 // finishByStatus adds what a status changes to the update, and returns the item it puts (a
@@ -548,4 +569,57 @@ func (s *dynamoStore) DeadLetter(ctx context.Context, destID, recordID string) (
 		return DeadLetter{}, fmt.Errorf("decode dead letter %s/%s: %w", destID, recordID, err)
 	}
 	return it.deadLetter(), nil
+}
+
+// ProfileDeliveries queries one destination's deliveries by record id prefix (a key condition:
+// begins_with on the sort key), strongly consistent.
+func (s *dynamoStore) ProfileDeliveries(ctx context.Context, destID, prefix string) ([]Delivery, error) {
+	kc := expression.Key(store.PK).Equal(expression.Value(delivPKPfx + destID)).
+		And(expression.KeyBeginsWith(expression.Key(store.SK), delivSKPfx+prefix))
+	expr := mustBuild(expression.NewBuilder().WithKeyCondition(kc))
+	pages := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{TableName: &s.table, KeyConditionExpression: expr.KeyCondition(),
+		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(), ConsistentRead: aws.Bool(true)})
+	var out []Delivery
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("find deliveries of %s by profile: %w", destID, err)
+		}
+		for _, it := range page.Items {
+			d, err := decodeDelivery(it)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// EraseDelivery deletes the queue entry, the dead letter and then the delivery (so that a run
+// cut short finds the delivery, and through it the rest, again).
+func (s *dynamoStore) EraseDelivery(ctx context.Context, d Delivery) (Erased, error) {
+	var e Erased
+	var err error
+	if d.QueueRef != "" {
+		if e.QueueEntry, err = s.deleteItem(ctx, refKey(d.QueueRef)); err != nil {
+			return e, fmt.Errorf("erase queue entry of %s: %w", d.DestinationID, err)
+		}
+	}
+	if e.DeadLetter, err = s.deleteItem(ctx, store.Key(deadPKPfx+d.DestinationID, d.RecordID)); err != nil {
+		return e, fmt.Errorf("erase dead letter of %s: %w", d.DestinationID, err)
+	}
+	if e.Delivery, err = s.deleteItem(ctx, delivKey(d.DestinationID, d.RecordID)); err != nil {
+		return e, fmt.Errorf("erase delivery of %s: %w", d.DestinationID, err)
+	}
+	return e, nil
+}
+
+// deleteItem deletes one item and reports whether it existed.
+func (s *dynamoStore) deleteItem(ctx context.Context, key map[string]types.AttributeValue) (bool, error) {
+	out, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: key, ReturnValues: types.ReturnValueAllOld})
+	if err != nil {
+		return false, err
+	}
+	return len(out.Attributes) > 0, nil
 }

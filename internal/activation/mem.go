@@ -53,7 +53,11 @@ func (m *memStore) Create(_ context.Context, d Delivery) (bool, error) {
 		return false, nil
 	}
 	d.Body, d.QueueRef, d.NextAttemptAt = nil, "", nil
-	m.dels[k] = &memDelivery{d: d}
+	md := &memDelivery{d: d}
+	if d.Status == StatusFilteredConsent {
+		md.logKey = ts(d.UpdatedAt) + "#" + d.RecordID // final: in the log at once
+	}
+	m.dels[k] = md
 	return true, nil
 }
 
@@ -97,7 +101,10 @@ func (m *memStore) Finish(_ context.Context, t Transition) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	md, ok := m.dels[memKey{t.DestID, t.RecordID}]
-	if !ok || md.d.Version != t.Version {
+	if !ok {
+		return fmt.Errorf("delivery %s/%s: %w", t.DestID, t.RecordID, ErrGone)
+	}
+	if md.d.Version != t.Version {
 		return fmt.Errorf("delivery %s/%s: %w", t.DestID, t.RecordID, ErrLeaseLost)
 	}
 	if t.FromQueue != "" {
@@ -180,6 +187,10 @@ func (m *memStore) Count(_ context.Context, destID, counter string) error {
 		st.DeadLettered++
 	case "redriven":
 		st.Redriven++
+	case "filteredConsent":
+		st.FilteredConsent++
+	case "droppedErased":
+		st.DroppedErased++
 	default:
 		return fmt.Errorf("count %s for %s: unknown counter", counter, destID)
 	}
@@ -266,4 +277,33 @@ func (m *memStore) DeadLetter(_ context.Context, destID, recordID string) (DeadL
 		return DeadLetter{}, ErrNotFound
 	}
 	return dl, nil
+}
+
+func (m *memStore) ProfileDeliveries(_ context.Context, destID, prefix string) ([]Delivery, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Delivery
+	for k, md := range m.dels {
+		if k.dest == destID && strings.HasPrefix(k.record, prefix) {
+			out = append(out, copyDelivery(md.d))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].RecordID < out[j].RecordID })
+	return out, nil
+}
+
+func (m *memStore) EraseDelivery(_ context.Context, d Delivery) (Erased, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var e Erased
+	k := memKey{d.DestinationID, d.RecordID}
+	if d.QueueRef != "" {
+		_, e.QueueEntry = m.queue[d.QueueRef]
+		delete(m.queue, d.QueueRef)
+	}
+	_, e.DeadLetter = m.dead[k]
+	delete(m.dead, k)
+	_, e.Delivery = m.dels[k]
+	delete(m.dels, k)
+	return e, nil
 }

@@ -11,6 +11,9 @@ const (
 	StatusRetrying  = "retrying"  // waiting in the retry queue
 	StatusDelivered = "delivered" // a 2xx arrived
 	StatusDead      = "dead"      // in the destination's dead letters
+	// StatusFilteredConsent: not sent, because the preferences that apply do not grant the
+	// destination's consentCategories (or it requires consent and there are none). Final.
+	StatusFilteredConsent = "filtered_consent"
 )
 
 // Delivery is one record's delivery to one destination, as the log shows it.
@@ -35,6 +38,9 @@ type Delivery struct {
 	LeaseUntil time.Time       `json:"-"`
 	Body       json.RawMessage `json:"-"`
 	QueueRef   string          `json:"-"` // the QueueEntry.Ref of the delivery's queue entry; "" when not queued
+	// ExpiresAt is when a delivery created final (StatusFilteredConsent) expires, like a
+	// delivered one.
+	ExpiresAt time.Time `json:"-"`
 }
 
 // DeadLetter is a message that could not be delivered.
@@ -56,6 +62,10 @@ type Stats struct {
 	Retried      int64 `json:"retried" dynamodbav:"retried"`           // failed attempts that were scheduled for a retry
 	DeadLettered int64 `json:"deadLettered" dynamodbav:"deadLettered"` // messages moved to dead letters
 	Redriven     int64 `json:"redriven" dynamodbav:"redriven"`
+	// FilteredConsent: messages not sent because consent did not allow them.
+	FilteredConsent int64 `json:"filteredConsent" dynamodbav:"filteredConsent"`
+	// DroppedErased: messages not sent because the person they are about was erased.
+	DroppedErased int64 `json:"droppedErased" dynamodbav:"droppedErased"`
 }
 
 // UndecodableDestination is the pseudo destination whose dead letters hold stream records that

@@ -16,8 +16,9 @@ import (
 // the lease that makes one invocation the sender, and the log operators read.
 type DeliveryLog interface {
 	// Create adds d (Status inflight, Version 1) unless a delivery of the same record to the
-	// same destination exists; created=false then (the record was seen before). A key or item
-	// over the table's limits is ErrRefused.
+	// same destination exists; created=false then (the record was seen before). A delivery
+	// created with StatusFilteredConsent is final: listed in the log at once, expiring at
+	// d.ExpiresAt. A key or item over the table's limits is ErrRefused.
 	Create(ctx context.Context, d Delivery) (created bool, err error)
 	// Delivery returns one delivery; found=false when there is none.
 	Delivery(ctx context.Context, destID, recordID string) (d Delivery, found bool, err error)
@@ -25,7 +26,8 @@ type DeliveryLog interface {
 	// increments); ok=false when another writer changed it first.
 	Lease(ctx context.Context, destID, recordID string, version int64, until, now time.Time) (ok bool, err error)
 	// Finish records an outcome (see Transition) atomically with the queue entry the delivery
-	// leaves and the one it gets or its dead letter. ErrLeaseLost when the version moved on.
+	// leaves and the one it gets or its dead letter. ErrLeaseLost when the version moved on;
+	// ErrGone (and nothing written) when the delivery no longer exists (it was erased).
 	Finish(ctx context.Context, t Transition) error
 	// Deliveries lists a destination's recorded deliveries, most recently updated first; next
 	// pages on ("" at the end). A token not issued by the store is ErrBadPage.
@@ -65,10 +67,26 @@ type BadRecords interface {
 
 // Counters are each destination's delivery counters.
 type Counters interface {
-	// Count adds one to a counter: "delivered", "retried", "deadLettered" or "redriven".
+	// Count adds one to a counter: "delivered", "retried", "deadLettered", "redriven",
+	// "filteredConsent" or "droppedErased".
 	Count(ctx context.Context, destID, counter string) error
 	Stats(ctx context.Context, destID string) (Stats, error)
 }
+
+// PersonalData finds and erases what the deliveries keep about a person (the deliveries
+// Holder, holder.go). Deliveries are found by their record id's prefix (one of
+// activations.ProfilePrefixes), with a key query, never a scan.
+type PersonalData interface {
+	// ProfileDeliveries returns every delivery to destID whose record id starts with prefix,
+	// payloads included.
+	ProfileDeliveries(ctx context.Context, destID, prefix string) ([]Delivery, error)
+	// EraseDelivery deletes d's queue entry (d.QueueRef), its dead letter and then d itself,
+	// and reports which of them existed. Erasing what is gone is no error.
+	EraseDelivery(ctx context.Context, d Delivery) (Erased, error)
+}
+
+// Erased says what EraseDelivery deleted.
+type Erased struct{ Delivery, QueueEntry, DeadLetter bool }
 
 // Store is the ports one adapter over the table implements together: Finish and Redrive move a
 // delivery between the log, the queue and the dead letters atomically, so one adapter holds all
@@ -78,6 +96,7 @@ type Store interface {
 	Queue
 	DeadLetterStore
 	Counters
+	PersonalData
 }
 
 // QueueEntry is one retry due at a time.
@@ -109,6 +128,9 @@ type Transition struct {
 
 // ErrLeaseLost: another writer changed the delivery since this invocation leased it.
 var ErrLeaseLost = errors.New("delivery lease lost")
+
+// ErrGone: the delivery no longer exists (it was erased while an attempt was in flight).
+var ErrGone = errors.New("delivery erased")
 
 // ErrRefused: the store will never accept this write (a key or item over the table's limits).
 var ErrRefused = errors.New("refused by the store")

@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/serverless-cdp/cdp/internal/activations"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +17,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/serverless-cdp/cdp/internal/activations"
 	"github.com/serverless-cdp/cdp/internal/budget"
+	"github.com/serverless-cdp/cdp/internal/consent"
 	"github.com/serverless-cdp/cdp/internal/destination"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
@@ -122,7 +124,8 @@ func (d *Deliverer) HandleKinesis(ctx context.Context, ev events.KinesisEvent) (
 		}
 	}
 	d.log.InfoContext(ctx, "activation batch", "records", len(ev.Records), "delivered", res.Delivered,
-		"retried", res.Retried, "deadLettered", res.DeadLettered, "skipped", res.Skipped, "failed", len(resp.BatchItemFailures))
+		"retried", res.Retried, "deadLettered", res.DeadLettered, "skipped", res.Skipped, "filtered", res.Filtered,
+		"dropped", res.Dropped, "failed", len(resp.BatchItemFailures))
 	return resp, nil
 }
 
@@ -144,16 +147,9 @@ func (d *Deliverer) handle(ctx context.Context, ev events.KinesisEvent) (Result,
 	var c counters
 	jobs := map[string][]*job{}
 	for i, r := range ev.Records {
-		js, err := d.jobsFor(r.Kinesis.Data, dests)
-		if err != nil {
-			// Never deliverable: kept as a dead letter on its own; the batch goes on.
-			d.log.ErrorContext(ctx, "undeliverable activation record kept as dead letter", "seq", r.Kinesis.SequenceNumber, "err", err)
-			if perr := d.keepBad(ctx, KindRecord, "seq:"+r.Kinesis.SequenceNumber, r.Kinesis.Data, err.Error()); perr != nil {
-				d.log.ErrorContext(ctx, "keep undeliverable record", "err", perr)
-				failed[i] = true
-				continue
-			}
-			c.dead.Add(1)
+		js, ok := d.prepare(ctx, r, dests, &c)
+		if !ok {
+			failed[i] = true
 			continue
 		}
 		for _, j := range js {
@@ -163,6 +159,75 @@ func (d *Deliverer) handle(ctx context.Context, ev events.KinesisEvent) (Result,
 	}
 	d.runAll(ctx, dests, jobs, &c, mark, p)
 	return c.result(), failed, nil
+}
+
+// prepare turns one stream record into its jobs. A record that can never be delivered is kept
+// as a dead letter on its own, and one about an erased profile is dropped (no jobs either way);
+// ok=false when that could not be done (the record is a batch item failure).
+func (d *Deliverer) prepare(ctx context.Context, r events.KinesisEventRecord, dests []destination.Destination, c *counters) ([]*job, bool) {
+	rec, err := decodeRecord(r.Kinesis.Data)
+	var js []*job
+	if err == nil {
+		js, err = d.jobsFor(rec, dests)
+	}
+	if err != nil {
+		// Never deliverable: kept as a dead letter on its own; the batch goes on.
+		d.log.ErrorContext(ctx, "undeliverable activation record kept as dead letter", "seq", r.Kinesis.SequenceNumber, "err", err)
+		if perr := d.keepBad(ctx, KindRecord, "seq:"+r.Kinesis.SequenceNumber, r.Kinesis.Data, err.Error()); perr != nil {
+			d.log.ErrorContext(ctx, "keep undeliverable record", "err", perr)
+			return nil, false
+		}
+		c.dead.Add(1)
+		return nil, true
+	}
+	erased, err := d.erased(ctx, rec)
+	if err != nil {
+		d.log.ErrorContext(ctx, "check erased profiles", "err", err)
+		return nil, false
+	}
+	if !erased {
+		return js, true
+	}
+	d.log.InfoContext(ctx, "activation record about an erased profile dropped", "profile", hashID(rec.ProfileID), "messages", len(js))
+	c.dropped.Add(1)
+	for _, j := range js {
+		if err := d.counters.Count(ctx, j.destID, "droppedErased"); err != nil {
+			d.log.ErrorContext(ctx, "count dropped message", "destination", j.destID, "err", err)
+		}
+	}
+	return nil, true
+}
+
+// erased reports whether a record is about an erased profile: its profile, or the profile its
+// id names (for a forwarded event, the profile the event was committed to).
+func (d *Deliverer) erased(ctx context.Context, rec activations.Record) (bool, error) {
+	if d.cfg.Erased == nil {
+		return false, nil
+	}
+	for _, pid := range recordProfiles(rec) {
+		if pid == "" {
+			continue
+		}
+		gone, err := d.cfg.Erased.Erased(ctx, pid)
+		if err != nil || gone {
+			return gone, err
+		}
+	}
+	return false, nil
+}
+
+// recordProfiles: the record's profile and, when different, the one its id's prefix names.
+func recordProfiles(rec activations.Record) []string {
+	out := []string{rec.ProfileID}
+	for _, kind := range []string{"aud-", "ct-", "evt-"} {
+		if rest, ok := strings.CutPrefix(rec.ID, kind); ok {
+			if pid, _, ok := strings.Cut(rest, "-"); ok && pid != "" && pid != rec.ProfileID {
+				out = append(out, pid)
+			}
+			break
+		}
+	}
+	return out
 }
 
 // runAll runs every destination's jobs concurrently; each destination bounds its own requests.
@@ -212,6 +277,12 @@ func (d *Deliverer) Tick(ctx context.Context) (Result, error) {
 			if err := d.queue.Dequeue(ctx, *e); err != nil {
 				return c.result(), err
 			}
+			continue
+		}
+		if gone, err := d.erased(ctx, activations.Record{ID: e.RecordID}); err != nil || gone {
+			// About an erased profile (or the list cannot be read): not attempted; the privacy
+			// request's erase removes the entry.
+			c.dropped.Add(1)
 			continue
 		}
 		jobs[e.DestID] = append(jobs[e.DestID], &job{destID: e.DestID, recordID: e.RecordID, entry: e, idx: -1})
@@ -318,6 +389,10 @@ func (r *destRun) claimChunk(ctx context.Context, jobs []*job) []*job {
 			r.mark(j) // the deadline is near: Kinesis hands the record over again
 			continue
 		}
+		if j.filtered {
+			r.filter(ctx, j)
+			continue
+		}
 		ok, busy, err := r.d.claim(ctx, r.dest, j)
 		switch {
 		case err != nil && isPermanent(err):
@@ -336,6 +411,27 @@ func (r *destRun) claimChunk(ctx context.Context, jobs []*job) []*job {
 		}
 	}
 	return chunk
+}
+
+// filter records a message consent does not allow: a final filtered_consent delivery (created
+// once: a redelivered record finds it and counts nothing), counted in the destination's stats.
+func (r *destRun) filter(ctx context.Context, j *job) {
+	now := r.d.cfg.Now()
+	created, err := r.d.deliveries.Create(ctx, Delivery{DestinationID: j.destID, RecordID: j.recordID, WebhookID: j.webhookID,
+		Kind: j.kind, Status: StatusFilteredConsent, Version: 1, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(r.d.cfg.DeliveredTTL)})
+	if err == nil && created {
+		err = r.d.counters.Count(ctx, j.destID, "filteredConsent")
+	}
+	switch {
+	case err != nil:
+		r.log.ErrorContext(ctx, "record filtered message", "record", hashID(j.recordID), "err", err)
+		r.c.failed.Add(1)
+		r.mark(j)
+	case created:
+		r.c.filtered.Add(1)
+	default:
+		r.c.skipped.Add(1) // recorded before: the dedupe
+	}
 }
 
 // keepJob dead-letters a job whose delivery state the table refuses (e.g. a key too long).
@@ -423,7 +519,14 @@ func (r *destRun) record(ctx context.Context, chunk []*job, outs []outcome) {
 	bctx, cancel := r.d.bookkeeping(ctx)
 	defer cancel()
 	for k, j := range chunk {
-		if err := r.d.finish(bctx, j, outs[k], r.d.cfg.Now()); err != nil {
+		err := r.d.finish(bctx, j, outs[k], r.d.cfg.Now())
+		if errors.Is(err, ErrGone) {
+			// Erased while the attempt was in flight: the erase stands; nothing is recorded.
+			r.log.InfoContext(ctx, "delivery erased while in flight; outcome not recorded", "record", hashID(j.recordID))
+			r.c.dropped.Add(1)
+			continue
+		}
+		if err != nil {
 			r.log.ErrorContext(ctx, "record delivery outcome", "record", j.recordID, "err", err)
 			r.c.failed.Add(1)
 			r.mark(j)
@@ -455,20 +558,27 @@ const (
 	MaxPayloadBytes = 300 << 10
 )
 
-// jobsFor decodes one stream record into one job per subscribed, enabled destination. An error
-// means the record can never be delivered.
-func (d *Deliverer) jobsFor(data []byte, dests []destination.Destination) ([]*job, error) {
+// decodeRecord decodes one stream record. An error means it can never be delivered.
+func decodeRecord(data []byte) (activations.Record, error) {
 	var rec activations.Record
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("decode activation record: %w", err)
+		return rec, fmt.Errorf("decode activation record: %w", err)
 	}
 	if rec.ID == "" || rec.Kind == "" {
-		return nil, errors.New("record has no id or kind")
+		return rec, errors.New("record has no id or kind")
 	}
 	if len(rec.ID) > MaxRecordIDBytes {
-		return nil, fmt.Errorf("record id is %d bytes, over the limit of %d", len(rec.ID), MaxRecordIDBytes)
+		return rec, fmt.Errorf("record id is %d bytes, over the limit of %d", len(rec.ID), MaxRecordIDBytes)
 	}
+	return rec, nil
+}
+
+// jobsFor turns a record into one job per subscribed, enabled destination; a destination whose
+// consent settings the record's preferences do not satisfy gets a filtered job (no body). An
+// error means the record can never be delivered.
+func (d *Deliverer) jobsFor(rec activations.Record, dests []destination.Destination) ([]*job, error) {
 	var out []*job
+	prefs := lazyPrefs{rec: rec}
 	for _, dest := range dests {
 		if !dest.Enabled {
 			continue // a disabled destination receives nothing new
@@ -483,10 +593,39 @@ func (d *Deliverer) jobsFor(data []byte, dests []destination.Destination) ([]*jo
 		if len(body) > MaxPayloadBytes {
 			return nil, fmt.Errorf("payload for destination %s is %d bytes, over the limit of %d", dest.ID, len(body), MaxPayloadBytes)
 		}
-		out = append(out, &job{destID: dest.ID, recordID: rec.ID, webhookID: WebhookID(rec.ID, dest.ID), kind: rec.Kind,
-			body: body, profileID: rec.ProfileID})
+		j := &job{destID: dest.ID, recordID: rec.ID, webhookID: WebhookID(rec.ID, dest.ID), kind: rec.Kind,
+			body: body, profileID: rec.ProfileID}
+		if !prefs.allows(dest) {
+			j.body, j.filtered = nil, true
+		}
+		out = append(out, j)
 	}
 	return out, nil
+}
+
+// lazyPrefs reads the preferences that apply to a record once, when a destination gates by
+// consent: a forwarded event's own context.consent, the profile's stored consent otherwise.
+type lazyPrefs struct {
+	rec         activations.Record
+	read, known bool
+	prefs       consent.Preferences
+}
+
+func (l *lazyPrefs) allows(dest destination.Destination) bool {
+	if len(dest.ConsentCategories) == 0 && !dest.RequireConsent {
+		return true
+	}
+	if !l.read {
+		l.read = true
+		if l.rec.Kind == activations.KindEvent {
+			if l.rec.Event != nil {
+				l.prefs, l.known = consent.FromContext(l.rec.Event.Context)
+			}
+		} else {
+			l.prefs, l.known = l.rec.Consent, l.rec.Consent != nil
+		}
+	}
+	return consent.Allows(dest.ConsentCategories, dest.RequireConsent, l.prefs, l.known)
 }
 
 // keepBad stores something that can never be delivered in the shared dead-letter store (shown as

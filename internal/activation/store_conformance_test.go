@@ -28,6 +28,9 @@ func runStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		"dead letter and redrive": confDeadAndRedrive,
 		"log and paging":          confPaging,
 		"counters":                confCounters,
+		"filtered is final":       confFiltered,
+		"personal data by prefix": confPersonalData,
+		"outcome after erase":     confOutcomeAfterErase,
 	} {
 		t.Run(name, func(t *testing.T) { f(t, newStore(t)) })
 	}
@@ -315,13 +318,106 @@ func confCounters(t *testing.T, st Store) {
 	if s, err := st.Stats(ctx, "d1"); err != nil || s != (Stats{}) {
 		t.Fatalf("no counters yet: %+v %v", s, err)
 	}
-	for _, c := range []string{"delivered", "delivered", "retried", "deadLettered", "redriven"} {
+	for _, c := range []string{"delivered", "delivered", "retried", "deadLettered", "redriven", "filteredConsent", "droppedErased"} {
 		if err := st.Count(ctx, "d1", c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if s, _ := st.Stats(ctx, "d1"); s != (Stats{Delivered: 2, Retried: 1, DeadLettered: 1, Redriven: 1}) {
+	if s, _ := st.Stats(ctx, "d1"); s != (Stats{Delivered: 2, Retried: 1, DeadLettered: 1, Redriven: 1, FilteredConsent: 1, DroppedErased: 1}) {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// confFiltered: a delivery created filtered_consent is final and in the log at once; created
+// again, it is the same one.
+func confFiltered(t *testing.T, st Store) {
+	ctx := context.Background()
+	d := confNew("d1", "r1")
+	d.Status, d.ExpiresAt = StatusFilteredConsent, confT0.Add(time.Hour)
+	for i, want := range []bool{true, false} {
+		if created, err := st.Create(ctx, d); created != want || err != nil {
+			t.Fatalf("create %d: %v %v", i, created, err)
+		}
+	}
+	log, _, err := st.Deliveries(ctx, "d1", 10, "")
+	if err != nil || len(log) != 1 || log[0].Status != StatusFilteredConsent || log[0].Attempts != 0 {
+		t.Fatalf("log %+v %v", log, err)
+	}
+}
+
+// confPersonalData: deliveries are found by record id prefix (only that destination's, only
+// that prefix's — "aud-p1-" does not find "aud-p10-…"), payloads included; erasing one deletes
+// it with its queue entry and dead letter and says which existed; erasing again finds nothing.
+func confPersonalData(t *testing.T, st Store) {
+	ctx := context.Background()
+	confLeased(t, st, "d1", "aud-p1-a") // inflight
+	confFinish(t, st, confLeased(t, st, "d1", "aud-p1-b"), StatusRetrying, confT0, nil)
+	confFinish(t, st, confLeased(t, st, "d1", "aud-p1-c"), StatusDead, confT0, nil)
+	confFinish(t, st, confLeased(t, st, "d1", "aud-p10-a"), StatusDead, confT0, nil)
+	confFinish(t, st, confLeased(t, st, "d2", "aud-p1-z"), StatusDelivered, confT0, nil)
+	confLeased(t, st, "d1", "ct-p1-a")
+	ds, err := st.ProfileDeliveries(ctx, "d1", "aud-p1-")
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("by prefix: %+v %v", ds, err)
+	}
+	want := map[string]Erased{"aud-p1-a": {Delivery: true}, "aud-p1-b": {Delivery: true, QueueEntry: true},
+		"aud-p1-c": {Delivery: true, DeadLetter: true}}
+	for _, d := range ds {
+		if d.Status != StatusInflight && string(d.Body) != `{"messageId":"`+d.RecordID+`"}` {
+			t.Errorf("%s: payload %s", d.RecordID, d.Body)
+		}
+		e, err := st.EraseDelivery(ctx, d)
+		if err != nil || e != want[d.RecordID] {
+			t.Errorf("erase %s: %+v %v, want %+v", d.RecordID, e, err, want[d.RecordID])
+		}
+		if e, err := st.EraseDelivery(ctx, d); err != nil || e != (Erased{}) {
+			t.Errorf("erase %s again: %+v %v", d.RecordID, e, err)
+		}
+	}
+	if ds, _ := st.ProfileDeliveries(ctx, "d1", "aud-p1-"); len(ds) != 0 {
+		t.Fatalf("left: %+v", ds)
+	}
+	if due, _ := st.Due(ctx, confT0.Add(time.Hour), 10); len(due) != 0 {
+		t.Fatalf("queue entries left: %+v", due)
+	}
+	if dls, _, _ := st.DeadLetters(ctx, "d1", 10, ""); len(dls) != 1 || dls[0].RecordID != "aud-p10-a" {
+		t.Fatalf("dead letters: %+v", dls)
+	}
+	for _, k := range [][2]string{{"d1", "aud-p10-a"}, {"d2", "aud-p1-z"}, {"d1", "ct-p1-a"}} {
+		confGet(t, st, k[0], k[1])
+	}
+}
+
+// confOutcomeAfterErase: an outcome written for a delivery erased meanwhile is ErrGone and
+// writes nothing (no delivery, queue entry or dead letter comes back).
+func confOutcomeAfterErase(t *testing.T, st Store) {
+	ctx := context.Background()
+	for _, status := range []string{StatusRetrying, StatusDead, StatusDelivered} {
+		rec := "aud-p1-" + status
+		d := confLeased(t, st, "d1", rec)
+		if _, err := st.EraseDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		err := st.Finish(ctx, Transition{DestID: "d1", RecordID: rec, Version: d.Version, Status: status, Attempts: 1,
+			At: confT0, Body: json.RawMessage(`{}`), NextAt: confT0, ExpiresAt: confT0.Add(time.Hour)})
+		if !errors.Is(err, ErrGone) {
+			t.Fatalf("%s after erase: %v", status, err)
+		}
+		if _, found, _ := st.Delivery(ctx, "d1", rec); found {
+			t.Fatalf("%s: the delivery came back", status)
+		}
+	}
+	if due, _ := st.Due(ctx, confT0.Add(time.Hour), 10); len(due) != 0 {
+		t.Fatalf("queue entries: %+v", due)
+	}
+	if dls, _, _ := st.DeadLetters(ctx, "d1", 10, ""); len(dls) != 0 {
+		t.Fatalf("dead letters: %+v", dls)
+	}
+	// A stale version on a delivery that exists stays ErrLeaseLost.
+	d := confLeased(t, st, "d1", "r-stale")
+	confFinish(t, st, d, StatusRetrying, confT0, nil)
+	if err := st.Finish(ctx, Transition{DestID: "d1", RecordID: "r-stale", Version: d.Version, Status: StatusDelivered, At: confT0}); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("stale: %v", err)
 	}
 }
 

@@ -8,8 +8,9 @@ import (
 // Limits of a destination definition the cdp CLI checks locally (the server's are the same
 // constants: destination.MaxBatchSize and destination.MaxHeaders).
 const (
-	MaxDestinationBatchSize = 100
-	MaxDestinationHeaders   = 20
+	MaxDestinationBatchSize         = 100
+	MaxDestinationHeaders           = 20
+	MaxDestinationConsentCategories = 32
 )
 
 // The destination routes' wire types as the cdp CLI sends and reads them. The server's own
@@ -26,6 +27,10 @@ type DestinationSpec struct {
 	TimeoutSeconds int               `json:"timeoutSeconds,omitempty"`
 	Headers        map[string]string `json:"headers,omitempty"`
 	Subscriptions  Subscriptions     `json:"subscriptions"`
+	// ConsentCategories: sent only if every category is granted; RequireConsent: nothing
+	// without preferences.
+	ConsentCategories []string `json:"consentCategories,omitempty"`
+	RequireConsent    bool     `json:"requireConsent,omitempty"`
 	// Secret optionally sets the signing secret on create; empty: one is generated.
 	Secret string `json:"secret,omitempty"`
 }
@@ -35,6 +40,7 @@ type Subscriptions struct {
 	Audiences []string                 `json:"audiences,omitempty"` // audience keys or ids; "*" for all
 	Traits    []string                 `json:"traits,omitempty"`    // computed trait keys; "*" for all
 	Events    []DestinationEventFilter `json:"events,omitempty"`    // forwarded events matching any filter
+	Privacy   bool                     `json:"privacy,omitempty"`   // Privacy Request notices
 }
 
 // DestinationEventFilter matches forwarded events. Empty fields match anything; Properties must
@@ -47,20 +53,22 @@ type DestinationEventFilter struct {
 
 // Destination is a destination as the admin API answers it (secrets' values are never sent).
 type Destination struct {
-	ID             string              `json:"id"`
-	Name           string              `json:"name"`
-	URL            string              `json:"url"`
-	Enabled        bool                `json:"enabled"`
-	DisabledReason string              `json:"disabledReason,omitempty"`
-	Signing        string              `json:"signing"`
-	BatchSize      int                 `json:"batchSize"`
-	TimeoutSeconds int                 `json:"timeoutSeconds,omitempty"`
-	Headers        map[string]string   `json:"headers,omitempty"`
-	Subscriptions  Subscriptions       `json:"subscriptions"`
-	Secrets        []DestinationSecret `json:"secrets"`
-	CreatedAt      time.Time           `json:"createdAt"`
-	UpdatedAt      time.Time           `json:"updatedAt"`
-	Version        int64               `json:"version"`
+	ID                string              `json:"id"`
+	Name              string              `json:"name"`
+	URL               string              `json:"url"`
+	Enabled           bool                `json:"enabled"`
+	DisabledReason    string              `json:"disabledReason,omitempty"`
+	Signing           string              `json:"signing"`
+	BatchSize         int                 `json:"batchSize"`
+	TimeoutSeconds    int                 `json:"timeoutSeconds,omitempty"`
+	Headers           map[string]string   `json:"headers,omitempty"`
+	Subscriptions     Subscriptions       `json:"subscriptions"`
+	ConsentCategories []string            `json:"consentCategories,omitempty"`
+	RequireConsent    bool                `json:"requireConsent,omitempty"`
+	Secrets           []DestinationSecret `json:"secrets"`
+	CreatedAt         time.Time           `json:"createdAt"`
+	UpdatedAt         time.Time           `json:"updatedAt"`
+	Version           int64               `json:"version"`
 }
 
 // DestinationSecret describes one signing secret without its value.

@@ -45,6 +45,7 @@ func TestParseRejects(t *testing.T) {
 		{"audience self", "audiences:\n  - key: a\n    name: A\n    condition: {audience: {key: a}}\n", "refers to itself"},
 		{"duplicate audience", "audiences:\n  - key: a\n    name: A\n    condition: {trait: {key: x, op: exists}}\n  - key: a\n    name: A2\n    condition: {trait: {key: x, op: exists}}\n", "line 5: audiences[1].key: key \"a\" is already declared by audiences[0]"},
 		{"destination bad url", "destinations:\n  - name: crm\n    url: ftp://x\n", "line 3: destinations[0].url"},
+		{"destination consent", "destinations:\n  - name: crm\n    url: https://x.example\n    consentCategories: [ads, ads]\n", "line 4: destinations[0].consentCategories[1]: \"ads\" is listed twice"},
 		{"destination batch", "destinations:\n  - name: crm\n    url: https://x.example\n    batchSize: 1000\n", "line 4: destinations[0].batchSize"},
 		{"infinite number", "computedTraits:\n  - key: o\n    name: O\n    kind: rfm_monetary\n    thresholds: [1, 2, 3, .inf]\n", "unsupported value"},
 		{"bad name", "sources:\n  - name: a/b\n", "may contain only"},

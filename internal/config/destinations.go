@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/serverless-cdp/cdp/internal/apitypes"
@@ -21,11 +22,16 @@ type Destination struct {
 	TimeoutSeconds int                    `json:"timeoutSeconds,omitempty"`
 	Headers        map[string]string      `json:"headers,omitempty"`
 	Subscriptions  apitypes.Subscriptions `json:"subscriptions"`
+	// ConsentCategories: a message is sent only if every category is granted;
+	// RequireConsent: nothing is sent without preferences.
+	ConsentCategories []string `json:"consentCategories,omitempty"`
+	RequireConsent    bool     `json:"requireConsent,omitempty"`
 }
 
 func (d Destination) spec() apitypes.DestinationSpec {
 	return apitypes.DestinationSpec{Name: d.Name, URL: d.URL, Enabled: d.Enabled, Signing: d.Signing,
-		BatchSize: d.BatchSize, TimeoutSeconds: d.TimeoutSeconds, Headers: d.Headers, Subscriptions: d.Subscriptions}
+		BatchSize: d.BatchSize, TimeoutSeconds: d.TimeoutSeconds, Headers: d.Headers, Subscriptions: d.Subscriptions,
+		ConsentCategories: d.ConsentCategories, RequireConsent: d.RequireConsent}
 }
 
 // validateDestinations checks what can be checked without the CDP; the admin API checks the
@@ -59,6 +65,24 @@ func validateDestinations(f *File) []error {
 		}
 		if len(d.Headers) > apitypes.MaxDestinationHeaders {
 			errs = append(errs, f.errorf(path+".headers", "at most %d headers", apitypes.MaxDestinationHeaders))
+		}
+		errs = append(errs, validateConsentCategories(f, path, d.ConsentCategories)...)
+	}
+	return errs
+}
+
+// validateConsentCategories: at most 32 distinct names of 1 to 128 bytes (the admin API's rule).
+func validateConsentCategories(f *File, path string, cats []string) []error {
+	if len(cats) > apitypes.MaxDestinationConsentCategories {
+		return []error{f.errorf(path+".consentCategories", "at most %d categories", apitypes.MaxDestinationConsentCategories)}
+	}
+	var errs []error
+	for i, c := range cats {
+		switch {
+		case len(c) == 0 || len(c) > 128:
+			errs = append(errs, f.errorf(fmt.Sprintf("%s.consentCategories[%d]", path, i), "a category is 1 to 128 bytes"))
+		case slices.Contains(cats[:i], c):
+			errs = append(errs, f.errorf(fmt.Sprintf("%s.consentCategories[%d]", path, i), "%q is listed twice", c))
 		}
 	}
 	return errs
@@ -116,6 +140,10 @@ func planDestinations(pc planContext, f *File) ([]Change, error) {
 		}
 		changed("headers", emptyNil(have.Headers), emptyNil(decl.Headers), &details)
 		changed("subscriptions", have.Subscriptions, decl.Subscriptions, &details)
+		changed("consentCategories", emptyNilSlice(have.ConsentCategories), emptyNilSlice(decl.ConsentCategories), &details)
+		if have.RequireConsent != decl.RequireConsent {
+			details = append(details, fmt.Sprintf("requireConsent %t -> %t", have.RequireConsent, decl.RequireConsent))
+		}
 		if len(details) > 0 {
 			id := have.ID
 			changes = append(changes, Change{Op: Update, Kind: "destination", Name: decl.Name, Details: details,
@@ -143,6 +171,13 @@ func emptyNil(m map[string]string) map[string]string {
 		return nil
 	}
 	return m
+}
+
+func emptyNilSlice(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 // Destinations returns every destination.

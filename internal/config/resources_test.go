@@ -139,6 +139,7 @@ func TestApplyChangesAndPrune(t *testing.T) {
 		"value: Paris}", "value: Lyon}",
 		"https://crm.example.com/hooks/cdp", "https://crm.example.com/hooks/v2",
 		"    batchSize: 50\n", "    batchSize: 20\n    enabled: false\n",
+		"consentCategories: [analytics]", "consentCategories: [analytics, advertising]\n    requireConsent: true",
 	).Replace(string(example))
 	f := mustParse(t, edited)
 	before := s.snapshot(t)
@@ -146,7 +147,7 @@ func TestApplyChangesAndPrune(t *testing.T) {
 		"~ computed trait orders_90d: window\n" +
 		"~ audience vip_in_paris: condition\n" +
 		"~ destination crm: url \"https://crm.example.com/hooks/cdp\" -> \"https://crm.example.com/hooks/v2\"\n" +
-		"~ destination warehouse: enabled true -> false, batchSize 50 -> 20\n"
+		"~ destination warehouse: enabled true -> false, batchSize 50 -> 20, consentCategories, requireConsent false -> true\n"
 	if out := apply(t, c, f, config.Options{DryRun: true}); out != want+"(dry run: nothing changed)\n" {
 		t.Fatalf("dry run printed\n%s\nwant\n%s", out, want)
 	}
@@ -187,7 +188,7 @@ audiences:
 destinations:
   - name: crm
     url: https://crm.example.com/hooks/v2
-    subscriptions: {audiences: [high_value, vip_in_paris], traits: [orders_90d]}
+    subscriptions: {audiences: [high_value, vip_in_paris], traits: [orders_90d], privacy: true}
 `)
 	want = "~ identity rules: -device_id, -email\n" +
 		"- destination warehouse\n" +

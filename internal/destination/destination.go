@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/consent"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
@@ -65,10 +66,15 @@ type Destination struct {
 	TimeoutSeconds int               `json:"timeoutSeconds,omitempty"` // 0: the function's default
 	Headers        map[string]string `json:"headers,omitempty"`        // static headers sent with every request
 	Subscriptions  Subscriptions     `json:"subscriptions"`
-	Secrets        []Secret          `json:"secrets"` // current first; values hidden in JSON
-	CreatedAt      time.Time         `json:"createdAt"`
-	UpdatedAt      time.Time         `json:"updatedAt"`
-	Version        int64             `json:"version"`
+	// ConsentCategories: a message is sent only if every category is granted in the
+	// preferences that apply (see internal/consent.Allows); empty: no category is enforced.
+	ConsentCategories []string `json:"consentCategories,omitempty"`
+	// RequireConsent: a message with no preferences at all is not sent.
+	RequireConsent bool      `json:"requireConsent,omitempty"`
+	Secrets        []Secret  `json:"secrets"` // current first; values hidden in JSON
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+	Version        int64     `json:"version"`
 }
 
 // Secret is one signing secret. The value never leaves through JSON.
@@ -113,6 +119,9 @@ type Subscriptions struct {
 	Traits []string `json:"traits,omitempty"`
 	// Events: forwarded events matching any filter are sent as received.
 	Events []EventFilter `json:"events,omitempty"`
+	// Privacy: the destination receives a signed Privacy Request notice when a person is
+	// deleted or suppressed, so the tool behind it can erase them too.
+	Privacy bool `json:"privacy,omitempty"`
 }
 
 // EventFilter matches forwarded events. Empty fields match anything; Properties must all be
@@ -208,6 +217,9 @@ type Spec struct {
 	TimeoutSeconds int               `json:"timeoutSeconds,omitempty"`
 	Headers        map[string]string `json:"headers,omitempty"`
 	Subscriptions  Subscriptions     `json:"subscriptions"`
+	// ConsentCategories and RequireConsent gate what is sent by consent (see Destination).
+	ConsentCategories []string `json:"consentCategories,omitempty"`
+	RequireConsent    bool     `json:"requireConsent,omitempty"`
 	// Secret optionally sets the signing secret on create (e.g. one a Segment receiver already
 	// uses); standard mode needs a whsec_ secret. Empty: one is generated.
 	Secret string `json:"secret,omitempty"`
@@ -226,6 +238,9 @@ var (
 const (
 	maxKeyLen        = 200
 	maxHeaderNameLen = 100
+	// MaxConsentCategories bounds consentCategories; each name is 1 to
+	// consent.MaxCategoryBytes bytes.
+	MaxConsentCategories = 32
 )
 
 // validKey: 1 to maxKeyLen characters of [A-Za-z0-9_.:-].
@@ -267,7 +282,7 @@ func (sp *Spec) normalize(policy webhook.Policy) error {
 	if err := policy.ValidateURL(sp.URL); err != nil {
 		return invalid("url: %v", err)
 	}
-	for _, check := range []func() error{sp.normalizeDelivery, sp.checkHeaders, sp.Subscriptions.check, sp.checkSecret} {
+	for _, check := range []func() error{sp.normalizeDelivery, sp.checkHeaders, sp.Subscriptions.check, sp.checkConsent, sp.checkSecret} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -335,6 +350,23 @@ func (s *Subscriptions) check() error {
 			if !json.Valid(v) {
 				return invalid("event filter property %q is not JSON", k)
 			}
+		}
+	}
+	return nil
+}
+
+// checkConsent: at most MaxConsentCategories distinct names of 1 to consent.MaxCategoryBytes
+// bytes.
+func (sp *Spec) checkConsent() error {
+	if len(sp.ConsentCategories) > MaxConsentCategories {
+		return invalid("consentCategories: at most %d categories", MaxConsentCategories)
+	}
+	for i, c := range sp.ConsentCategories {
+		if len(c) == 0 || len(c) > consent.MaxCategoryBytes {
+			return invalid("consentCategories[%d]: a category is 1 to %d bytes", i, consent.MaxCategoryBytes)
+		}
+		if slices.Contains(sp.ConsentCategories[:i], c) {
+			return invalid("consentCategories[%d]: %q is listed twice", i, c)
 		}
 	}
 	return nil

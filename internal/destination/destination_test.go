@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -116,14 +117,16 @@ func runServiceScenario(t *testing.T, newService func(t *testing.T, opts ...Opti
 		t.Fatalf("live after grace: %d", len(live))
 	}
 
-	if _, err := svc.Update(ctx, d.ID, Spec{Name: "crm2", URL: "https://hooks.example.com/v2", BatchSize: 10}); err != nil {
+	if _, err := svc.Update(ctx, d.ID, Spec{Name: "crm2", URL: "https://hooks.example.com/v2", BatchSize: 10,
+		ConsentCategories: []string{"advertising"}, RequireConsent: true, Subscriptions: Subscriptions{Privacy: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.Disable(ctx, d.ID, "410 Gone"); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = svc.Get(ctx, d.ID)
-	if got.Name != "crm2" || got.BatchSize != 10 || got.Enabled || got.DisabledReason != "410 Gone" || got.Version != 4 {
+	if got.Name != "crm2" || got.BatchSize != 10 || got.Enabled || got.DisabledReason != "410 Gone" || got.Version != 4 ||
+		!got.RequireConsent || len(got.ConsentCategories) != 1 || got.ConsentCategories[0] != "advertising" || !got.Subscriptions.Privacy {
 		t.Fatalf("after update/disable: %+v", got)
 	}
 	if len(got.LiveSecrets(now)) != 2 {
@@ -148,6 +151,27 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func TestServiceInMemory(t *testing.T) {
 	runServiceScenario(t, func(_ *testing.T, opts ...Option) *Service { return NewMemService(opts...) })
+}
+
+// TestConsentSettingsValidation: consentCategories is at most 32 distinct names of 1 to 128
+// bytes, and a refusal names the field.
+func TestConsentSettingsValidation(t *testing.T) {
+	many := make([]string, MaxConsentCategories+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("c%d", i)
+	}
+	bad := [][]string{many, {""}, {strings.Repeat("c", 129)}, {"ads", "analytics", "ads"}}
+	for i, cats := range bad {
+		sp := Spec{Name: "a", URL: "https://x.example", ConsentCategories: cats}
+		var ve *ValidationError
+		if err := sp.normalize(webhook.Policy{}); !errors.As(err, &ve) || !strings.Contains(ve.Msg, "consentCategories") {
+			t.Errorf("case %d: %v", i, err)
+		}
+	}
+	ok := Spec{Name: "a", URL: "https://x.example", ConsentCategories: append(many[:MaxConsentCategories:MaxConsentCategories], strings.Repeat("c", 128))[1:]}
+	if err := ok.normalize(webhook.Policy{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestValidatorsMatchTheirGrammar(t *testing.T) {

@@ -93,6 +93,7 @@ func (s *Service) Create(ctx context.Context, spec Spec) (Destination, string, e
 func apply(d *Destination, spec Spec, now time.Time) {
 	d.Name, d.URL, d.Signing, d.BatchSize = spec.Name, spec.URL, spec.Signing, spec.BatchSize
 	d.TimeoutSeconds, d.Headers, d.Subscriptions = spec.TimeoutSeconds, spec.Headers, spec.Subscriptions
+	d.ConsentCategories, d.RequireConsent = spec.ConsentCategories, spec.RequireConsent
 	d.Enabled = spec.Enabled == nil || *spec.Enabled
 	if d.Enabled {
 		d.DisabledReason = ""

@@ -33,17 +33,20 @@ func roundTrip[T any](t *testing.T, name string, from any) {
 // TestWireTypesMatchTheCLI: the cdp CLI's copies of the destination wire types (package
 // apitypes) encode exactly as the server's, field for field, both ways, and share the limits.
 func TestWireTypesMatchTheCLI(t *testing.T) {
-	if apitypes.MaxDestinationBatchSize != destination.MaxBatchSize || apitypes.MaxDestinationHeaders != destination.MaxHeaders {
+	if apitypes.MaxDestinationBatchSize != destination.MaxBatchSize || apitypes.MaxDestinationHeaders != destination.MaxHeaders ||
+		apitypes.MaxDestinationConsentCategories != destination.MaxConsentCategories {
 		t.Fatal("the CLI's limits differ from the server's")
 	}
 	on, at := true, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	subs := destination.Subscriptions{Audiences: []string{"vip", "*"}, Traits: []string{"ltv"},
-		Events: []destination.EventFilter{{Type: "track", Name: "Order Completed", Properties: map[string]json.RawMessage{"plan": json.RawMessage(`"pro"`)}}}}
+		Events: []destination.EventFilter{{Type: "track", Name: "Order Completed", Properties: map[string]json.RawMessage{"plan": json.RawMessage(`"pro"`)}}}, Privacy: true}
 	spec := destination.Spec{Name: "crm", URL: "https://crm.example", Enabled: &on, Signing: "segment", BatchSize: 10,
-		TimeoutSeconds: 5, Headers: map[string]string{"x-team": "growth"}, Subscriptions: subs, Secret: "whsec_x"}
+		TimeoutSeconds: 5, Headers: map[string]string{"x-team": "growth"}, Subscriptions: subs, Secret: "whsec_x",
+		ConsentCategories: []string{"advertising"}, RequireConsent: true}
 	roundTrip[apitypes.DestinationSpec](t, "Spec", spec)
 	d := destination.Destination{ID: "dst_1", Name: "crm", URL: "https://crm.example", Enabled: true, DisabledReason: "gone",
 		Signing: "standard", BatchSize: 1, TimeoutSeconds: 3, Headers: map[string]string{"a": "b"}, Subscriptions: subs,
+		ConsentCategories: []string{"advertising", "analytics"}, RequireConsent: true,
 		Secrets:   []destination.Secret{{Value: "hidden", Hint: "whsec_ab", CreatedAt: at, ExpiresAt: &at}},
 		CreatedAt: at, UpdatedAt: at, Version: 4}
 	roundTrip[apitypes.Destination](t, "Destination", d)

@@ -5,8 +5,10 @@ package destinations_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +75,9 @@ func TestAdminRoutes(t *testing.T) {
 	}
 	p := admin.Prefix + "/destinations"
 	call("POST", p, `{"name":"","url":"ftp://x"}`, 400)
+	if out := call("POST", p, `{"name":"a","url":"`+rcv.URL+`","consentCategories":["ads","ads"]}`, 400); !strings.Contains(fmt.Sprint(out), "consentCategories") {
+		t.Fatalf("the refusal names the field: %v", out)
+	}
 	out := call("POST", p, `{"name":"crm","url":"`+rcv.URL+`","subscriptions":{"audiences":["*"]}}`, 201)
 	id := out["destination"].(map[string]any)["id"].(string)
 	if s, _ := out["secret"].(string); len(s) < 10 {
@@ -95,6 +100,11 @@ func TestAdminRoutes(t *testing.T) {
 	call("POST", p+"/"+id+"/dead-letters/rec_1/redrive", "", 202)
 	call("POST", p+"/"+id+"/dead-letters/rec_1/redrive", "", 409)
 	call("POST", p+"/"+id+"/disable", "", 200)
-	call("PUT", p+"/"+id, `{"name":"crm2","url":"`+rcv.URL+`"}`, 200)
+	call("PUT", p+"/"+id, `{"name":"crm2","url":"`+rcv.URL+`","consentCategories":["advertising"],"requireConsent":true,"subscriptions":{"privacy":true}}`, 200)
+	got := call("GET", p+"/"+id, "", 200)["destination"].(map[string]any)
+	if fmt.Sprint(got["consentCategories"]) != "[advertising]" || got["requireConsent"] != true ||
+		got["subscriptions"].(map[string]any)["privacy"] != true {
+		t.Fatalf("consent settings not stored or shown: %v", got)
+	}
 	call("DELETE", p+"/"+id, "", 204)
 }
