@@ -300,7 +300,9 @@ func (pv *Privacy) Export(ctx context.Context, p privacy.Person, emit func(kind 
 	sort.Slice(keys, func(i, j int) bool { return identLess(keys[i], keys[j]) })
 	var items []func() error
 	for _, id := range keys {
-		items = append(items, func() error { return emit(KindIdentifiers, IndexExport{Identifier: id.String(), ProfileID: h.index[id]}) })
+		items = append(items, func() error {
+			return emit(KindIdentifiers, IndexExport{Identifier: id.String(), ProfileID: h.index[id]})
+		})
 	}
 	for _, pr := range h.profiles {
 		items = append(items, func() error { return emit(KindProfiles, pr) })
