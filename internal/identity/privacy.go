@@ -423,3 +423,33 @@ func identifierStrings(m map[Identifier]bool) []string {
 	slices.Sort(out)
 	return out
 }
+
+// ErasedProfiles is the erased-profile side of the privacy block list as the processor sees it
+// (blocklist.Checker implements it): an optional port.
+type ErasedProfiles interface {
+	// Erased reports whether a privacy request erased the profile (recently: the entries
+	// expire once nothing about it can still be in flight).
+	Erased(ctx context.Context, profileID string) (bool, error)
+}
+
+// maxErasedIDs bounds the ids newProfileID tries.
+const maxErasedIDs = 8
+
+// newProfileID is the id of a profile a message creates: derived from the message (so a
+// retried attempt creates the same id), unless privacy requests erased that id. A message that
+// created an erased profile can come again (a redelivery, a record still in the stream, a
+// client's resend); its dedupe marker is erased with the profile, so it is planned as new, and
+// the derived id would bring the erased profile back. It then takes the next id in a sequence
+// derived from the message that is not erased (still the same on every attempt while the
+// block list holds the erased id). If the list cannot be read, the id is taken as erased: a
+// fresh profile is right either way.
+func (pn *planner) newProfileID(source, messageID string) string {
+	id := profileIDFor(source, messageID)
+	for n := 1; n <= maxErasedIDs && pn.p.opt.Erased != nil; n++ {
+		if erased, err := pn.p.opt.Erased.Erased(pn.ctx, id); err == nil && !erased {
+			return id
+		}
+		id = profileIDFor(source, fmt.Sprintf("%s\x00erased\x00%d", messageID, n))
+	}
+	return id
+}

@@ -385,3 +385,60 @@ func assertOnlyNewProfile(t *testing.T, e *env, erased []string, fresh string) {
 		t.Log(fmt.Sprint(g.index))
 	}
 }
+
+// erasedSet is the erased-profile list as the block list holds it after a privacy request.
+type erasedSet struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (s *erasedSet) Erased(_ context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids[id], nil
+}
+
+func (s *erasedSet) add(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		s.ids[id] = true
+	}
+}
+
+// A message that created an erased profile comes again (a record still in the stream, a
+// client's resend): its dedupe marker went with the erasure, so it creates a profile, and the id
+// derived from the message is the erased one. With the erased-profile list it takes a fresh id.
+func TestPrivacyRedeliveredCreatorDoesNotRecreateErasedProfile(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		e := b.newEnv(t, nil)
+		erased := &erasedSet{ids: map[string]bool{}}
+		rules, _ := Compile(Rules{})
+		e.proc = NewProcessor(e.store, StaticRules{rules}, Options{Erased: erased})
+		annProfiles := seedPeople(t, e)
+		pv := NewPrivacy(e.store.(PersonStore))
+		ann := resolve(t, pv, "email:ann.secret@example.com")
+		erased.add(ann.Profiles...) // as privacy.Runner blocks them before erasing
+		if _, err := pv.Erase(context.Background(), ann); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range annRecords()[:2] { // the creators of Ann's two profiles
+			res := e.process(t, r)
+			if res[0].Outcome != Processed || slices.Contains(annProfiles, res[0].ProfileID) {
+				t.Fatalf("redelivered %s went to %+v (erased: %v)", r.Message.MessageID, res[0], annProfiles)
+			}
+			again := e.process(t, r)
+			if again[0].Outcome != Duplicate || again[0].ProfileID != res[0].ProfileID {
+				t.Fatalf("delivered once more: %+v, first %+v", again[0], res[0])
+			}
+			assertOnlyNewProfile(t, e, annProfiles, res[0].ProfileID)
+			if t.Failed() {
+				return
+			}
+			erased.add(res[0].ProfileID) // the next one starts from a clean slate
+			if _, err := pv.Erase(context.Background(), resolve(t, pv, "anonymous_id:"+r.Message.AnonymousID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
