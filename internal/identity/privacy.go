@@ -86,10 +86,25 @@ type IndexExport struct {
 // Privacy is the identity stage's privacy.Resolver and privacy.Holder.
 type Privacy struct {
 	store PersonStore
+	opt   PrivacyOptions
 	// passes bounds Erase's rounds of listing and deleting (the last finds nothing).
 	passes int
-	pace   backoff.Policy
 }
+
+// PrivacyOptions tune a Privacy. The zero value is the default.
+type PrivacyOptions struct {
+	// Settle is how long after its last deletion Erase lists once more before it is done
+	// (default DefaultEraseSettle; negative: not at all): the timeline index (gsi1) is
+	// eventually consistent, so an event written just before (or by a processor's write in
+	// progress) may show only later. The in-memory store needs none.
+	Settle time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// DefaultEraseSettle is Erase's default settle time: DynamoDB propagates a write to a global
+// secondary index within a fraction of a second in normal operation.
+const DefaultEraseSettle = time.Second
 
 var (
 	_ privacy.Resolver = (*Privacy)(nil)
@@ -97,8 +112,14 @@ var (
 )
 
 // NewPrivacy returns the identity stage's privacy resolver and holder on a store.
-func NewPrivacy(s PersonStore) *Privacy {
-	return &Privacy{store: s, passes: 30, pace: backoff.Policy{Base: 20 * time.Millisecond, Max: 500 * time.Millisecond}}
+func NewPrivacy(s PersonStore, opt PrivacyOptions) *Privacy {
+	if opt.Settle == 0 {
+		opt.Settle = DefaultEraseSettle
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Privacy{store: s, opt: opt, passes: 30}
 }
 
 // Name names the holder in request results.
@@ -322,12 +343,13 @@ func (pv *Privacy) Export(ctx context.Context, p privacy.Person, emit func(kind 
 }
 
 // Erase deletes everything the identity stage keeps about the person and returns how many
-// items of each kind it deleted. It lists and deletes in passes until a pass finds nothing:
-// what a processor commits meanwhile, or what the eventually consistent timeline index did not
-// show yet, is found by a later pass. Profiles go last, each on the condition that it is still
-// at the version read (else the next pass reads what changed), so a resumed erasure still finds
-// the identifiers they hold. Each item is counted once, however many passes see it. It is
-// idempotent and resumable after a cancel; it gives up when ctx ends or after its passes.
+// items of each kind it deleted. It lists and deletes in passes until a pass finds nothing and
+// started at least Settle after the last deletion (an empty pass before that waits for it): what a processor commits meanwhile, or what
+// the eventually consistent timeline index did not show yet, is found by a later pass. Profiles
+// go last, each on the condition that it is still at the version read (else the next pass reads
+// what changed), so a resumed erasure still finds the identifiers they hold. Each item is
+// counted once, however many passes see it. It is idempotent and resumable after a cancel; it
+// gives up when ctx ends or after its passes.
 func (pv *Privacy) Erase(ctx context.Context, p privacy.Person) (map[string]int, error) {
 	pids, ids, err := startSets(p)
 	if err != nil {
@@ -338,22 +360,27 @@ func (pv *Privacy) Erase(ctx context.Context, p privacy.Person) (map[string]int,
 		counts[k] = 0
 	}
 	done := map[ItemKey]bool{}
+	var last time.Time // the last deletion (zero: none yet)
 	for pass := 0; pass < pv.passes; pass++ {
-		if pass > 1 {
-			if err := backoff.Sleep(ctx, pv.pace.Delay(pass-1)); err != nil {
-				return counts, fmt.Errorf("privacy erase: %w", err)
-			}
-		}
+		start := pv.opt.Now()
 		h, err := pv.collect(ctx, pids, ids)
 		if err != nil {
 			return counts, fmt.Errorf("privacy erase: %w", err)
 		}
 		if h.empty() {
-			return counts, nil
+			left := pv.opt.Settle - start.Sub(last)
+			if last.IsZero() || left <= 0 {
+				return counts, nil
+			}
+			if err := backoff.Sleep(ctx, left); err != nil {
+				return counts, fmt.Errorf("privacy erase: %w", err)
+			}
+			continue
 		}
 		if err := pv.eraseOnce(ctx, h, counts, done); err != nil {
 			return counts, fmt.Errorf("privacy erase: %w", err)
 		}
+		last = pv.opt.Now()
 	}
 	return counts, fmt.Errorf("privacy erase: items still found after %d passes (a writer keeps adding to the profiles)", pv.passes)
 }

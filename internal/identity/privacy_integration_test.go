@@ -101,7 +101,7 @@ func TestPrivacyEraseLeavesNothingInTheTable(t *testing.T) {
 			t.Fatalf("no %s attribute in the table: the check would not cover compressed data", attr)
 		}
 	}
-	pv := NewPrivacy(NewStore(d.db, d.table))
+	pv := NewPrivacy(NewStore(d.db, d.table), PrivacyOptions{})
 	if _, err := pv.Erase(context.Background(), resolve(t, pv, "email:ann.secret@example.com")); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func BenchmarkPrivacyEraseThousandEvents(b *testing.B) {
 		e, meter := newMeteredEnv(b)
 		seedEvents(b, e, fmt.Sprintf("p%d", i), 1000)
 		seedEvents(b, e, fmt.Sprintf("other%d", i), 10)
-		pv := NewPrivacy(e.store.(PersonStore))
+		pv := NewPrivacy(e.store.(PersonStore), PrivacyOptions{})
 		person, err := pv.Resolve(context.Background(), []string{fmt.Sprintf("user_id:p%d-u", i)})
 		if err != nil {
 			b.Fatal(err)

@@ -50,7 +50,7 @@ func seedPeople(t *testing.T, e *env) []string {
 	for _, r := range append(annRecords(), bobRecords()...) {
 		e.process(t, r)
 	}
-	pv := NewPrivacy(e.store.(PersonStore))
+	pv := NewPrivacy(e.store.(PersonStore), noSettle)
 	p, err := pv.Resolve(context.Background(), []string{"email:ann.secret@example.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestPrivacyResolve(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		e := b.newEnv(t, nil)
 		annProfiles := seedPeople(t, e)
-		pv := NewPrivacy(e.store.(PersonStore))
+		pv := NewPrivacy(e.store.(PersonStore), noSettle)
 		// Normalized as events are; any identifier of the person, the merged-away profile's too.
 		for _, by := range [][]string{{" Email: ANN.Secret@example.COM "}, {"device_id:ann-dev2"}, {"device_id:ann-dev1", "user_id:ann-u1"}} {
 			p := resolve(t, pv, by...)
@@ -131,7 +131,7 @@ func TestPrivacyExportThenEraseSameCounts(t *testing.T) {
 		ctx := context.Background()
 		e := b.newEnv(t, nil)
 		annProfiles := seedPeople(t, e)
-		pv := NewPrivacy(e.store.(PersonStore))
+		pv := NewPrivacy(e.store.(PersonStore), noSettle)
 		ann := resolve(t, pv, "email:ann.secret@example.com")
 		bob := resolve(t, pv, "user_id:bob-u1")
 		bobBefore := exportAll(t, pv, bob)
@@ -231,7 +231,7 @@ func TestPrivacyEraseResumesAfterCancel(t *testing.T) {
 				cancel()
 			}
 		}}
-		pv := NewPrivacy(hs)
+		pv := NewPrivacy(hs, noSettle)
 		ann := resolve(t, pv, "email:ann.secret@example.com")
 		want := countsOf(exportAll(t, pv, ann))
 		first, err := pv.Erase(ctx, ann)
@@ -266,7 +266,7 @@ func TestPrivacyEraseFindsWhatAProcessorCommitsMeanwhile(t *testing.T) {
 				e.process(t, rec("track", "ann-late", 9, map[string]string{"uid": "ann-u1", "aid": "ann-late-aid", "event": "Late"}))
 			}
 		}}
-		pv := NewPrivacy(hs)
+		pv := NewPrivacy(hs, noSettle)
 		ann := resolve(t, pv, "email:ann.secret@example.com")
 		got, err := pv.Erase(context.Background(), ann)
 		want := map[string]int{KindIdentifiers: 7, KindProfiles: 2, KindEvents: 5, KindMergeLog: 5}
@@ -328,7 +328,7 @@ func TestPrivacyWarmProcessorDoesNotResurrectErasedProfiles(t *testing.T) {
 				rules, _ := Compile(Rules{})
 				e.proc = NewProcessor(spy, StaticRules{rules}, Options{Now: clock})
 				annProfiles := seedPeople(t, e) // the processor's cache now holds Ann
-				pv := NewPrivacy(e.store.(PersonStore))
+				pv := NewPrivacy(e.store.(PersonStore), noSettle)
 				if _, err := pv.Erase(context.Background(), resolve(t, pv, "email:ann.secret@example.com")); err != nil {
 					t.Fatal(err)
 				}
@@ -416,7 +416,7 @@ func TestPrivacyRedeliveredCreatorDoesNotRecreateErasedProfile(t *testing.T) {
 		rules, _ := Compile(Rules{})
 		e.proc = NewProcessor(e.store, StaticRules{rules}, Options{Erased: erased})
 		annProfiles := seedPeople(t, e)
-		pv := NewPrivacy(e.store.(PersonStore))
+		pv := NewPrivacy(e.store.(PersonStore), noSettle)
 		ann := resolve(t, pv, "email:ann.secret@example.com")
 		erased.add(ann.Profiles...) // as privacy.Runner blocks them before erasing
 		if _, err := pv.Erase(context.Background(), ann); err != nil {
@@ -441,4 +441,54 @@ func TestPrivacyRedeliveredCreatorDoesNotRecreateErasedProfile(t *testing.T) {
 			}
 		}
 	})
+}
+
+// noSettle is Privacy without the settle pass (the stores under these tests show what they
+// hold at once); TestPrivacyEraseWaitsForALaggingTimelineIndex covers it.
+var noSettle = PrivacyOptions{Settle: -1}
+
+// laggingIndex is a PersonStore whose timeline listing hides one event from its first calls, as
+// gsi1 does for an item written a moment ago.
+type laggingIndex struct {
+	PersonStore
+	mu     sync.Mutex
+	calls  int
+	hideIn int // calls of ProfileEvents that do not show it yet
+	hidden string
+}
+
+func (l *laggingIndex) ProfileEvents(ctx context.Context, profile string) ([]KeyedEvent, error) {
+	evs, err := l.PersonStore.ProfileEvents(ctx, profile)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls++
+	if l.calls > l.hideIn {
+		return evs, err
+	}
+	return slices.DeleteFunc(evs, func(e KeyedEvent) bool { return e.Event.Message.MessageID == l.hidden }), err
+}
+
+// An event the timeline index shows only after the first passes (written just before the
+// erasure) is erased: the erasure lists once more after its settle time.
+func TestPrivacyEraseWaitsForALaggingTimelineIndex(t *testing.T) {
+	for _, settle := range []time.Duration{50 * time.Millisecond, -1} {
+		t.Run(fmt.Sprint("settle ", settle), func(t *testing.T) {
+			e := memBackend.newEnv(t, nil)
+			seedPeople(t, e)
+			// Two profiles: the first two passes (deleting, then finding nothing) list 4 times.
+			lag := &laggingIndex{PersonStore: e.store.(PersonStore), hideIn: 4, hidden: "ann-4"}
+			pv := NewPrivacy(lag, PrivacyOptions{Settle: settle})
+			got, err := pv.Erase(context.Background(), resolve(t, pv, "email:ann.secret@example.com"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			left, _ := e.store.Markers(context.Background(), []MessageRef{{"src1", "ann-4"}}, true, false)
+			if settle > 0 && (len(left) != 0 || got[KindEvents] != 4) {
+				t.Fatalf("the lagging event was left: %v, erased %v", left, got)
+			}
+			if settle < 0 && len(left) != 1 { // without the settle pass it is missed: the test can tell
+				t.Fatalf("without a settle pass the lagging event was found anyway: %v", got)
+			}
+		})
+	}
 }
