@@ -94,7 +94,7 @@ type Privacy struct {
 // PrivacyOptions tune a Privacy. The zero value is the default.
 type PrivacyOptions struct {
 	// Settle is how long after its last deletion Erase lists once more before it is done
-	// (default DefaultEraseSettle; negative: not at all): the timeline index (gsi1) is
+	// (default DefaultEraseSettle; negative: no wait): the timeline index (gsi1) is
 	// eventually consistent, so an event written just before (or by a processor's write in
 	// progress) may show only later. The in-memory store needs none.
 	Settle time.Duration
