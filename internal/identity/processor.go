@@ -93,6 +93,9 @@ type Options struct {
 	CacheProfileBytes int
 	Now               func() time.Time
 	Logger            *slog.Logger
+	// Erased, when set, tells which profile ids privacy requests erased: a new profile never
+	// takes one (see newProfileID).
+	Erased ErasedProfiles
 }
 
 // DefaultRetention is the timeline retention unless configured.
@@ -476,7 +479,7 @@ func (p *Processor) plan(ctx context.Context, recs []tracking.Record, pending []
 	if err != nil {
 		return nil, err
 	}
-	pn := &planner{p: p, rules: rules, uf: map[string]string{}, byRoot: map[string]*component{},
+	pn := &planner{ctx: ctx, p: p, rules: rules, uf: map[string]string{}, byRoot: map[string]*component{},
 		pl: &plan{g: g, results: map[int]Result{}, ret: p.opt.Retention}}
 	for k, i := range pending {
 		rec := &recs[i]
@@ -580,6 +583,7 @@ func (p *Processor) markers(ctx context.Context, refs []MessageRef, consistent b
 // planner builds one plan: records are grouped into components (union-find over the profiles
 // they touch) whose effects commit together.
 type planner struct {
+	ctx    context.Context
 	p      *Processor
 	rules  *Compiled
 	pl     *plan
@@ -697,7 +701,7 @@ func (pn *planner) add(i int, rec *tracking.Record, e Extracted) bool {
 	now := pn.p.opt.Now()
 	target := d.Target
 	if target == nil {
-		target = &Profile{ID: profileIDFor(rec.SourceID, m.MessageID), CreatedAt: now, UpdatedAt: now}
+		target = &Profile{ID: pn.newProfileID(rec.SourceID, m.MessageID), CreatedAt: now, UpdatedAt: now}
 		g.profiles[target.ID] = target
 		actions = append(actions, Action{Kind: ActionCreate, Identifiers: d.Attach, Profiles: []string{target.ID}, Rule: "flat matching: no identifier matched a profile"})
 	}
