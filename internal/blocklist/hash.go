@@ -1,6 +1,20 @@
 // Package blocklist keeps the list every stage checks before storing or delivering anything
 // about a person: keyed hashes (HMAC-SHA256 under the deployment's privacy key) of suppressed
 // identifiers and of erased profiles. It stores no identifier, only hashes and masked labels.
+//
+// Store is the list (DynamoStore in the shared table, MemStore in memory; one conformance suite
+// runs against both); Checker is what a stage asks per record, from a copy it refreshes at most
+// once per interval. Keys in the shared table:
+//
+//   - `BLOCKLIST` / `VERSION`: the version (`v`), incremented after every change; a checker
+//     reads only this item (strongly consistent) and reloads the list when it changed.
+//   - `BLOCKLIST` / `I#<identifier hash>#<group>`: a suppressed identifier (kind "identifier"),
+//     with its group (the privacy request id), masked label and createdAt. The same identifier
+//     may be held by several groups.
+//   - `BLOCKLIST` / `P#<profile hash>#<group>`: an erased profile (kind "profile"), with `ttl`:
+//     it only has to outlive the records still in flight about the profile.
+//   - `BLOCKLIST#DROPPED` / `<source id>`: how many records of a source were dropped because they
+//     carried a suppressed identifier (`n`, an ADD counter).
 package blocklist
 
 import (
