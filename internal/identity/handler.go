@@ -267,6 +267,7 @@ func (h *Handler) process(ctx context.Context, b *batchRun) ([]Result, []change.
 			} else {
 				set.add(c)
 			}
+			set.consentChanged(c.ProfileID, c.Traits == nil && c.Consent != nil) // records() kept it: it changed
 		}
 	}
 	return results, set.records()
