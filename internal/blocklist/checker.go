@@ -89,7 +89,11 @@ func (c *Checker) Erased(ctx context.Context, profileID string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return len(snap.Profiles) > 0 && snap.Profiles[c.h.Profile(profileID)], nil
+	if len(snap.Profiles) == 0 {
+		return false, nil
+	}
+	exp, ok := snap.Profiles[c.h.Profile(profileID)]
+	return ok && exp.After(c.opt.Now()), nil
 }
 
 // CountDropped counts records of source dropped as suppressed (in the store), so a stage needs

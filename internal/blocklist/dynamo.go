@@ -55,11 +55,13 @@ func decodeEntry(it map[string]types.AttributeValue) entry {
 	return e
 }
 
-// put writes entries, then bumps the version (so a checker that sees the new version loads
-// them all).
+// put writes entries that do not exist yet (an entry written by an earlier attempt keeps its
+// createdAt), then bumps the version (so a checker that sees the new version loads them all).
 func (s *DynamoStore) put(ctx context.Context, es []entry) error {
 	for _, e := range es {
-		if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: s.item(e)}); err != nil {
+		_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: s.item(e),
+			ConditionExpression: aws.String("attribute_not_exists(pk)")})
+		if err != nil && !store.IsConditionFailed(err) {
 			return fmt.Errorf("put %s entry: %w", e.kind, err)
 		}
 	}

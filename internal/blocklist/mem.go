@@ -30,7 +30,9 @@ func (m *MemStore) put(es []entry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range es {
-		m.entries[e.key()] = e
+		if _, ok := m.entries[e.key()]; !ok {
+			m.entries[e.key()] = e
+		}
 	}
 	m.version++
 }

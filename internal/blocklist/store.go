@@ -24,7 +24,7 @@ const MaxGroupBytes = 256
 // Store is the list: the write side (privacy.Blocklist) and what checkers and the admin API read.
 type Store interface {
 	// Suppress adds the identifiers ("type:value") under group with their masked labels
-	// (labels[i] belongs to identifiers[i]). Idempotent.
+	// (labels[i] belongs to identifiers[i]). Idempotent: an entry already there is kept as is.
 	Suppress(ctx context.Context, group string, identifiers, labels []string) error
 	// Unsuppress removes every identifier entry of every group that holds any of the
 	// identifiers and returns how many entries it removed. Erased-profile entries stay (they
@@ -53,10 +53,12 @@ type Group struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-// Snapshot is the list as a checker holds it: sets of keyed hashes.
+// Snapshot is the list as a checker holds it: the keyed hashes of suppressed identifiers, and
+// those of erased profiles with when their entry expires (the latest if several groups hold
+// one).
 type Snapshot struct {
 	Identifiers map[string]bool
-	Profiles    map[string]bool
+	Profiles    map[string]time.Time
 }
 
 // Options configure a store.
@@ -196,13 +198,13 @@ func groupsOf(all []entry) []Group {
 
 // snapshotOf builds the sets of the entries alive at now.
 func snapshotOf(all []entry, now time.Time) Snapshot {
-	s := Snapshot{Identifiers: map[string]bool{}, Profiles: map[string]bool{}}
+	s := Snapshot{Identifiers: map[string]bool{}, Profiles: map[string]time.Time{}}
 	for _, e := range all {
 		switch {
 		case e.kind == KindIdentifier:
 			s.Identifiers[e.hash] = true
-		case e.expires.After(now):
-			s.Profiles[e.hash] = true
+		case e.expires.After(now) && e.expires.After(s.Profiles[e.hash]):
+			s.Profiles[e.hash] = e.expires
 		}
 	}
 	return s
