@@ -123,7 +123,9 @@ func (b *batchRun) admit(r events.KinesisEventRecord) {
 		return
 	}
 	if err := CheckRecord(&tr); err != nil {
-		b.deadLetter(r, "invalid_record", err)
+		if !b.dropInvalid(r, &tr) {
+			b.deadLetter(r, "invalid_record", err)
+		}
 		return
 	}
 	b.recs = append(b.recs, tr)
@@ -205,6 +207,30 @@ func (b *batchRun) dropSuppressed(ctx context.Context) int {
 	}
 	b.keep(gone)
 	return len(gone)
+}
+
+// dropInvalid keeps an invalid record of a suppressed person out of the dead letters (they would
+// keep its personal data): it reports whether the record was dropped and counted, or left to
+// be retried because the list or the count could not be reached.
+func (b *batchRun) dropInvalid(r events.KinesisEventRecord, tr *tracking.Record) bool {
+	sup := b.h.cfg.Suppressions
+	if sup == nil {
+		return false
+	}
+	s, err := sup.Suppressed(b.ctx, suppressionIDs(&tr.Message))
+	if err == nil && !s {
+		return false
+	}
+	if err == nil {
+		ctx, cancel := b.bookkeeping()
+		err = sup.CountDropped(ctx, tr.SourceID, 1)
+		cancel()
+	}
+	if err != nil {
+		b.h.log.Warn("invalid record not checked against the suppression list; will be retried", "err", err)
+		b.fail(r)
+	}
+	return true
 }
 
 // countDropped counts and logs the suppressed records idx of source (message ids hashed; no

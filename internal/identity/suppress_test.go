@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
+	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
 // callCounter counts every call to the store's ports.
@@ -273,4 +275,24 @@ func cutID(s string) (string, string, bool) {
 // deadLetterOf is the dead letter of an event's first record.
 func deadLetterOf(ev events.KinesisEvent) deadletter.Entry {
 	return deadletter.Entry{Stage: Stage, Kind: KindEvent, Reason: "retries_exhausted", Payload: ev.Records[0].Kinesis.Data}
+}
+
+// An invalid record of a suppressed person is dropped and counted, not dead-lettered (a dead
+// letter would keep its data); an invalid record of anyone else is still dead-lettered.
+func TestSuppressedInvalidRecordIsNotDeadLettered(t *testing.T) {
+	se := newSuppressEnv(t, memBackend, nil)
+	if err := se.list.Suppress(context.Background(), "req1", annIDs, annIDs); err != nil {
+		t.Fatal(err)
+	}
+	bad := func(mid, uid string) tracking.Record {
+		r := rec("track", mid, 0, f{"uid": uid})
+		r.Message.Event = strings.Repeat("x", tracking.MaxNameBytes+1)
+		return r
+	}
+	if resp := se.handle(t, bad("i1", "u1"), bad("i2", "someone")); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures: %+v", resp.BatchItemFailures)
+	}
+	if len(se.dl.entries) != 1 || se.dl.entries[0].Reason != "invalid_record" || se.dropped(t) != 1 {
+		t.Fatalf("dead letters %+v, dropped %d", se.dl.entries, se.dropped(t))
+	}
 }
