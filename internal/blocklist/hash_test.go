@@ -1,7 +1,12 @@
 package blocklist
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -32,4 +37,30 @@ func TestMaskHidesTheValue(t *testing.T) {
 			t.Errorf("mask of %q reveals the value", in)
 		}
 	}
+}
+
+// The pooled HMAC states give the same hashes as a fresh HMAC, also used concurrently.
+func TestHasherPoolIsTransparent(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	want := func(kind, v string) string {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(kind + "\x00" + v))
+		return hex.EncodeToString(m.Sum(nil)[:20])
+	}
+	h := NewHasher(key)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				v := "user_id:u" + strconv.Itoa(g*1000+i)
+				if h.Identifier(v) != want("id", v) || h.Profile(v) != want("profile", v) {
+					t.Errorf("hash of %s differs from HMAC-SHA256", v)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

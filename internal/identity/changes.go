@@ -15,10 +15,20 @@ type changeSet struct {
 	// re-emission (a redelivery) may stand in for a record that carried a trait change, and a
 	// record folded in again (by the handler) has been through records() once already.
 	full map[string]bool
+	// consent are the profiles whose consent changed in the batch: their record carries it
+	// even without traits.
+	consent map[string]bool
 }
 
 func newChangeSet() *changeSet {
-	return &changeSet{byID: map[string]*change.Record{}, full: map[string]bool{}}
+	return &changeSet{byID: map[string]*change.Record{}, full: map[string]bool{}, consent: map[string]bool{}}
+}
+
+// consentChanged notes that a profile's consent changed in the batch.
+func (s *changeSet) consentChanged(id string, changed bool) {
+	if changed {
+		s.consent[id] = true
+	}
 }
 
 // addFull adds a record that keeps its full traits.
@@ -36,6 +46,7 @@ func (s *changeSet) add(r change.Record) {
 			if s.full[from] {
 				s.full[r.ProfileID] = true
 			}
+			s.consentChanged(r.ProfileID, s.consent[from])
 		}
 	}
 	if old, ok := s.byID[r.ProfileID]; ok {
@@ -52,6 +63,9 @@ func fold(r, old *change.Record, sameProfile bool) {
 	}
 	if sameProfile && r.Traits == nil {
 		r.Traits = old.Traits // r changed no trait: old's are still current
+	}
+	if sameProfile && r.Consent == nil {
+		r.Consent = old.Consent // categories are never removed: old's is still current
 	}
 	for _, id := range old.MergedFrom {
 		if !containsStr(r.MergedFrom, id) {
@@ -98,6 +112,10 @@ func (s *changeSet) records() []change.Record {
 		// copy, and a large profile would otherwise ride along with every event.
 		if !r.Created && len(r.MergedFrom) == 0 && len(r.ChangedTraits) == 0 && !s.full[r.ProfileID] {
 			r.Traits = nil
+		}
+		// Consent (the profile's current one) when it changed or the traits go along.
+		if r.Traits == nil && !s.consent[r.ProfileID] {
+			r.Consent = nil
 		}
 		out = append(out, *r)
 	}

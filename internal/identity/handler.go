@@ -57,7 +57,11 @@ type HandlerConfig struct {
 	// publication), which runs on a context that is not cancelled with the invocation
 	// (default 2 s).
 	BookkeepingTimeout time.Duration
-	Logger             *slog.Logger
+	// Suppressions, when set, drops every record carrying a suppressed identifier before any
+	// store call (no dedupe marker, profile, timeline item or dead letter: a dead letter would
+	// keep the personal data) and counts the dropped records per source.
+	Suppressions Suppressions
+	Logger       *slog.Logger
 }
 
 // Handler is the Kinesis handler of the events stream.
@@ -119,7 +123,9 @@ func (b *batchRun) admit(r events.KinesisEventRecord) {
 		return
 	}
 	if err := CheckRecord(&tr); err != nil {
-		b.deadLetter(r, "invalid_record", err)
+		if !b.dropInvalid(r, &tr) {
+			b.deadLetter(r, "invalid_record", err)
+		}
 		return
 	}
 	b.recs = append(b.recs, tr)
@@ -139,6 +145,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	for _, r := range ev.Records {
 		b.admit(r)
 	}
+	suppressed := b.dropSuppressed(work)
 	results, changes := h.process(work, b)
 	counts := map[Outcome]int{}
 	for i, res := range results {
@@ -146,10 +153,111 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		b.settle(i, res)
 	}
 	err := h.publish(ctx, changes) // on contexts of its own: it must survive the deadline
-	h.log.Info("identity batch", "records", len(ev.Records), "processed", counts[Processed], "duplicates", counts[Duplicate],
+	h.log.Info("identity batch", "records", len(ev.Records), "suppressed", suppressed, "processed", counts[Processed], "duplicates", counts[Duplicate],
 		"unresolvable", counts[Unresolvable], "rejected", counts[Rejected], "failed", counts[Failed], "deferred", counts[Deferred],
 		"changes", len(changes), "retry", len(b.resp.BatchItemFailures))
 	return b.resp, err
+}
+
+// dropSuppressed takes the admitted records that carry a suppressed identifier out of the
+// batch, before any store call: they are acknowledged and counted per source (once per batch
+// and source, on a context not cancelled with the invocation). If the list cannot be read, or
+// a count cannot be written, the records concerned are retried (no attempt is counted). It
+// returns how many records it dropped.
+func (b *batchRun) dropSuppressed(ctx context.Context) int {
+	sup := b.h.cfg.Suppressions
+	if sup == nil || len(b.recs) == 0 {
+		return 0
+	}
+	drop := map[string][]int{} // source → admitted records
+	var sources []string
+	for i := range b.recs {
+		s, err := sup.Suppressed(ctx, suppressionIDs(&b.recs[i].Message))
+		if err != nil {
+			b.h.log.Warn("suppression list unavailable; batch will be retried", "err", err)
+			for _, r := range b.src {
+				b.fail(r)
+			}
+			b.recs, b.src = nil, nil
+			return 0
+		}
+		if !s {
+			continue
+		}
+		src := b.recs[i].SourceID
+		if drop[src] == nil {
+			sources = append(sources, src)
+		}
+		drop[src] = append(drop[src], i)
+	}
+	if len(sources) == 0 {
+		return 0
+	}
+	gone := map[int]bool{}
+	for _, src := range sources {
+		for _, i := range drop[src] {
+			gone[i] = true
+		}
+		if err := b.countDropped(src, drop[src]); err != nil {
+			b.h.log.Warn("count of suppressed records not written; they will be retried", "source", src, "records", len(drop[src]), "err", err)
+			for _, i := range drop[src] {
+				b.fail(b.src[i])
+			}
+		}
+	}
+	b.keep(gone)
+	return len(gone)
+}
+
+// dropInvalid keeps an invalid record of a suppressed person out of the dead letters (they would
+// keep its personal data): it reports whether the record was dropped and counted, or left to
+// be retried because the list or the count could not be reached.
+func (b *batchRun) dropInvalid(r events.KinesisEventRecord, tr *tracking.Record) bool {
+	sup := b.h.cfg.Suppressions
+	if sup == nil {
+		return false
+	}
+	s, err := sup.Suppressed(b.ctx, suppressionIDs(&tr.Message))
+	if err == nil && !s {
+		return false
+	}
+	if err == nil {
+		ctx, cancel := b.bookkeeping()
+		err = sup.CountDropped(ctx, tr.SourceID, 1)
+		cancel()
+	}
+	if err != nil {
+		b.h.log.Warn("invalid record not checked against the suppression list; will be retried", "err", err)
+		b.fail(r)
+	}
+	return true
+}
+
+// countDropped counts and logs the suppressed records idx of source (message ids hashed; no
+// identifier).
+func (b *batchRun) countDropped(source string, idx []int) error {
+	ctx, cancel := b.bookkeeping()
+	defer cancel()
+	if err := b.h.cfg.Suppressions.CountDropped(ctx, source, int64(len(idx))); err != nil {
+		return fmt.Errorf("count dropped records: %w", err)
+	}
+	msgs := make([]string, 0, len(idx))
+	for _, i := range idx {
+		msgs = append(msgs, hashID(b.recs[i].Message.MessageID))
+	}
+	b.h.log.Info("suppressed records dropped", "source", source, "records", len(idx), "messages", msgs)
+	return nil
+}
+
+// keep removes the admitted records in gone from the batch.
+func (b *batchRun) keep(gone map[int]bool) {
+	recs, src := b.recs[:0:0], b.src[:0:0]
+	for i := range b.recs {
+		if !gone[i] {
+			recs, src = append(recs, b.recs[i]), append(src, b.src[i])
+		}
+	}
+	b.recs, b.src = recs, src
 }
 
 // process runs the admitted records through the processor. A batch that is being retried (its
@@ -185,6 +293,7 @@ func (h *Handler) process(ctx context.Context, b *batchRun) ([]Result, []change.
 			} else {
 				set.add(c)
 			}
+			set.consentChanged(c.ProfileID, c.Traits == nil && c.Consent != nil) // records() kept it: it changed
 		}
 	}
 	return results, set.records()
@@ -434,6 +543,9 @@ func (h *Handler) Replay(ctx context.Context, e deadletter.Entry) error {
 		if err := CheckRecord(&tr); err != nil {
 			return fmt.Errorf("invalid record: %w", err)
 		}
+		if drop, err := h.replaySuppressed(ctx, &tr); drop || err != nil {
+			return err
+		}
 		res, changes, err := h.cfg.Processor.Process(ctx, []tracking.Record{tr})
 		if err != nil {
 			return err
@@ -444,6 +556,25 @@ func (h *Handler) Replay(ctx context.Context, e deadletter.Entry) error {
 		return h.publish(ctx, changes)
 	}
 	return fmt.Errorf("unknown dead-letter kind %q", e.Kind)
+}
+
+// replaySuppressed reports whether a replayed event carries a suppressed identifier; if so it
+// is counted as dropped (and not stored).
+func (h *Handler) replaySuppressed(ctx context.Context, tr *tracking.Record) (bool, error) {
+	if h.cfg.Suppressions == nil {
+		return false, nil
+	}
+	drop, err := h.cfg.Suppressions.Suppressed(ctx, suppressionIDs(&tr.Message))
+	if err != nil {
+		return false, fmt.Errorf("suppression list: %w", err)
+	}
+	if drop {
+		if err := h.cfg.Suppressions.CountDropped(ctx, tr.SourceID, 1); err != nil {
+			return true, fmt.Errorf("count dropped record: %w", err)
+		}
+		h.log.Info("suppressed record dropped on replay", "source", tr.SourceID, "message", hashID(tr.Message.MessageID))
+	}
+	return drop, nil
 }
 
 // hashID is a short, stable digest of an identifier, for keys and logs (no personal data).

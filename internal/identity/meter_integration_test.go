@@ -45,6 +45,8 @@ func kindOf(it map[string]types.AttributeValue) string {
 		return "event"
 	case strings.HasPrefix(pk, prefixAttempt):
 		return "attempt"
+	case strings.HasPrefix(pk, "BLOCKLIST"):
+		return "blocklist"
 	}
 	return "other"
 }

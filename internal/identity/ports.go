@@ -290,3 +290,29 @@ type StoredEvent struct {
 
 // Stamp is the stamp of a stored event (see change.Stamp).
 func (e StoredEvent) Stamp() change.Stamp { return change.Stamp{Profile: e.ProfileID, Seq: e.Seq} }
+
+// Suppressions is the suppression list as the identity stage sees it (blocklist.Checker): an
+// optional port of the Handler. A record carrying a suppressed identifier is dropped before any
+// store call and counted per source.
+type Suppressions interface {
+	// Suppressed reports whether any of the identifiers ("type:value", Identifier.String()) is
+	// suppressed. An error means the list could not be read: the caller retries its records
+	// (never treats them as not suppressed).
+	Suppressed(ctx context.Context, identifiers []string) (bool, error)
+	// CountDropped adds n to the count of records of source dropped as suppressed.
+	CountDropped(ctx context.Context, source string, n int64) error
+}
+
+// suppressionIDs are the identifiers a record is checked against: those it would be resolved
+// by, and an alias's previousId under both types it may have.
+func suppressionIDs(m *tracking.Message) []string {
+	e := Extract(m)
+	out := make([]string, 0, len(e.IDs)+2)
+	for _, id := range e.IDs {
+		out = append(out, id.String())
+	}
+	if e.PreviousID != "" {
+		out = append(out, NewIdentifier(TypeUserID, e.PreviousID).String(), NewIdentifier(TypeAnonymousID, e.PreviousID).String())
+	}
+	return out
+}

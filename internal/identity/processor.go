@@ -276,6 +276,7 @@ func (p *Processor) settleCommits(st *runState, pl *plan, outcomes []error, apps
 			surv := pl.g.follow(c.root)
 			settleAll(st.results, c.records, Result{Outcome: Processed, ProfileID: surv.ID})
 			st.changes.add(pl.change(c, surv, p.opt.Now()))
+			st.changes.consentChanged(surv.ID, pl.consentChanged(surv))
 		case errors.Is(err, errDeferred):
 			settleAll(st.results, c.records, Result{Outcome: Deferred, Err: err})
 		case errors.Is(err, ErrConflict):
@@ -430,6 +431,7 @@ func (p *Processor) settleAppend(st *runState, pl *plan, c *component, apps []Ap
 	} else {
 		st.changes.add(r)
 	}
+	st.changes.consentChanged(surv.ID, pl.consentChanged(surv))
 }
 
 // ---- planning ----
@@ -829,7 +831,7 @@ func (pl *plan) dupChanges(now time.Time) []change.Record {
 		}
 		r := byID[surv.ID]
 		if r == nil {
-			r = &change.Record{ProfileID: surv.ID, Version: surv.Version, Traits: TraitValues(surv.Traits), EmittedAt: now}
+			r = &change.Record{ProfileID: surv.ID, Version: surv.Version, Traits: TraitValues(surv.Traits), Consent: consentCopy(surv.Consent), EmittedAt: now}
 			r.Identifiers = []change.Identifier{}
 			for _, id := range surv.Identifiers {
 				r.Identifiers = append(r.Identifiers, change.Identifier{Type: id.Type, Value: id.Value})
@@ -855,6 +857,7 @@ func (pl *plan) change(c *component, surv *Profile, now time.Time) change.Record
 		Version:   surv.Version + 1,
 		Created:   orig == nil,
 		Traits:    TraitValues(surv.Traits),
+		Consent:   consentCopy(surv.Consent),
 		EmittedAt: now,
 	}
 	for _, id := range surv.MergedFrom {
@@ -885,6 +888,15 @@ func (pl *plan) change(c *component, surv *Profile, now time.Time) change.Record
 	}
 	r.Stamps = append([]change.Stamp(nil), c.stamps...)
 	return r
+}
+
+// consentChanged reports whether a committed survivor's consent differs from what was read.
+func (pl *plan) consentChanged(surv *Profile) bool {
+	orig := pl.g.orig[surv.ID]
+	if orig == nil {
+		return surv.Consent != nil
+	}
+	return !sameConsent(orig.Consent, surv.Consent)
 }
 
 func containsStr(s []string, v string) bool {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/consent"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -41,6 +42,9 @@ type Profile struct {
 	// before. A merge does not carry it over: the survivor keeps counting its own sequence, and
 	// events committed to the absorbed profile keep their stamps.
 	Seq int64 `json:"seq,omitempty"`
+	// Consent is the person's consent: per category the newest preference by event time, from
+	// the events' context.consent.categoryPreferences (nil: none sent yet).
+	Consent *consent.Profile `json:"consent,omitempty"`
 
 	// Version is the stored version (0: not stored yet); it is kept outside the JSON document.
 	Version int64 `json:"-"`
@@ -232,6 +236,9 @@ func (p *Profile) ApplyMessage(m *tracking.Message, sourceID string, now time.Ti
 	}
 	p.EventCount++
 	p.UpdatedAt = now
+	if prefs, ok := consent.FromContext(m.Context); ok {
+		p.applyConsent(prefs, ts)
+	}
 	switch m.Type {
 	case tracking.TypeIdentify:
 		if tr := objectFields(m.Traits); len(tr) > 0 {
@@ -303,6 +310,7 @@ func (p *Profile) absorb(other *Profile, now time.Time) []string {
 		}
 	}
 	p.EventCount += other.EventCount
+	p.absorbConsent(other.Consent)
 	if !other.CreatedAt.IsZero() && other.CreatedAt.Before(p.CreatedAt) {
 		p.CreatedAt = other.CreatedAt
 	}
@@ -313,6 +321,73 @@ func (p *Profile) absorb(other *Profile, now time.Time) []string {
 	p.UpdatedAt = now
 	*other = Profile{ID: other.ID, MergedInto: p.ID, CreatedAt: other.CreatedAt, UpdatedAt: now, Version: other.Version}
 	return refused
+}
+
+// applyConsent records preferences sent by an event at time at (newest by timestamp wins).
+func (p *Profile) applyConsent(prefs consent.Preferences, at time.Time) {
+	if len(prefs) == 0 {
+		return
+	}
+	if p.Consent == nil {
+		p.Consent = &consent.Profile{}
+	}
+	p.Consent.Apply(prefs, at)
+}
+
+// absorbConsent merges a merged-away profile's consent: per category the newer preference wins
+// (at a tie the survivor's stays).
+func (p *Profile) absorbConsent(other *consent.Profile) {
+	if other == nil {
+		return
+	}
+	keys := make([]string, 0, len(other.Categories))
+	for k := range other.Categories {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		c := other.Categories[k]
+		if p.Consent != nil {
+			if cur, ok := p.Consent.Categories[k]; ok && !c.At.After(cur.At) {
+				continue
+			}
+		}
+		p.applyConsent(consent.Preferences{k: c.Granted}, c.At)
+	}
+}
+
+// sameConsent reports whether two consents grant the same categories (when a preference was
+// set is not compared: a library sends the same preferences with every event, and only a
+// changed decision is news to the stages downstream).
+func sameConsent(a, b *consent.Profile) bool {
+	var ac, bc map[string]consent.Category
+	if a != nil {
+		ac = a.Categories
+	}
+	if b != nil {
+		bc = b.Categories
+	}
+	if len(ac) != len(bc) {
+		return false
+	}
+	for k, x := range ac {
+		if y, ok := bc[k]; !ok || x.Granted != y.Granted {
+			return false
+		}
+	}
+	return true
+}
+
+// consentCopy is a copy of a profile's consent for a change record (nil when it holds none).
+func consentCopy(c *consent.Profile) *consent.Profile {
+	if c == nil || len(c.Categories) == 0 {
+		return nil
+	}
+	out := &consent.Profile{Categories: make(map[string]consent.Category, len(c.Categories))}
+	for k, v := range c.Categories {
+		out.Categories[k] = v
+	}
+	return out
 }
 
 func appendUnique(s []string, v string) []string {

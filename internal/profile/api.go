@@ -1,7 +1,8 @@
 // Package profile is the Profile API (Segment's shape): read a unified profile's traits,
-// external ids, events, metadata and links by any of its identifiers, plus our merge log.
+// external ids, events, metadata and links by any of its identifiers, plus our merge log and
+// the person's consent.
 //
-//	GET /v1/spaces/{space}/collections/users/profiles/{type}:{value}/{traits|external_ids|events|metadata|links|merges}
+//	GET /v1/spaces/{space}/collections/users/profiles/{type}:{value}/{traits|external_ids|events|metadata|links|merges|consent}
 //
 // The profile is addressed by any identifier `type:value` (user_id:abc, anonymous_id:…,
 // email:…, or an externalIds type), or by its own id (`use_…`, also as segment_id:use_… or
@@ -153,7 +154,7 @@ func (h *Handler) authorized(ctx context.Context, r *http.Request) *apiError {
 	return nil
 }
 
-var resources = map[string]bool{"traits": true, "external_ids": true, "events": true, "metadata": true, "links": true, "merges": true}
+var resources = map[string]bool{"traits": true, "external_ids": true, "events": true, "metadata": true, "links": true, "merges": true, "consent": true}
 
 func (h *Handler) serve(ctx context.Context, r *http.Request) (any, *apiError) {
 	method, path := r.Method, httpapi.RawPath(r)
@@ -165,7 +166,7 @@ func (h *Handler) serve(ctx context.Context, r *http.Request) (any, *apiError) {
 	}
 	space, ref, resource, ok := parsePath(path)
 	if !ok {
-		return nil, errf(404, "not_found", "no such route; use /v1/spaces/{space}/collections/users/profiles/{type}:{value}/{traits|external_ids|events|metadata|links|merges}")
+		return nil, errf(404, "not_found", "no such route; use /v1/spaces/{space}/collections/users/profiles/{type}:{value}/{traits|external_ids|events|metadata|links|merges|consent}")
 	}
 	if !h.spaces[space] {
 		return nil, errf(404, "not_found", "unknown space %q", space)
@@ -196,6 +197,8 @@ func (h *Handler) serve(ctx context.Context, r *http.Request) (any, *apiError) {
 		return links(p), nil
 	case "merges":
 		return h.merges(ctx, p, q, base)
+	case "consent":
+		return map[string]any{"consent": consentOf(p)}, nil
 	}
 	return nil, errf(404, "not_found", "unknown resource")
 }
@@ -521,6 +524,24 @@ func metadata(p *identity.Profile) map[string]any {
 		"first_message_at": tsOrNil(p.FirstMessageAt), "last_message_at": tsOrNil(p.LastMessageAt),
 		"last_source_id": p.LastSourceID, "event_count": p.EventCount, "merged_from": nonNil(p.MergedFrom),
 	}
+}
+
+// consentCategory is one category of the consent resource.
+type consentCategory struct {
+	Granted bool   `json:"granted"`
+	At      string `json:"at"`
+}
+
+// consentOf is a profile's consent per category ({} when no event carried preferences).
+func consentOf(p *identity.Profile) map[string]consentCategory {
+	out := map[string]consentCategory{}
+	if p.Consent == nil {
+		return out
+	}
+	for k, c := range p.Consent.Categories {
+		out[k] = consentCategory{Granted: c.Granted, At: ts(c.At)}
+	}
+	return out
 }
 
 func nonNil(s []string) []string {
