@@ -3,11 +3,14 @@ package segment
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -361,8 +364,8 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	}
 	in.All = in.All || built
 	in.NewEvents, in.ChangedTraits = added, changed
-	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 && !ap.voided {
-		if !consistent && (len(incoming) > 0 || carriesTraits(m.recs)) {
+	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 && !ap.voided && !ap.consented {
+		if !consistent && (len(incoming) > 0 || carriesState(m.recs)) {
 			return errUnverified // a stale state could take news for a redelivery
 		}
 		return nil // a redelivery, or nothing the segments stage cares about
@@ -378,12 +381,12 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	return h.commit(ctx, append([]Write{{State: st, Was: l, Outbox: res.Records}}, merged...))
 }
 
-// carriesTraits reports whether a record sets traits. Records with neither traits, nor events
-// the stage keeps, nor merges change no state, stale or not: writing nothing for them needs no
-// consistent read.
-func carriesTraits(recs []change.Record) bool {
+// carriesState reports whether a record sets traits or consent. Records with neither, nor
+// events the stage keeps, nor merges change no state, stale or not: writing nothing for them
+// needs no consistent read.
+func carriesState(recs []change.Record) bool {
 	for _, r := range recs {
-		if r.Traits != nil {
+		if r.Traits != nil || r.Consent != nil {
 			return true
 		}
 	}
@@ -489,7 +492,7 @@ func (h *Handler) forward(ctx context.Context, st *State, added []Event, msgs ma
 	var fwd []activations.Record
 	for i := range added {
 		if e := &added[i]; e.forwarded() && msgs[e.ID] != nil {
-			fwd = append(fwd, st.stamp(activations.Record{ID: "evt-" + e.ID, Kind: activations.KindEvent,
+			fwd = append(fwd, st.stamp(activations.Record{ID: forwardID(st.ProfileID, e), Kind: activations.KindEvent,
 				Event: msgs[e.ID], OccurredAt: e.T}))
 		}
 	}
@@ -499,15 +502,33 @@ func (h *Handler) forward(ctx context.Context, st *State, added []Event, msgs ma
 	return h.publish(ctx, st.ProfileID, fwd)
 }
 
+// forwardID is a forwarded event's activation record id, "evt-<origin>-<n>" (see
+// activations.ProfilePrefixes): origin is the profile the event was committed to (its stamp's;
+// pid for an event without a stamp) and n its sequence number there, or, for an event stamped
+// before sequence numbers (Seq 0) or not at all, "m" and a hash of its messageId. Both stay the
+// same when the event is redelivered or re-emitted (a re-emit keeps its stamp).
+func forwardID(pid string, e *Event) string {
+	origin := pid
+	if e.Stamp != nil && e.Stamp.Profile != "" {
+		origin = e.Stamp.Profile
+	}
+	if e.Stamp != nil && e.Stamp.Seq > 0 {
+		return "evt-" + origin + "-" + strconv.FormatInt(e.Stamp.Seq, 10)
+	}
+	sum := sha256.Sum256([]byte(e.ID))
+	return "evt-" + origin + "-m" + hex.EncodeToString(sum[:12])
+}
+
 // applied is what a profile's change records bring: merged profiles (to store emptied), changed
 // trait keys, the events (with their stamps; not deduplicated yet) and the track messages.
 type applied struct {
-	merged   []Write
-	changed  []string
-	msgs     map[string]*tracking.Message
-	incoming []Event
-	all      bool // a merge happened: every definition must be evaluated
-	voided   bool // a void stamp was marked seen (change.Record.Void): the state changed
+	merged    []Write
+	changed   []string
+	msgs      map[string]*tracking.Message
+	incoming  []Event
+	all       bool // a merge happened: every definition must be evaluated
+	voided    bool // a void stamp was marked seen (change.Record.Void): the state changed
+	consented bool // the profile's consent changed
 }
 
 // apply folds a profile's change records into its state: merges, traits (last version wins; nil
@@ -541,6 +562,7 @@ func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []chang
 			st.setTraits(r.Traits)
 			st.ChangeVersion = r.Version
 		}
+		ap.consented = st.setConsent(r.Consent, r.Version) || ap.consented
 		setIdentifiers(st, r.Identifiers)
 		for _, v := range r.Void {
 			ap.voided = st.markVoid(v) || ap.voided
@@ -601,7 +623,7 @@ func absorb(surv, gone *State) {
 			sm.In, sm.EnteredAt = true, gm.EnteredAt
 		}
 	}
-	gone.MergedInto = surv.ProfileID
+	gone.MergedInto, gone.Consent = surv.ProfileID, nil
 	// gone keeps its dedupe map: a late redelivery of one of its records must not count again.
 	gone.Aggs, gone.Legacy = nil, nil
 	gone.Computed, gone.Members, gone.NextAt = map[string]json.RawMessage{}, map[string]*Membership{}, time.Time{}
