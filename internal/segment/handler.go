@@ -61,6 +61,10 @@ type Options struct {
 	// History reads a profile's retained timeline, to build the accumulators of definitions
 	// created or edited after its state (a backfill). Without it (tests only) they start empty.
 	History History
+	// Erased says which profiles were erased by a privacy request (blocklist.Checker): their
+	// change records are dropped and counted before their state is loaded, and they are never
+	// absorbed by a merge. Without it the stored tombstones alone do that (privacy.go).
+	Erased ErasedProfiles
 	// WallClock measures time budgets against the context's deadline; default time.Now (tests
 	// inject one that advances, so budgets run out deterministically).
 	WallClock func() time.Time
@@ -76,12 +80,13 @@ const Stage = "segments"
 
 // Handler is the segments stage: the Kinesis handler on `changes` and the schedule's Tick.
 type Handler struct {
-	state StateStore
-	defs  DefinitionStore
-	pub   Publisher
-	opt   Options
-	log   *slog.Logger
-	cache *stateCache
+	state    StateStore
+	defs     DefinitionStore
+	personal PersonalStore
+	pub      Publisher
+	opt      Options
+	log      *slog.Logger
+	cache    *stateCache
 
 	mu    sync.Mutex
 	cat   *Catalog
@@ -131,7 +136,7 @@ func NewHandler(st Stores, pub Publisher, opt Options) *Handler {
 	if opt.WallClock == nil {
 		opt.WallClock = time.Now
 	}
-	return &Handler{state: st, defs: st, pub: &groupPublisher{pub: pub}, opt: opt, log: opt.Logger, cache: newStateCache(opt.StateCacheBytes)}
+	return &Handler{state: st, defs: st, personal: st, pub: &groupPublisher{pub: pub}, opt: opt, log: opt.Logger, cache: newStateCache(opt.StateCacheBytes)}
 }
 
 // newCatalog indexes stored definitions the way this handler evaluates them.
@@ -295,7 +300,14 @@ func (h *Handler) groups(ctx context.Context, ev events.KinesisEvent, fail func(
 // (its state or output over a size limit, a value DynamoDB rejects), its records go to the dead
 // letters, each on its own, and nothing else in the batch is affected.
 func (h *Handler) handleProfile(ctx context.Context, cat *Catalog, pid string, gr *group, fail func(...events.KinesisEventRecord)) {
-	err := h.process(ctx, cat, pid, mode{recs: gr.recs})
+	gone, err := h.erased(ctx, pid)
+	if gone {
+		h.dropErased(ctx, len(gr.recs))
+		return
+	}
+	if err == nil {
+		err = h.process(ctx, cat, pid, mode{recs: gr.recs})
+	}
 	switch {
 	case err == nil:
 	case isPermanent(err):
@@ -448,6 +460,11 @@ func (h *Handler) begin(ctx context.Context, pid string, m mode, now time.Time, 
 	}
 	st, all := l.State, m.tick || m.backfill
 	switch {
+	case st != nil && st.Erased && m.tick:
+		return l, nil, false, h.state.Unschedule(ctx, pid)
+	case st != nil && st.Erased:
+		h.dropErased(ctx, len(m.recs)) // a tombstone: nothing is applied, stored or published
+		return l, nil, false, nil
 	case st == nil && len(m.recs) == 0 && m.tick:
 		return l, nil, false, h.state.Unschedule(ctx, pid)
 	case st == nil && len(m.recs) == 0:
@@ -543,6 +560,12 @@ func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []chang
 				continue
 			}
 			seenMerge[mid] = true
+			if gone, err := h.erased(ctx, mid); gone || err != nil {
+				if err != nil {
+					return nil, err
+				}
+				continue // erased: its state is never brought back
+			}
 			ml, err := h.state.Load(ctx, mid, true)
 			if err != nil {
 				return nil, err
@@ -550,7 +573,7 @@ func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []chang
 			if err := h.flush(ctx, mid, ml); err != nil {
 				return nil, err
 			}
-			if ml.State == nil || ml.State.MergedInto != "" {
+			if ml.State == nil || ml.State.MergedInto != "" || ml.State.Erased {
 				continue
 			}
 			absorb(st, ml.State)
