@@ -458,13 +458,11 @@ func (h *Handler) begin(ctx context.Context, pid string, m mode, now time.Time, 
 	if err := h.flush(ctx, pid, l); err != nil {
 		return nil, nil, false, err
 	}
+	if l.State.tombstoned() {
+		return l, nil, false, h.skipErased(ctx, pid, m)
+	}
 	st, all := l.State, m.tick || m.backfill
 	switch {
-	case st != nil && st.Erased && m.tick:
-		return l, nil, false, h.state.Unschedule(ctx, pid)
-	case st != nil && st.Erased:
-		h.dropErased(ctx, len(m.recs)) // a tombstone: nothing is applied, stored or published
-		return l, nil, false, nil
 	case st == nil && len(m.recs) == 0 && m.tick:
 		return l, nil, false, h.state.Unschedule(ctx, pid)
 	case st == nil && len(m.recs) == 0:

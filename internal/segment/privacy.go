@@ -210,6 +210,20 @@ func (h *Handler) dropErased(ctx context.Context, n int) {
 	}
 }
 
+// tombstoned reports whether a loaded state (nil: none) is an erased profile's tombstone.
+func (s *State) tombstoned() bool { return s != nil && s.Erased }
+
+// skipErased handles a tombstone instead of evaluating it: nothing is applied, stored or
+// published; its change records are counted as dropped, and a schedule entry left behind is
+// removed.
+func (h *Handler) skipErased(ctx context.Context, pid string, m mode) error {
+	if m.tick {
+		return h.state.Unschedule(ctx, pid)
+	}
+	h.dropErased(ctx, len(m.recs))
+	return nil
+}
+
 // erased reports whether Options.Erased says a profile was erased (false without it).
 func (h *Handler) erased(ctx context.Context, pid string) (bool, error) {
 	if h.opt.Erased == nil {
