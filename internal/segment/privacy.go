@@ -214,11 +214,19 @@ func (h *Handler) dropErased(ctx context.Context, n int) {
 func (s *State) tombstoned() bool { return s != nil && s.Erased }
 
 // skipErased handles a tombstone instead of evaluating it: nothing is applied, stored or
-// published; its change records are counted as dropped, and a schedule entry left behind is
-// removed.
+// published; its change records are counted as dropped. Items derived from the state that an
+// attempt on a stale read may have written before its commit failed (the registry entry a new
+// profile gets first) are erased again: the tombstone stays, so this costs a read and two
+// deletes, only for records that reach a tombstone.
 func (h *Handler) skipErased(ctx context.Context, pid string, m mode) error {
 	if m.tick {
 		return h.state.Unschedule(ctx, pid)
+	}
+	if len(m.recs) == 0 {
+		return nil
+	}
+	if _, err := h.personal.EraseProfile(ctx, pid, nil, h.opt.Clock().Add(TombstoneTTL)); err != nil {
+		return err
 	}
 	h.dropErased(ctx, len(m.recs))
 	return nil

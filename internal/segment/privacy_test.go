@@ -247,3 +247,38 @@ func TestConsentPassThrough(t *testing.T) {
 		t.Fatalf("stored consent: %+v", l.State.Consent)
 	}
 }
+
+// staleStore answers every eventually consistent load with "no state stored", as DynamoDB may
+// right after the first write of a profile.
+type staleStore struct{ Stores }
+
+func (s staleStore) Load(ctx context.Context, pid string, consistent bool) (*Snapshot, error) {
+	if !consistent {
+		return NewSnapshot(nil, nil), nil
+	}
+	return s.Stores.Load(ctx, pid, consistent)
+}
+
+// TestStaleReadOfAnErasedProfileLeavesNothing: a change for a profile erased before the stage
+// ever stored it, read eventually consistent as absent, is evaluated as a new profile; its
+// commit fails on the tombstone, the consistent retry drops it, and nothing of the attempt (the
+// registry entry a new profile gets first) is left.
+func TestStaleReadOfAnErasedProfileLeavesNothing(t *testing.T) {
+	e, _ := privacyEnv(t)
+	ctx := context.Background()
+	holder := NewHolder(e.st, e.clock.Now)
+	p := privacy.Person{Profiles: []string{"p9"}}
+	if _, err := holder.Erase(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	e.h = NewHandler(staleStore{e.st}, &MemPublisher{}, Options{Clock: e.clock.Now, DefCacheTTL: time.Nanosecond})
+	if resp := e.send(t, chg("p9", 1, `{"plan":"pro"}`)); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures: %v", resp.BatchItemFailures)
+	}
+	if left := export(t, holder, p); len(left) != 0 {
+		t.Fatalf("left after a stale attempt: %v", left)
+	}
+	if n, _ := e.st.Dropped(ctx); n != 1 {
+		t.Fatalf("dropped %d, want 1", n)
+	}
+}
