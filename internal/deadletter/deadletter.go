@@ -2,7 +2,8 @@
 // a shard and are never dropped: an operator lists them, fixes the cause (a rule, a bug) and
 // replays them through the stage that failed.
 //
-// Keys in the shared table: `DLQ#<stage>` / `ENTRY#<id>`. The id is derived from the stage, the
+// Keys in the shared table: `DLQ#<stage>` / `ENTRY#<id>`, and `DLQSTAGES` / `<stage>` for every
+// stage that put an entry (holder.go). The id is derived from the stage, the
 // kind and the payload, so dead-lettering the same record twice keeps one entry (with the
 // latest error and a count), and keys are always valid whatever the payload holds.
 //
@@ -25,6 +26,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -91,9 +93,10 @@ type API = store.Client
 
 // Store keeps dead letters in the shared table.
 type Store struct {
-	db    API
-	table string
-	now   func() time.Time
+	db     API
+	table  string
+	now    func() time.Time
+	stages sync.Map // stages this process registered (holder.go)
 }
 
 // NewStore returns a store on the named table.
@@ -124,6 +127,9 @@ func (s *Store) Put(ctx context.Context, e Entry) (Entry, error) {
 	}
 	if len(e.Payload) > MaxPayload {
 		return e, fmt.Errorf("dead letter: payload of %d bytes exceeds %d", len(e.Payload), MaxPayload)
+	}
+	if err := s.registerStage(ctx, e.Stage); err != nil {
+		return e, err
 	}
 	now := s.now().UTC()
 	e.ID = EntryID(e.Stage, e.Kind, e.Payload)

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/serverless-cdp/cdp/internal/change"
+	"github.com/serverless-cdp/cdp/internal/consent"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/stream"
 	"github.com/serverless-cdp/cdp/internal/tracking"
@@ -29,26 +30,33 @@ import (
 //	go test -tags integration -run '^$' -bench HandleChanges -benchtime 200x ./internal/segment
 func BenchmarkHandleChanges(b *testing.B) {
 	for _, history := range []int{10, 100} {
-		b.Run(fmt.Sprintf("history=%d", history), func(b *testing.B) { benchHandle(b, history) })
+		b.Run(fmt.Sprintf("history=%d", history), func(b *testing.B) { benchHandle(b, history, false) })
 	}
+	// privacy: every change carries the profile's consent and the handler checks an erased-
+	// profile list (in memory, as blocklist.Checker is), to show they cost no request unit.
+	b.Run("history=10/privacy", func(b *testing.B) { benchHandle(b, 10, true) })
 }
 
 const batchProfiles = 10
 
-func benchHandle(b *testing.B, history int) {
+func benchHandle(b *testing.B, history int, priv bool) {
 	c := testenv.Clients(b)
 	m := &ruMeter{Client: c.DynamoDB}
 	st := NewStore(m, testenv.Table(b, c.DynamoDB))
 	name := testenv.Stream(b, c.Kinesis, "activations", 1)
 	clk := &clock{t: t0}
 	pub := &timedPub{p: stream.NewPublisher(c.Kinesis, name)}
-	h := NewHandler(st, pub, Options{Clock: clk.Now})
+	opt := Options{Clock: clk.Now}
+	if priv {
+		opt.Erased = erasedSet{"bench-erased": true}
+	}
+	h := NewHandler(st, pub, opt)
 	sv := NewService(st, clk.Now)
 	ctx := context.Background()
 	benchDefinitions(b, sv)
 	mustB(b, h.RunBackfills(ctx))
 
-	wl := &benchLoad{}
+	wl := &benchLoad{consent: priv}
 	// History: one change record per profile carrying `history` events, in the past.
 	var warm []change.Record
 	for p := range batchProfiles {
@@ -123,10 +131,11 @@ func benchDefinitions(b *testing.B, sv *Service) {
 
 // benchLoad generates change records as the identity stage emits them.
 type benchLoad struct {
-	n      int
-	ver    map[int]int64
-	stamps map[int]int64 // events stamped per profile
-	seq    int
+	consent bool // every change carries consent preferences
+	n       int
+	ver     map[int]int64
+	stamps  map[int]int64 // events stamped per profile
+	seq     int
 }
 
 func (l *benchLoad) event(p int, at time.Time) tracking.Message {
@@ -151,6 +160,10 @@ func (l *benchLoad) change(p int, evs ...tracking.Message) change.Record {
 	for range evs {
 		l.stamps[p]++
 		r.Stamps = append(r.Stamps, change.Stamp{Profile: pid, Seq: l.stamps[p]})
+	}
+	if l.consent {
+		r.Consent = &consent.Profile{Categories: map[string]consent.Category{
+			"advertising": {Granted: l.ver[p]%2 == 0, At: t0}, "analytics": {Granted: true, At: t0}}}
 	}
 	if l.ver[p]%10 == 1 {
 		r.Traits = map[string]json.RawMessage{"plan": json.RawMessage(fmt.Sprintf(`"plan-%d"`, l.ver[p]/10)), "name": json.RawMessage(`"Ada"`)}

@@ -41,6 +41,9 @@ func runStoreConformance(t *testing.T, newStores func(t *testing.T) Stores) {
 		{"ScheduleOrderAndLimit", confScheduleOrder},
 		{"CommitBeyondOneTransaction", confLargeCommit},
 		{"ConcurrentUpdatesLoseNothing", confConcurrent},
+		{"PersonalDataErased", confPersonalData},
+		{"ErasedProfileStaysErased", confTombstone},
+		{"DroppedCounter", confDropped},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, newStores(t)) })

@@ -24,7 +24,8 @@
 // Publisher, DeadLetters), store.go (their DynamoDB adapter; outbox.go: the outbox in the state
 // item), cache.go (the in-process state cache), publish.go (grouped stream puts), mem.go (their in-memory
 // implementation; conformance_test.go is the one suite both pass), handler.go (Kinesis handler
-// and Tick), service.go/backfill.go (admin operations, reading, preview, backfill jobs).
+// and Tick), privacy.go/privacy_store.go (the privacy holder, tombstones),
+// service.go/backfill.go (admin operations, reading, preview, backfill jobs).
 //
 // Tests: `go test ./internal/segment` runs everything on the in-memory stores, with no
 // emulator; with `-tags integration` the same handler tests and the conformance suite run on
@@ -45,4 +46,9 @@
 //	AUD#<audienceId> / M#<profileId> a current member (enteredAt)
 //	SEGSCHED#<profileId> / NEXT      when to re-evaluate the profile: gsi1pk SEGSCHED#<n> (n = hash % 4),
 //	                                 gsi1sk <minute, UTC>#<profileId>; Tick queries gsi1sk < the next minute
+//	SEGSTATS / DROPPED               `erased`: change records dropped because their profile was erased
+//
+// Privacy (privacy.go): Holder exports and erases what the stage keeps about a person's
+// profiles; an erased profile's STATE item becomes a tombstone (`erased`, version+1, `ttl` 8
+// days) so that nothing still in flight brings it back.
 package segment

@@ -3,11 +3,14 @@ package segment
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -58,6 +61,10 @@ type Options struct {
 	// History reads a profile's retained timeline, to build the accumulators of definitions
 	// created or edited after its state (a backfill). Without it (tests only) they start empty.
 	History History
+	// Erased says which profiles were erased by a privacy request (blocklist.Checker): their
+	// change records are dropped and counted before their state is loaded, and they are never
+	// absorbed by a merge. Without it the stored tombstones alone do that (privacy.go).
+	Erased ErasedProfiles
 	// WallClock measures time budgets against the context's deadline; default time.Now (tests
 	// inject one that advances, so budgets run out deterministically).
 	WallClock func() time.Time
@@ -73,12 +80,13 @@ const Stage = "segments"
 
 // Handler is the segments stage: the Kinesis handler on `changes` and the schedule's Tick.
 type Handler struct {
-	state StateStore
-	defs  DefinitionStore
-	pub   Publisher
-	opt   Options
-	log   *slog.Logger
-	cache *stateCache
+	state    StateStore
+	defs     DefinitionStore
+	personal PersonalStore
+	pub      Publisher
+	opt      Options
+	log      *slog.Logger
+	cache    *stateCache
 
 	mu    sync.Mutex
 	cat   *Catalog
@@ -128,7 +136,7 @@ func NewHandler(st Stores, pub Publisher, opt Options) *Handler {
 	if opt.WallClock == nil {
 		opt.WallClock = time.Now
 	}
-	return &Handler{state: st, defs: st, pub: &groupPublisher{pub: pub}, opt: opt, log: opt.Logger, cache: newStateCache(opt.StateCacheBytes)}
+	return &Handler{state: st, defs: st, personal: st, pub: &groupPublisher{pub: pub}, opt: opt, log: opt.Logger, cache: newStateCache(opt.StateCacheBytes)}
 }
 
 // newCatalog indexes stored definitions the way this handler evaluates them.
@@ -292,7 +300,14 @@ func (h *Handler) groups(ctx context.Context, ev events.KinesisEvent, fail func(
 // (its state or output over a size limit, a value DynamoDB rejects), its records go to the dead
 // letters, each on its own, and nothing else in the batch is affected.
 func (h *Handler) handleProfile(ctx context.Context, cat *Catalog, pid string, gr *group, fail func(...events.KinesisEventRecord)) {
-	err := h.process(ctx, cat, pid, mode{recs: gr.recs})
+	gone, err := h.erased(ctx, pid)
+	if gone {
+		h.dropErased(ctx, len(gr.recs))
+		return
+	}
+	if err == nil {
+		err = h.process(ctx, cat, pid, mode{recs: gr.recs})
+	}
 	switch {
 	case err == nil:
 	case isPermanent(err):
@@ -361,8 +376,8 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	}
 	in.All = in.All || built
 	in.NewEvents, in.ChangedTraits = added, changed
-	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 && !ap.voided {
-		if !consistent && (len(incoming) > 0 || carriesTraits(m.recs)) {
+	if st.Ver != 0 && !in.All && len(added) == 0 && len(changed) == 0 && !ap.voided && !ap.consented {
+		if !consistent && (len(incoming) > 0 || carriesState(m.recs)) {
 			return errUnverified // a stale state could take news for a redelivery
 		}
 		return nil // a redelivery, or nothing the segments stage cares about
@@ -378,12 +393,12 @@ func (h *Handler) processOnce(ctx context.Context, cat *Catalog, pid string, m m
 	return h.commit(ctx, append([]Write{{State: st, Was: l, Outbox: res.Records}}, merged...))
 }
 
-// carriesTraits reports whether a record sets traits. Records with neither traits, nor events
-// the stage keeps, nor merges change no state, stale or not: writing nothing for them needs no
-// consistent read.
-func carriesTraits(recs []change.Record) bool {
+// carriesState reports whether a record sets traits or consent. Records with neither, nor
+// events the stage keeps, nor merges change no state, stale or not: writing nothing for them
+// needs no consistent read.
+func carriesState(recs []change.Record) bool {
 	for _, r := range recs {
-		if r.Traits != nil {
+		if r.Traits != nil || r.Consent != nil {
 			return true
 		}
 	}
@@ -443,6 +458,9 @@ func (h *Handler) begin(ctx context.Context, pid string, m mode, now time.Time, 
 	if err := h.flush(ctx, pid, l); err != nil {
 		return nil, nil, false, err
 	}
+	if l.State.tombstoned() {
+		return l, nil, false, h.skipErased(ctx, pid, m)
+	}
 	st, all := l.State, m.tick || m.backfill
 	switch {
 	case st == nil && len(m.recs) == 0 && m.tick:
@@ -489,7 +507,7 @@ func (h *Handler) forward(ctx context.Context, st *State, added []Event, msgs ma
 	var fwd []activations.Record
 	for i := range added {
 		if e := &added[i]; e.forwarded() && msgs[e.ID] != nil {
-			fwd = append(fwd, st.stamp(activations.Record{ID: "evt-" + e.ID, Kind: activations.KindEvent,
+			fwd = append(fwd, st.stamp(activations.Record{ID: forwardID(st.ProfileID, e), Kind: activations.KindEvent,
 				Event: msgs[e.ID], OccurredAt: e.T}))
 		}
 	}
@@ -499,15 +517,33 @@ func (h *Handler) forward(ctx context.Context, st *State, added []Event, msgs ma
 	return h.publish(ctx, st.ProfileID, fwd)
 }
 
+// forwardID is a forwarded event's activation record id, "evt-<origin>-<n>" (see
+// activations.ProfilePrefixes): origin is the profile the event was committed to (its stamp's;
+// pid for an event without a stamp) and n its sequence number there, or, for an event stamped
+// before sequence numbers (Seq 0) or not at all, "m" and a hash of its messageId. Both stay the
+// same when the event is redelivered or re-emitted (a re-emit keeps its stamp).
+func forwardID(pid string, e *Event) string {
+	origin := pid
+	if e.Stamp != nil && e.Stamp.Profile != "" {
+		origin = e.Stamp.Profile
+	}
+	if e.Stamp != nil && e.Stamp.Seq > 0 {
+		return "evt-" + origin + "-" + strconv.FormatInt(e.Stamp.Seq, 10)
+	}
+	sum := sha256.Sum256([]byte(e.ID))
+	return "evt-" + origin + "-m" + hex.EncodeToString(sum[:12])
+}
+
 // applied is what a profile's change records bring: merged profiles (to store emptied), changed
 // trait keys, the events (with their stamps; not deduplicated yet) and the track messages.
 type applied struct {
-	merged   []Write
-	changed  []string
-	msgs     map[string]*tracking.Message
-	incoming []Event
-	all      bool // a merge happened: every definition must be evaluated
-	voided   bool // a void stamp was marked seen (change.Record.Void): the state changed
+	merged    []Write
+	changed   []string
+	msgs      map[string]*tracking.Message
+	incoming  []Event
+	all       bool // a merge happened: every definition must be evaluated
+	voided    bool // a void stamp was marked seen (change.Record.Void): the state changed
+	consented bool // the profile's consent changed
 }
 
 // apply folds a profile's change records into its state: merges, traits (last version wins; nil
@@ -522,6 +558,12 @@ func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []chang
 				continue
 			}
 			seenMerge[mid] = true
+			if gone, err := h.erased(ctx, mid); gone || err != nil {
+				if err != nil {
+					return nil, err
+				}
+				continue // erased: its state is never brought back
+			}
 			ml, err := h.state.Load(ctx, mid, true)
 			if err != nil {
 				return nil, err
@@ -529,7 +571,7 @@ func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []chang
 			if err := h.flush(ctx, mid, ml); err != nil {
 				return nil, err
 			}
-			if ml.State == nil || ml.State.MergedInto != "" {
+			if ml.State == nil || ml.State.MergedInto != "" || ml.State.Erased {
 				continue
 			}
 			absorb(st, ml.State)
@@ -541,6 +583,7 @@ func (h *Handler) apply(ctx context.Context, st *State, pid string, recs []chang
 			st.setTraits(r.Traits)
 			st.ChangeVersion = r.Version
 		}
+		ap.consented = st.setConsent(r.Consent, r.Version) || ap.consented
 		setIdentifiers(st, r.Identifiers)
 		for _, v := range r.Void {
 			ap.voided = st.markVoid(v) || ap.voided
@@ -601,7 +644,7 @@ func absorb(surv, gone *State) {
 			sm.In, sm.EnteredAt = true, gm.EnteredAt
 		}
 	}
-	gone.MergedInto = surv.ProfileID
+	gone.MergedInto, gone.Consent = surv.ProfileID, nil
 	// gone keeps its dedupe map: a late redelivery of one of its records must not count again.
 	gone.Aggs, gone.Legacy = nil, nil
 	gone.Computed, gone.Members, gone.NextAt = map[string]json.RawMessage{}, map[string]*Membership{}, time.Time{}

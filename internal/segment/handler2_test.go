@@ -139,7 +139,7 @@ func TestTransitionsSurvivePublishFailure(t *testing.T) {
 	e.send(t, rec)
 	got := e.read(3, 2*time.Second)
 	eq(t, "after retry", summary(got, activations.KindAudienceEntered, activations.KindEvent), []string{
-		"audience_entered p1 ordered", "event p1 evt-m1"})
+		"audience_entered p1 ordered", "event p1 evt-p1-1"})
 }
 
 // afterFirst lets the first Put through (the forwarded events) and fails the next ones.

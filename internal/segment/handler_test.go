@@ -211,7 +211,7 @@ func TestHandlerTransitionsRedeliveryAndWindowExit(t *testing.T) {
 		"audience_entered p1 recent_buyers", "audience_entered p2 pro_users"})
 	// A new profile gets every computed trait, a count of 0 included (as a backfill gives it).
 	eq(t, "computed", summary(recs, activations.KindTraitsChanged), []string{`traits_changed p1 {"orders_30d":2}`, `traits_changed p2 {"orders_30d":0}`})
-	eq(t, "events", summary(recs, activations.KindEvent), []string{"event p1 evt-m1", "event p1 evt-m3", "event p2 evt-m2"})
+	eq(t, "events", summary(recs, activations.KindEvent), []string{"event p1 evt-p1-1", "event p1 evt-p1-2", "event p2 evt-p2-1"})
 	for _, r := range recs {
 		if r.Kind == activations.KindAudienceEntered && r.ProfileID == "p1" && (r.UserID != "user-p1" || !r.OccurredAt.Equal(t0.Add(-time.Minute))) {
 			t.Errorf("entered record %+v", r)

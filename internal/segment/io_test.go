@@ -40,8 +40,8 @@ func TestOutboxPublishedByTheNextProcessAfterACrash(t *testing.T) {
 	}
 	got := e.read(4, 3*time.Second)
 	eq(t, "published", summary(got, activations.KindAudienceEntered, activations.KindEvent), []string{
-		"audience_entered p1 ordered", "event p1 evt-m1", "event p1 evt-m2", "event p1 evt-m3"})
-	if got[1].Kind != activations.KindAudienceEntered || got[2].ID != "evt-m2" {
+		"audience_entered p1 ordered", "event p1 evt-p1-1", "event p1 evt-p1-2", "event p1 evt-p1-3"})
+	if got[1].Kind != activations.KindAudienceEntered || got[2].ID != "evt-p1-2" {
 		t.Fatalf("the transition left behind is published first: %v", summary(got[1:3], activations.KindAudienceEntered, activations.KindEvent))
 	}
 }
@@ -85,7 +85,7 @@ func TestOutboxNotRepublishedByItsPublisher(t *testing.T) {
 	e.send(t, chg("p1", 2, `{"plan":"pro"}`))
 	got := e.read(3, 2*time.Second)
 	eq(t, "published", summary(got, activations.KindAudienceEntered, activations.KindEvent), []string{
-		"audience_entered p1 ordered", "event p1 evt-m1"})
+		"audience_entered p1 ordered", "event p1 evt-p1-1"})
 }
 
 // Reads may be stale (the cache of another process, DynamoDB's eventually consistent reads):

@@ -28,6 +28,7 @@ type MemStore struct {
 	members map[string]map[string]time.Time // by audience id, then profile id
 	sched   map[string]string               // profile id → schedule key (schedKey)
 	reg     map[string]bool                 // registered profile ids
+	dropped int64                           // change records dropped for erased profiles
 }
 
 // memBlob is a stored encoding with its version (a job's: the definition version) and, for a
@@ -388,4 +389,84 @@ func (d *MemDeadLetters) List(_ context.Context, stage string, limit int, next s
 		out = append(out, d.entries[stage+"\x00"+id])
 	}
 	return out, next, nil
+}
+
+// ProfileData returns every item kept about a profile (see PersonalStore).
+func (m *MemStore) ProfileData(ctx context.Context, pid string, audiences []string) ([]PersonalItem, error) {
+	l, err := m.Load(ctx, pid, true)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []PersonalItem
+	if l.State != nil && !l.State.Erased {
+		out = append(out, PersonalItem{Kind: KindProfileState, Value: exportState(l)})
+	}
+	for _, a := range memberAudiences(l.State, audiences) {
+		if at, ok := m.members[a][pid]; ok {
+			out = append(out, PersonalItem{Kind: KindMemberships, Value: ExportedMembership{AudienceID: a, ProfileID: pid, EnteredAt: at}})
+		}
+	}
+	if k, ok := m.sched[pid]; ok {
+		next, _, _ := strings.Cut(k, "#")
+		out = append(out, PersonalItem{Kind: KindSchedule, Value: ExportedSchedule{ProfileID: pid, Next: next}})
+	}
+	if m.reg[pid] {
+		out = append(out, PersonalItem{Kind: KindRegistration, Value: ExportedRegistration{ProfileID: pid, Shard: regShard(pid)}})
+	}
+	return out, nil
+}
+
+// EraseProfile tombstones a profile's state and deletes the items derived from it (see
+// PersonalStore); the tombstone's expiry is not modelled.
+func (m *MemStore) EraseProfile(ctx context.Context, pid string, audiences []string, _ time.Time) (map[string]int, error) {
+	l, err := m.Load(ctx, pid, true)
+	if err != nil {
+		return nil, err
+	}
+	data, err := encodeState(tombstone(pid, 0))
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := map[string]int{}
+	if b, ok := m.states[pid]; !ok || l.State == nil || !l.State.Erased {
+		if ok {
+			n[KindProfileState]++
+			m.prev[pid] = b
+		}
+		m.states[pid] = memBlob{data: data, ver: b.ver + 1}
+	}
+	for _, a := range memberAudiences(l.State, audiences) {
+		if _, ok := m.members[a][pid]; ok {
+			delete(m.members[a], pid)
+			n[KindMemberships]++
+		}
+	}
+	if _, ok := m.sched[pid]; ok {
+		delete(m.sched, pid)
+		n[KindSchedule]++
+	}
+	if m.reg[pid] {
+		delete(m.reg, pid)
+		n[KindRegistration]++
+	}
+	return n, nil
+}
+
+// AddDropped counts change records dropped for an erased profile.
+func (m *MemStore) AddDropped(_ context.Context, n int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dropped += int64(n)
+	return nil
+}
+
+// Dropped returns how many change records were dropped for erased profiles.
+func (m *MemStore) Dropped(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dropped, nil
 }

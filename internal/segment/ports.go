@@ -82,6 +82,7 @@ type DefinitionStore interface {
 type Stores interface {
 	StateStore
 	DefinitionStore
+	PersonalStore
 }
 
 // Publisher writes to the activations stream (stream.Publisher).

@@ -310,7 +310,7 @@ func (sv *Service) Profile(ctx context.Context, pid string) (*ProfileView, error
 			return nil, err
 		}
 		st := l.State
-		if st == nil {
+		if st == nil || st.Erased {
 			return nil, fmt.Errorf("profile %s: %w", pid, ErrNotFound)
 		}
 		if st.MergedInto != "" {
@@ -374,7 +374,7 @@ func (sv *Service) Preview(ctx context.Context, draft Audience, limit int) (*Pre
 				if err != nil {
 					return nil, err
 				}
-				if l.State == nil || l.State.MergedInto != "" {
+				if l.State == nil || l.State.MergedInto != "" || l.State.Erased {
 					continue
 				}
 				res.Scanned++

@@ -10,6 +10,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/activations"
 	"github.com/serverless-cdp/cdp/internal/change"
+	"github.com/serverless-cdp/cdp/internal/consent"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
@@ -101,6 +102,14 @@ type State struct {
 	NextAt time.Time `json:"nextAt,omitzero"`
 	// MergedInto is set when this profile was merged into another one.
 	MergedInto string `json:"mergedInto,omitempty"`
+	// Consent is the profile's consent as the last change record that carried it said
+	// (change.Record.Consent); audience and trait activation records carry its preferences.
+	Consent *consent.Profile `json:"consent,omitempty"`
+	// ConsentVersion is the change.Record.Version that set Consent (last write wins).
+	ConsentVersion int64 `json:"consentVersion,omitempty"`
+	// Erased marks a tombstone: the profile was erased by a privacy request (privacy.go). A
+	// tombstone holds nothing else; changes for the profile are dropped, never applied.
+	Erased bool `json:"erased,omitempty"`
 
 	traitsDecoded map[string]any
 }
@@ -138,6 +147,19 @@ func (s *State) InAudiences() []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// setConsent keeps the consent a change record carries (nil: unchanged) unless a newer record
+// set it already, and reports whether it changed.
+func (s *State) setConsent(c *consent.Profile, version int64) bool {
+	if c == nil || version < s.ConsentVersion {
+		return false
+	}
+	s.ConsentVersion = version
+	old, _ := json.Marshal(s.Consent)
+	cur, _ := json.Marshal(c)
+	s.Consent = c
+	return !bytes.Equal(old, cur)
 }
 
 func encodeState(s *State) ([]byte, error) {
@@ -182,8 +204,12 @@ func decodeState(b []byte, ver int64) (*State, error) {
 	return s, nil
 }
 
-// identity fills the identifier fields of an activation record.
+// stamp fills the identifier fields of an activation record and, for audience and trait
+// records, the profile's consent preferences (a forwarded event is checked against its own).
 func (s *State) stamp(r activations.Record) activations.Record {
 	r.ProfileID, r.UserID, r.AnonymousID, r.Email = s.ProfileID, s.UserID, s.AnonymousID, s.Email
+	if r.Kind != activations.KindEvent {
+		r.Consent = s.Consent.Preferences()
+	}
 	return r
 }
