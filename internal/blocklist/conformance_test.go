@@ -5,15 +5,10 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/serverless-cdp/cdp/internal/privacy"
 )
 
-// Both stores are the write side of the privacy runner's list.
-var (
-	_ privacy.Blocklist = (*MemStore)(nil)
-	_ privacy.Blocklist = (*DynamoStore)(nil)
-)
+// That both stores are the privacy runner's privacy.Blocklist is asserted where they are wired
+// (internal/app/privacyfn): package privacy imports this one for its Hasher.
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 

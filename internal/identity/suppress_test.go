@@ -132,7 +132,7 @@ func suppressedEvents(prefix string) []any {
 	}
 }
 
-var annIDs = []string{"user_id:u1", "anonymous_id:a1", "email:ann@example.com", "device_id:dev-1"}
+var suppressedAnnIDs = []string{"user_id:u1", "anonymous_id:a1", "email:ann@example.com", "device_id:dev-1"}
 
 func TestSuppressionDropsEveryRecordOfThePerson(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
@@ -140,7 +140,7 @@ func TestSuppressionDropsEveryRecordOfThePerson(t *testing.T) {
 		se := newSuppressEnv(t, b, nil)
 		se.handle(t, rec("identify", "m1", 0, f{"uid": "u1", "aid": "a1", "traits": `{"email":"ann@example.com"}`}))
 		before := se.data.snapshot(t)
-		if err := se.list.Suppress(ctx, "req1", annIDs, annIDs); err != nil {
+		if err := se.list.Suppress(ctx, "req1", suppressedAnnIDs, suppressedAnnIDs); err != nil {
 			t.Fatal(err)
 		}
 		se.clk.Add(time.Second) // the checker's interval
@@ -175,7 +175,7 @@ func TestSuppressionMixedBatchStoresTheOthers(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
 		se := newSuppressEnv(t, b, nil)
-		if err := se.list.Suppress(ctx, "req1", annIDs, annIDs); err != nil {
+		if err := se.list.Suppress(ctx, "req1", suppressedAnnIDs, suppressedAnnIDs); err != nil {
 			t.Fatal(err)
 		}
 		var batch []any
@@ -189,7 +189,7 @@ func TestSuppressionMixedBatchStoresTheOthers(t *testing.T) {
 		if len(g.msgs) != 6 || len(g.live) != 6 {
 			t.Fatalf("stored %d events in %d profiles, want the 6 normal ones", len(g.msgs), len(g.live))
 		}
-		for _, id := range annIDs {
+		for _, id := range suppressedAnnIDs {
 			typ, v, _ := cutID(id)
 			if p, _ := se.store.Lookup(ctx, Identifier{typ, v}); p != nil {
 				t.Fatalf("%s has a profile", id)
@@ -205,11 +205,11 @@ func TestUnsuppressStoresAgain(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
 		se := newSuppressEnv(t, b, nil)
-		if err := se.list.Suppress(ctx, "req1", annIDs, annIDs); err != nil {
+		if err := se.list.Suppress(ctx, "req1", suppressedAnnIDs, suppressedAnnIDs); err != nil {
 			t.Fatal(err)
 		}
 		se.handle(t, rec("track", "before", 0, f{"uid": "u1", "event": "E"}))
-		if n, err := se.list.Unsuppress(ctx, []string{"email:ann@example.com"}); err != nil || n != len(annIDs) {
+		if n, err := se.list.Unsuppress(ctx, []string{"email:ann@example.com"}); err != nil || n != len(suppressedAnnIDs) {
 			t.Fatalf("unsuppress: %d %v", n, err)
 		}
 		se.clk.Add(time.Second)
@@ -255,7 +255,7 @@ func TestSuppressionListErrorRetriesTheBatch(t *testing.T) {
 // A dead letter replayed after its person was suppressed is dropped and counted, not stored.
 func TestSuppressionOnReplay(t *testing.T) {
 	se := newSuppressEnv(t, memBackend, nil)
-	if err := se.list.Suppress(context.Background(), "req1", annIDs, annIDs); err != nil {
+	if err := se.list.Suppress(context.Background(), "req1", suppressedAnnIDs, suppressedAnnIDs); err != nil {
 		t.Fatal(err)
 	}
 	ev := kinesisEvent(t, rec("track", "r1", 0, f{"uid": "u1", "event": "E"}))
@@ -281,7 +281,7 @@ func deadLetterOf(ev events.KinesisEvent) deadletter.Entry {
 // letter would keep its data); an invalid record of anyone else is still dead-lettered.
 func TestSuppressedInvalidRecordIsNotDeadLettered(t *testing.T) {
 	se := newSuppressEnv(t, memBackend, nil)
-	if err := se.list.Suppress(context.Background(), "req1", annIDs, annIDs); err != nil {
+	if err := se.list.Suppress(context.Background(), "req1", suppressedAnnIDs, suppressedAnnIDs); err != nil {
 		t.Fatal(err)
 	}
 	bad := func(mid, uid string) tracking.Record {
