@@ -19,6 +19,7 @@ var forbidden = map[string][]string{
 	"activation": {"internal/identity", "internal/segment", "internal/admin", "internal/profile",
 		"internal/ingest", "internal/httpapi"},
 	"api": {"internal/ingest"},
+	"privacy": {"internal/ingest", "internal/admin", "internal/profile", "internal/httpapi", "internal/source"},
 }
 
 // cliForbidden: the cdp CLI talks HTTP to the admin API and links no server code: its wire types
@@ -30,7 +31,7 @@ var cliForbidden = []string{"internal/admin", "internal/admin/segments", "intern
 	"internal/identity", "internal/segment", "internal/destination", "internal/activation",
 	"internal/activations", "internal/deadletter", "internal/webhook", "internal/ingest", "internal/profile",
 	"internal/app", "internal/httpapi", "internal/source", "internal/stream", "internal/change",
-	"internal/tracking"}
+	"internal/tracking", "internal/privacy", "internal/admin/privacy", "internal/blocklist"}
 
 // TestFunctionDependencies: `go list -deps ./functions/<name>` contains none of the function's
 // forbidden packages, no function links gopkg.in/yaml, and the cdp CLI links no server code.

@@ -13,12 +13,14 @@ import (
 	"github.com/serverless-cdp/cdp/internal/admin/deadletters"
 	"github.com/serverless-cdp/cdp/internal/admin/destinations"
 	"github.com/serverless-cdp/cdp/internal/admin/identityrules"
+	adminprivacy "github.com/serverless-cdp/cdp/internal/admin/privacy"
 	"github.com/serverless-cdp/cdp/internal/admin/segments"
 	"github.com/serverless-cdp/cdp/internal/admin/sources"
 	"github.com/serverless-cdp/cdp/internal/admintoken"
 	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/app/activationfn"
 	"github.com/serverless-cdp/cdp/internal/app/identityfn"
+	"github.com/serverless-cdp/cdp/internal/app/privacyfn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
@@ -51,6 +53,7 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 			destinations.Register(r, activationfn.NewDestinations(c, cfg), deliverer)
 		},
 		func(r *admin.Router) { segments.Register(r, segs) },
+		func(r *admin.Router) { adminprivacy.Register(r, privacyfn.NewService(c, cfg, logger)) },
 	)
 }
 

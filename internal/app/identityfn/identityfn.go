@@ -7,6 +7,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/identity"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -16,11 +17,16 @@ import (
 func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *identity.Handler {
 	st := identity.NewStore(c.DynamoDB, cfg.Table)
 	rules := identity.NewRulesService(c.DynamoDB, cfg.Table, identity.MaxRulesCache)
+	// Suppressed identifiers are dropped before anything is stored; an erased profile's id is
+	// never given to a new profile.
+	list := blocklist.NewChecker(blocklist.NewStore(c.DynamoDB, cfg.Table, cfg.Hasher(), blocklist.Options{}), cfg.Hasher(), blocklist.CheckerOptions{})
 	return identity.NewHandler(identity.HandlerConfig{
-		Processor:   identity.NewProcessor(st, rules, identity.Options{Retention: cfg.TimelineRetention, SkipLegacyDedupe: !cfg.LegacyDedupe, Logger: logger}),
-		Store:       st,
-		Changes:     stream.NewPublisher(c.Kinesis, cfg.ChangesStream),
-		DeadLetters: deadletter.NewStore(c.DynamoDB, cfg.Table),
-		Logger:      logger,
+		Processor: identity.NewProcessor(st, rules, identity.Options{Retention: cfg.TimelineRetention, SkipLegacyDedupe: !cfg.LegacyDedupe,
+			Erased: list, Logger: logger}),
+		Suppressions: list,
+		Store:        st,
+		Changes:      stream.NewPublisher(c.Kinesis, cfg.ChangesStream),
+		DeadLetters:  deadletter.NewStore(c.DynamoDB, cfg.Table),
+		Logger:       logger,
 	})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/segment"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -24,6 +25,8 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *segment.Handler
 			// Backfills of new or edited definitions read the timeline the identity stage keeps.
 			History:           timeline.NewReader(c.DynamoDB, cfg.Table),
 			TimelineRetention: cfg.TimelineRetention,
+			// Changes about profiles a privacy request erased are dropped (and counted).
+			Erased: blocklist.NewChecker(blocklist.NewStore(c.DynamoDB, cfg.Table, cfg.Hasher(), blocklist.Options{}), cfg.Hasher(), blocklist.CheckerOptions{}),
 		},
 	)
 }

@@ -1,0 +1,85 @@
+// Package privacyfn is the composition root of privacy requests: the one list of stores that
+// hold data about a person (export walks it, delete walks the same list), the blocklist every
+// stage checks, and the notifier. functions/privacy runs it every minute; functions/api runs a
+// new request inline first (NewService). The local runner calls the same constructors.
+package privacyfn
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/app/activationfn"
+	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/blocklist"
+	"github.com/serverless-cdp/cdp/internal/deadletter"
+	"github.com/serverless-cdp/cdp/internal/identity"
+	"github.com/serverless-cdp/cdp/internal/privacy"
+	"github.com/serverless-cdp/cdp/internal/segment"
+)
+
+// InlineBudget is how long the API runs a new request before answering: most of API
+// Gateway's 29 s, so a delete usually answers completed; the schedule finishes the rest.
+const InlineBudget = 20 * time.Second
+
+var _ privacy.Blocklist = (*blocklist.DynamoStore)(nil)
+
+// NewBlocklist is the blocklist's DynamoDB store under the deployment's privacy key.
+func NewBlocklist(c awsenv.Clients, cfg app.Config) *blocklist.DynamoStore {
+	return blocklist.NewStore(c.DynamoDB, cfg.Table, cfg.Hasher(), blocklist.Options{})
+}
+
+// NewChecker is what the stages check before storing or delivering anything about a person:
+// suppressed identifiers (identity) and erased profiles (identity, segments, activation).
+func NewChecker(c awsenv.Clients, cfg app.Config) *blocklist.Checker {
+	return blocklist.NewChecker(NewBlocklist(c, cfg), cfg.Hasher(), blocklist.CheckerOptions{})
+}
+
+// New wires the runner over every store that keeps data about a person. Order matters only
+// for erasure: identity, whose index resolves identifiers, goes after the stores found by
+// profile id, and the privacy requests themselves last.
+func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *privacy.Runner {
+	db, table := c.DynamoDB, cfg.Table
+	requests := privacy.NewDynamoStore(db, table)
+	people := identity.NewPrivacy(identity.NewStore(db, table), identity.PrivacyOptions{})
+	deliverer := activationfn.New(c, cfg, logger)
+	return privacy.NewRunner(privacy.Options{
+		Requests: requests,
+		Resolver: people,
+		Holders: []privacy.Holder{
+			deliverer.Holder(),
+			segment.NewHolder(segment.NewStore(db, table), nil),
+			deadletter.NewHolder(deadletter.NewStore(db, table)),
+			people,
+			privacy.NewRequestsHolder(requests, cfg.Hasher()),
+		},
+		Blocklist: NewBlocklist(c, cfg),
+		Notifier:  deliverer,
+		Hasher:    cfg.Hasher(),
+		Logger:    logger,
+	})
+}
+
+// NewService is the admin API's privacy service: it runs a new request inline for up to
+// InlineBudget.
+func NewService(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *privacy.Service {
+	return privacy.NewService(New(c, cfg, logger), suppressions{NewBlocklist(c, cfg)},
+		privacy.ServiceOptions{InlineBudget: InlineBudget, Logger: logger})
+}
+
+// suppressions shows the blocklist's groups as the privacy service's port.
+type suppressions struct{ s *blocklist.DynamoStore }
+
+func (s suppressions) Suppressions(ctx context.Context) ([]privacy.SuppressionGroup, error) {
+	groups, err := s.s.Suppressions(ctx)
+	out := make([]privacy.SuppressionGroup, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, privacy.SuppressionGroup{Group: g.Group, Labels: g.Labels, CreatedAt: g.CreatedAt})
+	}
+	return out, err
+}
+
+func (s suppressions) DroppedBySource(ctx context.Context) (map[string]int64, error) {
+	return s.s.DroppedBySource(ctx)
+}
