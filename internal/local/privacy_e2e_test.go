@@ -213,6 +213,7 @@ func TestPrivacyDeleteByEmailEndToEnd(t *testing.T) {
 	rc := &receiver{}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
+	t.Cleanup(func() { dumpStageLogs(t, logs) })
 	var created struct {
 		Destination struct{ ID string } `json:"destination"`
 		Secret      string              `json:"secret"`
@@ -230,7 +231,8 @@ func TestPrivacyDeleteByEmailEndToEnd(t *testing.T) {
 		"event": map[string]any{"name": "Order Completed"}, "property": "revenue"})
 	aud := admin.createAudience("buyers", map[string]any{"event": map[string]any{"name": "Order Completed",
 		"count": map[string]any{"op": "at_least", "n": 1}, "within": map[string]any{"days": 30}}})
-	admin.waitLive(trait, aud)
+	admin.waitLive(aud)
+	eventually(t, "the computed trait live", segWait, func() bool { return admin.traitStatus(trait) == "live" })
 
 	client, err := analytics.NewWithConfig(writeKey, analytics.Config{Endpoint: stack.URL, BatchSize: 10, Interval: 20 * time.Millisecond})
 	if err != nil {
@@ -572,4 +574,22 @@ func TestPrivacyDeleteTwentyPeople(t *testing.T) {
 	if found := scanFor(t, testenv.Clients(t).DynamoDB, cfg.Table, values); len(found) > 0 {
 		t.Errorf("the table still holds deleted people's values: %v", found)
 	}
+}
+
+// dumpStageLogs shows, when the test failed, what the stages logged about batches (the values
+// in them are this test's random ones).
+func dumpStageLogs(t *testing.T, logs *syncBuffer) {
+	if !t.Failed() {
+		return
+	}
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "batch") || strings.Contains(l, "dropped") || strings.Contains(l, "privacy") || strings.Contains(l, "WARN") || strings.Contains(l, "ERROR") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > 150 {
+		lines = lines[len(lines)-150:]
+	}
+	t.Logf("stage logs:\n%s", strings.Join(lines, "\n"))
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/app/apifn"
 	"github.com/serverless-cdp/cdp/internal/app/identityfn"
 	"github.com/serverless-cdp/cdp/internal/app/ingestfn"
+	"github.com/serverless-cdp/cdp/internal/app/privacyfn"
 	"github.com/serverless-cdp/cdp/internal/app/segmentsfn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
@@ -130,6 +131,7 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	activation := activationfn.New(stage(StageActivation), cfg, logger)
 	segmentsTick := segmentsfn.New(stage(StageSchedules), cfg, logger)
 	activationTick := activationfn.New(stage(StageSchedules), cfg, logger)
+	privacyTick := privacyfn.New(stage(StageSchedules), cfg, logger)
 	routes := []localhttp.Route{
 		{Prefix: "/v1/", Handler: timedHTTP(StageIngest, ingest.Handle, observe, logger)},
 		{Prefix: "/v1/spaces/", Handler: timedHTTP(StageAPI, api.Handle, observe, logger)},
@@ -143,6 +145,7 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	schedules := []schedule{
 		{name: "segments windows and backfills", run: func(ctx context.Context) error { _, err := segmentsTick.Tick(ctx); return err }},
 		{name: "activation retries", run: func(ctx context.Context) error { _, err := activationTick.Tick(ctx); return err }},
+		{name: "privacy requests", run: privacyTick.Run},
 	}
 
 	ln, err := net.Listen("tcp", opts.Addr)

@@ -275,7 +275,7 @@ func (rn *Runner) suppress(ctx context.Context, r *Request) error {
 	}
 	if r.Type == TypeSuppress {
 		r.Results = map[string]map[string]int{"blocklist": {"identifiers": len(p.Identifiers)}}
-		rn.complete(r)
+		rn.waitThenComplete(r)
 		return nil
 	}
 	r.Step = StepBlock
@@ -303,6 +303,10 @@ func (rn *Runner) wait(ctx context.Context, plan budget.Plan, r *Request) (outco
 		if err := rn.o.Sleep(ctx, d); err != nil {
 			return idle, nil // cancelled: a later run goes on
 		}
+	}
+	if r.Type == TypeSuppress || r.Type == TypeUnsuppress {
+		rn.complete(r)
+		return advance, nil
 	}
 	p, err := rn.o.Resolver.Resolve(ctx, r.Identifiers)
 	if err != nil {
@@ -389,8 +393,16 @@ func (rn *Runner) unsuppress(ctx context.Context, r *Request) error {
 		return fmt.Errorf("unsuppress: %w", err)
 	}
 	r.Results = map[string]map[string]int{"blocklist": {"identifiers": n}}
-	rn.complete(r)
+	rn.waitThenComplete(r)
 	return nil
+}
+
+// waitThenComplete completes a suppress or unsuppress once the change is in force at every
+// stage (PropagationDelay), so "completed" means events are dropped, or stored again, from then
+// on.
+func (rn *Runner) waitThenComplete(r *Request) {
+	r.WaitUntil = rn.o.Now().UTC().Add(rn.o.Blocklist.PropagationDelay())
+	r.Step = StepWait
 }
 
 // export collects every holder's items about the person into one document, stores it as the

@@ -163,6 +163,9 @@ func TestSuppressAndUnsuppress(t *testing.T) {
 	if !w.block.isSuppressed("email:ann@example.com") || !w.block.isSuppressed("anonymous_id:dev-a") || w.block.isSuppressed("email:bob@example.com") {
 		t.Fatalf("suppressed: %v", w.block.suppressed)
 	}
+	if len(w.sleeps) != 1 || w.sleeps[0] != w.block.PropagationDelay() {
+		t.Fatalf("suppress must complete only once in force at every stage (slept %v)", w.sleeps)
+	}
 	if labels := w.block.labels[s.ID]; labels[0] != "user_id:a…(6)" {
 		t.Fatalf("labels: %v", labels)
 	}
@@ -173,6 +176,9 @@ func TestSuppressAndUnsuppress(t *testing.T) {
 	got, err = rn.RunOne(ctx, u.ID)
 	if err != nil || got.Status != StatusCompleted || got.Results["blocklist"]["identifiers"] != 4 || w.block.isSuppressed("user_id:ann-77") {
 		t.Fatalf("unsuppress: %+v %v %v", got, err, w.block.suppressed)
+	}
+	if len(w.sleeps) != 2 {
+		t.Fatalf("unsuppress must complete only once in force at every stage (slept %v)", w.sleeps)
 	}
 	assertScrubbed(t, w.store, s.ID)
 	assertScrubbed(t, w.store, u.ID)

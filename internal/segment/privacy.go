@@ -91,20 +91,29 @@ func (h *Holder) Name() string { return HolderName }
 // audiences lists every defined audience: a profile's membership items are among them or
 // among the audiences its state names (the store adds those).
 func (h *Holder) audiences(ctx context.Context) ([]string, error) {
-	defs, err := h.store.LoadDefinitions(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("segments holder: %w", err)
-	}
-	ids := make([]string, 0, len(defs.Audiences))
-	for _, a := range defs.Audiences {
-		ids = append(ids, a.ID)
-	}
-	return ids, nil
+	ids, _, err := h.definedAudiences(ctx)
+	return ids, err
 }
 
-// Export emits every item kept about each of the person's profiles.
+// definedAudiences lists every defined audience's id, and each one's key and name by id.
+func (h *Holder) definedAudiences(ctx context.Context) ([]string, map[string][2]string, error) {
+	defs, err := h.store.LoadDefinitions(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("segments holder: %w", err)
+	}
+	ids := make([]string, 0, len(defs.Audiences))
+	names := make(map[string][2]string, len(defs.Audiences))
+	for _, a := range defs.Audiences {
+		ids = append(ids, a.ID)
+		names[a.ID] = [2]string{a.Key, a.Name}
+	}
+	return ids, names, nil
+}
+
+// Export emits every item kept about each of the person's profiles; memberships name their
+// audience's key and name, so the person can read them.
 func (h *Holder) Export(ctx context.Context, p privacy.Person, emit func(kind string, item any) error) error {
-	auds, err := h.audiences(ctx)
+	auds, names, err := h.definedAudiences(ctx)
 	if err != nil {
 		return err
 	}
@@ -114,6 +123,10 @@ func (h *Holder) Export(ctx context.Context, p privacy.Person, emit func(kind st
 			return fmt.Errorf("segments holder: export: %w", err)
 		}
 		for _, it := range items {
+			if m, ok := it.Value.(ExportedMembership); ok {
+				m.AudienceKey, m.AudienceName = names[m.AudienceID][0], names[m.AudienceID][1]
+				it.Value = m
+			}
 			if err := emit(it.Kind, it.Value); err != nil {
 				return err
 			}
@@ -150,9 +163,11 @@ type ExportedState struct {
 
 // ExportedMembership is a membership item as exported.
 type ExportedMembership struct {
-	AudienceID string    `json:"audienceId"`
-	ProfileID  string    `json:"profileId"`
-	EnteredAt  time.Time `json:"enteredAt"`
+	AudienceID   string    `json:"audienceId"`
+	AudienceKey  string    `json:"audienceKey,omitempty"`  // "" for an audience since deleted
+	AudienceName string    `json:"audienceName,omitempty"` // likewise
+	ProfileID    string    `json:"profileId"`
+	EnteredAt    time.Time `json:"enteredAt"`
 }
 
 // ExportedSchedule is a schedule entry as exported.
