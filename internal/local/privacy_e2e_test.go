@@ -278,6 +278,28 @@ func TestPrivacyDeleteByEmailEndToEnd(t *testing.T) {
 	submitted := time.Now()
 	del, took := pa.wait(pa.submit("delete", "email:"+strings.ToUpper(ann.email)), submitted, 60*time.Second)
 	t.Logf("delete took %v; erased %v", took, del.Results)
+	// What export returned and what delete erased are the same list: per store and kind, the
+	// same counts (the privacy requests' own store differs: the delete also removes the export).
+	for holder, kinds := range exp.Results {
+		if holder == "privacy_requests" {
+			continue
+		}
+		for kind, n := range kinds {
+			if del.Results[holder][kind] != n {
+				t.Errorf("%s/%s: exported %d, erased %d", holder, kind, n, del.Results[holder][kind])
+			}
+		}
+		for kind, n := range del.Results[holder] {
+			if kinds[kind] != n {
+				t.Errorf("%s/%s: erased %d, exported %d", holder, kind, n, kinds[kind])
+			}
+		}
+	}
+	for _, holder := range []string{"identity", "segments", "deliveries", "dead_letters"} {
+		if _, ok := exp.Results[holder]; !ok {
+			t.Errorf("the export did not walk the %s store", holder)
+		}
+	}
 	for _, ref := range ann.identifiers() {
 		if st := api.get(ref, "traits", nil); st != 404 {
 			t.Errorf("%s after delete: %d, want 404", ref, st)

@@ -66,6 +66,10 @@ type Request struct {
 	Rounds         int       `json:"rounds,omitempty"`
 	Attempts       int       `json:"attempts,omitempty"`
 	NoticeAttempts int       `json:"noticeAttempts,omitempty"`
+	// Lease: the runner working on the request until LeaseUntil (the API's inline run and the
+	// schedule never run the same request's steps at once).
+	LeaseOwner string    `json:"leaseOwner,omitempty"`
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
 }
 
 // Terminal reports whether the request is completed or failed.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/budget"
+	"github.com/serverless-cdp/cdp/internal/secret"
 )
 
 // Defaults of a Runner's options.
@@ -94,6 +95,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// MaxLease bounds a run's lease on a request: a Lambda's longest run (the privacy function's
+// 60 s timeout) and some margin.
+const MaxLease = 90 * time.Second
+
 // errStale: another runner moved the request on; this one stops working on it.
 var errStale = errors.New("privacy request changed by another runner")
 
@@ -132,10 +137,11 @@ func (rn *Runner) RunOne(ctx context.Context, id string) (Request, error) {
 }
 
 func (rn *Runner) run(ctx context.Context, plan budget.Plan, id string) (Request, error) {
-	r, err := rn.o.Requests.Get(ctx, id)
-	if err != nil {
-		return r, fmt.Errorf("privacy request %s: %w", id, err)
+	r, owner, err := rn.lease(ctx, id)
+	if err != nil || owner == "" {
+		return r, err
 	}
+	defer rn.release(ctx, id, owner)
 	for !r.Terminal() && !plan.Over() && ctx.Err() == nil {
 		next := r.clone()
 		if next.Status == StatusPending {
@@ -166,6 +172,57 @@ func (rn *Runner) run(ctx context.Context, plan budget.Plan, id string) (Request
 		}
 	}
 	return r, nil
+}
+
+// errLeased: another runner holds the request's lease.
+var errLeased = errors.New("privacy request leased by another runner")
+
+// lease claims the request for this run until the context's deadline (at most MaxLease from
+// now) and returns it; owner is "" (and the request as stored) when another runner holds an
+// unexpired lease or the request is finished. A runner that dies keeps others out only until
+// its lease ends.
+func (rn *Runner) lease(ctx context.Context, id string) (Request, string, error) {
+	now := rn.o.Now().UTC()
+	until := now.Add(MaxLease)
+	if d, ok := ctx.Deadline(); ok && d.Before(until) {
+		until = d
+	}
+	owner := secret.String(secret.Alphanumeric, 16)
+	err := rn.o.Requests.Update(ctx, id, func(cur *Request) error {
+		if cur.Terminal() || (cur.LeaseOwner != "" && cur.LeaseUntil.After(now)) {
+			return errLeased
+		}
+		cur.LeaseOwner, cur.LeaseUntil = owner, until
+		return nil
+	})
+	if errors.Is(err, errLeased) {
+		r, err := rn.o.Requests.Get(ctx, id)
+		return r, "", err
+	}
+	if err != nil {
+		return Request{}, "", fmt.Errorf("privacy request %s: lease: %w", id, err)
+	}
+	r, err := rn.o.Requests.Get(ctx, id)
+	if err != nil {
+		return r, "", fmt.Errorf("privacy request %s: %w", id, err)
+	}
+	return r, owner, nil
+}
+
+// release gives the lease up (if still this run's), so the next run need not wait for it.
+func (rn *Runner) release(ctx context.Context, id, owner string) {
+	ctx, cancel := budget.Bookkeeping(ctx, saveTimeout)
+	defer cancel()
+	err := rn.o.Requests.Update(ctx, id, func(cur *Request) error {
+		if cur.LeaseOwner != owner {
+			return errLeased
+		}
+		cur.LeaseOwner, cur.LeaseUntil = "", time.Time{}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errLeased) {
+		rn.o.Logger.WarnContext(ctx, "privacy request: lease not released (it expires)", "requestId", id, "error", err)
+	}
 }
 
 // save writes next over the stored request if it is still the version r was read at.
