@@ -18,7 +18,7 @@ var forbidden = map[string][]string{
 		"internal/profile", "internal/ingest", "internal/httpapi", "internal/identity"},
 	"activation": {"internal/identity", "internal/segment", "internal/admin", "internal/profile",
 		"internal/ingest", "internal/httpapi"},
-	"api": {"internal/ingest"},
+	"api":     {"internal/ingest"},
 	"privacy": {"internal/ingest", "internal/admin", "internal/profile", "internal/httpapi", "internal/source"},
 }
 
