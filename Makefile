@@ -52,6 +52,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/tracking
 	$(GO) test -run='^$$' -fuzz=FuzzPath -fuzztime=$(FUZZTIME) ./internal/profile
 	$(GO) test -run='^$$' -fuzz=FuzzCursor -fuzztime=$(FUZZTIME) ./internal/profile
+	$(GO) test -run='^$$' -fuzz=FuzzNewRequest -fuzztime=$(FUZZTIME) ./internal/privacy
+	$(GO) test -run='^$$' -fuzz=FuzzFromContext -fuzztime=$(FUZZTIME) ./internal/consent
 
 ## bench: end-to-end benchmark (seeded workload through every stage) → bench-results/report.{json,md}
 bench: tools

@@ -142,8 +142,8 @@ func Validate(in Input) ([]string, error) {
 	seen := map[string]bool{}
 	for i, raw := range in.Identifiers {
 		field := "identifiers[" + strconv.Itoa(i) + "]"
-		id := strings.TrimSpace(raw)
-		if err := checkIdentifier(field, id); err != nil {
+		id, err := checkIdentifier(field, strings.TrimSpace(raw))
+		if err != nil {
 			return nil, err
 		}
 		if seen[id] {
@@ -155,25 +155,27 @@ func Validate(in Input) ([]string, error) {
 	return out, nil
 }
 
-func checkIdentifier(field, id string) error {
+// checkIdentifier checks "type:value" and returns it with the value trimmed, as the identity
+// stage trims identifier values.
+func checkIdentifier(field, id string) (string, error) {
 	t, v, ok := strings.Cut(id, ":")
 	if !ok {
-		return invalid(field, `must be "type:value", e.g. "user_id:42"`)
+		return "", invalid(field, `must be "type:value", e.g. "user_id:42"`)
 	}
 	if len(t) == 0 || len(t) > MaxIdentifierType {
-		return invalid(field, "type must be 1 to %d bytes", MaxIdentifierType)
+		return "", invalid(field, "type must be 1 to %d bytes", MaxIdentifierType)
 	}
 	for i := 0; i < len(t); i++ {
 		c := t[i]
 		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
-			return invalid(field, "type may hold only a-z, 0-9 and _")
+			return "", invalid(field, "type may hold only a-z, 0-9 and _")
 		}
 	}
 	v = strings.TrimSpace(v)
 	if len(v) == 0 || len(v) > MaxIdentifierValue || !utf8.ValidString(v) {
-		return invalid(field, "value must be valid UTF-8 of 1 to %d bytes", MaxIdentifierValue)
+		return "", invalid(field, "value must be valid UTF-8 of 1 to %d bytes", MaxIdentifierValue)
 	}
-	return nil
+	return t + ":" + v, nil
 }
 
 // normalize is the identity stage's normalization, for hashing at the door: the value trimmed,
