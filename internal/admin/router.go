@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/serverless-cdp/cdp/internal/admintoken"
@@ -54,6 +55,19 @@ func (r *Request) Param(name string) string { return r.Params[name] }
 
 // Query returns a query string parameter.
 func (r *Request) Query(name string) string { return r.query[name] }
+
+// Limit is a listing's `limit` query parameter: 50 when absent, else 1 to 100 (a 400 otherwise).
+func (r *Request) Limit() (int, error) {
+	v := r.Query("limit")
+	if v == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100 {
+		return 0, BadRequest("limit must be between 1 and 100")
+	}
+	return n, nil
+}
 
 // Decode decodes the JSON body into v strictly (unknown fields are rejected); a missing body is
 // an error.

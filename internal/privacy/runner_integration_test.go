@@ -3,10 +3,8 @@
 package privacy
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,56 +17,10 @@ import (
 	"github.com/serverless-cdp/cdp/internal/store/ru"
 )
 
-// meter is a store.Client that adds up the modelled request units of every call.
-type meter struct {
-	store.Client
-	mu          sync.Mutex
-	read, write float64
-}
-
-func (m *meter) add(in, out any) {
-	u := ru.Model{}.Call(in, out)
-	m.mu.Lock()
-	m.read += u.Read
-	m.write += u.Write
-	m.mu.Unlock()
-}
-
-func (m *meter) reset() (r, w float64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, w, m.read, m.write = m.read, m.write, 0, 0
-	return r, w
-}
-
-func (m *meter) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	out, err := m.Client.GetItem(ctx, in, o...)
-	m.add(in, out)
-	return out, err
-}
-
-func (m *meter) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	out, err := m.Client.PutItem(ctx, in, o...)
-	m.add(in, out)
-	return out, err
-}
-
-func (m *meter) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
-	out, err := m.Client.DeleteItem(ctx, in, o...)
-	m.add(in, out)
-	return out, err
-}
-
-func (m *meter) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	out, err := m.Client.Query(ctx, in, o...)
-	m.add(in, out)
-	return out, err
-}
-
-func dynamoWorld(t testing.TB) (*world, *meter, string) {
+func dynamoWorld(t testing.TB) (*world, *ru.Meter, string) {
 	c := testenv.Clients(t)
 	table := testenv.Table(t, c.DynamoDB)
-	m := &meter{Client: c.DynamoDB}
+	m := ru.NewMeter(c.DynamoDB)
 	w := newWorldOn(func(now func() time.Time) RequestStore { return NewDynamoStore(m, table, WithClock(now)) })
 	return w, m, table
 }
@@ -155,7 +107,7 @@ func BenchmarkDeleteRequest(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			m.reset()
+			m.Take()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				r, err := NewRequest(Input{Type: TypeSuppressWithDelete, Identifiers: []string{"email:ann@example.com"}}, testHasher, w.clock.now())
@@ -171,7 +123,8 @@ func BenchmarkDeleteRequest(b *testing.B) {
 				w.clock.advance(time.Millisecond)
 			}
 			b.StopTimer()
-			rd, wr := m.reset()
+			u := m.Take()
+			rd, wr := u.Read, u.Write
 			b.ReportMetric(rd/float64(b.N), "RRU/request")
 			b.ReportMetric(wr/float64(b.N), "WRU/request")
 		})

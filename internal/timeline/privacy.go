@@ -2,11 +2,7 @@ package timeline
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/serverless-cdp/cdp/internal/store"
@@ -25,28 +21,7 @@ type Item struct {
 // consistent: an item written a moment ago may be missing, one deleted a moment ago may still
 // show. It stops at the first error fn returns and returns it.
 func (r *Reader) ProfileItems(ctx context.Context, profileID string, fn func(it Item) error) error {
-	kc := expression.Key(store.GSI1PK).Equal(expression.Value(PrefixProfile + profileID)).
-		And(expression.Key(store.GSI1SK).BeginsWith(PrefixEvt))
-	e, err := expression.NewBuilder().WithKeyCondition(kc).Build()
-	if err != nil {
-		return fmt.Errorf("timeline: query condition: %w", err)
-	}
-	pages := dynamodb.NewQueryPaginator(r.db, &dynamodb.QueryInput{
-		TableName: aws.String(r.table), IndexName: aws.String(store.GSI1),
-		KeyConditionExpression: e.KeyCondition(), ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
-	})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("timeline: query profile items: %w", err)
-		}
-		for _, it := range page.Items {
-			if err := fn(itemOf(it)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return r.queryProfile(ctx, profileID, func(it map[string]types.AttributeValue) error { return fn(itemOf(it)) })
 }
 
 // itemOf decodes a timeline item; an event that cannot be decoded keeps its key and profile

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/serverless-cdp/cdp/internal/change"
 	"github.com/serverless-cdp/cdp/internal/store"
@@ -68,13 +69,28 @@ func (r *Reader) partitions(ctx context.Context, profileID string) ([]string, er
 
 // profileEvents calls fn with the unexpired events committed to one profile.
 func (r *Reader) profileEvents(ctx context.Context, profileID string, fn func(m *tracking.Message, s change.Stamp) error) error {
+	now := r.now().Unix()
+	return r.queryProfile(ctx, profileID, func(it map[string]types.AttributeValue) error {
+		if ttl := store.GetN(it, store.TTL); ttl != 0 && ttl < now {
+			return nil
+		}
+		ev, err := Decode(it)
+		if err != nil {
+			return fmt.Errorf("timeline: %w", err)
+		}
+		return fn(&ev.Message, change.Stamp{Profile: ev.Profile, Seq: ev.Seq})
+	})
+}
+
+// queryProfile calls fn with every item of the gsi1 partition of one profile's events (an
+// eventually consistent index), stopping at the first error fn returns.
+func (r *Reader) queryProfile(ctx context.Context, profileID string, fn func(map[string]types.AttributeValue) error) error {
 	kc := expression.Key(store.GSI1PK).Equal(expression.Value(PrefixProfile + profileID)).
 		And(expression.Key(store.GSI1SK).BeginsWith(PrefixEvt))
 	e, err := expression.NewBuilder().WithKeyCondition(kc).Build()
 	if err != nil {
 		return fmt.Errorf("timeline: query condition: %w", err)
 	}
-	now := r.now().Unix()
 	pages := dynamodb.NewQueryPaginator(r.db, &dynamodb.QueryInput{
 		TableName: aws.String(r.table), IndexName: aws.String(store.GSI1),
 		KeyConditionExpression: e.KeyCondition(), ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
@@ -82,17 +98,10 @@ func (r *Reader) profileEvents(ctx context.Context, profileID string, fn func(m 
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("timeline: query: %w", err)
+			return fmt.Errorf("timeline: query profile %s: %w", profileID, err)
 		}
 		for _, it := range page.Items {
-			if ttl := store.GetN(it, store.TTL); ttl != 0 && ttl < now {
-				continue
-			}
-			ev, err := Decode(it)
-			if err != nil {
-				return fmt.Errorf("timeline: %w", err)
-			}
-			if err := fn(&ev.Message, change.Stamp{Profile: ev.Profile, Seq: ev.Seq}); err != nil {
+			if err := fn(it); err != nil {
 				return err
 			}
 		}

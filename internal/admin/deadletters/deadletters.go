@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
-	"strconv"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
@@ -97,13 +96,9 @@ func (h deadLettersAPI) list(ctx context.Context, r *admin.Request) (int, any, e
 	if err != nil {
 		return 0, nil, err
 	}
-	limit := 50
-	if v := r.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return 0, nil, admin.BadRequest("limit must be between 1 and 100")
-		}
-		limit = n
+	limit, err := r.Limit()
+	if err != nil {
+		return 0, nil, err
 	}
 	next := r.Query("next")
 	if next != "" && !entryIDRE.MatchString(next) {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/activation"
@@ -188,25 +187,13 @@ func (h adminAPI) rotate(ctx context.Context, r *admin.Request) (int, any, error
 	return http.StatusOK, DestinationWithSecret{d, secret}, nil
 }
 
-func limitOf(r *admin.Request) (int, error) {
-	v := r.Query("limit")
-	if v == "" {
-		return 50, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 100 {
-		return 0, admin.BadRequest("limit must be between 1 and 100")
-	}
-	return n, nil
-}
-
 func (h adminAPI) exists(ctx context.Context, id string) error {
 	_, err := h.dests.Get(ctx, id)
 	return adminError(err)
 }
 
 func (h adminAPI) deliveries(ctx context.Context, r *admin.Request) (int, any, error) {
-	limit, err := limitOf(r)
+	limit, err := r.Limit()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -229,7 +216,7 @@ func (h adminAPI) delivery(ctx context.Context, r *admin.Request) (int, any, err
 }
 
 func (h adminAPI) deadLetters(ctx context.Context, r *admin.Request) (int, any, error) {
-	limit, err := limitOf(r)
+	limit, err := r.Limit()
 	if err != nil {
 		return 0, nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
-	"strconv"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/apitypes"
@@ -67,13 +66,9 @@ func (h api) submit(ctx context.Context, r *admin.Request) (int, any, error) {
 }
 
 func (h api) list(ctx context.Context, r *admin.Request) (int, any, error) {
-	limit := 50
-	if v := r.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return 0, nil, admin.BadRequest("limit must be between 1 and 100")
-		}
-		limit = n
+	limit, err := r.Limit()
+	if err != nil {
+		return 0, nil, err
 	}
 	next := r.Query("next")
 	if next != "" && !idRE.MatchString(next) {
