@@ -271,6 +271,9 @@ func receiverStats(rc *receiver, wants func(string) bool, w *Workload, triggers 
 	return rs, lat
 }
 
+// benchPrivacyKey is the privacy key the cold-start runs start the functions with.
+const benchPrivacyKey = "bench-privacy-key-0123456789abcdef"
+
 // recordColdStarts builds the functions and records their cold starts and binary sizes (linux only).
 func recordColdStarts(ctx context.Context, o Options, cfg app.Config, rep *Report, say func(string, ...any)) error {
 	if o.ColdStartRuns <= 0 || runtime.GOOS != "linux" {
@@ -279,7 +282,8 @@ func recordColdStarts(ctx context.Context, o Options, cfg app.Config, rep *Repor
 	}
 	say("building the functions and measuring cold starts (%d runs each)", o.ColdStartRuns)
 	env := append(os.Environ(), "CDP_TABLE="+cfg.Table, "CDP_EVENTS_STREAM="+cfg.EventsStream,
-		"CDP_CHANGES_STREAM="+cfg.ChangesStream, "CDP_ACTIVATIONS_STREAM="+cfg.ActivationsStream, "LOG_LEVEL=warn")
+		"CDP_CHANGES_STREAM="+cfg.ChangesStream, "CDP_ACTIVATIONS_STREAM="+cfg.ActivationsStream, "LOG_LEVEL=warn",
+		"CDP_PRIVACY_KEY="+benchPrivacyKey) // every function but ingest refuses to start without one
 	env = withDefaults(env, map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
 	cs, sizes, err := ColdStarts(ctx, o.Root, env, o.ColdStartRuns)
 	if err != nil {
