@@ -248,12 +248,14 @@ func (s *dynamoStore) Finish(ctx context.Context, t Transition) error {
 		Set(expression.Name(store.GSI1PK), expression.Value(logPKPfx+t.DestID)).
 		Set(expression.Name(store.GSI1SK), expression.Value(ts(t.At)+"#"+t.RecordID))
 	var tx []types.TransactWriteItem
-	if t.FromQueue != "" {
-		tx = append(tx, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: refKey(t.FromQueue)}})
-	}
 	upd, put, err := s.finishByStatus(ctx, t, upd)
 	if err != nil {
 		return err
+	}
+	// A retry due at the very instant of the entry it leaves has the same key: the put replaces
+	// it (a transaction may not touch one item twice).
+	if t.FromQueue != "" && (put == nil || t.FromQueue != queueRef(store.GetS(put, store.PK), store.GetS(put, store.SK))) {
+		tx = append(tx, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: refKey(t.FromQueue)}})
 	}
 	if put != nil {
 		tx = append(tx, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: put}})

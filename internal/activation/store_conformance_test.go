@@ -233,6 +233,19 @@ func confQueue(t *testing.T, st Store) {
 	if es, _ := st.Due(ctx, confT0.Add(time.Hour), 10); len(es) != 1 || es[0].RecordID != "r3" {
 		t.Fatalf("after dequeue: %+v", es)
 	}
+	// A retry due at the very instant of the entry it leaves (a fake clock that did not move, a
+	// requeue "due at once") has the same queue key: it replaces the entry, never fails.
+	r3 := confGet(t, st, "d1", "r3")
+	if ok, err := st.Lease(ctx, "d1", "r3", r3.Version, confT0.Add(time.Hour), confT0); !ok || err != nil {
+		t.Fatalf("lease r3: %v %v", ok, err)
+	}
+	r3.Version++
+	confFinish(t, st, r3, StatusRetrying, confT0, func(tr *Transition) {
+		tr.FromQueue, tr.NextAt, tr.Retries = r3.QueueRef, *r3.NextAttemptAt, 2
+	})
+	if es, _ := st.Due(ctx, confT0.Add(time.Hour), 10); len(es) != 1 || es[0].RecordID != "r3" || es[0].Ref != r3.QueueRef {
+		t.Fatalf("requeued at the same instant: %+v", es)
+	}
 }
 
 func confDeadAndRedrive(t *testing.T, st Store) {
