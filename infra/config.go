@@ -30,6 +30,7 @@ const (
 	CtxAlarmTopicArn         = "cdp:alarmTopicArn"
 	CtxDashboard             = "cdp:dashboard"
 	CtxAssetRoot             = "cdp:assetRoot"
+	CtxArchiveRetentionDays  = "cdp:archiveRetentionDays"
 )
 
 // Config is everything an operator may tune without editing code. Zero values are never
@@ -53,7 +54,16 @@ type Config struct {
 	AlarmTopicArn      string   // optional existing SNS topic that receives alarm notifications
 	Dashboard          bool     // a CloudWatch dashboard ($3 per month outside the free tier); off by default
 	AssetRoot          string   // directory holding <function>/bootstrap (the Makefile's build/)
+	// ArchiveRetentionDays is how long the raw event archive (S3) keeps an object: the
+	// lifecycle rule expires it this many days after Firehose wrote it.
+	ArchiveRetentionDays int
 }
+
+// Bounds of cdp:archiveRetentionDays: at least a day, at most ten years.
+const (
+	MinArchiveRetentionDays = 1
+	MaxArchiveRetentionDays = 3650
+)
 
 // Stream capacity modes (cdp:streamMode).
 const (
@@ -89,6 +99,9 @@ func DefaultConfig() Config {
 		Parallelization:    1,
 		DeletionProtection: true,
 		AssetRoot:          "build",
+		// A year of raw history: enough to replay a season or rebuild after a bug found late;
+		// lower it (or raise it) with cdp:archiveRetentionDays.
+		ArchiveRetentionDays: 365,
 	}
 }
 
@@ -168,6 +181,7 @@ func ConfigFromContext(get func(key string) interface{}) (Config, error) {
 	integer(CtxBatchSize, &c.BatchSize, 1, 10_000)
 	integer(CtxMaxBatchingWindowSecs, &c.MaxBatchingWindow, 0, 300)
 	integer(CtxParallelizationFactor, &c.Parallelization, 1, 10)
+	integer(CtxArchiveRetentionDays, &c.ArchiveRetentionDays, MinArchiveRetentionDays, MaxArchiveRetentionDays)
 	for key, dst := range map[string]*bool{CtxDeletionProtection: &c.DeletionProtection, CtxDashboard: &c.Dashboard} {
 		if v := get(key); v != nil {
 			if b, err := toBool(v); err != nil {
@@ -272,6 +286,9 @@ func (c Config) capacityErrors() []string {
 	}
 	if c.ShardCount < 1 {
 		errs = append(errs, fmt.Sprintf("%s must be at least 1 (for on-demand streams set %s=%s)", CtxShardCount, CtxStreamMode, StreamModeOnDemand))
+	}
+	if c.ArchiveRetentionDays < MinArchiveRetentionDays || c.ArchiveRetentionDays > MaxArchiveRetentionDays {
+		errs = append(errs, fmt.Sprintf("%s %d is outside [%d, %d]", CtxArchiveRetentionDays, c.ArchiveRetentionDays, MinArchiveRetentionDays, MaxArchiveRetentionDays))
 	}
 	if c.AssetRoot == "" {
 		errs = append(errs, fmt.Sprintf("%s must not be empty", CtxAssetRoot))

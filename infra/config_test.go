@@ -18,7 +18,7 @@ func TestConfigDefaults(t *testing.T) {
 	if !reflect.DeepEqual(c, DefaultConfig()) {
 		t.Errorf("no context should give the defaults:\n got %+v\nwant %+v", c, DefaultConfig())
 	}
-	if c.LogRetentionDays != 30 || c.AllowedOrigins[0] != "*" || c.StreamMode != StreamModeProvisioned || c.ShardCount != 1 || c.StreamRetention != 24 || c.Dashboard || !c.DeletionProtection {
+	if c.LogRetentionDays != 30 || c.AllowedOrigins[0] != "*" || c.StreamMode != StreamModeProvisioned || c.ShardCount != 1 || c.StreamRetention != 24 || c.Dashboard || !c.DeletionProtection || c.ArchiveRetentionDays != 365 {
 		t.Errorf("defaults drifted from the documented ones: %+v", c)
 	}
 }
@@ -32,7 +32,7 @@ func TestConfigFromCLIStringsAndJSONTypes(t *testing.T) {
 			CtxBatchSize: "500", CtxMaxBatchingWindowSecs: "0", CtxParallelizationFactor: "2",
 			CtxDeletionProtection: "false", CtxDomainName: "cdp.example.com",
 			CtxCertificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
-			CtxLogLevel:       "debug", CtxStreamRetentionHours: "48",
+			CtxLogLevel:       "debug", CtxStreamRetentionHours: "48", CtxArchiveRetentionDays: "730",
 		},
 		"json": {
 			CtxStage: "prod", CtxLogRetentionDays: 90.0, CtxAllowedOrigins: []interface{}{"https://a.example.com", "https://b.example.com"},
@@ -40,7 +40,7 @@ func TestConfigFromCLIStringsAndJSONTypes(t *testing.T) {
 			CtxBatchSize: 500.0, CtxMaxBatchingWindowSecs: 0.0, CtxParallelizationFactor: 2.0,
 			CtxDeletionProtection: false, CtxDomainName: "cdp.example.com",
 			CtxCertificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
-			CtxLogLevel:       "debug", CtxStreamRetentionHours: 48.0,
+			CtxLogLevel:       "debug", CtxStreamRetentionHours: 48.0, CtxArchiveRetentionDays: 730.0,
 		},
 	} {
 		c, err := ConfigFromContext(lookup(ctx))
@@ -52,7 +52,7 @@ func TestConfigFromCLIStringsAndJSONTypes(t *testing.T) {
 		want.AllowedOrigins = []string{"https://a.example.com", "https://b.example.com"}
 		want.ThrottleRateLimit, want.ThrottleBurstLimit = 50.5, 100
 		want.ShardCount, want.BatchSize, want.MaxBatchingWindow, want.Parallelization = 4, 500, 0, 2
-		want.DeletionProtection, want.StreamRetention = false, 48
+		want.DeletionProtection, want.StreamRetention, want.ArchiveRetentionDays = false, 48, 730
 		want.StreamMode, want.Dashboard = StreamModeOnDemand, true
 		want.DomainName, want.CertificateArn = "cdp.example.com", "arn:aws:acm:us-east-1:123456789012:certificate/abc-123"
 		if !reflect.DeepEqual(c, want) {
@@ -85,6 +85,9 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		{map[string]interface{}{CtxAlarmTopicArn: "ops"}, "not an SNS topic ARN"},
 		{map[string]interface{}{CtxStreamRetentionHours: "12"}, CtxStreamRetentionHours},
 		{map[string]interface{}{CtxStage: 7.0}, "want a string"},
+		{map[string]interface{}{CtxArchiveRetentionDays: "0"}, CtxArchiveRetentionDays},
+		{map[string]interface{}{CtxArchiveRetentionDays: "3651"}, CtxArchiveRetentionDays},
+		{map[string]interface{}{CtxArchiveRetentionDays: 30.5}, "whole number"},
 	} {
 		_, err := ConfigFromContext(lookup(c.ctx))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -37,6 +37,7 @@ func futureConfig(assets string) Config {
 	c.Dashboard = true
 	c.BatchSize, c.MaxBatchingWindow, c.Parallelization = 250, 5, 4
 	c.DeletionProtection = false
+	c.ArchiveRetentionDays = 730
 	c.DomainName = "api.example.com"
 	c.CertificateArn = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-0000-1111-2222-333344445555"
 	c.AlarmTopicArn = "arn:aws:sns:eu-west-1:123456789012:cdp-ops"
@@ -65,7 +66,10 @@ func (f *fixture) resources(typ string) map[string]map[string]interface{} {
 
 // id is the template's logical id of a construct's CloudFormation resource.
 func (f *fixture) id(c constructs.IConstruct) string {
-	el, ok := c.Node().DefaultChild().(awscdk.CfnElement)
+	el, ok := c.(awscdk.CfnElement) // an L1 is its own resource
+	if !ok {
+		el, ok = c.Node().DefaultChild().(awscdk.CfnElement)
+	}
 	if !ok {
 		panic(fmt.Sprintf("%s has no CloudFormation resource", *c.Node().Path()))
 	}

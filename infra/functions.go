@@ -44,8 +44,12 @@ type FunctionSpec struct {
 	// PrivacyKey gives the function the privacy key secret (CDP_PRIVACY_KEY_SECRET and read
 	// access): every function that hashes identifiers or profile ids for the privacy blocklist.
 	PrivacyKey bool
-	MemoryMB   int           // default 256
-	Timeout    time.Duration // default 30 s
+	// Archive gives the function the raw event archive (CDP_ARCHIVE_BUCKET; list, read,
+	// rewrite and delete its objects): replay, the identity-rule dry run, privacy erase and
+	// export.
+	Archive  bool
+	MemoryMB int           // default 256
+	Timeout  time.Duration // default 30 s
 }
 
 // Functions is the set deployed: the four pipeline stages, the API and the privacy runner.
@@ -67,6 +71,7 @@ var Functions = []FunctionSpec{
 		// Replays of dead letters go back onto the stream of the stage that failed.
 		Puts:       []string{StreamEvents, StreamChanges, StreamActivations},
 		PrivacyKey: true,
+		Archive:    true, // replay, identity-rule dry run, privacy export and erase inline
 		MemoryMB:   256,
 		Timeout:    29 * time.Second,
 	},
@@ -110,6 +115,7 @@ var Functions = []FunctionSpec{
 		Table:      TableReadWrite,
 		Schedule:   "rate(1 minute)",
 		PrivacyKey: true,
+		Archive:    true, // erases and exports cover the archive
 		MemoryMB:   256,
 		// A step is planned from the deadline; a long erase continues at the next minute.
 		Timeout: 60 * time.Second,

@@ -3,6 +3,7 @@ package infra
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -36,6 +37,33 @@ var kinesisConsumerActions = []string{
 	"kinesis:SubscribeToShard",
 }
 
+// reviewedRole is one role the stack may create and what it may (Expected) and must
+// (Required) be granted: a function's role, derived from its spec, or the archive's
+// delivery role.
+type reviewedRole struct {
+	Name               string
+	Expected, Required grantee
+}
+
+func functionRole(spec FunctionSpec) reviewedRole {
+	return reviewedRole{Name: "function " + spec.Name, Expected: expectedGrants(spec), Required: requiredGrants(spec)}
+}
+
+// archiveDeliveryRole is Firehose's role: read the events stream, write the archive bucket
+// and its delivery-error log, nothing else.
+func archiveDeliveryRole() reviewedRole {
+	g := grantee{}
+	g.allow("<stream:"+StreamEvents+">", firehoseStreamActions...)
+	g.allow("<bucket:archive>", firehoseBucketActions...)
+	g.allow("<bucket:archive>/*", firehoseObjectActions...)
+	g.allow("<logs:archive>", "logs:PutLogEvents")
+	return reviewedRole{Name: "archive delivery", Expected: g, Required: g}
+}
+
+// objectsOfOneBucket is the only wildcard resource allowed: every object of one bucket of
+// the stack (archive keys are only known at run time).
+var objectsOfOneBucket = regexp.MustCompile(`^<bucket:[a-z-]+>/\*$`)
+
 // expectedGrants derives, from a spec alone, everything its role may do. Resources are
 // canonical names: <table>, <table>/index/gsi1, <stream:events>, <queue:identity>, <logs:api>.
 func expectedGrants(spec FunctionSpec) grantee {
@@ -54,6 +82,10 @@ func expectedGrants(spec FunctionSpec) grantee {
 	}
 	if spec.PrivacyKey {
 		g.allow("<secret:privacy-key>", "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+	}
+	if spec.Archive {
+		g.allow("<bucket:archive>", "s3:ListBucket")
+		g.allow("<bucket:archive>/*", "s3:GetObject", "s3:PutObject", "s3:DeleteObject")
 	}
 	if spec.Trigger != "" {
 		g.allow("<stream:"+spec.Trigger+">", kinesisConsumerActions...)
@@ -80,6 +112,10 @@ func requiredGrants(spec FunctionSpec) grantee {
 	}
 	if spec.PrivacyKey {
 		g.allow("<secret:privacy-key>", "secretsmanager:GetSecretValue")
+	}
+	if spec.Archive {
+		g.allow("<bucket:archive>", "s3:ListBucket")
+		g.allow("<bucket:archive>/*", "s3:GetObject", "s3:PutObject", "s3:DeleteObject")
 	}
 	if spec.Trigger != "" {
 		g.allow("<stream:"+spec.Trigger+">", "kinesis:GetRecords", "kinesis:GetShardIterator",
@@ -135,7 +171,7 @@ func asList(v interface{}) []interface{} {
 // names; roles maps each function role's logical id to its spec. It returns one line per
 // violation (a wildcard resource, an action or resource the spec does not call for, a
 // managed policy, a role that belongs to no function) and, per role, what it was granted.
-func reviewIAM(tpl map[string]interface{}, names map[string]string, roles map[string]FunctionSpec) (problems []string, granted map[string]grantee) {
+func reviewIAM(tpl map[string]interface{}, names map[string]string, roles map[string]reviewedRole) (problems []string, granted map[string]grantee) {
 	granted = map[string]grantee{}
 	res, _ := tpl["Resources"].(map[string]interface{})
 	ids := make([]string, 0, len(res))
@@ -159,7 +195,7 @@ func reviewIAM(tpl map[string]interface{}, names map[string]string, roles map[st
 				r := canonical(rv, names)
 				for _, av := range actions {
 					a := fmt.Sprint(av)
-					if strings.Contains(r, "*") && !wildcardActions[a] {
+					if strings.Contains(r, "*") && !wildcardActions[a] && !objectsOfOneBucket.MatchString(r) {
 						problems = append(problems, fmt.Sprintf("%s: %s on wildcard resource %s", where, a, r))
 						continue
 					}
@@ -172,13 +208,13 @@ func reviewIAM(tpl map[string]interface{}, names map[string]string, roles map[st
 							granted[role] = grantee{}
 						}
 						granted[role].allow(r, a)
-						spec, ok := roles[role]
+						rr, ok := roles[role]
 						if !ok {
 							problems = append(problems, fmt.Sprintf("%s: role %s belongs to no function", where, role))
 							continue
 						}
-						if !expectedGrants(spec)[r][a] && !(r == "*" && wildcardActions[a]) {
-							problems = append(problems, fmt.Sprintf("%s: function %s is granted %s on %s, which its spec does not need", where, spec.Name, a, r))
+						if !rr.Expected[r][a] && !(r == "*" && wildcardActions[a]) {
+							problems = append(problems, fmt.Sprintf("%s: %s is granted %s on %s, which it does not need", where, rr.Name, a, r))
 						}
 					}
 				}
@@ -216,14 +252,14 @@ func reviewIAM(tpl map[string]interface{}, names map[string]string, roles map[st
 	return problems, granted
 }
 
-// missingGrants lists what a spec needs but its role was not granted: a function that cannot
-// do its job is as wrong as one that can do too much.
-func missingGrants(spec FunctionSpec, got grantee) []string {
+// missingGrants lists what a role needs but was not granted: a function that cannot do its
+// job is as wrong as one that can do too much.
+func missingGrants(role reviewedRole, got grantee) []string {
 	var missing []string
-	for r, actions := range requiredGrants(spec) {
+	for r, actions := range role.Required {
 		for a := range actions {
 			if !got[r][a] {
-				missing = append(missing, fmt.Sprintf("%s lacks %s on %s", spec.Name, a, r))
+				missing = append(missing, fmt.Sprintf("%s lacks %s on %s", role.Name, a, r))
 			}
 		}
 	}

@@ -90,6 +90,10 @@ func (s *Stack) newFunction(spec FunctionSpec, env map[string]*string) awslambda
 		s.PrivacyKey.GrantRead(role, nil)
 		fn.AddEnvironment(jsii.String("CDP_PRIVACY_KEY_SECRET"), s.PrivacyKey.SecretArn(), nil)
 	}
+	if spec.Archive {
+		s.grantArchive(role)
+		fn.AddEnvironment(jsii.String("CDP_ARCHIVE_BUCKET"), s.Archive.Bucket.BucketName(), nil)
+	}
 	for _, name := range spec.Puts {
 		s.Streams[name].GrantWrite(role)
 	}

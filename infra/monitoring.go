@@ -50,7 +50,7 @@ func (s *Stack) newMonitoring(specs []FunctionSpec) {
 	for _, spec := range specs {
 		rows = append(rows, s.functionMonitoring(spec, sum5, max1))
 	}
-	widgets := [][]awscloudwatch.IWidget{s.apiMonitoring(sum5), s.dataWidgets(sum5)}
+	widgets := [][]awscloudwatch.IWidget{s.apiMonitoring(sum5), s.dataWidgets(sum5), s.archiveMonitoring()}
 	widgets = append(widgets, rows...)
 	if s.Config.Dashboard {
 		s.newDashboard(widgets)
@@ -101,6 +101,32 @@ func (s *Stack) apiMonitoring(sum5 *awscloudwatch.MetricOptions) []awscloudwatch
 	return []awscloudwatch.IWidget{
 		graph("HTTP API requests / 4xx / 5xx", s.API.MetricCount(sum5), s.API.MetricClientError(sum5), api5xx),
 		graph("HTTP API latency p99 (ms)", s.API.MetricLatency(&awscloudwatch.MetricOptions{Statistic: jsii.String("p99"), Period: minutes(5)})),
+	}
+}
+
+// archiveMonitoring adds the archive's delivery alarm and returns its dashboard row. Data
+// freshness (the age of the oldest record not yet in S3) catches every way delivery can fail:
+// S3 refusing writes, a permission lost, the stream not read; a healthy stream stays below
+// the buffer interval.
+func (s *Stack) archiveMonitoring() []awscloudwatch.IWidget {
+	metric := func(name, stat string) awscloudwatch.Metric {
+		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace:     jsii.String("AWS/Firehose"),
+			MetricName:    jsii.String(name),
+			DimensionsMap: &map[string]*string{"DeliveryStreamName": s.Archive.Delivery.Ref()},
+			Statistic:     jsii.String(stat),
+			Period:        minutes(5),
+		})
+	}
+	freshness := metric("DeliveryToS3.DataFreshness", "Maximum")
+	s.alarm("ArchiveFreshnessAlarm", "archive-freshness",
+		fmt.Sprintf("Events older than %d s are not yet in the archive bucket: Firehose cannot "+
+			"deliver (see its log group); after 24 h of retries records go to the errors/ prefix.", ArchiveFreshnessAlarmSeconds),
+		freshness, ArchiveFreshnessAlarmSeconds, 3)
+	return []awscloudwatch.IWidget{
+		graph("archive data freshness max (s)", freshness),
+		graph("archive records delivered / bytes", metric("DeliveryToS3.Records", "Sum"), metric("DeliveryToS3.Bytes", "Sum")),
+		graph("archive delivery success (avg)", metric("DeliveryToS3.Success", "Average")),
 	}
 }
 

@@ -44,6 +44,18 @@ func TestAlarms(t *testing.T) {
 				"Namespace": "AWS/ApiGateway", "MetricName": "5xx",
 			})
 		})
+		check(t, f.name+": archive delivery freshness alarm", func() {
+			f.tpl.HasResourceProperties(typ("AWS::CloudWatch::Alarm"), obj{
+				"Namespace":          "AWS/Firehose",
+				"MetricName":         "DeliveryToS3.DataFreshness",
+				"Dimensions":         []obj{{"Name": "DeliveryStreamName", "Value": ref(f.id(s.Archive.Delivery))}},
+				"Statistic":          "Maximum",
+				"Threshold":          ArchiveFreshnessAlarmSeconds,
+				"ComparisonOperator": "GreaterThanOrEqualToThreshold",
+				"TreatMissingData":   "notBreaching",
+			})
+		})
+		want++
 		check(t, f.name+": alarm count", func() {
 			f.tpl.ResourceCountIs(typ("AWS::CloudWatch::Alarm"), jsii.Number(float64(want)))
 		})

@@ -46,6 +46,11 @@ func TestRealSpecs(t *testing.T) {
 			t.Errorf("%s: every function but ingest hashes identifiers for the blocklist and needs the privacy key; PrivacyKey=%v", f.Name, f.PrivacyKey)
 		}
 	}
+	for _, f := range Functions {
+		if want := f.Name == "api" || f.Name == "privacy"; f.Archive != want {
+			t.Errorf("%s: Archive=%v; only api (replay, dry run, inline privacy) and privacy (erase, export) read and rewrite the archive", f.Name, f.Archive)
+		}
+	}
 	if len(Functions) != 6 {
 		t.Errorf("want ingest, api, identity, segments, activation and privacy deployed; got %d functions", len(Functions))
 	}
@@ -89,8 +94,8 @@ func TestNewStackNeedsBuiltBinaries(t *testing.T) {
 // template below breaks one rule and must be reported.
 func TestIAMCheckerCatchesViolations(t *testing.T) {
 	ingest := FunctionSpec{Name: "ingest", Table: TableRead, Puts: []string{StreamEvents}}
-	names := map[string]string{"T": "table", "E": "stream:events", "C": "stream:changes", "L": "logs:ingest"}
-	roles := map[string]FunctionSpec{"R": ingest}
+	names := map[string]string{"T": "table", "E": "stream:events", "C": "stream:changes", "L": "logs:ingest", "B": "bucket:archive"}
+	roles := map[string]reviewedRole{"R": functionRole(ingest)}
 	policy := func(action interface{}, resource interface{}) map[string]interface{} {
 		return map[string]interface{}{"Resources": map[string]interface{}{
 			"R": map[string]interface{}{"Type": "AWS::IAM::Role", "Properties": map[string]interface{}{}},
@@ -117,6 +122,8 @@ func TestIAMCheckerCatchesViolations(t *testing.T) {
 		{"write on a read-only table", policy("dynamodb:PutItem", att("T")), "does not need"},
 		{"put to a stream not in Puts", policy([]interface{}{"kinesis:PutRecords"}, []interface{}{att("E"), att("C")}), "on <stream:changes>"},
 		{"unknown resource", policy("s3:GetObject", att("X")), "<unknown:X>"},
+		{"archive objects without Archive", policy("s3:GetObject", join(att("B"), "/*")), "s3:GetObject on <bucket:archive>/*, which it does not need"},
+		{"archive objects of one source", policy("s3:GetObject", join(att("B"), "/source=*")), "wildcard resource"},
 		{"managed policy", map[string]interface{}{"Resources": map[string]interface{}{
 			"R": map[string]interface{}{"Type": "AWS::IAM::Role", "Properties": map[string]interface{}{
 				"ManagedPolicyArns": []interface{}{"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"},
@@ -136,8 +143,17 @@ func TestIAMCheckerCatchesViolations(t *testing.T) {
 	if len(problems) != 0 {
 		t.Errorf("a correct grant was reported: %q", problems)
 	}
-	if m := missingGrants(ingest, granted["R"]); !strings.Contains(strings.Join(m, "\n"), "dynamodb:GetItem on <table>") {
+	if m := missingGrants(functionRole(ingest), granted["R"]); !strings.Contains(strings.Join(m, "\n"), "dynamodb:GetItem on <table>") {
 		t.Errorf("missing table read not reported: %q", m)
+	}
+	// A function with Archive may touch every object of the archive bucket, and must.
+	archived := map[string]reviewedRole{"R": functionRole(FunctionSpec{Name: "api", Archive: true})}
+	problems, granted = reviewIAM(policy([]interface{}{"s3:GetObject", "s3:PutObject"}, join(att("B"), "/*")), names, archived)
+	if len(problems) != 0 {
+		t.Errorf("the archive grant was reported: %q", problems)
+	}
+	if m := strings.Join(missingGrants(archived["R"], granted["R"]), "\n"); !strings.Contains(m, "s3:DeleteObject on <bucket:archive>/*") || !strings.Contains(m, "s3:ListBucket on <bucket:archive>") {
+		t.Errorf("missing archive delete and list not reported: %q", m)
 	}
 }
 

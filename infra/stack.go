@@ -42,6 +42,7 @@ type Stack struct {
 	Specs         []FunctionSpec
 	Table         awsdynamodb.Table
 	PrivacyKey    awssecretsmanager.Secret // keys the privacy blocklist's and audit log's hashes
+	Archive       *Archive                 // the raw event archive: S3 bucket filled by Firehose
 	Streams       map[string]awskinesis.Stream
 	Functions     map[string]awslambda.Function
 	Roles         map[string]awsiam.Role
@@ -106,6 +107,7 @@ func NewStack(scope constructs.Construct, id string, props StackProps) (*Stack, 
 		s.Streams[name] = newStream(s.Stack, name, s.Config)
 	}
 	s.PrivacyKey = newPrivacyKey(s.Stack)
+	s.Archive = s.newArchive()
 	env := s.environment()
 	for _, spec := range specs {
 		s.Functions[spec.Name] = s.newFunction(spec, env)
@@ -140,6 +142,8 @@ func (s *Stack) outputs() {
 			"Point a CNAME (or alias) for "+s.Config.DomainName+" at this name")
 	}
 	out("TableName", s.Table.TableName(), "DynamoDB table (CDP_TABLE)")
+	out("ArchiveBucketName", s.Archive.Bucket.BucketName(),
+		"S3 bucket of the raw event archive (CDP_ARCHIVE_BUCKET): source=<id>/dt=YYYY-MM-DD/hour=HH/*.json.gz")
 	for _, name := range StreamNames {
 		out(exportName(name)+"StreamName", s.Streams[name].StreamName(), "Kinesis stream "+name)
 	}

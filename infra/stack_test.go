@@ -42,8 +42,8 @@ func TestFunctions(t *testing.T) {
 				"Handler":       "bootstrap",
 			})
 		})
-		check(t, f.name+": every log group (functions, access logs) has the configured retention", func() {
-			f.tpl.ResourceCountIs(typ("AWS::Logs::LogGroup"), jsii.Number(float64(len(f.stack.Specs)+1)))
+		check(t, f.name+": every log group (functions, access logs, archive delivery) has the configured retention", func() {
+			f.tpl.ResourceCountIs(typ("AWS::Logs::LogGroup"), jsii.Number(float64(len(f.stack.Specs)+2)))
 			f.tpl.AllResourcesProperties(typ("AWS::Logs::LogGroup"), obj{
 				"RetentionInDays": f.stack.Config.LogRetentionDays,
 			})
@@ -83,14 +83,16 @@ func TestEnvironment(t *testing.T) {
 			"CDP_ALLOWED_ORIGINS":    strings.Join(s.Config.AllowedOrigins, ","),
 			"LOG_LEVEL":              s.Config.LogLevel,
 		}
-		withKey := obj{"CDP_PRIVACY_KEY_SECRET": ref(f.id(s.PrivacyKey))}
-		for k, v := range want {
-			withKey[k] = v
-		}
 		for _, spec := range s.Specs {
-			vars := want
+			vars := obj{}
+			for k, v := range want {
+				vars[k] = v
+			}
 			if spec.PrivacyKey {
-				vars = withKey
+				vars["CDP_PRIVACY_KEY_SECRET"] = ref(f.id(s.PrivacyKey))
+			}
+			if spec.Archive {
+				vars["CDP_ARCHIVE_BUCKET"] = ref(f.id(s.Archive.Bucket))
 			}
 			check(t, f.name+": "+spec.Name+" gets exactly the CDP environment", func() {
 				f.tpl.HasResourceProperties(typ("AWS::Lambda::Function"), obj{
@@ -200,9 +202,9 @@ func TestStreams(t *testing.T) {
 }
 
 // StandardAlarms is the default stack's alarm count (errors and throttles per function,
-// iterator age and parked batches per trigger, API 5xx). internal/bench/prices.go prices the
+// iterator age and parked batches per trigger, API 5xx, archive delivery freshness). internal/bench/prices.go prices the
 // same number (CloudWatchAlarms): change both together.
-const StandardAlarms = 19
+const StandardAlarms = 20
 
 // TestDefaultFixedCost pins what the default stack bills before any traffic, the figure
 // internal/bench/prices.go (FixedCostItems) prices: provisioned streams with one shard and
@@ -272,19 +274,20 @@ func TestTable(t *testing.T) {
 }
 
 // names maps the template's logical ids to the canonical names iamcheck_test.go uses.
-func (f *fixture) names() (map[string]string, map[string]FunctionSpec) {
+func (f *fixture) names() (map[string]string, map[string]reviewedRole) {
 	s := f.stack
-	names := map[string]string{f.id(s.Table): "table", f.id(s.PrivacyKey): "secret:privacy-key"}
+	names := map[string]string{f.id(s.Table): "table", f.id(s.PrivacyKey): "secret:privacy-key",
+		f.id(s.Archive.Bucket): "bucket:archive", f.id(s.Archive.Logs): "logs:archive"}
 	for n, st := range s.Streams {
 		names[f.id(st)] = "stream:" + n
 	}
 	for n, q := range s.FailureQueues {
 		names[f.id(q)] = "queue:" + n
 	}
-	roles := map[string]FunctionSpec{}
+	roles := map[string]reviewedRole{f.id(s.Archive.Role): archiveDeliveryRole()}
 	for _, spec := range s.Specs {
 		names[f.id(s.LogGroups[spec.Name])] = "logs:" + spec.Name
-		roles[f.id(s.Roles[spec.Name])] = spec
+		roles[f.id(s.Roles[spec.Name])] = functionRole(spec)
 	}
 	return names, roles
 }
@@ -296,16 +299,25 @@ func TestIAMLeastPrivilege(t *testing.T) {
 		for _, p := range problems {
 			t.Errorf("%s: %s", f.name, p)
 		}
-		for id, spec := range roles {
-			for _, m := range missingGrants(spec, granted[id]) {
+		for id, role := range roles {
+			for _, m := range missingGrants(role, granted[id]) {
 				t.Errorf("%s: %s", f.name, m)
 			}
 		}
-		check(t, f.name+": function roles trust only Lambda", func() {
-			f.tpl.AllResourcesProperties(typ("AWS::IAM::Role"), obj{
+		check(t, f.name+": function roles trust only Lambda, the archive role only Firehose of this account", func() {
+			f.tpl.ResourceCountIs(typ("AWS::IAM::Role"), jsii.Number(float64(len(f.stack.Specs)+1)))
+			f.tpl.ResourcePropertiesCountIs(typ("AWS::IAM::Role"), obj{
 				"AssumeRolePolicyDocument": obj{"Statement": []obj{{
 					"Action": "sts:AssumeRole", "Effect": "Allow",
 					"Principal": obj{"Service": "lambda.amazonaws.com"},
+				}}},
+				"ManagedPolicyArns": assertions.Match_Absent(),
+			}, jsii.Number(float64(len(f.stack.Specs))))
+			f.tpl.HasResourceProperties(typ("AWS::IAM::Role"), obj{
+				"AssumeRolePolicyDocument": obj{"Statement": []obj{{
+					"Action": "sts:AssumeRole", "Effect": "Allow",
+					"Principal": obj{"Service": "firehose.amazonaws.com"},
+					"Condition": obj{"StringEquals": obj{"sts:ExternalId": ref("AWS::AccountId")}},
 				}}},
 				"ManagedPolicyArns": assertions.Match_Absent(),
 			})
