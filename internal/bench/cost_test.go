@@ -36,22 +36,74 @@ func TestCostSplitsVariableAndFixed(t *testing.T) {
 		t.Error("the default (provisioned) mode has no per-GB ingest charge")
 	}
 	tick := ScheduleInvocationsPerMonth * (LambdaPerMillionRequests/perMillion + 0.01*LambdaMemoryMB/1024*LambdaArm64PerGBSecond + 1*DynamoDBPerMillionRRU/perMillion)
-	want := map[string]float64{"kinesis_shard_hours": 3 * 730 * 0.015, "cloudwatch_alarms": 1.9, "schedules": tick, "privacy_key_secret": 0.4}
+	// The archive: one source, an object every 900 s, each $0.005/1,000 (Firehose) + $0.005/1,000 (S3 PUT).
+	objects := 730 * 4 * 0.01 / 1000
+	want := map[string]float64{"kinesis_shard_hours": 3 * 730 * 0.015, "cloudwatch_alarms": 2.0, "schedules": tick, "privacy_key_secret": 0.4,
+		"archive_objects_by_time": objects}
 	for k, v := range want {
 		if !near(r.FixedBreakdown[k], v) {
 			t.Errorf("fixed %s = %.4f, want %.4f", k, r.FixedBreakdown[k], v)
 		}
 	}
 	// Issue 12's bound was $35; the privacy runner (its two alarms, $0.20) and the privacy key
-	// secret ($0.40) add $0.60 to it.
-	if r.FixedMonthlyUSD > 35.6 || !near(r.FixedMonthlyUSD, sum(want)) {
-		t.Errorf("fixed %.2f USD/month, want %.2f (at most 35.60)", r.FixedMonthlyUSD, sum(want))
+	// secret ($0.40) add $0.60 to it, the archive (its alarm, $0.10, and its time-triggered
+	// objects, $0.03) $0.13.
+	if r.FixedMonthlyUSD > 35.73 || !near(r.FixedMonthlyUSD, sum(want)) {
+		t.Errorf("fixed %.2f USD/month, want %.2f (at most 35.73)", r.FixedMonthlyUSD, sum(want))
 	}
 	if od := r.OnDemandFixedMonthlyUSD - (r.FixedMonthlyUSD - want["kinesis_shard_hours"]); !near(od, 87.6) {
 		t.Errorf("on-demand stream-hours %.2f, want 87.60", od)
 	}
 	if !strings.Contains(r.CostNote, "provisioned") {
 		t.Errorf("cost note does not state the stream mode: %s", r.CostNote)
+	}
+}
+
+// TestArchiveCost: the archive's Firehose is priced by volume from the events stream's bytes:
+// ingestion per GB with each record rounded up to 5 KB, dynamic partitioning per GB delivered
+// (records plus newlines) and per object, and, on-demand, a second reader's retrieval.
+func TestArchiveCost(t *testing.T) {
+	var r Report
+	r.fill(usage(), 1000) // 600 bytes per event on each stream
+	ingest := 1e6 * 5 * 1024 / (1 << 30) * 0.029
+	delivered := 1e6 * 601.0
+	partitioning := delivered/(1<<30)*0.020 + delivered/(128<<20)*(0.005+0.005)/1000
+	if !near(r.CostBreakdown["archive_firehose_ingest"], ingest) || !near(r.CostBreakdown["archive_dynamic_partitioning"], partitioning) {
+		t.Errorf("archive per million events: ingest %.5f, partitioning %.5f; want %.5f, %.5f",
+			r.CostBreakdown["archive_firehose_ingest"], r.CostBreakdown["archive_dynamic_partitioning"], ingest, partitioning)
+	}
+	others := 0.0
+	for k, v := range r.CostBreakdown {
+		if !strings.HasPrefix(k, "archive_") {
+			others += v
+		}
+	}
+	if !near(r.CostPerMillionUSD, others+ingest+partitioning) {
+		t.Errorf("variable cost %.4f does not include the archive (%.4f without it)", r.CostPerMillionUSD, others)
+	}
+	// A 6,000-byte record is billed as 10 KB of Firehose ingestion.
+	big := archiveItems(streamLoad{records: 1, bytes: 6000, readers: 2})
+	if want := 1e6 * 10 * 1024 / (1 << 30) * 0.029; !near(big["archive_firehose_ingest"], want) {
+		t.Errorf("6,000-byte records: ingest %.5f, want %.5f", big["archive_firehose_ingest"], want)
+	}
+	// On-demand streams bill the delivery stream's reads of the events stream.
+	retrieval := 1e6 * 600.0 / (1 << 30) * 0.04
+	if !near(archiveOnDemandRetrieval(streamLoad{records: 1, bytes: 600, readers: 2}), retrieval) {
+		t.Errorf("on-demand archive retrieval %.5f, want %.5f", archiveOnDemandRetrieval(streamLoad{records: 1, bytes: 600, readers: 2}), retrieval)
+	}
+	if !strings.Contains(r.CostNote, "Firehose") {
+		t.Errorf("cost note does not mention the archive: %s", r.CostNote)
+	}
+	// The delivery stream is a second reader of the events stream. A shard serves 2 MB/s of
+	// reads per 1 MB/s of writes, so two readers never need more shards than the writes do
+	// (1e9 events a month of 1,500 bytes: 5.4 MB/s at peak, 6 shards); a third would.
+	if l := perEventLoad(usage(), 1000)["events"]; l.readers != 2 {
+		t.Errorf("events stream readers %d, want 2 (identity and the archive)", l.readers)
+	}
+	for readers, want := range map[int]int{1: 6, 2: 6, 3: 9} {
+		if n := shardsFor(streamLoad{records: 1, bytes: 1500, readers: readers}, 1e9); n != want {
+			t.Errorf("%d readers: %d shards, want %d", readers, n, want)
+		}
 	}
 }
 

@@ -194,6 +194,9 @@ func (r *Report) fillCost(t StageUsage, apiRequests, n float64, load map[string]
 		"lambda_requests":           float64(t.Invocations) / perMillion * LambdaPerMillionRequests * scale,
 		"api_gateway":               apiRequests / perMillion * APIGatewayHTTPPerMillion * scale,
 	}
+	for k, v := range archiveItems(load["events"]) {
+		b[k] = v
+	}
 	r.CostBreakdown = b
 	r.CostPerMillionUSD = sum(b)
 	r.CostReportedUnitsUSD = r.CostPerMillionUSD - b["dynamodb"] + ddb(t.ReportedWRU, t.ReportedRRU)
@@ -202,7 +205,7 @@ func (r *Report) fillCost(t StageUsage, apiRequests, n float64, load map[string]
 	r.FixedMonthlyUSD = sum(r.FixedBreakdown)
 
 	onDemandKinesis := float64(t.KinesisBilledKiB)*1024/gibibyte*KinesisPerGBIngested*scale +
-		float64(t.KinesisBytes)/gibibyte*KinesisPerGBRetrieved*scale
+		float64(t.KinesisBytes)/gibibyte*KinesisPerGBRetrieved*scale + archiveOnDemandRetrieval(load["events"])
 	r.OnDemandVariablePerMillionUSD = r.CostPerMillionUSD - b["kinesis_put_payload_units"] + onDemandKinesis
 	r.OnDemandFixedMonthlyUSD = r.FixedMonthlyUSD - r.FixedBreakdown["kinesis_shard_hours"] + StreamCount*HoursPerMonth*KinesisPerStreamHour
 	r.costByVolume(load, tick)
