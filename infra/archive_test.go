@@ -1,6 +1,10 @@
 package infra
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -140,5 +144,27 @@ func TestArchiveLayoutMatchesReader(t *testing.T) {
 	}
 	if strings.HasPrefix(ArchiveErrorPrefix, "source=") {
 		t.Errorf("error prefix %q is inside the source= tree a replay reads", ArchiveErrorPrefix)
+	}
+}
+
+// TestBenchPricesThisStack: the benchmark's cost model (internal/bench/prices.go, in the
+// root module, which cannot import this one) prices this stack's alarm count and archive
+// buffering; a change here without one there fails.
+func TestBenchPricesThisStack(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "internal", "bench", "prices.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{
+		"CloudWatchAlarms": StandardAlarms, "ArchiveBufferSeconds": ArchiveBufferSeconds, "ArchiveBufferMB": ArchiveBufferMB,
+	} {
+		m := regexp.MustCompile(`(?m)^\s*` + name + `\s*=\s*(\d+)`).FindSubmatch(b)
+		if m == nil {
+			t.Errorf("prices.go has no constant %s", name)
+			continue
+		}
+		if got, _ := strconv.Atoi(string(m[1])); got != want {
+			t.Errorf("prices.go %s = %d, the stack has %d", name, got, want)
+		}
 	}
 }

@@ -164,18 +164,14 @@ func ConfigFromContext(get func(key string) interface{}) (Config, error) {
 		}
 	}
 	if v := get(CtxThrottleRateLimit); v != nil {
-		f, err := toFloat(v)
-		if err == nil && (f <= 0 || f > 1e6) {
-			err = fmt.Errorf("%v is outside (0, 1e6]", f)
-		}
-		if err != nil {
+		if f, err := toRate(v); err != nil {
 			fail(CtxThrottleRateLimit, err)
 		} else {
 			c.ThrottleRateLimit = f
 		}
 	}
-	integer(CtxThrottleBurstLimit, &c.ThrottleBurstLimit, 1, 1_000_000)
 	str(CtxStreamMode, &c.StreamMode)
+	integer(CtxThrottleBurstLimit, &c.ThrottleBurstLimit, 1, 1_000_000)
 	integer(CtxShardCount, &c.ShardCount, 1, 500)
 	integer(CtxStreamRetentionHours, &c.StreamRetention, 24, 8760)
 	integer(CtxBatchSize, &c.BatchSize, 1, 10_000)
@@ -326,6 +322,15 @@ func toInt(v interface{}) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("want a number, got %T", v)
+}
+
+// toRate is a throttling rate: a number in (0, 1e6].
+func toRate(v interface{}) (float64, error) {
+	f, err := toFloat(v)
+	if err == nil && (f <= 0 || f > 1e6) {
+		err = fmt.Errorf("%v is outside (0, 1e6]", f)
+	}
+	return f, err
 }
 
 func toFloat(v interface{}) (float64, error) {
