@@ -69,6 +69,18 @@ func TestArchiveBucket(t *testing.T) {
 				})
 			})
 		}
+		check(t, f.name+": S3 may write the archive's access logs, and only into archive/", func() {
+			f.tpl.HasResourceProperties(typ("AWS::S3::BucketPolicy"), obj{
+				"Bucket": ref(f.id(s.Archive.LogBucket)),
+				"PolicyDocument": obj{"Statement": assertions.Match_ArrayWith(&[]interface{}{
+					assertions.Match_ObjectLike(&obj{
+						"Effect": "Allow", "Action": "s3:PutObject",
+						"Principal": obj{"Service": "logging.s3.amazonaws.com"},
+						"Resource":  obj{"Fn::Join": []interface{}{"", []interface{}{arnOf(f.id(s.Archive.LogBucket)), "/archive/*"}}},
+					}),
+				})},
+			})
+		})
 		check(t, f.name+": ArchiveBucketName output", func() {
 			f.tpl.HasOutput(typ("ArchiveBucketName"), obj{"Value": ref(f.id(s.Archive.Bucket))})
 		})
