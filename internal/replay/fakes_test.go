@@ -131,21 +131,23 @@ func (p *publisher) sent() []stream.Record {
 	return slices.Clone(p.recs)
 }
 
-// blocklist is a fake block list.
-type blocklist struct {
+// fakeBlocklist is a fake block list.
+type fakeBlocklist struct {
 	suppressed map[string]bool
 	erased     map[string]bool
 	err        error
 }
 
-func (b *blocklist) Suppressed(_ context.Context, ids []string) (bool, error) {
+func (b *fakeBlocklist) Suppressed(_ context.Context, ids []string) (bool, error) {
 	if b.err != nil {
 		return false, b.err
 	}
 	return slices.ContainsFunc(ids, func(id string) bool { return b.suppressed[id] }), nil
 }
 
-func (b *blocklist) Erased(_ context.Context, pid string) (bool, error) { return b.erased[pid], b.err }
+func (b *fakeBlocklist) Erased(_ context.Context, pid string) (bool, error) {
+	return b.erased[pid], b.err
+}
 
 // profiles maps identifiers to profiles and counts lookups.
 type profiles struct {

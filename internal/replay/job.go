@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/secret"
 )
 
@@ -94,11 +95,13 @@ type Counts struct {
 
 // Job is one replay.
 type Job struct {
-	ID          string    `json:"id"`
-	Status      string    `json:"status"`
-	From        time.Time `json:"from"`
-	To          time.Time `json:"to"`
-	Sources     []string  `json:"sources,omitempty"`
+	ID      string    `json:"id"`
+	Status  string    `json:"status"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Sources []string  `json:"sources,omitempty"`
+	// Identifiers filter the records ("type:value", normalized); masked once the job is
+	// finished.
 	Identifiers []string  `json:"identifiers,omitempty"`
 	Events      []string  `json:"events,omitempty"`
 	Target      Target    `json:"target"`
@@ -133,6 +136,14 @@ func (j Job) clone() Job {
 		c.Counts.Skipped[k] = v
 	}
 	return c
+}
+
+// mask replaces the identifiers filter of a finished job with masked labels
+// (blocklist.Mask): a job keeps no one's identifiers once it no longer needs them.
+func (j *Job) mask() {
+	for i, id := range j.Identifiers {
+		j.Identifiers[i] = blocklist.Mask(id)
+	}
 }
 
 // ValidationError is bad input: the adapter answers 400 naming Field.

@@ -224,6 +224,7 @@ func (rn *Runner) fail(ctx context.Context, j, next Job, stepErr error) (Job, er
 	rn.o.Logger.WarnContext(ctx, "replay job step failed", "jobId", next.ID, "attempt", next.Attempts, "error", next.Error)
 	if next.Attempts >= rn.o.MaxAttempts {
 		next.Status, next.CompletedAt = StatusFailed, rn.o.Now().UTC()
+		next.mask()
 	}
 	saved, err := rn.save(ctx, j, next)
 	if err != nil && !errors.Is(err, errStale) {

@@ -36,7 +36,7 @@ type env struct {
 	clock *clock
 	pipe  *publisher
 	acts  *publisher
-	bl    *blocklist
+	bl    *fakeBlocklist
 	profs *profiles
 	a     *archiveFixture
 	opts  Options
@@ -45,7 +45,7 @@ type env struct {
 func newEnv(t *testing.T, a *archiveFixture) *env {
 	c := &clock{t: time.Now().UTC()}
 	e := &env{t: t, jobs: NewMemStore(), clock: c, pipe: &publisher{now: c.peek}, acts: &publisher{now: c.peek},
-		bl: &blocklist{suppressed: map[string]bool{}, erased: map[string]bool{}}, profs: &profiles{of: map[string]string{}}, a: a}
+		bl: &fakeBlocklist{suppressed: map[string]bool{}, erased: map[string]bool{}}, profs: &profiles{of: map[string]string{}}, a: a}
 	e.opts = Options{Jobs: e.jobs, Archive: a.store, Pipeline: e.pipe, Activations: e.acts, Blocklist: e.bl, Profiles: e.profs,
 		Identifiers: identifiers, Now: c.now}
 	return e
@@ -172,6 +172,9 @@ func TestIdentifiersFilterAndSuppressionOnThePipeline(t *testing.T) {
 	}
 	if c := got.Counts; c.Matched != 4 || c.Skipped[SkipSuppressed] != 1 || c.Skipped[SkipFiltered] != 4 || c.Sent != 3 {
 		t.Fatalf("counts %s", countsString(c))
+	}
+	if stored, _ := e.jobs.Get(context.Background(), got.ID); len(stored.Identifiers) != 2 || slices.Contains(stored.Identifiers, "user_id:u1") {
+		t.Fatalf("a finished job keeps identifiers %v", stored.Identifiers)
 	}
 }
 

@@ -39,6 +39,7 @@ func (rn *Runner) step(ctx context.Context, plan budget.Plan, st *runState, j *J
 	}
 	if key == "" {
 		j.Status, j.CompletedAt, j.Error, j.Attempts = StatusCompleted, rn.o.Now().UTC(), "", 0
+		j.mask()
 		return false, nil
 	}
 	done, err := rn.object(ctx, plan, st, j, key)
