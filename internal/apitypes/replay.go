@@ -11,8 +11,8 @@ type ReplayTarget struct {
 
 // ReplayInput is the body of POST /admin/v1/replays.
 type ReplayInput struct {
-	From        time.Time    `json:"from"` // RFC 3339; records received in [from, to)
-	To          time.Time    `json:"to"`
+	From        string       `json:"from"` // RFC 3339; records received in [from, to)
+	To          string       `json:"to"`
 	Sources     []string     `json:"sources,omitempty"`     // source ids; none: every source
 	Identifiers []string     `json:"identifiers,omitempty"` // "type:value"; none: everyone
 	Events      []string     `json:"events,omitempty"`      // track event or page/screen names; none: every event

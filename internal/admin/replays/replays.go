@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"time"
 
 	"github.com/serverless-cdp/cdp/internal/admin"
 	"github.com/serverless-cdp/cdp/internal/apitypes"
@@ -42,11 +43,19 @@ func (h api) submit(ctx context.Context, r *admin.Request) (int, any, error) {
 	if err := r.Decode(&in); err != nil {
 		return 0, nil, err
 	}
+	from, err := instant("from", in.From)
+	if err != nil {
+		return 0, nil, err
+	}
+	to, err := instant("to", in.To)
+	if err != nil {
+		return 0, nil, err
+	}
 	by := r.Token.ID
 	if r.Token.Name != "" {
 		by += " (" + r.Token.Name + ")"
 	}
-	j, err := h.svc.Submit(ctx, replay.Input{From: in.From, To: in.To, Sources: in.Sources, Identifiers: in.Identifiers, Events: in.Events,
+	j, err := h.svc.Submit(ctx, replay.Input{From: from, To: to, Sources: in.Sources, Identifiers: in.Identifiers, Events: in.Events,
 		Target: replay.Target{Type: in.Target.Type, DestinationID: in.Target.DestinationID}, RequestedBy: by})
 	var v *replay.ValidationError
 	if errors.As(err, &v) {
@@ -56,6 +65,18 @@ func (h api) submit(ctx context.Context, r *admin.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusAccepted, Wire(j), nil
+}
+
+// instant parses an RFC 3339 time ("" is the zero time: the service says it is required).
+func instant(field, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, admin.BadRequest("%s: must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z", field)
+	}
+	return t, nil
 }
 
 func (h api) list(ctx context.Context, r *admin.Request) (int, any, error) {
