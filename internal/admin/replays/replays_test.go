@@ -85,20 +85,20 @@ const day = `"from":"2026-03-01T00:00:00Z","to":"2026-03-02T00:00:00Z"`
 func TestStartValidation(t *testing.T) {
 	h, _ := router(t, time.Second)
 	for body, field := range map[string]string{
-		`{"to":"2026-03-02T00:00:00Z","target":{"type":"pipeline"}}`:                                "from",
-		`{"from":"2026-03-01T00:00:00Z","target":{"type":"pipeline"}}`:                              "to",
+		`{"to":"2026-03-02T00:00:00Z","target":{"type":"pipeline"}}`:                               "from",
+		`{"from":"2026-03-01T00:00:00Z","target":{"type":"pipeline"}}`:                             "to",
 		`{"from":"2026-03-02T00:00:00Z","to":"2026-03-01T00:00:00Z","target":{"type":"pipeline"}}`: "to",
 		`{"from":"2026-01-01T00:00:00Z","to":"2026-03-01T00:00:00Z","target":{"type":"pipeline"}}`: "31 days",
 		`{"from":"2999-01-01T00:00:00Z","to":"2999-01-02T00:00:00Z","target":{"type":"pipeline"}}`: "from",
-		`{"from":"yesterday","to":"2026-03-01T00:00:00Z","target":{"type":"pipeline"}}`:             "from",
-		`{` + day + `,"target":{"type":"s3"}}`:                                                      "target.type",
-		`{` + day + `,"target":{"type":"destination"}}`:                                             "target.destinationId",
-		`{` + day + `,"target":{"type":"destination","destinationId":"dst_none"}}`:                  "target.destinationId",
-		`{` + day + `,"target":{"type":"pipeline","destinationId":"dst_1"}}`:                        "target.destinationId",
-		`{` + day + `,"target":{"type":"pipeline"},"identifiers":["ann@example.com"]}`:              "identifiers[0]",
-		`{` + day + `,"target":{"type":"pipeline"},"sources":["a/b"]}`:                              "sources[0]",
-		`{` + day + `,"target":{"type":"pipeline"},"events":["x","x"]}`:                             "events[1]",
-		`{` + day + `,"target":{"type":"pipeline"},"color":1}`:                                      "color",
+		`{"from":"yesterday","to":"2026-03-01T00:00:00Z","target":{"type":"pipeline"}}`:            "from",
+		`{` + day + `,"target":{"type":"s3"}}`:                                                     "target.type",
+		`{` + day + `,"target":{"type":"destination"}}`:                                            "target.destinationId",
+		`{` + day + `,"target":{"type":"destination","destinationId":"dst_none"}}`:                 "target.destinationId",
+		`{` + day + `,"target":{"type":"pipeline","destinationId":"dst_1"}}`:                       "target.destinationId",
+		`{` + day + `,"target":{"type":"pipeline"},"identifiers":["ann@example.com"]}`:             "identifiers[0]",
+		`{` + day + `,"target":{"type":"pipeline"},"sources":["a/b"]}`:                             "sources[0]",
+		`{` + day + `,"target":{"type":"pipeline"},"events":["x","x"]}`:                            "events[1]",
+		`{` + day + `,"target":{"type":"pipeline"},"color":1}`:                                     "color",
 	} {
 		code, out := admintest.Call(t, h, "POST", base, body)
 		if code != 400 || !strings.Contains(out, field) {
