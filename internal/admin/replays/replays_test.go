@@ -1,12 +1,10 @@
 package replays_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,59 +13,13 @@ import (
 	"github.com/serverless-cdp/cdp/internal/admin/openapicheck"
 	adminreplays "github.com/serverless-cdp/cdp/internal/admin/replays"
 	"github.com/serverless-cdp/cdp/internal/apitypes"
-	"github.com/serverless-cdp/cdp/internal/archive"
-	"github.com/serverless-cdp/cdp/internal/destination"
-	"github.com/serverless-cdp/cdp/internal/replay"
-	"github.com/serverless-cdp/cdp/internal/stream"
-	"github.com/serverless-cdp/cdp/internal/tracking"
+	"github.com/serverless-cdp/cdp/internal/replay/replaytest"
 )
 
 const base = "/admin/v1/replays"
 
-type events struct {
-	mu   sync.Mutex
-	recs []stream.Record
-}
-
-func (e *events) Put(_ context.Context, recs []stream.Record) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.recs = append(e.recs, recs...)
-	return nil
-}
-
-type allowAll struct{}
-
-func (allowAll) Suppressed(context.Context, []string) (bool, error) { return false, nil }
-func (allowAll) Erased(context.Context, string) (bool, error)       { return false, nil }
-
-type oneDest struct{}
-
-func (oneDest) Get(_ context.Context, id string) (destination.Destination, error) {
-	if id == "dst_1" {
-		return destination.Destination{ID: id, Enabled: true, Subscriptions: destination.Subscriptions{Events: []destination.EventFilter{{Type: "track"}}}}, nil
-	}
-	return destination.Destination{}, destination.ErrNotFound
-}
-
-// Service is a replay service over an archive folder holding one event at 2026-03-01 10:00.
-func Service(t *testing.T, inline time.Duration) (*replay.Service, *events) {
-	t.Helper()
-	folder := archive.Folder{Root: t.TempDir()}
-	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	line, _ := json.Marshal(tracking.Record{SourceID: "src_web", Message: tracking.Message{Type: "track", MessageID: "m1", UserID: "u1", Event: "Signed Up", ReceivedAt: at}})
-	body, _ := archive.Encode([][]byte{line})
-	if err := folder.Put(context.Background(), archive.Key("src_web", at, "a"), body); err != nil {
-		t.Fatal(err)
-	}
-	ev := &events{}
-	rn := replay.NewRunner(replay.Options{Jobs: replay.NewMemStore(), Archive: folder, Pipeline: ev, Blocklist: allowAll{}, Destinations: oneDest{},
-		Identifiers: func(m *tracking.Message) []string { return []string{"user_id:" + m.UserID} }})
-	return replay.NewService(rn, replay.ServiceOptions{InlineBudget: inline}), ev
-}
-
-func router(t *testing.T, inline time.Duration) (http.Handler, *events) {
-	svc, ev := Service(t, inline)
+func router(t *testing.T, inline time.Duration) (http.Handler, *replaytest.Events) {
+	svc, ev := replaytest.Service(t, inline)
 	return admin.New(admintest.OneToken{}, nil, func(r *admin.Router) { adminreplays.Register(r, svc) }), ev
 }
 
@@ -115,7 +67,7 @@ func TestStartFollowAndList(t *testing.T) {
 	code, out := admintest.Call(t, h, "POST", base, `{`+day+`,"target":{"type":"pipeline"},"identifiers":["user_id:u1"],"events":["Signed Up"]}`)
 	j := decode[apitypes.Replay](t, out)
 	if code != 202 || j.Status != "completed" || j.Counts.Sent != 1 || j.Counts.Read != 1 || j.RequestedBy != "tok_1" ||
-		j.Progress.ObjectsDone != 1 || j.CompletedAt == nil || len(ev.recs) != 1 || strings.Contains(out, "user_id:u1") {
+		j.Progress.ObjectsDone != 1 || j.CompletedAt == nil || len(ev.Sent()) != 1 || strings.Contains(out, "user_id:u1") {
 		t.Fatalf("start: %d %s", code, out)
 	}
 	code, out = admintest.Call(t, h, "GET", base+"/"+j.ID, "")
@@ -163,7 +115,7 @@ func TestRoutesDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := Service(t, 0)
+	h, _ := replaytest.Service(t, 0)
 	r := admin.New(admintest.OneToken{}, nil, func(r *admin.Router) { adminreplays.Register(r, h) })
 	undocumented, unregistered, err := openapicheck.Compare(raw, r.Routes())
 	if err != nil || len(undocumented) > 0 {
