@@ -58,12 +58,12 @@ type line struct {
 
 // archiveFixture writes objects to a folder archive and remembers every line.
 type archiveFixture struct {
-	t     *testing.T
+	t     testing.TB
 	store archive.Folder
 	lines []line
 }
 
-func newArchive(t *testing.T) *archiveFixture {
+func newArchive(t testing.TB) *archiveFixture {
 	return &archiveFixture{t: t, store: archive.Folder{Root: t.TempDir()}}
 }
 

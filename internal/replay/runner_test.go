@@ -31,7 +31,7 @@ func twoDays(t *testing.T) *archiveFixture {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	jobs  *MemStore
 	clock *clock
 	pipe  *publisher
@@ -42,7 +42,7 @@ type env struct {
 	opts  Options
 }
 
-func newEnv(t *testing.T, a *archiveFixture) *env {
+func newEnv(t testing.TB, a *archiveFixture) *env {
 	c := &clock{t: time.Now().UTC()}
 	e := &env{t: t, jobs: NewMemStore(), clock: c, pipe: &publisher{now: c.peek}, acts: &publisher{now: c.peek},
 		bl: &fakeBlocklist{suppressed: map[string]bool{}, erased: map[string]bool{}}, profs: &profiles{of: map[string]string{}}, a: a}
