@@ -49,7 +49,10 @@ const (
 	MaxSources     = 100
 	MaxIdentifiers = 100
 	MaxEvents      = 100
-	MaxName        = 1024
+	MaxSourceID    = 128 // bytes
+	MaxEventName   = 256
+	MaxIDType      = 64
+	MaxIDValue     = 512
 	MaxBadLines    = 10 // where the first bad lines are, kept in the job
 )
 
@@ -182,11 +185,11 @@ func NewJob(in Input, now time.Time) (Job, error) {
 	if err := checkTarget(in.Target); err != nil {
 		return Job{}, err
 	}
-	srcs, err := checkNames("sources", in.Sources, MaxSources, validSource)
+	srcs, err := checkNames("sources", in.Sources, MaxSources, MaxSourceID, validSource)
 	if err != nil {
 		return Job{}, err
 	}
-	evs, err := checkNames("events", in.Events, MaxEvents, func(string) bool { return true })
+	evs, err := checkNames("events", in.Events, MaxEvents, MaxEventName, func(string) bool { return true })
 	if err != nil {
 		return Job{}, err
 	}
@@ -243,15 +246,15 @@ func validSource(s string) bool {
 	return s != ""
 }
 
-func checkNames(field string, names []string, limit int, ok func(string) bool) ([]string, error) {
+func checkNames(field string, names []string, limit, size int, ok func(string) bool) ([]string, error) {
 	if len(names) > limit {
 		return nil, invalid(field, "at most %d", limit)
 	}
 	var out []string
 	for i, n := range names {
 		f := field + "[" + strconv.Itoa(i) + "]"
-		if n == "" || len(n) > MaxName || !utf8.ValidString(n) || !ok(n) {
-			return nil, invalid(f, "must be 1 to %d bytes of valid UTF-8", MaxName)
+		if n == "" || len(n) > size || !utf8.ValidString(n) || !ok(n) {
+			return nil, invalid(f, "must be 1 to %d bytes of valid UTF-8", size)
 		}
 		if slices.Contains(out, n) {
 			return nil, invalid(f, "is named twice")
@@ -269,9 +272,9 @@ func checkIdentifiers(ids []string) ([]string, error) {
 	for i, raw := range ids {
 		f := "identifiers[" + strconv.Itoa(i) + "]"
 		t, v, ok := strings.Cut(strings.TrimSpace(raw), ":")
-		v = strings.TrimSpace(v)
-		if !ok || t == "" || v == "" || len(raw) > MaxName || !utf8.ValidString(raw) || !lowerWord(t) {
-			return nil, invalid(f, `must be "type:value", e.g. "user_id:42"`)
+		t, v = strings.ToLower(t), strings.TrimSpace(v)
+		if !ok || t == "" || v == "" || !lowerWord(t) || len(t) > MaxIDType || len(v) > MaxIDValue || !utf8.ValidString(v) {
+			return nil, invalid(f, `must be "type:value" (type 1-%d bytes of a-z0-9_, value 1-%d bytes of UTF-8), e.g. "user_id:42"`, MaxIDType, MaxIDValue)
 		}
 		id := normalize(t, v)
 		if slices.Contains(out, id) {
