@@ -2,7 +2,9 @@
 // to destinations as signed webhooks.
 //
 // Flow: HandleKinesis reads a batch of the activations stream, builds each destination's
-// Segment-shaped payload (Payload), and delivers every destination concurrently. A stream
+// Segment-shaped payload (Payload), and delivers every destination concurrently. A record with
+// a DestinationID (a replay into one destination) goes to that destination only, and only if
+// it subscribes to it. A stream
 // record that can never be delivered (undecodable, an id over MaxRecordIDBytes, a payload that
 // cannot be built or is over MaxPayloadBytes, a delivery the table refuses) goes alone to the
 // shared dead-letter store (shown as the dead letters of UndecodableDestination), with its

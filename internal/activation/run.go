@@ -580,8 +580,8 @@ func (d *Deliverer) jobsFor(rec activations.Record, dests []destination.Destinat
 	var out []*job
 	prefs := lazyPrefs{rec: rec}
 	for _, dest := range dests {
-		if !dest.Enabled {
-			continue // a disabled destination receives nothing new
+		if !dest.Enabled || (rec.DestinationID != "" && rec.DestinationID != dest.ID) {
+			continue // a disabled destination receives nothing new; a targeted record goes to its one destination
 		}
 		body, ok, err := Payload(rec, dest, d.cfg.SpaceID)
 		if err != nil {

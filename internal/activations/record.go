@@ -54,6 +54,11 @@ type Record struct {
 	// OccurredAt is when the transition or change happened (event time, or the evaluation time
 	// for time-based exits).
 	OccurredAt time.Time `json:"occurredAt"`
+	// DestinationID, when set, names the one destination the record is for (a replay of
+	// archived events into one destination, internal/replay): no other destination receives
+	// it. That destination still receives it only if it subscribes to it, and consent gates it
+	// as any record. Empty: every subscribed destination.
+	DestinationID string `json:"destinationId,omitempty"`
 }
 
 // ProfilePrefixes are the prefixes of the IDs of records about profileID: audience
