@@ -180,7 +180,7 @@ func (h *Holder) read(ctx context.Context, m *matcher, key string, o *object) er
 	if err != nil {
 		return err
 	}
-	return Lines(body, func(line []byte) error {
+	err = Lines(body, func(line []byte) error {
 		l := bytes.Clone(line)
 		if m.line(l) {
 			o.matched = append(o.matched, l)
@@ -189,6 +189,13 @@ func (h *Holder) read(ctx context.Context, m *matcher, key string, o *object) er
 		}
 		return nil
 	})
+	if len(o.matched) == 0 {
+		o.kept = nil // nothing to rewrite: do not hold the object until its chunk is done
+	}
+	if err != nil {
+		return fmt.Errorf("archive: read %s: %w", key, err)
+	}
+	return nil
 }
 
 // matcher decides whether a line belongs to the person.
