@@ -12,7 +12,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.MainS3(m) }
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // integrationBackends is S3 on the test harness's S3-compatible server (gofakes3 over HTTP),
 // one fresh bucket per test.

@@ -37,12 +37,8 @@ func Main(m *testing.M) {
 	os.Exit(run(m))
 }
 
-// MainS3 is a TestMain body for packages that need only the S3 server (the archive): no
-// DynamoDB Local or kinesis-mock is started.
-func MainS3(m *testing.M) {
-	os.Exit(runS3(m))
-}
-
+// runS3 starts the S3 server unless AWS_ENDPOINT_URL_S3 is set, sets dummy credentials and a
+// region, and runs the tests.
 func runS3(m *testing.M) int {
 	if os.Getenv("AWS_ENDPOINT_URL_S3") == "" {
 		srv, err := emulator.StartS3(0)
