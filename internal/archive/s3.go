@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -122,4 +123,25 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("archive: delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// Open returns the store at location, as configured once by a composition root:
+// "s3://bucket" or "s3://bucket/prefix" is S3 (a client from cfg; pathStyle for an emulator
+// endpoint), anything else a folder path. An empty location is an error.
+func Open(cfg aws.Config, location string, pathStyle bool) (Store, error) {
+	rest, isS3 := strings.CutPrefix(location, "s3://")
+	switch {
+	case location == "":
+		return nil, errors.New("archive: no location")
+	case !isS3:
+		return Folder{Root: location}, nil
+	}
+	bucket, prefix, _ := strings.Cut(rest, "/")
+	if bucket == "" {
+		return nil, fmt.Errorf("archive: location %q names no bucket", location)
+	}
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return &S3{Client: NewS3Client(cfg, pathStyle), Bucket: bucket, Prefix: prefix}, nil
 }

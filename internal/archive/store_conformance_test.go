@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // backend opens an empty store of one implementation.
@@ -178,4 +180,28 @@ func TestStoreLargeObject(t *testing.T) {
 			t.Fatalf("5 MB object: %d bytes back, %v", len(got), err)
 		}
 	})
+}
+
+func TestOpen(t *testing.T) {
+	cfg := aws.Config{Region: "us-east-1"}
+	if st, err := Open(cfg, "/var/cdp/archive", false); err != nil || st != (Folder{Root: "/var/cdp/archive"}) {
+		t.Fatalf("folder: %#v %v", st, err)
+	}
+	for loc, want := range map[string][2]string{
+		"s3://b":           {"b", ""},
+		"s3://b/":          {"b", ""},
+		"s3://b/raw":       {"b", "raw/"},
+		"s3://b/raw/2026/": {"b", "raw/2026/"},
+	} {
+		st, err := Open(cfg, loc, true)
+		s, ok := st.(*S3)
+		if err != nil || !ok || s.Bucket != want[0] || s.Prefix != want[1] {
+			t.Errorf("%s: %#v %v", loc, st, err)
+		}
+	}
+	for _, bad := range []string{"", "s3://", "s3:///x"} {
+		if _, err := Open(cfg, bad, false); err == nil {
+			t.Errorf("%q opened", bad)
+		}
+	}
 }
