@@ -130,7 +130,8 @@ type Range struct {
 }
 
 // Scan calls fn with every record archived in r, source by source and hour by hour, in key
-// order. A line that is not a record is passed to bad (never silently skipped; nil: Scan stops
+// order; without Sources, every source but InvalidSource. A record archived twice is passed
+// twice (wrap fn with Dedupe). A line that is not a record is passed to bad (never silently skipped; nil: Scan stops
 // with an error). Scan lists only the hour prefixes inside the range, so its cost is the
 // objects it reads.
 func Scan(ctx context.Context, st Store, r Range, fn func(key string, rec tracking.Record) error, bad func(key string, line []byte, err error) error) error {
@@ -174,12 +175,13 @@ func scanObject(ctx context.Context, st Store, key string, fn func(string, track
 	})
 }
 
-// listSources lists the source=<id>/ prefixes present.
+// listSources lists the source=<id>/ prefixes present, but InvalidSource (records that are
+// not events: nothing to replay).
 func listSources(ctx context.Context, st Store) ([]string, error) {
 	var out []string
 	err := st.List(ctx, "source=", func(key string) error {
 		src, _, ok := ParseKey(key)
-		if ok && !slices.Contains(out, src) {
+		if ok && src != InvalidSource && !slices.Contains(out, src) {
 			out = append(out, src)
 		}
 		return nil

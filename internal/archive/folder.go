@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -31,11 +32,23 @@ func (f Folder) Put(_ context.Context, key string, body []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, body, 0o644); err != nil {
+	// A temporary file of its own (two writers of one key never share it), renamed into place.
+	tmp, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+".*.tmp")
+	if err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	_, werr := tmp.Write(body)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("archive: write %s: %w", key, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("archive: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("archive: %w", err)
 	}
 	return nil
@@ -57,33 +70,52 @@ func (f Folder) Get(_ context.Context, key string) ([]byte, error) {
 	return b, nil
 }
 
-// List walks the folder in lexical order and calls fn with each key under prefix.
+// List calls fn with each key under prefix in lexical order of the keys (the order S3 lists
+// them: "a.b" before "a/b"), descending only into folders that can hold such keys.
 func (f Folder) List(ctx context.Context, prefix string, fn func(key string) error) error {
-	err := filepath.WalkDir(f.Root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rel, _ := filepath.Rel(f.Root, p)
-		key := filepath.ToSlash(rel)
-		if d.IsDir() {
-			if rel != "." && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasPrefix(key, prefix) && !strings.HasSuffix(key, ".tmp") {
-			return fn(key)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := f.list(ctx, "", prefix, fn); err != nil {
 		return fmt.Errorf("archive: list %s: %w", prefix, err)
+	}
+	return nil
+}
+
+// list visits the folder dir (a key prefix ending in "/", or "" for the root). Entries are
+// sorted as keys sort: a folder by its name followed by "/".
+func (f Folder) list(ctx context.Context, dir, prefix string, fn func(key string) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(filepath.Join(f.Root, filepath.FromSlash(dir)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name()+"/")
+		} else if !strings.HasSuffix(e.Name(), ".tmp") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		key := dir + n
+		if strings.HasSuffix(n, "/") {
+			if strings.HasPrefix(key, prefix) || strings.HasPrefix(prefix, key) {
+				if err := f.list(ctx, key, prefix, fn); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if strings.HasPrefix(key, prefix) {
+			if err := fn(key); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
