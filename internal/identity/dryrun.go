@@ -372,7 +372,9 @@ func idLess(a, b Identifier) bool {
 	return a.Value < b.Value
 }
 
-func sortIDs(ids []Identifier) { sort.Slice(ids, func(i, j int) bool { return idLess(ids[i], ids[j]) }) }
+func sortIDs(ids []Identifier) {
+	sort.Slice(ids, func(i, j int) bool { return idLess(ids[i], ids[j]) })
+}
 
 // spread counts the profiles of the other run that hold some of ids.
 func spread(ids []Identifier, owner map[Identifier]string) int {
