@@ -22,6 +22,9 @@ const (
 	MaxDryRunRange = 31 * 24 * time.Hour
 	// MaxDryRunSources is how many sources a request may name.
 	MaxDryRunSources = 100
+	// DefaultDryRunMaxEvents is the most records a request may ask for unless configured: what
+	// the API function's 256 MB hold (about 4 KB per record in the two in-memory runs).
+	DefaultDryRunMaxEvents = 40_000
 	// DefaultDryRunTimeout bounds a dry run whose context has no earlier deadline (API
 	// Gateway answers within 29 s).
 	DefaultDryRunTimeout = 25 * time.Second
@@ -35,6 +38,9 @@ type DryRunConfig struct {
 	Suppressions identity.SuppressionList
 	// Timeout bounds one run (0: DefaultDryRunTimeout); an earlier deadline of the request wins.
 	Timeout time.Duration
+	// MaxEvents is the most records a request may ask to read (0: DefaultDryRunMaxEvents, at
+	// most identity.MaxDryRunEvents); size it to the function's memory.
+	MaxEvents int
 }
 
 // RegisterDryRun adds the identity-rule dry run to the admin router:
@@ -47,6 +53,10 @@ func RegisterDryRun(r *admin.Router, svc Service, cfg DryRunConfig) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultDryRunTimeout
 	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = DefaultDryRunMaxEvents
+	}
+	cfg.MaxEvents = min(cfg.MaxEvents, identity.MaxDryRunEvents)
 	h := dryRunAPI{svc: svc, cfg: cfg}
 	r.Handle(http.MethodPost, admin.Prefix+"/identity-rules/dry-run", h.post)
 }
@@ -81,7 +91,7 @@ func (h dryRunAPI) post(ctx context.Context, r *admin.Request) (int, any, error)
 	if err := r.Decode(&in); err != nil {
 		return 0, nil, err
 	}
-	rng, err := in.validate()
+	rng, err := in.validate(h.cfg.MaxEvents)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -98,6 +108,9 @@ func (h dryRunAPI) post(ctx context.Context, r *admin.Request) (int, any, error)
 	if out.Sources == nil {
 		out.Sources = []string{}
 	}
+	if in.MaxEvents == 0 {
+		in.MaxEvents = min(h.cfg.MaxEvents, identity.DefaultDryRunEvents)
+	}
 	hist := ArchiveHistory(ctx, h.cfg.Archive, rng, in.MaxEvents, &out.BadLines)
 	opts := identity.DryRunOptions{MaxEvents: in.MaxEvents, MaxExamples: in.MaxExamples, Suppressions: h.cfg.Suppressions}
 	out.DryRunReport, err = identity.DryRun(ctx, hist, current, *in.Rules, opts)
@@ -108,7 +121,7 @@ func (h dryRunAPI) post(ctx context.Context, r *admin.Request) (int, any, error)
 }
 
 // validate checks the input and returns the range to read; the error is a 400 naming the field.
-func (in *DryRunInput) validate() (archive.Range, error) {
+func (in *DryRunInput) validate(maxEvents int) (archive.Range, error) {
 	if in.Rules == nil {
 		return archive.Range{}, admin.BadRequest("rules: required (the candidate rule set, as PUT /admin/v1/identity-rules takes it)")
 	}
@@ -132,8 +145,8 @@ func (in *DryRunInput) validate() (archive.Range, error) {
 		return archive.Range{}, admin.BadRequest("to: must be after from")
 	case to.Sub(from) > MaxDryRunRange:
 		return archive.Range{}, admin.BadRequest("to: the range is at most %d days", int(MaxDryRunRange/(24*time.Hour)))
-	case in.MaxEvents < 0 || in.MaxEvents > identity.MaxDryRunEvents:
-		return archive.Range{}, admin.BadRequest("maxEvents: between 1 and %d (0 or absent: %d)", identity.MaxDryRunEvents, identity.DefaultDryRunEvents)
+	case in.MaxEvents < 0 || in.MaxEvents > maxEvents:
+		return archive.Range{}, admin.BadRequest("maxEvents: between 1 and %d (0 or absent: %d)", maxEvents, min(maxEvents, identity.DefaultDryRunEvents))
 	case in.MaxExamples < 0 || in.MaxExamples > identity.MaxDryRunExamples:
 		return archive.Range{}, admin.BadRequest("maxExamples: between 1 and %d (0 or absent: %d)", identity.MaxDryRunExamples, identity.DefaultDryRunExamples)
 	}
