@@ -6,8 +6,9 @@
 //	cdp admin-token revoke --table NAME TOKEN_ID
 //	cdp privacy request|get|list|suppressions …
 //	cdp replay start|get|list …
+//	cdp identity dry-run -f RULES --from TIME --to TIME …
 //
-// apply and privacy talk to the admin API (--url or CDP_ADMIN_URL, default http://127.0.0.1:8080; --token
+// apply, privacy, replay and identity talk to the admin API (--url or CDP_ADMIN_URL, default http://127.0.0.1:8080; --token
 // or CDP_ADMIN_TOKEN). admin-token talks to DynamoDB directly with the operator's AWS credentials
 // (--table or CDP_TABLE), which is how the first admin token of a deployment is made.
 package main
@@ -44,7 +45,7 @@ const usage = `usage:
   cdp admin-token revoke --table NAME TOKEN_ID
       Manage admin API tokens directly in DynamoDB with your AWS credentials.
       --table defaults to $CDP_TABLE.
-` + privacyUsage + replayUsage
+` + privacyUsage + replayUsage + identityUsage
 
 // errUsage marks command-line mistakes (exit status 2).
 var errUsage = errors.New("usage")
@@ -89,6 +90,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return privacyCmd(ctx, args[1:], stdout, getenv)
 	case "replay":
 		return replayCmd(ctx, args[1:], stdout, getenv)
+	case "identity":
+		return identityCmd(ctx, args[1:], stdout, getenv)
 	case "help", "-h", "--help":
 		return flag.ErrHelp
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/app/identityfn"
 	"github.com/serverless-cdp/cdp/internal/app/privacyfn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/identity"
@@ -48,6 +49,12 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 	return admin.New(tokens, logger,
 		func(r *admin.Router) { sources.Register(r, srcs) },
 		func(r *admin.Router) { identityrules.Register(r, rules) },
+		func(r *admin.Router) {
+			// Archive: the raw event archive's store (nil until wired: the route answers 404).
+			identityrules.RegisterDryRun(r, rules, identityrules.DryRunConfig{
+				Suppressions: blocklist.NewChecker(blocklist.NewStore(c.DynamoDB, cfg.Table, cfg.Hasher(), blocklist.Options{}), cfg.Hasher(), blocklist.CheckerOptions{}),
+			})
+		},
 		func(r *admin.Router) { deadletters.Register(r, deadLetters) },
 		func(r *admin.Router) {
 			destinations.Register(r, activationfn.NewDestinations(c, cfg), deliverer)
