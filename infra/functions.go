@@ -110,9 +110,11 @@ var Functions = []FunctionSpec{
 	},
 	{
 		Name: "privacy",
-		Description: "Runs privacy requests (delete, suppress, export) the API could not finish " +
-			"inline; sends Privacy Request notices",
-		Table:      TableReadWrite,
+		Description: "Runs the privacy requests (delete, suppress, export) and replays the API " +
+			"could not finish inline; sends Privacy Request notices",
+		Table: TableReadWrite,
+		// Replays put archived records back on events, or forward them through activations.
+		Puts:       []string{StreamEvents, StreamActivations},
 		Schedule:   "rate(1 minute)",
 		PrivacyKey: true,
 		Archive:    true, // erases and exports cover the archive

@@ -78,6 +78,9 @@ func runWithEmulators(ctx context.Context, logger *slog.Logger, args []string) e
 func serve(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
 	// Local receivers (a webhook.site stand-in on localhost) are the point of local development.
 	cfg.AllowLoopbackWebhooks = true
+	if cfg.Archive == "" {
+		cfg.Archive = ".archive" // the raw event archive, in the layout Firehose writes to S3
+	}
 	addr := os.Getenv("CDP_HTTP_ADDR")
 	if addr == "" {
 		addr = "127.0.0.1:8080"
@@ -112,9 +115,10 @@ func serve(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
 CDP is running at %s
   write key (source "dev"): %s
   admin token:              %s
+  event archive:            %s
   try: curl -u '%s:' -d '{"userId":"u1","event":"Signed Up"}' %s/v1/track
 Ctrl-C stops everything this started.
-`, stack.URL, writeKey, adminToken, writeKey, stack.URL)
+`, stack.URL, writeKey, adminToken, cfg.Archive, writeKey, stack.URL)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return stack.Close()

@@ -1,10 +1,11 @@
 // Command privacy is the Lambda the one-minute schedule invokes: it continues the privacy
-// requests (delete, suppress, export…) the API could not finish inline, and retries Privacy
-// Request notices.
+// requests (delete, suppress, export…) and the replays the API could not finish inline, and
+// retries Privacy Request notices.
 package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/serverless-cdp/cdp/internal/app"
@@ -14,7 +15,9 @@ import (
 
 func main() {
 	app.Start("privacy", func(c awsenv.Clients, cfg app.Config, logger *slog.Logger) any {
-		runner := privacyfn.New(c, cfg, logger)
-		return func(ctx context.Context) error { return runner.Run(ctx) }
+		requests, replays := privacyfn.New(c, cfg, logger), privacyfn.NewReplay(c, cfg, logger)
+		return func(ctx context.Context) error {
+			return errors.Join(requests.Run(ctx), replays.Run(ctx))
+		}
 	})
 }

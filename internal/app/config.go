@@ -42,6 +42,10 @@ type Config struct {
 	// named by CDP_PRIVACY_KEY_SECRET (PrivacyKeySecret; how the CDK stack provides it).
 	PrivacyKey       []byte
 	PrivacyKeySecret string
+	// Archive is where the raw event archive is: "s3://<bucket>" from CDP_ARCHIVE_BUCKET (the
+	// CDK stack's Firehose writes it), or a folder from CDP_ARCHIVE_DIR (the local runner
+	// writes it). Empty: no archive (replay and the identity-rule dry run answer that).
+	Archive string
 }
 
 // MinPrivacyKeyBytes is the shortest privacy key accepted.
@@ -89,6 +93,10 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	env.duration("CDP_WEBHOOK_TIMEOUT_SECONDS", &c.WebhookTimeout, time.Second, 1, 30, "want 1 to 30")
 	env.boolean("CDP_ALLOW_PRIVATE_WEBHOOKS", &c.AllowPrivateWebhooks)
 	env.str("CDP_PRIVACY_KEY_SECRET", &c.PrivacyKeySecret)
+	env.str("CDP_ARCHIVE_DIR", &c.Archive)
+	if v, ok := lookup("CDP_ARCHIVE_BUCKET"); ok && strings.TrimSpace(v) != "" {
+		c.Archive = "s3://" + strings.TrimSpace(v)
+	}
 	if v, ok := lookup("CDP_PRIVACY_KEY"); ok && v != "" && env.err == nil {
 		if err := c.SetPrivacyKey(v); err != nil {
 			env.err = fmt.Errorf("CDP_PRIVACY_KEY: %w", err)

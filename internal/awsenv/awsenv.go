@@ -21,6 +21,9 @@ import (
 type Clients struct {
 	DynamoDB *dynamodb.Client
 	Kinesis  *kinesis.Client
+	// AWS is the loaded configuration, for the clients only some functions build (S3 for the
+	// archive).
+	AWS aws.Config
 }
 
 // Load reads the standard AWS configuration. When an endpoint override points at an emulator and
@@ -43,7 +46,7 @@ func Load(ctx context.Context, logger ...*slog.Logger) (Clients, error) {
 	if err != nil {
 		return Clients{}, fmt.Errorf("load AWS config: %w", err)
 	}
-	return Clients{DynamoDB: dynamodb.NewFromConfig(cfg, DynamoDBOptions()...), Kinesis: kinesis.NewFromConfig(cfg)}, nil
+	return Clients{DynamoDB: dynamodb.NewFromConfig(cfg, DynamoDBOptions()...), Kinesis: kinesis.NewFromConfig(cfg), AWS: cfg}, nil
 }
 
 // sdkLogger routes the SDK's log lines to slog: warnings as warnings, the rest as debug.
@@ -56,6 +59,10 @@ func sdkLogger(l *slog.Logger) logging.Logger {
 		l.Log(context.Background(), level, fmt.Sprintf(format, v...), "source", "aws-sdk")
 	})
 }
+
+// Local reports whether an endpoint override points the SDK at emulators (S3 clients then use
+// path-style addresses).
+func Local() bool { return local() }
 
 // DynamoDBOptions are the client options for the configured endpoint: against an emulator,
 // response CRC32 checks are off, because DynamoDB Local's error responses carry CRC32 headers
@@ -73,11 +80,12 @@ func New(cfg aws.Config) Clients {
 	return Clients{
 		DynamoDB: dynamodb.NewFromConfig(cfg),
 		Kinesis:  kinesis.NewFromConfig(cfg),
+		AWS:      cfg,
 	}
 }
 
 func local() bool {
-	for _, k := range []string{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KINESIS"} {
+	for _, k := range []string{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL_S3"} {
 		if os.Getenv(k) != "" {
 			return true
 		}

@@ -58,6 +58,7 @@ func meteredClients(cfg aws.Config, m *Meter, stage string) awsenv.Clients {
 	return awsenv.Clients{
 		DynamoDB: dynamodb.NewFromConfig(cfg, append(awsenv.DynamoDBOptions(), m.DynamoDB(stage))...),
 		Kinesis:  kinesis.NewFromConfig(cfg, m.Kinesis(stage)),
+		AWS:      cfg,
 	}
 }
 

@@ -200,7 +200,7 @@ func (f *dryRunFeed) add(rec tracking.Record) error {
 	}
 	f.rep.Events++
 	if f.opts.Suppressions != nil {
-		s, err := f.opts.Suppressions.Suppressed(f.ctx, suppressionIDs(&rec.Message))
+		s, err := f.opts.Suppressions.Suppressed(f.ctx, MessageIdentifiers(&rec.Message))
 		if err != nil {
 			return fmt.Errorf("read the suppression list: %w", err)
 		}

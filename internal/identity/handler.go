@@ -172,7 +172,7 @@ func (b *batchRun) dropSuppressed(ctx context.Context) int {
 	drop := map[string][]int{} // source → admitted records
 	var sources []string
 	for i := range b.recs {
-		s, err := sup.Suppressed(ctx, suppressionIDs(&b.recs[i].Message))
+		s, err := sup.Suppressed(ctx, MessageIdentifiers(&b.recs[i].Message))
 		if err != nil {
 			b.h.log.Warn("suppression list unavailable; batch will be retried", "err", err)
 			for _, r := range b.src {
@@ -217,7 +217,7 @@ func (b *batchRun) dropInvalid(r events.KinesisEventRecord, tr *tracking.Record)
 	if sup == nil {
 		return false
 	}
-	s, err := sup.Suppressed(b.ctx, suppressionIDs(&tr.Message))
+	s, err := sup.Suppressed(b.ctx, MessageIdentifiers(&tr.Message))
 	if err == nil && !s {
 		return false
 	}
@@ -564,7 +564,7 @@ func (h *Handler) replaySuppressed(ctx context.Context, tr *tracking.Record) (bo
 	if h.cfg.Suppressions == nil {
 		return false, nil
 	}
-	drop, err := h.cfg.Suppressions.Suppressed(ctx, suppressionIDs(&tr.Message))
+	drop, err := h.cfg.Suppressions.Suppressed(ctx, MessageIdentifiers(&tr.Message))
 	if err != nil {
 		return false, fmt.Errorf("suppression list: %w", err)
 	}

@@ -303,9 +303,10 @@ type Suppressions interface {
 	CountDropped(ctx context.Context, source string, n int64) error
 }
 
-// suppressionIDs are the identifiers a record is checked against: those it would be resolved
-// by, and an alias's previousId under both types it may have.
-func suppressionIDs(m *tracking.Message) []string {
+// MessageIdentifiers are the identifiers ("type:value", normalized) a message carries: those it
+// would be resolved by, and an alias's previousId under both types it may have. Suppression,
+// the archive's privacy holder and replay match messages to people with it.
+func MessageIdentifiers(m *tracking.Message) []string {
 	e := Extract(m)
 	out := make([]string, 0, len(e.IDs)+2)
 	for _, id := range e.IDs {

@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +32,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/app/ingestfn"
 	"github.com/serverless-cdp/cdp/internal/app/privacyfn"
 	"github.com/serverless-cdp/cdp/internal/app/segmentsfn"
+	"github.com/serverless-cdp/cdp/internal/archive"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/identity"
@@ -46,6 +49,9 @@ const (
 	StageSegments   = "segments"
 	StageActivation = "activation"
 	StageSchedules  = "schedules"
+	// StageArchive stands in for Kinesis Data Firehose: it writes the events stream to the
+	// archive folder in the layout Firehose writes to S3 (not a Lambda on AWS).
+	StageArchive = "archive"
 )
 
 // Timeout is a stage's configured function timeout (infra/functions.go): the local runner gives
@@ -101,7 +107,9 @@ type Stack struct {
 	URL    string
 	server *http.Server
 	cancel context.CancelFunc // stops pollers and schedules
-	wg     sync.WaitGroup
+	// cleanup removes what Start made for this stack only (a temporary archive folder).
+	cleanup func()
+	wg      sync.WaitGroup
 }
 
 // Start creates the table and streams if needed, seeds the dev credentials and starts serving.
@@ -114,6 +122,11 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	if err := res.ensure(ctx, true); err != nil {
 		return nil, err
 	}
+	cleanup, err := localArchive(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts.Config = cfg
 	if len(cfg.PrivacyKey) == 0 {
 		key, err := localPrivacyKey(ctx, clients.DynamoDB, cfg.Table)
 		if err != nil {
@@ -132,6 +145,8 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	segmentsTick := segmentsfn.New(stage(StageSchedules), cfg, logger)
 	activationTick := activationfn.New(stage(StageSchedules), cfg, logger)
 	privacyTick := privacyfn.New(stage(StageSchedules), cfg, logger)
+	replayTick := privacyfn.NewReplay(stage(StageSchedules), cfg, logger)
+	archiveWriter := &archive.Writer{Store: archive.Folder{Root: cfg.Archive}, Logger: logger}
 	routes := []localhttp.Route{
 		{Prefix: "/v1/", Handler: timedHTTP(StageIngest, ingest.Handle, observe, logger)},
 		{Prefix: "/v1/spaces/", Handler: timedHTTP(StageAPI, api.Handle, observe, logger)},
@@ -141,11 +156,13 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, identityfn.New(stage(StageIdentity), cfg, logger).Handle, observe, logger)},
 		{Stream: cfg.ChangesStream, Consumer: StageSegments, Handler: timedKinesis(StageSegments, segments.Handle, observe, logger)},
 		{Stream: cfg.ActivationsStream, Consumer: StageActivation, Handler: timedKinesis(StageActivation, activation.HandleKinesis, observe, logger)},
+		{Stream: cfg.EventsStream, Consumer: StageArchive, Handler: timedKinesis(StageArchive, archiveWriter.Handle, observe, logger)},
 	}
 	schedules := []schedule{
 		{name: "segments windows and backfills", run: func(ctx context.Context) error { _, err := segmentsTick.Tick(ctx); return err }},
 		{name: "activation retries", run: func(ctx context.Context) error { _, err := activationTick.Tick(ctx); return err }},
 		{name: "privacy requests", run: privacyTick.Run},
+		{name: "replays", run: replayTick.Run},
 	}
 
 	ln, err := net.Listen("tcp", opts.Addr)
@@ -156,7 +173,7 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 	s := &Stack{
 		URL:    "http://" + ln.Addr().String(),
 		server: &http.Server{Handler: localhttp.Router(routes), ReadHeaderTimeout: 10 * time.Second},
-		cancel: cancel,
+		cancel: cancel, cleanup: cleanup,
 	}
 	go func() {
 		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -331,7 +348,27 @@ func (s *Stack) Close() error {
 	s.StopPipeline()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return s.server.Shutdown(ctx)
+	err := s.server.Shutdown(ctx)
+	s.cleanup()
+	return err
+}
+
+// localArchive gives the stack an archive folder: cfg.Archive (CDP_ARCHIVE_DIR; make run uses
+// .archive), or a temporary folder removed on Close. An S3 location is refused: locally the
+// runner itself writes the archive, to a folder.
+func localArchive(cfg *app.Config) (func(), error) {
+	if strings.HasPrefix(cfg.Archive, "s3://") {
+		return nil, fmt.Errorf("the local runner writes the archive to a folder (CDP_ARCHIVE_DIR), not %s", cfg.Archive)
+	}
+	if cfg.Archive != "" {
+		return func() {}, os.MkdirAll(cfg.Archive, 0o755)
+	}
+	dir, err := os.MkdirTemp("", "cdp-archive-")
+	if err != nil {
+		return nil, fmt.Errorf("archive folder: %w", err)
+	}
+	cfg.Archive = dir
+	return func() { os.RemoveAll(dir) }, nil
 }
 
 // timedHTTP gives each request the stage's timeout, reports it to observe and, at debug level,

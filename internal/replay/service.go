@@ -36,6 +36,9 @@ func NewService(runner *Runner, opts ServiceOptions) *Service {
 // exist), stores the job as pending, runs it for up to InlineBudget and returns it as it stands.
 func (s *Service) Submit(ctx context.Context, in Input) (Job, error) {
 	o := s.runner.o
+	if o.Archive == nil {
+		return Job{}, ErrNoArchive
+	}
 	j, err := NewJob(in, o.Now())
 	if err != nil {
 		return Job{}, err

@@ -11,6 +11,10 @@ import (
 // ErrNotFound is returned for an unknown job.
 var ErrNotFound = errors.New("replay: job not found")
 
+// ErrNoArchive: the deployment has no archive configured (CDP_ARCHIVE_BUCKET or
+// CDP_ARCHIVE_DIR), so there is nothing to replay.
+var ErrNoArchive = errors.New("replay: no archive is configured (CDP_ARCHIVE_BUCKET or CDP_ARCHIVE_DIR)")
+
 // ErrConflict is returned when creating a job whose id exists, or when Update gave up under
 // contention.
 var ErrConflict = errors.New("replay: conflict")

@@ -61,6 +61,9 @@ func (h api) submit(ctx context.Context, r *admin.Request) (int, any, error) {
 	if errors.As(err, &v) {
 		return 0, nil, admin.BadRequest("%s", v.Error())
 	}
+	if errors.Is(err, replay.ErrNoArchive) {
+		return 0, nil, admin.Conflict("%s", err.Error())
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/admin/destinations"
 	"github.com/serverless-cdp/cdp/internal/admin/identityrules"
 	adminprivacy "github.com/serverless-cdp/cdp/internal/admin/privacy"
+	adminreplays "github.com/serverless-cdp/cdp/internal/admin/replays"
 	"github.com/serverless-cdp/cdp/internal/admin/segments"
 	"github.com/serverless-cdp/cdp/internal/admin/sources"
 	"github.com/serverless-cdp/cdp/internal/admintoken"
@@ -22,7 +23,6 @@ import (
 	"github.com/serverless-cdp/cdp/internal/app/identityfn"
 	"github.com/serverless-cdp/cdp/internal/app/privacyfn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
-	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/identity"
@@ -50,9 +50,9 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 		func(r *admin.Router) { sources.Register(r, srcs) },
 		func(r *admin.Router) { identityrules.Register(r, rules) },
 		func(r *admin.Router) {
-			// Archive: the raw event archive's store (nil until wired: the route answers 404).
+			// History from the raw event archive (none configured: the route answers 404).
 			identityrules.RegisterDryRun(r, rules, identityrules.DryRunConfig{
-				Suppressions: blocklist.NewChecker(blocklist.NewStore(c.DynamoDB, cfg.Table, cfg.Hasher(), blocklist.Options{}), cfg.Hasher(), blocklist.CheckerOptions{}),
+				Archive: privacyfn.NewArchive(c, cfg), Suppressions: privacyfn.NewChecker(c, cfg),
 			})
 		},
 		func(r *admin.Router) { deadletters.Register(r, deadLetters) },
@@ -61,6 +61,7 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 		},
 		func(r *admin.Router) { segments.Register(r, segs) },
 		func(r *admin.Router) { adminprivacy.Register(r, privacyfn.NewService(c, cfg, logger)) },
+		func(r *admin.Router) { adminreplays.Register(r, privacyfn.NewReplayService(c, cfg, logger)) },
 	)
 }
 
