@@ -25,7 +25,7 @@ const (
 	// replay never reads them; the lifecycle rule expires them with the rest.
 	ArchiveErrorPrefix = "errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
 	// ArchiveSourceQuery is the JQ query of the partition key.
-	ArchiveSourceQuery = "{source:.sourceId}"
+	ArchiveSourceQuery = `{source: (if .replay then "_replay" else .sourceId end)}`
 	// ArchiveFileExtension ends every object (internal/archive.Suffix).
 	ArchiveFileExtension = ".json.gz"
 	// ArchiveBufferSeconds and ArchiveBufferMB: Firehose writes an object per partition (a

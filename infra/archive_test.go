@@ -117,7 +117,7 @@ func TestArchiveDelivery(t *testing.T) {
 						"DynamicPartitioningConfiguration": obj{"Enabled": true},
 						"ProcessingConfiguration": obj{"Enabled": true, "Processors": []obj{
 							{"Type": "MetadataExtraction", "Parameters": []obj{
-								{"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{source:.sourceId}"},
+								{"ParameterName": "MetadataExtractionQuery", "ParameterValue": `{source: (if .replay then "_replay" else .sourceId end)}`},
 								{"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
 							}},
 							{"Type": "AppendDelimiterToRecord", "Parameters": []obj{

@@ -181,7 +181,7 @@ func listSources(ctx context.Context, st Store) ([]string, error) {
 	var out []string
 	err := st.List(ctx, "source=", func(key string) error {
 		src, _, ok := ParseKey(key)
-		if ok && src != InvalidSource && !slices.Contains(out, src) {
+		if ok && src != InvalidSource && src != ReplaySource && !slices.Contains(out, src) {
 			out = append(out, src)
 		}
 		return nil

@@ -19,6 +19,11 @@ import (
 // InvalidLine, for inspection. Scan without Sources skips it; the privacy holder reads it.
 const InvalidSource = "_invalid"
 
+// ReplaySource is the folder of records a pipeline replay put back on the events stream
+// (tracking.Record.Replay set): they are in the archive already, under their source, so they
+// are kept apart (Firehose files them there too) and scans of the sources never read them.
+const ReplaySource = "_replay"
+
 // InvalidLine is a line of an object under InvalidSource: the record's bytes (base64 in
 // JSON, so any bytes survive), why it was refused, and where it came from.
 type InvalidLine struct {
@@ -133,6 +138,9 @@ func archiveLine(r events.KinesisEventRecord) (string, []byte) {
 	case rec.Message.MessageID == "":
 		reason = "no messageId"
 	}
+	if reason == "" && rec.Replay != "" {
+		return ReplaySource, data // already archived under its source: kept apart, never read back
+	}
 	if reason == "" {
 		if bytes.ContainsAny(data, "\r\n") {
 			var buf bytes.Buffer
@@ -151,7 +159,7 @@ func archiveLine(r events.KinesisEventRecord) (string, []byte) {
 
 // validSourceID accepts a source id that is one safe path segment of a key.
 func validSourceID(s string) bool {
-	if s == "" || len(s) > 128 || s == InvalidSource {
+	if s == "" || len(s) > 128 || s == InvalidSource || s == ReplaySource {
 		return false
 	}
 	for _, c := range s {

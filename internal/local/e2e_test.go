@@ -38,6 +38,7 @@ func startStackLogging(t *testing.T, logger *slog.Logger) (*local.Stack, app.Con
 	cfg.KeyCacheTTL = 0              // so a disabled source is refused at once
 	cfg.Table = testenv.Name("cdp")
 	cfg.EventsStream, cfg.ChangesStream, cfg.ActivationsStream = testenv.Name("events"), testenv.Name("changes"), testenv.Name("activations")
+	cfg.Archive = t.TempDir() // the runner writes the events stream here, as Firehose writes S3
 	const writeKey = "e2e-write-key-0123456789abcdef"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

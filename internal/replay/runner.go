@@ -277,7 +277,7 @@ func (rn *Runner) allSources(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	err := rn.o.Archive.List(ctx, "source=", func(key string) error {
-		if src, _, ok := archive.ParseKey(key); ok && !slices.Contains(out, src) {
+		if src, _, ok := archive.ParseKey(key); ok && src != archive.InvalidSource && src != archive.ReplaySource && !slices.Contains(out, src) {
 			out = append(out, src)
 		}
 		return nil

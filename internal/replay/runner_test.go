@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -82,9 +83,17 @@ func TestPipelineReplaysTheDaysExactBytesOnce(t *testing.T) {
 		t.Fatalf("sent %v, want day 1's messages in key order (src_pos first)", ids)
 	}
 	for _, r := range sent {
-		l := a.lines[slices.IndexFunc(a.lines, func(l line) bool { return bytes.Equal(l.data, r.Data) })]
-		if r.PartitionKey != l.rec.Message.PartitionKey() {
-			t.Errorf("partition key %q for %s", r.PartitionKey, l.rec.Message.MessageID)
+		// The archived bytes, marked as this job's replay (so the archive files them apart).
+		i := slices.IndexFunc(a.lines, func(l line) bool { return bytes.Equal(markReplay(l.data, j.ID), r.Data) })
+		if i < 0 {
+			t.Fatalf("sent %s: not an archived line marked with the job", r.Data)
+		}
+		var rec tracking.Record
+		if err := json.Unmarshal(r.Data, &rec); err != nil || rec.Replay != j.ID || rec.Message.MessageID != a.lines[i].rec.Message.MessageID {
+			t.Fatalf("sent %s: %+v %v", r.Data, rec, err)
+		}
+		if r.PartitionKey != a.lines[i].rec.Message.PartitionKey() {
+			t.Errorf("partition key %q for %s", r.PartitionKey, a.lines[i].rec.Message.MessageID)
 		}
 	}
 	c := got.Counts
@@ -333,5 +342,22 @@ func TestFailedSendsAreRetriedThenFailTheJob(t *testing.T) {
 	}
 	if got.Status != StatusFailed || got.CompletedAt.IsZero() || !strings.Contains(got.Error, "stream gone") {
 		t.Fatalf("after %d failures: %+v", DefaultMaxAttempts, got)
+	}
+}
+
+func TestMarkReplayKeepsTheRecord(t *testing.T) {
+	for _, in := range []string{`{"sourceId":"s","message":{"messageId":"m"}}`, `{}`, ` {"a":1} `} {
+		out := markReplay([]byte(in), "rp_1")
+		var m map[string]any
+		if err := json.Unmarshal(out, &m); err != nil || m["replay"] != "rp_1" {
+			t.Fatalf("%s → %s: %v %v", in, out, m, err)
+		}
+		var orig map[string]any
+		json.Unmarshal([]byte(in), &orig)
+		for k, v := range orig {
+			if fmt.Sprint(m[k]) != fmt.Sprint(v) {
+				t.Fatalf("%s → %s changed %s", in, out, k)
+			}
+		}
 	}
 }

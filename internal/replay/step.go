@@ -251,7 +251,7 @@ func (rn *Runner) consider(ctx context.Context, st *runState, j *Job, key string
 		return nil
 	}
 	if j.Target.Type == TargetPipeline {
-		b.recs = append(b.recs, stream.Record{PartitionKey: rec.Message.PartitionKey(), Data: bytes.Clone(line)})
+		b.recs = append(b.recs, stream.Record{PartitionKey: rec.Message.PartitionKey(), Data: markReplay(line, j.ID)})
 		return nil
 	}
 	return rn.forward(ctx, st, j, &rec, ids, b)
@@ -341,4 +341,23 @@ func (rn *Runner) forward(ctx context.Context, st *runState, j *Job, rec *tracki
 func RecordID(profileID, sourceID, messageID string) string {
 	sum := sha256.Sum256([]byte(sourceID + "\x00" + messageID))
 	return "evt-" + profileID + "-r" + hex.EncodeToString(sum[:12])
+}
+
+// markReplay is the record's bytes with `"replay":"<job id>",` inserted after its opening
+// brace: everything the record said is unchanged (identity reads it as before), and the
+// archive files it apart so the replay never reads its own output back.
+func markReplay(line []byte, jobID string) []byte {
+	line = bytes.TrimSpace(line)
+	if len(line) < 2 || line[0] != '{' {
+		return bytes.Clone(line)
+	}
+	id, _ := json.Marshal(jobID)
+	out := make([]byte, 0, len(line)+len(id)+12)
+	out = append(out, '{')
+	out = append(out, `"replay":`...)
+	out = append(out, id...)
+	if rest := bytes.TrimSpace(line[1:]); len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, line[1:]...)
 }

@@ -49,6 +49,10 @@ type Message struct {
 type Record struct {
 	SourceID string  `json:"sourceId"`
 	Message  Message `json:"message"`
+	// Replay is the id of the replay job that put an archived record back on the stream (empty
+	// for a live event). The archive files such records under source=_replay, apart from the
+	// sources' own history, so a replay never reads its own output back.
+	Replay string `json:"replay,omitempty"`
 }
 
 // MaxPartitionKeyBytes is the longest id used as a Kinesis partition key as it is; Kinesis
