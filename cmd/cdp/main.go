@@ -5,6 +5,7 @@
 //	cdp admin-token list   --table NAME
 //	cdp admin-token revoke --table NAME TOKEN_ID
 //	cdp privacy request|get|list|suppressions …
+//	cdp import -f FILE --write-key KEY --map … | --mapping FILE
 //
 // apply and privacy talk to the admin API (--url or CDP_ADMIN_URL, default http://127.0.0.1:8080; --token
 // or CDP_ADMIN_TOKEN). admin-token talks to DynamoDB directly with the operator's AWS credentials
@@ -43,7 +44,7 @@ const usage = `usage:
   cdp admin-token revoke --table NAME TOKEN_ID
       Manage admin API tokens directly in DynamoDB with your AWS credentials.
       --table defaults to $CDP_TABLE.
-` + privacyUsage
+` + privacyUsage + importUsage
 
 // errUsage marks command-line mistakes (exit status 2).
 var errUsage = errors.New("usage")
@@ -86,6 +87,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return adminToken(ctx, args[1], args[2:], stdout, stderr, getenv)
 	case "privacy":
 		return privacyCmd(ctx, args[1:], stdout, getenv)
+	case "import":
+		return importCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		return flag.ErrHelp
 	}

@@ -53,7 +53,9 @@ type Refused struct {
 	Reason string // the answer's message with quoted values blanked
 }
 
-func (r *Refused) Error() string { return fmt.Sprintf("refused by the tracking API: %s: %s", r.Code, r.Reason) }
+func (r *Refused) Error() string {
+	return fmt.Sprintf("refused by the tracking API: %s: %s", r.Code, r.Reason)
+}
 
 var (
 	itemIndex    = regexp.MustCompile(`^batch\[(\d+)\]: `)
@@ -70,8 +72,11 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 			return nil
 		}
 		var ref *Refused
-		if errors.As(err, &ref) || errors.Is(err, errFatal) || ctx.Err() != nil {
+		if errors.As(err, &ref) || errors.Is(err, errFatal) {
 			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("post batch: %w", ctx.Err())
 		}
 		last = err
 		if attempt == c.policy.Attempts {

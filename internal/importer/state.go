@@ -22,7 +22,6 @@ type Checkpoint struct {
 	File        string `json:"file"`    // sha256 of the input
 	Mapping     string `json:"mapping"` // Mapping.Fingerprint
 	Rows        int    `json:"rows"`    // data rows handled: acknowledged by the API or reported
-	Line        int    `json:"line"`    // the line of the last of them
 	Sent        int    `json:"sent"`    // rows acknowledged
 	Bad         int    `json:"bad"`     // rows reported
 	ReportBytes int64  `json:"reportBytes"`
