@@ -62,10 +62,19 @@ var (
 	quotedValues = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 )
 
+// ErrSplit is returned by Send, when the caller can split the batch, after splitAfter failures
+// that smaller batches may avoid (5xx: a stage that cannot store the batch in its time).
+var ErrSplit = errors.New("the tracking API keeps failing this batch; send it in smaller parts")
+
+// splitAfter is how many 5xx answers a splittable batch gets before Send returns ErrSplit.
+const splitAfter = 3
+
 // Send posts one body, retrying 429 (after Retry-After) and 5xx and network errors with backoff.
-// It returns nil once the API answered 200, a *Refused for 400 and 413, and an error otherwise.
-func (c *Client) Send(ctx context.Context, body []byte) error {
+// It returns nil once the API answered 200, a *Refused for 400 and 413, ErrSplit when splittable
+// and the API answered 5xx splitAfter times, and an error otherwise.
+func (c *Client) Send(ctx context.Context, body []byte, splittable bool) error {
 	var last error
+	fails := 0
 	for attempt := 1; attempt <= c.policy.Attempts; attempt++ {
 		wait, err := c.post(ctx, body)
 		if err == nil {
@@ -74,6 +83,11 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 		var ref *Refused
 		if errors.As(err, &ref) || errors.Is(err, errFatal) {
 			return err
+		}
+		if errors.Is(err, errServer) {
+			if fails++; splittable && fails >= splitAfter {
+				return fmt.Errorf("%w: %w", ErrSplit, err)
+			}
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("post batch: %w", ctx.Err())
@@ -95,6 +109,9 @@ func (c *Client) Send(ctx context.Context, body []byte) error {
 // errFatal marks answers that no retry can fix (a bad write key, a wrong URL).
 var errFatal = errors.New("tracking API refused the import")
 
+// errServer marks a 5xx answer.
+var errServer = errors.New("tracking API failed")
+
 // post makes one attempt; a retryable failure may come with the wait the server asked for.
 func (c *Client) post(ctx context.Context, body []byte) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
@@ -112,8 +129,10 @@ func (c *Client) post(ctx context.Context, body []byte) (time.Duration, error) {
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		return 0, nil
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case resp.StatusCode == http.StatusTooManyRequests:
 		return retryAfter(resp.Header.Get("Retry-After")), fmt.Errorf("post batch: HTTP %d", resp.StatusCode)
+	case resp.StatusCode >= 500:
+		return retryAfter(resp.Header.Get("Retry-After")), fmt.Errorf("post batch: %w: HTTP %d", errServer, resp.StatusCode)
 	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge:
 		return 0, refused(raw)
 	}

@@ -225,21 +225,22 @@ func (im *importer) flush(ctx context.Context, done int) error {
 }
 
 // send posts items; a refused item is reported with its line and the rest are sent again. When
-// the answer names no item, the batch is halved until the refused row is alone.
+// the answer names no item, the batch is halved until the refused row is alone; a batch the API
+// keeps failing (5xx) is halved too, down to one row.
 func (im *importer) send(ctx context.Context, items []item) error {
 	for len(items) > 0 {
-		err := im.o.Client.Send(ctx, body(items))
-		var ref *Refused
+		err := im.o.Client.Send(ctx, body(items), len(items) > 1)
+		ref := &Refused{Index: -1} // ErrSplit: halved below
 		switch {
 		case err == nil:
 			im.cp.Sent += len(items)
 			return nil
-		case !errors.As(err, &ref):
+		case !errors.Is(err, ErrSplit) && !errors.As(err, &ref):
 			return err
 		case ref.Index >= 0 && ref.Index < len(items):
 			im.refuse(items[ref.Index], ref)
 			items = append(items[:ref.Index:ref.Index], items[ref.Index+1:]...)
-		case len(items) == 1:
+		case len(items) == 1: // (never after ErrSplit: one row is not splittable)
 			im.refuse(items[0], ref)
 			return nil
 		default:

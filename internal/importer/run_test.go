@@ -290,3 +290,32 @@ not json
 		t.Errorf("report %q, want %q", got, want)
 	}
 }
+
+// A batch the API keeps failing with 5xx (a stage that cannot store that many events in its
+// time) is halved until the parts go through; every row is stored once.
+func TestImportHalvesBatchesTheAPIKeepsFailing(t *testing.T) {
+	api := &trackingAPI{}
+	url := api.start(t)
+	api.before = func(_ int, body []byte) (int, string, map[string]string) {
+		var b struct{ Batch []json.RawMessage }
+		_ = json.Unmarshal(body, &b)
+		if len(b.Batch) > 300 {
+			return 503, `{"code":"unavailable"}`, nil
+		}
+		return 0, "", nil
+	}
+	in := writeInput(t, "c.csv", customersCSV(2000, nil))
+	sum, err := Run(context.Background(), Options{File: in, Mapping: customersMapping(), Client: newTestClient(t, url, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := api.stored()
+	if sum.Sent != 2000 || sum.Bad != 0 || len(stored) != 2000 {
+		t.Fatalf("summary %+v, %d stored", sum, len(stored))
+	}
+	for id, n := range stored {
+		if n != 1 {
+			t.Fatalf("%s stored %d times", id, n)
+		}
+	}
+}
