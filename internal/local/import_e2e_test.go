@@ -19,14 +19,14 @@ import (
 	"github.com/serverless-cdp/cdp/internal/importer"
 )
 
-// importRows is the size of the generated CSV: 2,000 rows in `make test`; CDP_IMPORT_ROWS=100000
-// runs the issue's 100,000-row import (make test-import-100k).
+// importRows is the size of the generated CSV: 3,000 rows (two batches) in `make test`;
+// CDP_IMPORT_ROWS=100000 runs the issue's 100,000-row import (make test-import-100k).
 func importRows(t *testing.T) int {
-	n := 2000
+	n := 3000
 	if v := os.Getenv("CDP_IMPORT_ROWS"); v != "" {
 		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 100 {
-			t.Fatalf("CDP_IMPORT_ROWS=%q: want a number of rows ≥ 100", v)
+		if n, err = strconv.Atoi(v); err != nil || n < 3000 {
+			t.Fatalf("CDP_IMPORT_ROWS=%q: want a number of rows ≥ 3000 (two batches at least)", v)
 		}
 	}
 	return n
@@ -100,7 +100,7 @@ func waitCounts(t *testing.T, api *scnAPI, want map[string]int, extra int, timeo
 }
 
 // TestImportCSVEndToEnd imports a generated CSV through the real tracking API and pipeline:
-// the first run is killed after two batches, the rerun resumes and every valid row is stored
+// the first run is killed after its first acknowledged batch, the rerun resumes and every valid row is stored
 // once, every bad row is in the report by line; a third run without the checkpoint resends every
 // row and stores nothing new (checked with one sentinel event per user sent after it, on the
 // same partition key, so it is processed after the resent rows).
@@ -113,16 +113,14 @@ func TestImportCSVEndToEnd(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	killer := &cancelAfter{after: 2, cancel: cancel}
+	killer := &cancelAfter{after: 1, cancel: cancel}
 	client, err := importer.NewClient(stack.URL, writeKey, &http.Client{Transport: killer, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := importer.Options{File: in, Mapping: importMapping, Client: client}
-	if n > 2*importer.MaxBatchEvents { // the small run fits two batches: no interruption
-		if _, err := importer.Run(ctx, o); !errors.Is(err, context.Canceled) {
-			t.Fatalf("interrupted run: %v", err)
-		}
+	if _, err := importer.Run(ctx, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
 	}
 	start := time.Now()
 	o.Client, _ = importer.NewClient(stack.URL, writeKey, nil)
@@ -131,11 +129,12 @@ func TestImportCSVEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := time.Since(start)
-	if sum.Sent != valid || sum.Bad != len(bad) {
-		t.Fatalf("summary %+v, want %d sent and %d bad", sum, valid, len(bad))
+	if sum.Sent != valid || sum.Bad != len(bad) || !sum.Resumed || sum.Skipped == 0 {
+		t.Fatalf("summary %+v, want a resumed run, %d sent and %d bad", sum, valid, len(bad))
 	}
 	api := newScnAPI(t, stack.URL)
-	waitCounts(t, api, want, 0, 10*time.Minute)
+	timeout := max(5*time.Minute, time.Duration(n)*20*time.Millisecond) // the local pipeline stores ≥ 50 rows/s
+	waitCounts(t, api, want, 0, timeout)
 	stored := time.Since(start)
 	t.Logf("%d rows (%d resumed after the interruption): at the API in %v (%.0f rows/s), stored in %v (%.0f rows/s)",
 		n, n-sum.Skipped, sent.Round(time.Millisecond), float64(n-sum.Skipped)/sent.Seconds(), stored.Round(time.Millisecond), float64(n-sum.Skipped)/stored.Seconds())
@@ -158,7 +157,7 @@ func TestImportCSVEndToEnd(t *testing.T) {
 	if _, err := importer.Run(context.Background(), importer.Options{File: sentinel, Mapping: importMapping, Client: o.Client}); err != nil {
 		t.Fatal(err)
 	}
-	waitCounts(t, api, want, 1, 10*time.Minute)
+	waitCounts(t, api, want, 1, timeout)
 }
 
 func checkImportReport(t *testing.T, path string, bad map[int]bool) {
