@@ -89,7 +89,7 @@ func printSummary(w io.Writer, s importer.Summary, dryRun bool) {
 	}
 	fmt.Fprintf(w, "%d rows read", s.Rows)
 	if s.Skipped > 0 {
-		fmt.Fprintf(w, " (%d acknowledged by an earlier run, not sent again)", s.Skipped)
+		fmt.Fprintf(w, " (%d handled by an earlier run, not sent again)", s.Skipped)
 	}
 	fmt.Fprintf(w, "; %d %s; %d bad", s.Sent, verb, s.Bad)
 	if s.Bad > 0 {
