@@ -59,7 +59,7 @@ func (a *trackingAPI) Put(_ context.Context, recs []stream.Record) error {
 	return nil
 }
 
-func (a *trackingAPI) start(t *testing.T) string {
+func (a *trackingAPI) start(t testing.TB) string {
 	t.Helper()
 	h := ingest.New(keys{}, a, ingest.Config{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -129,7 +129,7 @@ func newTestClient(t *testing.T, url string, waits *[]time.Duration) *Client {
 	return c
 }
 
-func writeInput(t *testing.T, name, content string) string {
+func writeInput(t testing.TB, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
