@@ -29,12 +29,13 @@ type batch struct {
 	bytes int
 }
 
-// fits reports whether it can join the batch without passing a limit.
-func (b *batch) fits(it item) bool {
+// fits reports whether it can join the batch without passing a limit: maxItems (at most
+// MaxBatchEvents) and MaxBatchBytes.
+func (b *batch) fits(it item, maxItems int) bool {
 	if len(b.items) == 0 {
 		return true
 	}
-	return len(b.items) < MaxBatchEvents && b.size()+1+len(it.json) <= MaxBatchBytes
+	return len(b.items) < min(maxItems, MaxBatchEvents) && b.size()+1+len(it.json) <= MaxBatchBytes
 }
 
 func (b *batch) add(it item) {

@@ -66,8 +66,10 @@ var (
 // that smaller batches may avoid (5xx: a stage that cannot store the batch in its time).
 var ErrSplit = errors.New("the tracking API keeps failing this batch; send it in smaller parts")
 
-// splitAfter is how many 5xx answers a splittable batch gets before Send returns ErrSplit.
-const splitAfter = 3
+// splitAfter is how many 5xx answers a splittable batch gets before Send returns ErrSplit: one,
+// since halving costs one more request, and each failed try of a batch too big for the stage
+// costs its whole timeout (10 s for ingest).
+const splitAfter = 1
 
 // Send posts one body, retrying 429 (after Retry-After) and 5xx and network errors with backoff.
 // It returns nil once the API answered 200, a *Refused for 400 and 413, ErrSplit when splittable

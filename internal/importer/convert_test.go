@@ -182,7 +182,7 @@ func TestBatchesRespectLimits(t *testing.T) {
 	big := strings.Repeat("x", 20<<10)
 	add := func(js string) {
 		it := item{json: []byte(js)}
-		if !b.fits(it) {
+		if !b.fits(it, MaxBatchEvents) {
 			bodies = append(bodies, body(b.items))
 			b = batch{}
 		}

@@ -46,14 +46,17 @@ type Summary struct {
 
 // importer is one run's state.
 type importer struct {
-	o        Options
-	conv     *Converter
-	rep      *report
-	cp       Checkpoint
-	sum      Summary
-	pending  batch
-	skip     int
-	progress *progress
+	o       Options
+	conv    *Converter
+	rep     *report
+	cp      Checkpoint
+	sum     Summary
+	pending batch
+	skip    int
+	// limit is the batch size in events (at most MaxBatchEvents): halved when the API fails a
+	// batch with 5xx, doubled again after growAfter batches in a row go through.
+	limit, streak int
+	progress      *progress
 }
 
 // Run imports a file. On an error (a cancelled context, an API that keeps failing) the checkpoint
@@ -97,7 +100,7 @@ func start(o Options) (*importer, Rows, func(), error) {
 	if size > o.MaxBytes {
 		return nil, nil, nil, fmt.Errorf("%s is %d bytes; the limit is %d: split it", o.File, size, o.MaxBytes)
 	}
-	im := &importer{o: o, conv: NewConverter(o.Mapping), sum: Summary{ReportPath: o.ReportPath, StatePath: o.StatePath}}
+	im := &importer{o: o, conv: NewConverter(o.Mapping), sum: Summary{ReportPath: o.ReportPath, StatePath: o.StatePath}, limit: MaxBatchEvents}
 	im.cp = Checkpoint{Version: checkpointVersion, File: digest, Mapping: o.Mapping.Fingerprint()}
 	if !o.DryRun {
 		old, err := LoadCheckpoint(o.StatePath)
@@ -194,7 +197,7 @@ func (im *importer) loop(ctx context.Context, rows Rows) error {
 			continue
 		}
 		it := item{line: r.Line, row: n, json: msg}
-		if !im.pending.fits(it) {
+		if !im.pending.fits(it, im.limit) {
 			if err := im.flush(ctx, n-1); err != nil {
 				return err
 			}
@@ -230,28 +233,48 @@ func (im *importer) flush(ctx context.Context, done int) error {
 func (im *importer) send(ctx context.Context, items []item) error {
 	for len(items) > 0 {
 		err := im.o.Client.Send(ctx, body(items), len(items) > 1)
-		ref := &Refused{Index: -1} // ErrSplit: halved below
-		switch {
-		case err == nil:
+		if err == nil {
 			im.cp.Sent += len(items)
+			im.adapt(len(items), false)
 			return nil
-		case !errors.Is(err, ErrSplit) && !errors.As(err, &ref):
+		}
+		ref := &Refused{Index: -1} // ErrSplit: halved below
+		split := errors.Is(err, ErrSplit)
+		switch {
+		case split:
+			im.adapt(len(items), true)
+		case !errors.As(err, &ref):
 			return err
 		case ref.Index >= 0 && ref.Index < len(items):
 			im.refuse(items[ref.Index], ref)
 			items = append(items[:ref.Index:ref.Index], items[ref.Index+1:]...)
+			continue
 		case len(items) == 1: // (never after ErrSplit: one row is not splittable)
 			im.refuse(items[0], ref)
 			return nil
-		default:
-			half := len(items) / 2
-			if err := im.send(ctx, items[:half]); err != nil {
-				return err
-			}
-			items = items[half:]
 		}
+		half := len(items) / 2
+		if err := im.send(ctx, items[:half]); err != nil {
+			return err
+		}
+		items = items[half:]
 	}
 	return nil
+}
+
+// growAfter is how many batches in a row must go through before the batch size doubles.
+const growAfter = 4
+
+// adapt sets the next batches' size: half of a batch the API failed, twice the size after
+// growAfter batches in a row went through.
+func (im *importer) adapt(n int, failed bool) {
+	if failed {
+		im.limit, im.streak = max(1, min(im.limit, n/2)), 0
+		return
+	}
+	if im.streak++; im.streak >= growAfter && n >= im.limit {
+		im.limit, im.streak = min(MaxBatchEvents, im.limit*2), 0
+	}
 }
 
 func (im *importer) refuse(it item, ref *Refused) {

@@ -145,31 +145,78 @@ func TestImportResumesAfterInterruption(t *testing.T) {
 	}
 }
 
-// 429 (with Retry-After) and 503 are retried; the rows are stored once.
+// 429 waits for Retry-After and retries; a 503 halves a batch of several rows at once and is
+// retried with backoff for a single row; the rows are stored once.
 func TestImportRetriesThrottlingAndServerErrors(t *testing.T) {
+	for _, rows := range []int{10, 1} {
+		t.Run(fmt.Sprint(rows, " rows"), func(t *testing.T) {
+			api := &trackingAPI{}
+			url := api.start(t)
+			api.before = func(n int, _ []byte) (int, string, map[string]string) {
+				switch n {
+				case 1:
+					return 429, `{"code":"rate_limited"}`, map[string]string{"Retry-After": "7"}
+				case 2:
+					return 503, `{"code":"unavailable"}`, nil
+				}
+				return 0, "", nil
+			}
+			var waits []time.Duration
+			in := writeInput(t, "c.csv", customersCSV(rows, nil))
+			sum, err := Run(context.Background(), Options{File: in, Mapping: customersMapping(), Client: newTestClient(t, url, &waits)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, requests := api.snapshot()
+			if sum.Sent != rows || len(api.stored()) != rows {
+				t.Errorf("sent %d, stored %d", sum.Sent, len(api.stored()))
+			}
+			if rows > 1 && (len(waits) != 1 || waits[0] != 7*time.Second || requests != 4) {
+				t.Errorf("waits %v, %d requests; want Retry-After's 7s, then the two halves at once", waits, requests)
+			}
+			if rows == 1 && (len(waits) != 2 || waits[0] != 7*time.Second || waits[1] <= 0 || waits[1] > time.Second || requests != 3) {
+				t.Errorf("waits %v, %d requests; want Retry-After's 7s then a backoff", waits, requests)
+			}
+		})
+	}
+}
+
+// After a batch is halved the next ones are smaller too, and grow back once batches go through.
+func TestImportAdaptsBatchSize(t *testing.T) {
 	api := &trackingAPI{}
 	url := api.start(t)
-	api.before = func(n int, _ []byte) (int, string, map[string]string) {
-		switch n {
-		case 1:
-			return 429, `{"code":"rate_limited"}`, map[string]string{"Retry-After": "7"}
-		case 2:
-			return 503, `{"code":"unavailable"}`, nil
+	var sizes []int
+	api.before = func(n int, body []byte) (int, string, map[string]string) {
+		var b struct{ Batch []json.RawMessage }
+		_ = json.Unmarshal(body, &b)
+		sizes = append(sizes, len(b.Batch))
+		if n == 1 {
+			return 503, "", nil
 		}
 		return 0, "", nil
 	}
-	var waits []time.Duration
-	in := writeInput(t, "c.csv", customersCSV(10, nil))
-	sum, err := Run(context.Background(), Options{File: in, Mapping: customersMapping(), Client: newTestClient(t, url, &waits)})
-	if err != nil {
+	in := writeInput(t, "c.csv", customersCSV(12000, nil))
+	if _, err := Run(context.Background(), Options{File: in, Mapping: customersMapping(), Client: newTestClient(t, url, nil)}); err != nil {
 		t.Fatal(err)
 	}
-	if sum.Sent != 10 || len(api.stored()) != 10 {
-		t.Errorf("sent %d, stored %d", sum.Sent, len(api.stored()))
+	full := sizes[0]
+	want := []int{full, full / 2, full - full/2, full / 2, full / 2}
+	for i, w := range want {
+		if sizes[i] != w {
+			t.Fatalf("batch sizes %v, want them to start %v", sizes, want)
+		}
 	}
-	if len(waits) != 2 || waits[0] != 7*time.Second || waits[1] <= 0 || waits[1] > time.Second {
-		t.Errorf("waits %v, want Retry-After's 7s then a backoff", waits)
+	if slicesMax(sizes[5:]) <= full/2 {
+		t.Errorf("batch sizes %v never grow back", sizes)
 	}
+}
+
+func slicesMax(s []int) int {
+	m := 0
+	for _, v := range s {
+		m = max(m, v)
+	}
+	return m
 }
 
 // A row the API refuses (400 naming batch[i]) is reported with its line, without its values, and
