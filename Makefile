@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: all tools browser run test test-go unit chaos fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra
+.PHONY: all tools browser run test test-go unit chaos fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra test-import-100k
 
 all: build
 
@@ -54,6 +54,11 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzCursor -fuzztime=$(FUZZTIME) ./internal/profile
 	$(GO) test -run='^$$' -fuzz=FuzzNewRequest -fuzztime=$(FUZZTIME) ./internal/privacy
 	$(GO) test -run='^$$' -fuzz=FuzzFromContext -fuzztime=$(FUZZTIME) ./internal/consent
+	$(GO) test -run='^$$' -fuzz=FuzzCSVRowMapping -fuzztime=$(FUZZTIME) ./internal/importer
+
+## test-import-100k: the issue's 100,000-row `cdp import` through the local stack (make test runs 3,000)
+test-import-100k: tools
+	CDP_IMPORT_ROWS=100000 $(GO) test -count=1 -v -timeout 60m -tags integration -run TestImportCSVEndToEnd ./internal/local
 
 ## bench: end-to-end benchmark (seeded workload through every stage) → bench-results/report.{json,md}
 bench: tools

@@ -7,6 +7,7 @@
 //	cdp privacy request|get|list|suppressions …
 //	cdp replay start|get|list …
 //	cdp identity dry-run -f RULES --from TIME --to TIME …
+//	cdp import -f FILE --write-key KEY --map … | --mapping FILE
 //
 // apply, privacy, replay and identity talk to the admin API (--url or CDP_ADMIN_URL, default http://127.0.0.1:8080; --token
 // or CDP_ADMIN_TOKEN). admin-token talks to DynamoDB directly with the operator's AWS credentials
@@ -45,7 +46,7 @@ const usage = `usage:
   cdp admin-token revoke --table NAME TOKEN_ID
       Manage admin API tokens directly in DynamoDB with your AWS credentials.
       --table defaults to $CDP_TABLE.
-` + privacyUsage + replayUsage + identityUsage
+` + privacyUsage + replayUsage + identityUsage + importUsage
 
 // errUsage marks command-line mistakes (exit status 2).
 var errUsage = errors.New("usage")
@@ -92,6 +93,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return replayCmd(ctx, args[1:], stdout, getenv)
 	case "identity":
 		return identityCmd(ctx, args[1:], stdout, getenv)
+	case "import":
+		return importCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		return flag.ErrHelp
 	}
