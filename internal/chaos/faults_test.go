@@ -145,6 +145,7 @@ func newChaosRunner(t *testing.T) *chaosRunner {
 		"CDP_HTTP_ADDR="+r.addr, "CDP_DEV_WRITE_KEY="+chaosWriteKey, "CDP_DEV_ADMIN_TOKEN="+chaosAdminToken,
 		"CDP_TABLE="+cfg.Table, "CDP_EVENTS_STREAM="+cfg.EventsStream, "CDP_CHANGES_STREAM="+cfg.ChangesStream,
 		"CDP_ACTIVATIONS_STREAM="+cfg.ActivationsStream, "LOG_LEVEL=debug",
+		"CDP_ARCHIVE_DIR="+t.TempDir(), // not the default .archive in the package's folder
 	)
 	t.Cleanup(r.stop)
 	return r
