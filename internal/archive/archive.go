@@ -138,7 +138,7 @@ func Scan(ctx context.Context, st Store, r Range, fn func(key string, rec tracki
 	sources := slices.Clone(r.Sources)
 	if len(sources) == 0 {
 		var err error
-		if sources, err = listSources(ctx, st); err != nil {
+		if sources, err = Sources(ctx, st); err != nil {
 			return err
 		}
 	}
@@ -175,9 +175,10 @@ func scanObject(ctx context.Context, st Store, key string, fn func(string, track
 	})
 }
 
-// listSources lists the source=<id>/ prefixes present, but InvalidSource (records that are
-// not events: nothing to replay).
-func listSources(ctx context.Context, st Store) ([]string, error) {
+// Sources lists the sources whose history the archive holds (one listing of its keys): every
+// source=<id>/ folder but InvalidSource (records that are not events) and ReplaySource
+// (records a pipeline replay put back, archived already under their source).
+func Sources(ctx context.Context, st Store) ([]string, error) {
 	var out []string
 	err := st.List(ctx, "source=", func(key string) error {
 		src, _, ok := ParseKey(key)

@@ -275,13 +275,7 @@ func (rn *Runner) allSources(ctx context.Context) ([]string, error) {
 		}
 		return ids, nil
 	}
-	var out []string
-	err := rn.o.Archive.List(ctx, "source=", func(key string) error {
-		if src, _, ok := archive.ParseKey(key); ok && src != archive.InvalidSource && src != archive.ReplaySource && !slices.Contains(out, src) {
-			out = append(out, src)
-		}
-		return nil
-	})
+	out, err := archive.Sources(ctx, rn.o.Archive)
 	if err != nil {
 		return nil, fmt.Errorf("list archived sources: %w", err)
 	}

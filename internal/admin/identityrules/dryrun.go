@@ -226,15 +226,10 @@ func ArchiveHistory(ctx context.Context, st archive.Store, rng archive.Range, ma
 	}
 }
 
-// listSources lists the sources present in the archive (one listing of its keys).
+// listSources lists the sources whose history the archive holds (not its _invalid and _replay
+// folders).
 func listSources(ctx context.Context, st archive.Store) ([]string, error) {
-	var out []string
-	err := st.List(ctx, "source=", func(key string) error {
-		if src, _, ok := archive.ParseKey(key); ok && !slices.Contains(out, src) {
-			out = append(out, src)
-		}
-		return nil
-	})
+	out, err := archive.Sources(ctx, st)
 	if err != nil {
 		return nil, fmt.Errorf("list the archive's sources: %w", err)
 	}
