@@ -2,12 +2,8 @@ package privacy
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/serverless-cdp/cdp/internal/store"
+	"github.com/serverless-cdp/cdp/internal/store/docs"
 )
 
 // Keys in the shared table.
@@ -33,8 +30,10 @@ const (
 	inlineDoc = 64 << 10
 )
 
-// DynamoStore is the RequestStore on the shared table.
+// DynamoStore is the RequestStore on the shared table: the requests are versioned documents
+// (internal/store/docs), the export results items of their own.
 type DynamoStore struct {
+	*docs.Dynamo[Request]
 	db    store.Client
 	table string
 	ttl   time.Duration
@@ -50,207 +49,29 @@ func WithExportTTL(d time.Duration) DynamoOption { return func(s *DynamoStore) {
 // WithClock sets the store's clock (tests).
 func WithClock(now func() time.Time) DynamoOption { return func(s *DynamoStore) { s.now = now } }
 
+// requestKind lays the requests out: PRIVREQ / REQ#<id>, gzip above inlineDoc, gsi1 PRIVPEND
+// while unfinished.
+var requestKind = docs.Kind[Request]{
+	Name: "privacy request", PK: requestsPK, SKPrefix: requestSK, PendingGSI: pendingGSI,
+	ID: func(r *Request) string { return r.ID }, Terminal: func(r *Request) bool { return r.Terminal() },
+	Version: func(r *Request) *int { return &r.Version }, Clone: Request.clone, GzipAbove: inlineDoc, MaxDoc: MaxExport,
+	NotFound: ErrNotFound, Conflict: ErrConflict,
+}
+
 // NewDynamoStore returns the store on the named table.
 func NewDynamoStore(db store.Client, table string, opts ...DynamoOption) *DynamoStore {
-	s := &DynamoStore{db: db, table: table, ttl: DefaultExportTTL, now: time.Now}
+	s := &DynamoStore{Dynamo: docs.NewDynamo(db, table, requestKind), db: db, table: table, ttl: DefaultExportTTL, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
 }
 
-func requestKey(id string) map[string]types.AttributeValue {
-	return store.Key(requestsPK, requestSK+id)
-}
-
-func encodeRequest(r Request) (map[string]types.AttributeValue, error) {
-	doc, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("privacy request encode: %w", err)
-	}
-	item := requestKey(r.ID)
-	item["v"] = store.N(int64(r.Version))
-	item["status"] = store.S(r.Status)
-	if len(doc) <= inlineDoc {
-		item["doc"] = store.S(string(doc))
-	} else {
-		z, err := gzipBytes(doc)
-		if err != nil {
-			return nil, err
-		}
-		item["docz"] = &types.AttributeValueMemberB{Value: z}
-	}
-	if !r.Terminal() {
-		item[store.GSI1PK] = store.S(pendingGSI)
-		item[store.GSI1SK] = store.S(r.ID)
-	}
-	return item, nil
-}
-
-func decodeRequest(item map[string]types.AttributeValue) (Request, error) {
-	doc := []byte(store.GetS(item, "doc"))
-	if z, ok := item["docz"].(*types.AttributeValueMemberB); ok {
-		var err error
-		if doc, err = gunzip(z.Value, MaxExport); err != nil {
-			return Request{}, err
-		}
-	}
-	var r Request
-	if err := json.Unmarshal(doc, &r); err != nil {
-		return Request{}, fmt.Errorf("privacy request decode: %w", err)
-	}
-	r.Version = int(store.GetN(item, "v"))
-	return r, nil
-}
-
-func gzipBytes(b []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	_, werr := zw.Write(b)
-	if err := errors.Join(werr, zw.Close()); err != nil {
-		return nil, fmt.Errorf("privacy compress: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-func gunzip(b []byte, limit int64) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("privacy decompress: %w", err)
-	}
-	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("privacy decompress: %w", err)
-	}
-	return out, nil
-}
-
-// Create implements RequestStore.
-func (s *DynamoStore) Create(ctx context.Context, r Request) error {
-	r.Version = 1
-	item, err := encodeRequest(r)
-	if err != nil {
-		return err
-	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
-	})
-	if store.IsConditionFailed(err) {
-		return ErrConflict
-	}
-	if err != nil {
-		return fmt.Errorf("privacy request create: %w", err)
-	}
-	return nil
-}
-
-// Get implements RequestStore.
-func (s *DynamoStore) Get(ctx context.Context, id string) (Request, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: requestKey(id), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return Request{}, fmt.Errorf("privacy request get: %w", err)
-	}
-	if out.Item == nil {
-		return Request{}, ErrNotFound
-	}
-	return decodeRequest(out.Item)
-}
-
-// List implements RequestStore: one query of the requests partition, newest first.
-func (s *DynamoStore) List(ctx context.Context, limit int, next string) ([]Request, string, error) {
-	if limit <= 0 || limit > 100 {
-		limit = 100
-	}
-	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :sk)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(requestsPK), ":sk": store.S(requestSK)},
-		ScanIndexForward:          aws.Bool(false),
-		Limit:                     aws.Int32(int32(limit)),
-	}
-	if next != "" {
-		in.ExclusiveStartKey = requestKey(next)
-	}
-	out, err := s.db.Query(ctx, in)
-	if err != nil {
-		return nil, "", fmt.Errorf("privacy request list: %w", err)
-	}
-	reqs := make([]Request, 0, len(out.Items))
-	for _, it := range out.Items {
-		r, err := decodeRequest(it)
-		if err != nil {
-			return nil, "", err
-		}
-		reqs = append(reqs, r)
-	}
-	cursor := ""
-	if out.LastEvaluatedKey != nil && len(reqs) > 0 {
-		cursor = reqs[len(reqs)-1].ID
-	}
-	return reqs, cursor, nil
-}
-
-// Update implements RequestStore: a read, then a put conditional on the version read.
-func (s *DynamoStore) Update(ctx context.Context, id string, fn func(*Request) error) error {
-	for range maxUpdateRetries {
-		cur, err := s.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		old := cur.Version
-		if err := fn(&cur); err != nil {
-			return err
-		}
-		cur.ID, cur.Version = id, old+1
-		item, err := encodeRequest(cur)
-		if err != nil {
-			return err
-		}
-		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName: aws.String(s.table), Item: item,
-			ConditionExpression:       aws.String("v = :old"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":old": store.N(int64(old))},
-		})
-		if store.IsConditionFailed(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("privacy request update: %w", err)
-		}
-		return nil
-	}
-	return fmt.Errorf("privacy request update %s: %w", id, ErrConflict)
-}
-
-// query runs a query to its end and decodes every request it returns.
-func (s *DynamoStore) query(ctx context.Context, in *dynamodb.QueryInput) ([]Request, error) {
-	var out []Request
-	pages := dynamodb.NewQueryPaginator(s.db, in)
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("privacy request query: %w", err)
-		}
-		for _, it := range page.Items {
-			r, err := decodeRequest(it)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
 // ListAbout implements RequestStore: it reads the whole requests partition (about 0.5 RCU per
 // 4 KB of requests, eventually consistent) and keeps those whose hashes intersect. Privacy
 // requests are rare; 10,000 requests of 1 KB cost about 1,250 RCU per call.
 func (s *DynamoStore) ListAbout(ctx context.Context, hashes []string) ([]Request, error) {
-	all, err := s.query(ctx, &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :sk)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(requestsPK), ":sk": store.S(requestSK)},
-	})
+	all, err := s.All(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -262,17 +83,6 @@ func (s *DynamoStore) ListAbout(ctx context.Context, hashes []string) ([]Request
 		}
 	}
 	return out, nil
-}
-
-// Pending implements RequestStore: a query of the sparse index entry only unfinished requests
-// carry, so its cost does not grow with the audit log.
-func (s *DynamoStore) Pending(ctx context.Context) ([]Request, error) {
-	return s.query(ctx, &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		IndexName:                 aws.String(store.GSI1),
-		KeyConditionExpression:    aws.String("gsi1pk = :p"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":p": store.S(pendingGSI)},
-	})
 }
 
 func chunkSK(n int) string { return exportChunkSK + fmt.Sprintf("%04d", n) }
@@ -287,7 +97,7 @@ func (s *DynamoStore) PutExport(ctx context.Context, id string, doc []byte) erro
 	if _, err := s.DeleteExport(ctx, id); err != nil {
 		return err
 	}
-	z, err := gzipBytes(doc)
+	z, err := docs.Gzip(doc)
 	if err != nil {
 		return err
 	}
@@ -336,7 +146,7 @@ func (s *DynamoStore) GetExport(ctx context.Context, id string) ([]byte, error) 
 	if got != n {
 		return nil, fmt.Errorf("privacy export %s: %d of %d parts found", id, got, n)
 	}
-	return gunzip(z.Bytes(), MaxExport)
+	return docs.Gunzip(z.Bytes(), MaxExport)
 }
 
 func (s *DynamoStore) exportItems(ctx context.Context, id string, keysOnly bool) ([]map[string]types.AttributeValue, error) {
@@ -383,3 +193,5 @@ func (s *DynamoStore) DeleteExport(ctx context.Context, id string) (bool, error)
 	}
 	return existed, nil
 }
+
+var _ RequestStore = (*DynamoStore)(nil)

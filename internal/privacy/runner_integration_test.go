@@ -14,6 +14,7 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/store"
+	"github.com/serverless-cdp/cdp/internal/store/docs"
 	"github.com/serverless-cdp/cdp/internal/store/ru"
 )
 
@@ -74,7 +75,7 @@ func scanTable(t *testing.T, table string) string {
 					if name == "data" {
 						pk := store.GetS(it, store.PK)
 						parts[pk] = append(parts[pk], x.Value...)
-					} else if z, err := gunzip(x.Value, MaxExport); err == nil {
+					} else if z, err := docs.Gunzip(x.Value, MaxExport); err == nil {
 						fmt.Fprintf(&b, "%s=%s\n", name, z)
 					}
 				}
@@ -82,7 +83,7 @@ func scanTable(t *testing.T, table string) string {
 		}
 	}
 	for _, z := range parts {
-		if doc, err := gunzip(z, MaxExport); err == nil {
+		if doc, err := docs.Gunzip(z, MaxExport); err == nil {
 			b.Write(doc)
 		}
 	}

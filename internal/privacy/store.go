@@ -42,9 +42,6 @@ type RequestStore interface {
 	DeleteExport(ctx context.Context, id string) (bool, error)
 }
 
-// maxUpdateRetries bounds the re-reads of Update under contention.
-const maxUpdateRetries = 20
-
 func intersects(a []string, set map[string]bool) bool {
 	for _, x := range a {
 		if set[x] {

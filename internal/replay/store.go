@@ -3,9 +3,8 @@ package replay
 import (
 	"context"
 	"errors"
-	"slices"
-	"sort"
-	"sync"
+
+	"github.com/serverless-cdp/cdp/internal/store/docs"
 )
 
 // ErrNotFound is returned for an unknown job.
@@ -18,9 +17,6 @@ var ErrNoArchive = errors.New("replay: no archive is configured (CDP_ARCHIVE_BUC
 // ErrConflict is returned when creating a job whose id exists, or when Update gave up under
 // contention.
 var ErrConflict = errors.New("replay: conflict")
-
-// maxUpdateRetries bounds the re-reads of Update under contention.
-const maxUpdateRetries = 20
 
 // JobStore keeps replay jobs. DynamoStore is the adapter on the shared table; MemStore the
 // in-memory fake; one conformance suite runs on both.
@@ -40,106 +36,10 @@ type JobStore interface {
 	Pending(ctx context.Context) ([]Job, error)
 }
 
-// MemStore is the in-memory JobStore.
-type MemStore struct {
-	mu   sync.Mutex
-	jobs map[string]Job
-}
+// MemStore is the in-memory JobStore (docs.Mem).
+type MemStore struct{ *docs.Mem[Job] }
 
 var _ JobStore = (*MemStore)(nil)
 
 // NewMemStore returns an empty store.
-func NewMemStore() *MemStore { return &MemStore{jobs: map[string]Job{}} }
-
-// Create implements JobStore.
-func (m *MemStore) Create(_ context.Context, j Job) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.jobs[j.ID]; ok {
-		return ErrConflict
-	}
-	j.Version = 1
-	m.jobs[j.ID] = j.clone()
-	return nil
-}
-
-// Get implements JobStore.
-func (m *MemStore) Get(_ context.Context, id string) (Job, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	j, ok := m.jobs[id]
-	if !ok {
-		return Job{}, ErrNotFound
-	}
-	return j.clone(), nil
-}
-
-func (m *MemStore) sorted(desc bool) []Job {
-	out := make([]Job, 0, len(m.jobs))
-	for _, j := range m.jobs {
-		out = append(out, j.clone())
-	}
-	sort.Slice(out, func(a, b int) bool { return (out[a].ID < out[b].ID) != desc })
-	return out
-}
-
-// List implements JobStore.
-func (m *MemStore) List(_ context.Context, limit int, next string) ([]Job, string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if limit <= 0 || limit > 100 {
-		limit = 100
-	}
-	all := m.sorted(true)
-	var out []Job
-	for i, j := range all {
-		if next != "" && j.ID >= next {
-			continue
-		}
-		out = append(out, j)
-		if len(out) == limit {
-			if i < len(all)-1 {
-				return out, j.ID, nil
-			}
-			break
-		}
-	}
-	return out, "", nil
-}
-
-// Update implements JobStore.
-func (m *MemStore) Update(_ context.Context, id string, fn func(*Job) error) error {
-	m.mu.Lock()
-	cur, ok := m.jobs[id]
-	m.mu.Unlock()
-	if !ok {
-		return ErrNotFound
-	}
-	for range maxUpdateRetries {
-		next := cur.clone()
-		if err := fn(&next); err != nil {
-			return err
-		}
-		next.ID, next.Version = id, cur.Version+1
-		m.mu.Lock()
-		now, ok := m.jobs[id]
-		if ok && now.Version == cur.Version {
-			m.jobs[id] = next.clone()
-			m.mu.Unlock()
-			return nil
-		}
-		m.mu.Unlock()
-		if !ok {
-			return ErrNotFound
-		}
-		cur = now
-	}
-	return ErrConflict
-}
-
-// Pending implements JobStore.
-func (m *MemStore) Pending(_ context.Context) ([]Job, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.DeleteFunc(m.sorted(false), Job.Terminal), nil
-}
+func NewMemStore() *MemStore { return &MemStore{docs.NewMem(jobKind)} }

@@ -9,7 +9,6 @@ import (
 	"github.com/serverless-cdp/cdp/internal/activation"
 	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
-	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/destination"
 	"github.com/serverless-cdp/cdp/internal/webhook"
 )
@@ -29,6 +28,6 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *activation.Deli
 	return activation.New(c.DynamoDB, NewDestinations(c, cfg), client, activation.Config{
 		Table: cfg.Table, Timeout: cfg.WebhookTimeout, SpaceID: cfg.SpaceID, Logger: logger,
 		// Records about profiles a privacy request erased are dropped (and counted).
-		Erased: blocklist.NewChecker(blocklist.NewStore(c.DynamoDB, cfg.Table, cfg.Hasher(), blocklist.Options{}), cfg.Hasher(), blocklist.CheckerOptions{}),
+		Erased: cfg.Checker(c.DynamoDB),
 	})
 }

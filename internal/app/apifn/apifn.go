@@ -52,7 +52,7 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 		func(r *admin.Router) {
 			// History from the raw event archive (none configured: the route answers 404).
 			identityrules.RegisterDryRun(r, rules, identityrules.DryRunConfig{
-				Archive: privacyfn.NewArchive(c, cfg), Suppressions: privacyfn.NewChecker(c, cfg),
+				Archive: privacyfn.NewArchive(c, cfg), Suppressions: cfg.Checker(c.DynamoDB),
 			})
 		},
 		func(r *admin.Router) { deadletters.Register(r, deadLetters) },

@@ -7,7 +7,6 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
-	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/identity"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -19,7 +18,7 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *identity.Handle
 	rules := identity.NewRulesService(c.DynamoDB, cfg.Table, identity.MaxRulesCache)
 	// Suppressed identifiers are dropped before anything is stored; an erased profile's id is
 	// never given to a new profile.
-	list := blocklist.NewChecker(blocklist.NewStore(c.DynamoDB, cfg.Table, cfg.Hasher(), blocklist.Options{}), cfg.Hasher(), blocklist.CheckerOptions{})
+	list := cfg.Checker(c.DynamoDB)
 	return identity.NewHandler(identity.HandlerConfig{
 		Processor: identity.NewProcessor(st, rules, identity.Options{Retention: cfg.TimelineRetention, SkipLegacyDedupe: !cfg.LegacyDedupe,
 			Erased: list, Logger: logger}),

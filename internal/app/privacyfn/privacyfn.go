@@ -28,17 +28,6 @@ const InlineBudget = 20 * time.Second
 
 var _ privacy.Blocklist = (*blocklist.DynamoStore)(nil)
 
-// NewBlocklist is the blocklist's DynamoDB store under the deployment's privacy key.
-func NewBlocklist(c awsenv.Clients, cfg app.Config) *blocklist.DynamoStore {
-	return blocklist.NewStore(c.DynamoDB, cfg.Table, cfg.Hasher(), blocklist.Options{})
-}
-
-// NewChecker is what the stages check before storing or delivering anything about a person:
-// suppressed identifiers (identity) and erased profiles (identity, segments, activation).
-func NewChecker(c awsenv.Clients, cfg app.Config) *blocklist.Checker {
-	return blocklist.NewChecker(NewBlocklist(c, cfg), cfg.Hasher(), blocklist.CheckerOptions{})
-}
-
 // ArchiveWindow is how far back the archive's privacy holder reads: the archive's default
 // retention (infra: cdp:archiveRetentionDays) and the day or two S3 takes to expire objects.
 const ArchiveWindow = 367 * 24 * time.Hour
@@ -77,7 +66,7 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *privacy.Runner 
 		Requests:  requests,
 		Resolver:  people,
 		Holders:   holders,
-		Blocklist: NewBlocklist(c, cfg),
+		Blocklist: cfg.Blocklist(c.DynamoDB),
 		Notifier:  deliverer,
 		Hasher:    cfg.Hasher(),
 		Logger:    logger,
@@ -87,7 +76,7 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *privacy.Runner 
 // NewService is the admin API's privacy service: it runs a new request inline for up to
 // InlineBudget.
 func NewService(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *privacy.Service {
-	return privacy.NewService(New(c, cfg, logger), suppressions{NewBlocklist(c, cfg)},
+	return privacy.NewService(New(c, cfg, logger), suppressions{cfg.Blocklist(c.DynamoDB)},
 		privacy.ServiceOptions{InlineBudget: InlineBudget, Logger: logger})
 }
 
@@ -101,7 +90,7 @@ func NewReplay(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *replay.Ru
 		Archive:      st,
 		Pipeline:     stream.NewPublisher(c.Kinesis, cfg.EventsStream),
 		Activations:  stream.NewPublisher(c.Kinesis, cfg.ActivationsStream),
-		Blocklist:    NewChecker(c, cfg),
+		Blocklist:    cfg.Checker(c.DynamoDB),
 		Profiles:     profiles{identity.NewPrivacy(identity.NewStore(db, table), identity.PrivacyOptions{})},
 		Destinations: activationfn.NewDestinations(c, cfg),
 		Identifiers:  identity.MessageIdentifiers,

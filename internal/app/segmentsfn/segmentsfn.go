@@ -7,7 +7,6 @@ import (
 
 	"github.com/serverless-cdp/cdp/internal/app"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
-	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/segment"
 	"github.com/serverless-cdp/cdp/internal/stream"
@@ -26,7 +25,7 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *segment.Handler
 			History:           timeline.NewReader(c.DynamoDB, cfg.Table),
 			TimelineRetention: cfg.TimelineRetention,
 			// Changes about profiles a privacy request erased are dropped (and counted).
-			Erased: blocklist.NewChecker(blocklist.NewStore(c.DynamoDB, cfg.Table, cfg.Hasher(), blocklist.Options{}), cfg.Hasher(), blocklist.CheckerOptions{}),
+			Erased: cfg.Checker(c.DynamoDB),
 		},
 	)
 }
