@@ -3,12 +3,18 @@
 package local_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -60,25 +66,115 @@ func importCSV(t *testing.T, n, users int) (string, map[string]int, map[int]bool
 var importMapping = importer.Mapping{Type: importer.CallTrack, EventName: "Order Completed", UserID: "user_id",
 	Email: "email", Timestamp: "placed_at", MessageID: "order_id", Properties: map[string]string{"total": importer.TypeNumber, "order_id": importer.TypeString}}
 
-// cancelAfter is a transport that cancels the import once `after` batches were acknowledged: the
-// next batch fails as a killed process's would.
-type cancelAfter struct {
-	mu     sync.Mutex
-	acked  int
-	after  int
-	cancel context.CancelFunc
+// haltHalfway is a reverse proxy to the tracking API that forwards batches until at least half
+// of the file's rows were acknowledged, then holds the next batch open forever: the test kills
+// the `cdp import` process while that request is in flight, as a crash or Ctrl-C would.
+type haltHalfway struct {
+	proxy   *httputil.ReverseProxy
+	half    int
+	mu      sync.Mutex
+	acked   int
+	held    chan struct{} // closed when a batch is being held
+	release chan struct{} // closed by the test's cleanup
+	once    sync.Once
 }
 
-func (c *cancelAfter) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(r)
-	if err == nil && resp.StatusCode == 200 {
-		c.mu.Lock()
-		if c.acked++; c.acked == c.after {
-			c.cancel()
-		}
-		c.mu.Unlock()
+func newHaltHalfway(t *testing.T, target string, half int) *haltHalfway {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return resp, err
+	h := &haltHalfway{proxy: httputil.NewSingleHostReverseProxy(u), half: half, held: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(func() { close(h.release) })
+	return h
+}
+
+func (h *haltHalfway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var b struct{ Batch []json.RawMessage }
+	_ = json.Unmarshal(body, &b)
+	h.mu.Lock()
+	hold := h.acked >= h.half
+	h.mu.Unlock()
+	if hold {
+		h.once.Do(func() { close(h.held) })
+		select {
+		case <-h.release:
+		case <-r.Context().Done():
+		}
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rec := &statusRecorder{ResponseWriter: w}
+	h.proxy.ServeHTTP(rec, r)
+	if rec.code == http.StatusOK {
+		h.mu.Lock()
+		h.acked += len(b.Batch)
+		h.mu.Unlock()
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) { s.code = code; s.ResponseWriter.WriteHeader(code) }
+
+// buildCLI builds cmd/cdp into a temporary folder.
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "cdp")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/serverless-cdp/cdp/cmd/cdp").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build cmd/cdp: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// importCLI is `cdp import` of file with importMapping, as a process.
+func importCLI(t *testing.T, bin, base, writeKey, file string) *exec.Cmd {
+	t.Helper()
+	raw, _ := json.Marshal(importMapping)
+	mapping := filepath.Join(t.TempDir(), "mapping.json")
+	if err := os.WriteFile(mapping, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return exec.Command(bin, "import", "-f", file, "--mapping", mapping, "--url", base, "--write-key", writeKey, "--no-progress")
+}
+
+// killHalfway runs `cdp import` through a haltHalfway proxy and kills the process (SIGKILL)
+// while a batch past the half of the file is in flight; it returns the checkpoint left behind.
+func killHalfway(t *testing.T, bin, base, writeKey, file string, n int) importer.Checkpoint {
+	t.Helper()
+	halt := newHaltHalfway(t, base, n/2)
+	proxy := httptest.NewServer(halt)
+	defer proxy.Close()
+	cmd := importCLI(t, bin, proxy.URL, writeKey, file)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-halt.held:
+	case <-time.After(10 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("the import never got halfway:\n%s", out.String())
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	cp, err := importer.LoadCheckpoint(file + ".import-state.json")
+	if err != nil || cp.Done || cp.Rows < n/2 || cp.Rows >= n {
+		t.Fatalf("checkpoint after the kill: %+v %v, want between %d and %d rows handled", cp, err, n/2, n)
+	}
+	return cp
 }
 
 // waitCounts waits until every user's profile counts exactly want[user]+extra events, failing
@@ -117,33 +213,33 @@ func TestImportCSVEndToEnd(t *testing.T) {
 	pa.wait(pa.submit("suppress", "user_id:imp-u1"), time.Now(), time.Minute)
 	delete(want, "imp-u1")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	killer := &cancelAfter{after: 1, cancel: cancel}
-	client, err := importer.NewClient(stack.URL, writeKey, &http.Client{Transport: killer, Timeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := importer.Options{File: in, Mapping: importMapping, Client: client}
-	if _, err := importer.Run(ctx, o); !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted run: %v", err)
-	}
+	// The first run is a `cdp import` process killed (SIGKILL) with a batch in flight past the
+	// half of the file; the rerun resumes from its checkpoint.
+	bin := buildCLI(t)
+	begin := time.Now()
+	killed := killHalfway(t, bin, stack.URL, writeKey, in, n)
 	start := time.Now()
-	o.Client, _ = importer.NewClient(stack.URL, writeKey, nil)
-	sum, err := importer.Run(context.Background(), o)
+	out, err := importCLI(t, bin, stack.URL, writeKey, in).CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("resumed import: %v\n%s", err, out)
 	}
 	sent := time.Since(start)
-	if sum.Sent != valid || sum.Bad != len(bad) || !sum.Resumed || sum.Skipped == 0 {
-		t.Fatalf("summary %+v, want a resumed run, %d sent and %d bad", sum, valid, len(bad))
+	cp, err := importer.LoadCheckpoint(in + ".import-state.json")
+	if err != nil || !cp.Done || cp.Sent != valid || cp.Bad != len(bad) || cp.Rows != n ||
+		!strings.Contains(string(out), fmt.Sprintf("(%d handled by an earlier run, not sent again)", killed.Rows)) {
+		t.Fatalf("resumed run: %s checkpoint %+v %v, want %d sent, %d bad after %d rows handled before the kill", out, cp, err, valid, len(bad), killed.Rows)
 	}
+	resumed := n - killed.Rows
+	o := importer.Options{File: in, Mapping: importMapping}
+	o.Client, _ = importer.NewClient(stack.URL, writeKey, nil)
+	sum := importer.Summary{StatePath: in + ".import-state.json", ReportPath: in + ".errors.csv"}
 	api := newScnAPI(t, stack.URL)
 	timeout := max(5*time.Minute, time.Duration(n)*20*time.Millisecond) // the local pipeline stores ≥ 50 rows/s
 	waitCounts(t, api, want, 0, timeout)
 	stored := time.Since(start)
-	t.Logf("%d rows (%d resumed after the interruption): at the API in %v (%.0f rows/s), stored in %v (%.0f rows/s)",
-		n, n-sum.Skipped, sent.Round(time.Millisecond), float64(n-sum.Skipped)/sent.Seconds(), stored.Round(time.Millisecond), float64(n-sum.Skipped)/stored.Seconds())
+	all := time.Since(begin)
+	t.Logf("%d rows, the process killed after %d: the %d resumed rows at the API in %v (%.0f rows/s); every row stored %v after the resumed run started, %v after the first (%.0f rows/s overall, kill and restart included)",
+		n, killed.Rows, resumed, sent.Round(time.Millisecond), float64(resumed)/sent.Seconds(), stored.Round(time.Millisecond), all.Round(time.Millisecond), float64(n)/all.Seconds())
 	checkImportReport(t, sum.ReportPath, bad)
 
 	// Again, with no checkpoint: every row is resent under the same ids and deduped.
