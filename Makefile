@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: all tools browser run test test-go unit chaos fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra test-import-100k
+.PHONY: all tools browser run test test-go unit chaos fuzz bench bench-micro build clean fmt vet synth diff deploy test-infra test-import-100k screenshots
 
 all: build
 
@@ -59,6 +59,10 @@ fuzz:
 ## test-import-100k: the issue's 100,000-row `cdp import` through the local stack (make test runs 3,000)
 test-import-100k: tools
 	CDP_IMPORT_ROWS=100000 $(GO) test -count=1 -v -timeout 60m -tags integration -run TestImportCSVEndToEnd ./internal/local
+
+## screenshots: the console's browser tests, saving each page's screenshot into docs/console (the README's pictures)
+screenshots: tools browser
+	CDP_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -tags integration -run 'TestConsole' ./internal/local
 
 ## bench: end-to-end benchmark (seeded workload through every stage) → bench-results/report.{json,md}
 bench: tools

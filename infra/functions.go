@@ -145,6 +145,9 @@ var Routes = []Route{
 	{Method: "OPTIONS", Path: "/v1/spaces/{proxy+}", Function: "api"},
 	// Admin and privacy API (bearer token, checked by the function).
 	{Method: "ANY", Path: "/admin/{proxy+}", Function: "api"},
+	// The console (web UI; session cookie, checked by the function).
+	{Method: "GET", Path: "/console", Function: "api"},
+	{Method: "ANY", Path: "/console/{proxy+}", Function: "api"},
 }
 
 var (

@@ -14,6 +14,7 @@ import (
 const (
 	AdminPrefix   = "/admin/"
 	ProfilePrefix = "/v1/spaces/"
+	ConsolePrefix = "/console"
 )
 
 // API is the handler of functions/api: it dispatches /admin/... to the admin API and
@@ -28,6 +29,7 @@ const (
 type API struct {
 	Admin   HandlerFunc // /admin and /admin/...
 	Profile HandlerFunc // /v1/spaces/... (Segment Profile API shape); nil until wired: 404
+	Console HandlerFunc // /console and /console/... (the web UI); nil: 404
 	Logger  *slog.Logger
 }
 
@@ -54,6 +56,8 @@ func (a *API) Handle(ctx context.Context, req Request) (resp Response, err error
 		h = a.Admin
 	case strings.HasPrefix(path, ProfilePrefix):
 		h = a.Profile
+	case path == ConsolePrefix || strings.HasPrefix(path, ConsolePrefix+"/"):
+		h = a.Console
 	}
 	if h == nil {
 		return Error(http.StatusNotFound, CodeNotFound, "no route for "+method+" "+path), nil

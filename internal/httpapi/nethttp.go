@@ -243,6 +243,10 @@ func (w *recorder) response() Response {
 		resp.StatusCode = http.StatusOK
 	}
 	for k, vs := range w.header {
+		if k == "Set-Cookie" { // payload format 2.0 answers cookies apart: joined, they would break
+			resp.Cookies = append(resp.Cookies, vs...)
+			continue
+		}
 		resp.Headers[k] = strings.Join(vs, ",")
 	}
 	if b := w.body.Bytes(); utf8.Valid(b) {

@@ -16,9 +16,15 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// ingestBrowser starts a headless Chromium (the Debian `chromium` package; `make browser`
-// installs it). Without one the test is skipped locally and fails in CI.
+// ingestBrowser starts a headless Chromium for 90 s (see browser).
 func ingestBrowser(t *testing.T) context.Context {
+	t.Helper()
+	return browser(t, 90*time.Second)
+}
+
+// browser starts a headless Chromium (the Debian `chromium` package; `make browser` installs
+// it) that lives for at most timeout. Without one the test is skipped locally and fails in CI.
+func browser(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
 	path := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -37,7 +43,7 @@ func ingestBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
 	return ctx
 }

@@ -151,6 +151,7 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 		{Prefix: "/v1/", Handler: timedHTTP(StageIngest, ingest.Handle, observe, logger)},
 		{Prefix: "/v1/spaces/", Handler: timedHTTP(StageAPI, api.Handle, observe, logger)},
 		{Prefix: "/admin", Handler: timedHTTP(StageAPI, api.Handle, observe, logger)},
+		{Prefix: "/console", Handler: timedHTTP(StageAPI, api.Handle, observe, logger)},
 	}
 	pollers := []*stream.Poller{
 		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, identityfn.New(stage(StageIdentity), cfg, logger).Handle, observe, logger)},

@@ -23,6 +23,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/app/identityfn"
 	"github.com/serverless-cdp/cdp/internal/app/privacyfn"
 	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/console"
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/identity"
@@ -65,14 +66,23 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 	)
 }
 
-// New wires the admin API and the Profile API (one Lambda behind /admin and /v1/spaces).
+// New wires the admin API, the Profile API and the console (one Lambda behind /admin,
+// /v1/spaces and /console).
 func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *httpapi.API {
 	router := NewAdminRouter(c, cfg, logger)
 	tokens := admintoken.NewStore(c.DynamoDB, cfg.Table)
 	segments := segment.NewService(segment.NewStore(c.DynamoDB, cfg.Table), nil)
 	prof := profile.NewHandler(identity.NewStore(c.DynamoDB, cfg.Table), tokenAuth(tokens), logger, cfg.SpaceID).
 		WithComputed(computed(segments))
-	return &httpapi.API{Admin: router.Serve, Profile: prof.Handle, Logger: logger}
+	api := &httpapi.API{Admin: router.Serve, Profile: prof.Handle, Logger: logger}
+	ui, err := console.New(console.Options{Admin: api.Admin, Profile: api.Profile, Verify: tokenAuth(tokens),
+		SpaceID: cfg.SpaceID, Logger: logger})
+	if err != nil {
+		logger.Error("console disabled", "err", err) // templates are embedded: a build mistake
+		return api
+	}
+	api.Console = httpapi.Lambda(ui)
+	return api
 }
 
 // tokenAuth: the Profile API takes the same tokens as the admin API (Basic auth, token as user
