@@ -4,14 +4,18 @@ package local_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/chromedp/chromedp"
 
+	"github.com/serverless-cdp/cdp/internal/awsenv"
+	"github.com/serverless-cdp/cdp/internal/bench"
 	"github.com/serverless-cdp/cdp/internal/local"
 )
 
@@ -28,6 +32,7 @@ type consoleSession struct {
 	stack    *local.Stack
 	writeKey string
 	shots    string
+	meter    *bench.Meter // the API function's DynamoDB calls (the console runs there)
 }
 
 func newConsoleSession(t *testing.T) *consoleSession {
@@ -36,8 +41,17 @@ func newConsoleSession(t *testing.T) *consoleSession {
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1366, 900)); err != nil {
 		t.Fatal(err)
 	}
-	stack, _, writeKey := startStack(t)
-	c := &consoleSession{t: t, ctx: ctx, stack: stack, writeKey: writeKey, shots: os.Getenv("CDP_SCREENSHOTS")}
+	meter := bench.NewMeter()
+	stack, _, writeKey := startStackLogging(t, slog.New(slog.DiscardHandler), func(o *local.Options, base awsenv.Clients) {
+		o.StageClients = func(stage string) awsenv.Clients {
+			if stage != local.StageAPI {
+				return base
+			}
+			return awsenv.Clients{AWS: base.AWS, Kinesis: base.Kinesis,
+				DynamoDB: dynamodb.NewFromConfig(base.AWS, append(awsenv.DynamoDBOptions(), meter.DynamoDB(stage))...)}
+		}
+	})
+	c := &consoleSession{t: t, ctx: ctx, stack: stack, writeKey: writeKey, shots: os.Getenv("CDP_SCREENSHOTS"), meter: meter}
 	if c.shots == "" {
 		c.shots = t.TempDir()
 	}
@@ -109,6 +123,15 @@ func (c *consoleSession) waitText(sel, want string, reload bool, timeout time.Du
 	}
 }
 
+// cost runs f (open a page, wait for its content) and returns the DynamoDB read and write
+// units the API function spent meanwhile (AWS pricing rules, as the benchmark models them).
+func (c *consoleSession) cost(f func()) (rru, wru float64) {
+	before := c.meter.Snapshot()[local.StageAPI]
+	f()
+	after := c.meter.Snapshot()[local.StageAPI]
+	return after.ModelRRU - before.ModelRRU, after.ModelWRU - before.ModelWRU
+}
+
 // shot saves a full-page screenshot as <name>.png.
 func (c *consoleSession) shot(name string) {
 	c.t.Helper()
@@ -134,4 +157,12 @@ func TestConsoleSignIn(t *testing.T) {
 	if got := c.text(`p.error`); !strings.Contains(got, "not valid") {
 		t.Fatalf("wrong token: %q", got)
 	}
+	// A signed-in page costs the session check: one strongly consistent read of the token.
+	c.do(chromedp.SendKeys(chromedp.ID("token"), adminToken), // the form came back empty
+		chromedp.Submit(chromedp.ID("token")), chromedp.WaitVisible(chromedp.CSS(`nav[aria-label="Main"]`)))
+	rru, wru := c.cost(func() { c.open("/console/sources") })
+	if rru <= 0 || rru > 1 || wru != 0 {
+		t.Errorf("a placeholder page cost %.2f RRU, %.2f WRU: want the token read alone", rru, wru)
+	}
+	t.Logf("session check: %.2f RRU per page view", rru)
 }

@@ -16,6 +16,7 @@ import (
 	analytics "github.com/segmentio/analytics-go/v3"
 
 	"github.com/serverless-cdp/cdp/internal/app"
+	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/emulator/testenv"
 	"github.com/serverless-cdp/cdp/internal/local"
 	"github.com/serverless-cdp/cdp/internal/tracking"
@@ -29,8 +30,9 @@ func startStack(t *testing.T) (*local.Stack, app.Config, string) {
 	return startStackLogging(t, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
-// startStackLogging is startStack with the stack's logger.
-func startStackLogging(t *testing.T, logger *slog.Logger) (*local.Stack, app.Config, string) {
+// startStackLogging is startStack with the stack's logger; mods may change the options (with
+// the test's clients at hand).
+func startStackLogging(t *testing.T, logger *slog.Logger, mods ...func(*local.Options, awsenv.Clients)) (*local.Stack, app.Config, string) {
 	t.Helper()
 	clients := testenv.Clients(t)
 	cfg := app.Defaults()
@@ -42,10 +44,14 @@ func startStackLogging(t *testing.T, logger *slog.Logger) (*local.Stack, app.Con
 	const writeKey = "e2e-write-key-0123456789abcdef"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stack, err := local.Start(ctx, clients, local.Options{
+	opts := local.Options{
 		Config: cfg, Addr: "127.0.0.1:0", Shards: 2, DevWriteKey: writeKey, DevAdminToken: adminToken,
 		PollInterval: 50 * time.Millisecond, TickInterval: 200 * time.Millisecond, Logger: logger,
-	})
+	}
+	for _, m := range mods {
+		m(&opts, clients)
+	}
+	stack, err := local.Start(ctx, clients, opts)
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
 	}
