@@ -58,7 +58,7 @@ fuzz:
 
 ## test-import-100k: the issue's 100,000-row `cdp import` through the local stack (make test runs 3,000)
 test-import-100k: tools
-	CDP_IMPORT_ROWS=100000 $(GO) test -count=1 -v -timeout 60m -tags integration -run TestImportCSVEndToEnd ./internal/local
+	CDP_IMPORT_ROWS=100000 $(GO) test -count=1 -v -timeout 150m -tags integration -run TestImportCSVEndToEnd ./internal/local
 
 ## screenshots: the console's browser tests, saving each page's screenshot into docs/console (the README's pictures)
 screenshots: tools browser
