@@ -25,7 +25,7 @@ const (
 	// erase's start minus the holder's lag: the archive is partitioned by hour of arrival, and a
 	// record may wait in the stream before its writer reads it.
 	FollowUpMargin = time.Hour
-	saveTimeout              = 5 * time.Second
+	saveTimeout    = 5 * time.Second
 )
 
 // Options configure a Runner. Requests, Resolver and Blocklist are required; Holders is the one
