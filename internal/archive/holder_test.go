@@ -308,3 +308,64 @@ func TestHolderFollowUpByHashSince(t *testing.T) {
 		t.Fatalf("someone else's hashes: %v %v", n, err)
 	}
 }
+
+// BenchmarkHolderFollowUp: the follow-up erase of a delete (by keyed hash, from the lower
+// bound the runner sets: the first erase's start minus a 20-minute lag and an hour) against
+// the first erase (every object in the window), on an archive of 30 days of 2 sources, one
+// object of 20 events per source and hour (1,440 objects); the person has one event in the
+// last hour's object of each source. One op = one erase: requests per erase and time.
+func BenchmarkHolderFollowUp(b *testing.B) {
+	const days, perObject = 30, 20
+	now := t0.Add(30 * time.Minute)
+	for _, be := range backends() {
+		st := be.open(b)
+		seedDays(b, st, now, days, perObject)
+		for _, mode := range []string{"first", "followup"} {
+			b.Run(be.name+"/"+mode, func(b *testing.B) {
+				cs := &countingStore{Store: st}
+				h := NewHolder(cs, HolderOptions{Identifiers: testIdentifiers, Window: 40 * 24 * time.Hour, Lag: 20 * time.Minute,
+					Hasher: testHasher, Now: func() time.Time { return now }})
+				p := ann
+				if mode == "followup" {
+					p = privacy.Person{Hashes: hashesOf(ann), Since: now.Add(-80 * time.Minute)}
+				}
+				b.ResetTimer()
+				for range b.N {
+					if _, err := h.Erase(context.Background(), p); err != nil { // nothing to rewrite after the first op: reads only
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(cs.gets.Load())/float64(b.N), "GET/erase")
+				b.ReportMetric(float64(cs.lists.Load())/float64(b.N), "LIST/erase")
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/erase")
+				b.ReportMetric(0, "RU/erase")
+			})
+		}
+	}
+}
+
+// seedDays writes days of hourly objects of two sources ending at now's hour; Ann's event is
+// in the last hour's object of each source.
+func seedDays(b *testing.B, st Store, now time.Time, days, perObject int) {
+	b.Helper()
+	for _, src := range []string{"src_web", "src_pos"} {
+		for hr := range days * 24 {
+			hour := now.Truncate(time.Hour).Add(-time.Duration(hr) * time.Hour)
+			lines := make([][]byte, 0, perObject)
+			for i := range perObject {
+				user := fmt.Sprint("u", hr, "-", i)
+				if hr == 0 && i == 0 {
+					user = "ann-1"
+				}
+				lines = append(lines, eventData(src, fmt.Sprint(src, "-", hr, "-", i), user, hour))
+			}
+			body, err := Encode(lines)
+			if err == nil {
+				err = st.Put(context.Background(), Key(src, hour, "o"), body)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
