@@ -187,8 +187,8 @@ var errLeased = errors.New("privacy request leased by another runner")
 
 // lease claims the request for this run until the context's deadline (at most MaxLease from
 // now) and returns it; owner is "" (and the request as stored) when another runner holds an
-// unexpired lease or the request has nothing to do (finished, any follow-up not yet due). A runner that dies keeps others out only until
-// its lease ends.
+// unexpired lease or the request has nothing to do (finished, any follow-up not yet due). A
+// runner that dies keeps others out only until its lease ends.
 func (rn *Runner) lease(ctx context.Context, id string) (Request, string, error) {
 	now := rn.o.Now().UTC()
 	until := now.Add(MaxLease)
