@@ -28,11 +28,28 @@ type PrivacyRequest struct {
 	Step        string                    `json:"step"`
 	Results     map[string]map[string]int `json:"results"` // holder -> kind -> items erased or exported
 	Notices     []PrivacyNotice           `json:"notices,omitempty"`
-	Error       string                    `json:"error,omitempty"`
+	// FollowUps are the second erases of stores that data reaches late (the archive, behind
+	// Firehose's buffer), run by the schedule after the request completed.
+	FollowUps []PrivacyFollowUp `json:"followUps,omitempty"`
+	Error     string            `json:"error,omitempty"`
 	// Export is the export result of a completed export request (absent once it expired or
 	// was erased: ExportExpired says so).
 	Export        json.RawMessage `json:"export,omitempty"`
 	ExportExpired bool            `json:"exportExpired,omitempty"`
+}
+
+// PrivacyFollowUp is the second erase of one store (holder) that data reaches late: due once
+// its lag has passed since its first erase began, it erases what arrived since Since and adds
+// what it removed (Erased) to the request's results under the holder.
+type PrivacyFollowUp struct {
+	Holder   string     `json:"holder"`
+	Status   string     `json:"status"` // pending, done, failed (given up after retries)
+	Since    time.Time  `json:"since"`
+	Due      time.Time  `json:"due"`
+	DoneAt   *time.Time `json:"doneAt,omitempty"`
+	Erased   int        `json:"erased"`
+	Attempts int        `json:"attempts,omitempty"` // failed attempts
+	Error    string     `json:"error,omitempty"`
 }
 
 // PrivacyNotice is the outcome of one destination's Privacy Request webhook.

@@ -46,6 +46,11 @@ type Config struct {
 	// CDK stack's Firehose writes it), or a folder from CDP_ARCHIVE_DIR (the local runner
 	// writes it). Empty: no archive (replay and the identity-rule dry run answer that).
 	Archive string
+	// ArchiveLag (CDP_ARCHIVE_LAG_SECONDS, 1–86400) is how long after a delete erased the archive
+	// an event of the person can still land in it; the delete erases the archive once more
+	// after it. 0 (unset): by where the archive is — Firehose's 15-minute buffer and a 5-minute
+	// margin for S3, a few seconds for the local writer (privacyfn.ArchiveLag).
+	ArchiveLag time.Duration
 }
 
 // MinPrivacyKeyBytes is the shortest privacy key accepted.
@@ -97,6 +102,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if v, ok := lookup("CDP_ARCHIVE_BUCKET"); ok && strings.TrimSpace(v) != "" {
 		c.Archive = "s3://" + strings.TrimSpace(v)
 	}
+	env.duration("CDP_ARCHIVE_LAG_SECONDS", &c.ArchiveLag, time.Second, 1, 86400, "want 1 to 86400 seconds")
 	if v, ok := lookup("CDP_PRIVACY_KEY"); ok && v != "" && env.err == nil {
 		if err := c.SetPrivacyKey(v); err != nil {
 			env.err = fmt.Errorf("CDP_PRIVACY_KEY: %w", err)

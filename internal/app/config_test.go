@@ -38,3 +38,18 @@ func TestFromLookup(t *testing.T) {
 		}
 	}
 }
+
+func TestArchiveLagFromLookup(t *testing.T) {
+	c, err := app.FromLookup(lookup(map[string]string{"CDP_ARCHIVE_BUCKET": "b", "CDP_ARCHIVE_LAG_SECONDS": "90"}))
+	if err != nil || c.Archive != "s3://b" || c.ArchiveLag != 90*time.Second {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if c, err := app.FromLookup(lookup(nil)); err != nil || c.ArchiveLag != 0 {
+		t.Fatalf("default: %v %v", c.ArchiveLag, err)
+	}
+	for _, bad := range []string{"0", "-5", "86401", "15m"} {
+		if _, err := app.FromLookup(lookup(map[string]string{"CDP_ARCHIVE_LAG_SECONDS": bad})); err == nil {
+			t.Errorf("CDP_ARCHIVE_LAG_SECONDS=%s accepted", bad)
+		}
+	}
+}

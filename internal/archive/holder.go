@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/privacy"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
@@ -21,6 +22,13 @@ import (
 // such records without them (and deletes an object left empty). The archive is written from
 // the events stream, before identity resolution and the blocklist: a suppressed person's new
 // events still land in it, and whoever reads it back (replay, the dry run) filters them.
+//
+// The archive lags the stream (Firehose buffers up to 15 minutes; the local writer a few
+// seconds): an event of the person that was on its way when the erase ran lands after it. So
+// the holder is a privacy.Lagging holder (HolderOptions.Lag): a delete erases it once more
+// after the lag, by the keyed hashes of the person's identifiers (the request holds no
+// cleartext by then: a line matches when the hash of one of its identifiers is among them),
+// reading only the hours of arrival from Person.Since on.
 
 // Names of the holder and of its kind of data (privacy.Holder).
 const (
@@ -39,8 +47,16 @@ type HolderOptions struct {
 	Identifiers func(*tracking.Message) []string
 	// Window is how far back, in hours of arrival, objects are read: the retention plus the
 	// lifecycle rule's lag (S3 expires objects asynchronously, usually within a day). Objects
-	// whose key is outside the layout are always read. 0 reads every object.
+	// whose key is outside the layout are always read (but by a follow-up erase). 0 reads every
+	// object.
 	Window time.Duration
+	// Lag is how long after an erase an event of the person can still land in the archive:
+	// the writer's buffering and a margin (the composition root: Firehose's 15 minutes and 5,
+	// or a few seconds for the local writer). 0: no follow-up erase.
+	Lag time.Duration
+	// Hasher keys the hashes a follow-up erase matches by (privacy.Person.Hashes): the
+	// deployment's privacy key, as the privacy requests hash identifiers. Required with Lag.
+	Hasher blocklist.Hasher
 	// Workers is how many objects are read at once (default 8).
 	Workers int
 	// Now is the clock (default time.Now).
@@ -49,14 +65,15 @@ type HolderOptions struct {
 
 // Holder is the archive's privacy.Holder. Its cost is one LIST per 1,000 objects and one GET
 // per object in the window, whoever it holds, plus one PUT (or DELETE) per object that holds
-// the person. It is idempotent (a second erase finds nothing: 0) and resumable: an erase cut
+// the person; a follow-up erase (privacy.Person.Since set) GETs only the objects of the hours
+// from Since on — a few per source — and skips objects outside the layout. It is idempotent (a second erase finds nothing: 0) and resumable: an erase cut
 // short leaves every object either rewritten or untouched, and the next run does the rest.
 type Holder struct {
 	store Store
 	opt   HolderOptions
 }
 
-var _ privacy.Holder = (*Holder)(nil)
+var _ privacy.Lagging = (*Holder)(nil)
 
 // NewHolder returns the holder over an archive store.
 func NewHolder(st Store, opt HolderOptions) *Holder {
@@ -71,6 +88,9 @@ func NewHolder(st Store, opt HolderOptions) *Holder {
 
 // Name is "archive".
 func (h *Holder) Name() string { return HolderName }
+
+// Lag implements privacy.Lagging: HolderOptions.Lag.
+func (h *Holder) Lag() time.Duration { return h.opt.Lag }
 
 // Export emits every archived line that carries one of the person's identifiers (kind
 // "events"), exactly as archived (an event record, or an InvalidLine).
@@ -116,17 +136,18 @@ func (h *Holder) Erase(ctx context.Context, p privacy.Person) (map[string]int, e
 // object is one archive object split into the person's lines and the others.
 type object struct{ matched, kept [][]byte }
 
-// walk calls fn, in key order, for every object in the window that holds lines of the person.
-// Objects are read Workers at a time, in chunks; fn runs alone.
+// walk calls fn, in key order, for every object in the window (and from p.Since's hour on,
+// if set) that holds lines of the person. Objects are read Workers at a time, in chunks; fn
+// runs alone.
 func (h *Holder) walk(ctx context.Context, p privacy.Person, fn func(key string, o object) error) error {
 	if h.opt.Identifiers == nil {
 		return errors.New("archive holder: no Identifiers function")
 	}
-	m := newMatcher(p, h.opt.Identifiers)
-	if len(m.ids) == 0 {
+	m := newMatcher(p, h.opt.Identifiers, h.opt.Hasher)
+	if len(m.ids) == 0 && len(m.hashes) == 0 {
 		return nil
 	}
-	keys, err := h.keys(ctx)
+	keys, err := h.keys(ctx, p.Since)
 	if err != nil {
 		return err
 	}
@@ -154,15 +175,21 @@ func (h *Holder) walk(ctx context.Context, p privacy.Person, fn func(key string,
 	return nil
 }
 
-// keys lists the objects in the window.
-func (h *Holder) keys(ctx context.Context) ([]string, error) {
+// keys lists the objects in the window whose hour of arrival is from lower's hour on (lower
+// zero: every hour). With a lower bound (a follow-up erase), objects outside the layout are
+// not read: Firehose's error output is not lines a keyed hash can match.
+func (h *Holder) keys(ctx context.Context, lower time.Time) ([]string, error) {
 	var since time.Time
 	if h.opt.Window > 0 {
 		since = h.opt.Now().UTC().Add(-h.opt.Window).Truncate(time.Hour)
 	}
+	if l := lower.UTC().Truncate(time.Hour); l.After(since) {
+		since = l
+	}
 	var keys []string
 	err := h.store.List(ctx, "", func(key string) error {
-		if _, hour, ok := ParseKey(key); ok && hour.Before(since) {
+		_, hour, ok := ParseKey(key)
+		if (ok && hour.Before(since)) || (!ok && !lower.IsZero()) {
 			return nil
 		}
 		keys = append(keys, key)
@@ -198,15 +225,21 @@ func (h *Holder) read(ctx context.Context, m *matcher, key string, o *object) er
 	return nil
 }
 
-// matcher decides whether a line belongs to the person.
+// matcher decides whether a line belongs to the person: by identifier, or by the keyed hash
+// of an identifier (a follow-up erase).
 type matcher struct {
 	ids         map[string]bool
+	hashes      map[string]bool
+	hasher      blocklist.Hasher
 	raw         [][]byte // lower-cased identifier values, for lines that are not records
 	identifiers func(*tracking.Message) []string
 }
 
-func newMatcher(p privacy.Person, identifiers func(*tracking.Message) []string) *matcher {
-	m := &matcher{ids: map[string]bool{}, identifiers: identifiers}
+func newMatcher(p privacy.Person, identifiers func(*tracking.Message) []string, hasher blocklist.Hasher) *matcher {
+	m := &matcher{ids: map[string]bool{}, hashes: map[string]bool{}, hasher: hasher, identifiers: identifiers}
+	for _, x := range p.Hashes {
+		m.hashes[x] = true
+	}
 	for _, id := range p.Identifiers {
 		m.ids[id] = true
 		if _, v, ok := strings.Cut(id, ":"); ok && len(v) >= minRawMatch {
@@ -237,7 +270,7 @@ func (m *matcher) line(l []byte) bool {
 
 func (m *matcher) message(msg *tracking.Message) bool {
 	for _, id := range m.identifiers(msg) {
-		if m.ids[id] {
+		if m.ids[id] || (len(m.hashes) > 0 && m.hashes[privacy.IdentifierHash(m.hasher, id)]) {
 			return true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/serverless-cdp/cdp/internal/blocklist"
 	"github.com/serverless-cdp/cdp/internal/privacy"
 	"github.com/serverless-cdp/cdp/internal/tracking"
 )
@@ -249,5 +250,122 @@ func TestHolderWindow(t *testing.T) {
 	}
 	if got := exported(t, newTestHolder(st), ann); len(got) != 5 {
 		t.Fatalf("within 7 days: %d lines, want 5", len(got))
+	}
+}
+
+var testHasher = blocklist.NewHasher([]byte("archive-test-privacy-key-0123456789"))
+
+// hashesOf is what a privacy request keeps of a person once it is scrubbed: keyed hashes.
+func hashesOf(p privacy.Person) []string {
+	var out []string
+	for _, id := range p.Identifiers {
+		out = append(out, privacy.IdentifierHash(testHasher, id))
+	}
+	return out
+}
+
+// TestHolderFollowUpByHashSince: the follow-up erase of a completed delete (privacy.Lagging)
+// knows the person only by keyed hashes and reads only the hours of arrival from its lower
+// bound on: it removes the person's records there (matched by the hash of their identifiers,
+// emails in any case), GETs no object of an earlier hour nor any object outside the layout,
+// and leaves earlier hours alone. Without the bound it would read every object.
+func TestHolderFollowUpByHashSince(t *testing.T) {
+	ctx := context.Background()
+	st := Folder{Root: t.TempDir()}
+	seedArchive(t, st)
+	if err := st.Put(ctx, "errors/processing-failed/x.json.gz", []byte(`{"rawData":"ann-1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingStore{Store: st}
+	h := NewHolder(cs, HolderOptions{
+		Identifiers: testIdentifiers, Window: 7 * 24 * time.Hour, Lag: 20 * time.Minute, Hasher: testHasher,
+		Now: func() time.Time { return t0.Add(2 * time.Hour) },
+	})
+	if h.Lag() != 20*time.Minute {
+		t.Fatalf("lag %v", h.Lag())
+	}
+	late := privacy.Person{Hashes: hashesOf(ann), Since: t0.Add(70 * time.Minute)} // hour 11 on
+	n, err := h.Erase(ctx, late)
+	if err != nil || n[KindEvents] != 1 {
+		t.Fatalf("follow-up from hour 11: %v %v, want w5 only", n, err)
+	}
+	if got, total := cs.gets.Load(), len(listAll(t, st, "")); got != 1 || total < 5 {
+		t.Fatalf("%d GETs, want 1 (the object of hour 11, of %d objects)", got, total)
+	}
+	if got := exported(t, newTestHolder(st), ann); len(got) != 5 {
+		t.Fatalf("earlier hours touched: %d of Ann's lines left, want 5", len(got))
+	}
+	n, err = h.Erase(ctx, privacy.Person{Hashes: hashesOf(ann), Since: t0})
+	if err != nil || n[KindEvents] != 3 {
+		t.Fatalf("follow-up from hour 10: %v %v, want w1, w3, p1", n, err)
+	}
+	left := exported(t, newTestHolder(st), ann)
+	if len(left) != 2 || !strings.Contains(left[0], "invalid, for Ann") || !strings.Contains(left[1], "rawData") {
+		t.Fatalf("left %q: only lines a hash cannot match (no identifier to hash) may stay", left)
+	}
+	bob := privacy.Person{Hashes: hashesOf(privacy.Person{Identifiers: []string{"user_id:nobody"}}), Since: t0}
+	if n, err := h.Erase(ctx, bob); err != nil || n[KindEvents] != 0 {
+		t.Fatalf("someone else's hashes: %v %v", n, err)
+	}
+}
+
+// BenchmarkHolderFollowUp: the follow-up erase of a delete (by keyed hash, from the lower
+// bound the runner sets: the first erase's start minus a 20-minute lag and an hour) against
+// the first erase (every object in the window), on an archive of 30 days of 2 sources, one
+// object of 20 events per source and hour (1,440 objects); the person has one event in the
+// last hour's object of each source. One op = one erase: requests per erase and time.
+func BenchmarkHolderFollowUp(b *testing.B) {
+	const days, perObject = 30, 20
+	now := t0.Add(30 * time.Minute)
+	for _, be := range backends() {
+		st := be.open(b)
+		seedDays(b, st, now, days, perObject)
+		for _, mode := range []string{"first", "followup"} {
+			b.Run(be.name+"/"+mode, func(b *testing.B) {
+				cs := &countingStore{Store: st}
+				h := NewHolder(cs, HolderOptions{Identifiers: testIdentifiers, Window: 40 * 24 * time.Hour, Lag: 20 * time.Minute,
+					Hasher: testHasher, Now: func() time.Time { return now }})
+				p := ann
+				if mode == "followup" {
+					p = privacy.Person{Hashes: hashesOf(ann), Since: now.Add(-80 * time.Minute)}
+				}
+				b.ResetTimer()
+				for range b.N {
+					if _, err := h.Erase(context.Background(), p); err != nil { // nothing to rewrite after the first op: reads only
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(cs.gets.Load())/float64(b.N), "GET/erase")
+				b.ReportMetric(float64(cs.lists.Load())/float64(b.N), "LIST/erase")
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/erase")
+				b.ReportMetric(0, "RU/erase")
+			})
+		}
+	}
+}
+
+// seedDays writes days of hourly objects of two sources ending at now's hour; Ann's event is
+// in the last hour's object of each source.
+func seedDays(b *testing.B, st Store, now time.Time, days, perObject int) {
+	b.Helper()
+	for _, src := range []string{"src_web", "src_pos"} {
+		for hr := range days * 24 {
+			hour := now.Truncate(time.Hour).Add(-time.Duration(hr) * time.Hour)
+			lines := make([][]byte, 0, perObject)
+			for i := range perObject {
+				user := fmt.Sprint("u", hr, "-", i)
+				if hr == 0 && i == 0 {
+					user = "ann-1"
+				}
+				lines = append(lines, eventData(src, fmt.Sprint(src, "-", hr, "-", i), user, hour))
+			}
+			body, err := Encode(lines)
+			if err == nil {
+				err = st.Put(context.Background(), Key(src, hour, "o"), body)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }

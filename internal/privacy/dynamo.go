@@ -50,10 +50,10 @@ func WithExportTTL(d time.Duration) DynamoOption { return func(s *DynamoStore) {
 func WithClock(now func() time.Time) DynamoOption { return func(s *DynamoStore) { s.now = now } }
 
 // requestKind lays the requests out: PRIVREQ / REQ#<id>, gzip above inlineDoc, gsi1 PRIVPEND
-// while unfinished.
+// while unsettled (unfinished, or completed with a follow-up erase pending).
 var requestKind = docs.Kind[Request]{
 	Name: "privacy request", PK: requestsPK, SKPrefix: requestSK, PendingGSI: pendingGSI,
-	ID: func(r *Request) string { return r.ID }, Terminal: func(r *Request) bool { return r.Terminal() },
+	ID: func(r *Request) string { return r.ID }, Terminal: func(r *Request) bool { return r.Settled() },
 	Version: func(r *Request) *int { return &r.Version }, Clone: Request.clone, GzipAbove: inlineDoc, MaxDoc: MaxExport,
 	NotFound: ErrNotFound, Conflict: ErrConflict,
 }

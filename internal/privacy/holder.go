@@ -55,7 +55,7 @@ type ExportItem struct {
 func (h *RequestsHolder) about(ctx context.Context, p Person) ([]Request, error) {
 	hashes := make([]string, 0, len(p.Identifiers))
 	for _, id := range p.Identifiers {
-		hashes = append(hashes, h.hasher.Identifier(normalize(id)))
+		hashes = append(hashes, IdentifierHash(h.hasher, id))
 	}
 	if len(hashes) == 0 {
 		return nil, nil

@@ -10,6 +10,8 @@
 // Requests are run by a Runner, step by step (resolve, suppress, block, wait, erase — one
 // holder per step —, notify; or unsuppress; or export), each step idempotent and its outcome
 // persisted in the request before the next, so a crash or a timeout resumes where it stopped.
+// A holder whose data can arrive late (Lagging: the archive behind Firehose's buffer) is
+// erased once more by the schedule after its lag, as a follow-up of the completed request.
 // Submit (Service) runs a new request inline for a while; Runner.Run, on a schedule, finishes
 // the rest.
 //
@@ -17,8 +19,9 @@
 //
 //	PRIVREQ / REQ#<id>        one item per request (the audit log): its JSON document ("doc",
 //	                          or "docz" gzip-compressed above 64 KB), version "v", "status";
-//	                          while not completed or failed also gsi1pk PRIVPEND / gsi1sk <id>
-//	                          (a sparse index entry: Pending reads only unfinished requests).
+//	                          while not completed or failed, or while a follow-up erase is
+//	                          pending (Request.Settled), also gsi1pk PRIVPEND / gsi1sk <id>
+//	                          (a sparse index entry: Pending reads only unsettled requests).
 //	                          Ids ("pr_" + base-36 milliseconds + 12 random characters) sort
 //	                          by creation, so List (newest first) is one query.
 //	PRIVEXP#<id> / HEAD       an export result's head: the number of parts, "ttl".
@@ -27,7 +30,7 @@
 //
 // A request holds its identifiers in cleartext (and the person they resolved to) only while it
 // runs; on completion or failure only masked labels (blocklist.Mask) and keyed hashes
-// (blocklist.Hasher) remain, which is what ListAbout matches.
+// (blocklist.Hasher) remain, which is what ListAbout and follow-up erases match.
 package privacy
 
 import (
@@ -60,6 +63,14 @@ type Person struct {
 	// Identifiers are "type:value", normalized as the identity stage normalizes them (trimmed,
 	// emails lower-cased): the ones the request named and every one the profiles hold.
 	Identifiers []string
+	// Hashes are the keyed hashes (IdentifierHash) of the person's identifiers. A follow-up
+	// erase (Lagging) runs after the request completed and was scrubbed: Profiles and
+	// Identifiers are then empty, and the holder matches its data by Hashes.
+	Hashes []string `json:",omitempty"`
+	// Since, when not zero, bounds the erase to data that arrived at or after it: a follow-up
+	// erase only needs what can have landed since the first. Holders that do not know when
+	// their data arrived ignore it.
+	Since time.Time `json:",omitzero"`
 }
 
 // Resolver finds the person a request names. The identity stage implements it.
@@ -84,6 +95,18 @@ type Holder interface {
 	// emits. It is idempotent (erasing again erases 0) and may be called again after a partial
 	// run (a cancelled context): it then erases the rest.
 	Erase(ctx context.Context, p Person) (map[string]int, error)
+}
+
+// Lagging is a Holder whose data about a person can still arrive after it was erased: the
+// archive, which Firehose writes from the events stream after buffering for up to 15 minutes,
+// receives events that were in the buffer when the erase ran. A delete erases such a holder
+// once more (a follow-up) Lag after its first erase began, with a Person that holds only
+// Hashes and Since (the request is scrubbed by then).
+type Lagging interface {
+	Holder
+	// Lag is how long after an erase began data about the person can still land in the
+	// holder (0: none, no follow-up).
+	Lag() time.Duration
 }
 
 // Notifier sends the signed `Privacy Request` webhook to every destination subscribed to

@@ -56,8 +56,11 @@ type Request struct {
 	// Results counts, per holder name and per kind, the items erased or exported.
 	Results map[string]map[string]int `json:"results,omitempty"`
 	Notices []NoticeOutcome           `json:"notices,omitempty"`
-	Error   string                    `json:"error,omitempty"`
-	Version int                       `json:"version"`
+	// FollowUps are the second erases of lagging holders (Lagging: data still on its way when
+	// the first erase ran), run by the schedule once due, after the request completed.
+	FollowUps []FollowUp `json:"followUps,omitempty"`
+	Error     string     `json:"error,omitempty"`
+	Version   int        `json:"version"`
 
 	// Run state: the person (cleartext, removed on completion), when the propagation wait
 	// ends, how many block rounds ran, failed attempts of the current step, notice attempts.
@@ -72,8 +75,54 @@ type Request struct {
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
 }
 
+// Follow-up statuses.
+const (
+	FollowUpPending = "pending"
+	FollowUpDone    = "done"
+	FollowUpFailed  = "failed" // MaxAttempts failed attempts: given up (logged)
+)
+
+// FollowUp is the second erase of one lagging holder: it erases, by the keyed Hashes, what
+// arrived in the holder since Since and adds what it removed to Results under the holder's
+// name. It runs once, at or after Due (Lag after the first erase of the holder began).
+type FollowUp struct {
+	Holder   string    `json:"holder"`
+	Since    time.Time `json:"since"`
+	Due      time.Time `json:"due"`
+	Status   string    `json:"status"`
+	DoneAt   time.Time `json:"doneAt,omitzero"`
+	Erased   int       `json:"erased"` // items removed by the follow-up (also added to Results)
+	Attempts int       `json:"attempts,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
 // Terminal reports whether the request is completed or failed.
 func (r Request) Terminal() bool { return r.Status == StatusCompleted || r.Status == StatusFailed }
+
+// Settled reports whether nothing is left to do: the request is terminal and no follow-up is
+// pending. An unsettled request stays in the store's pending index.
+func (r Request) Settled() bool { return r.Terminal() && r.nextFollowUp() < 0 }
+
+// nextFollowUp is the index of the pending follow-up due first, -1 if none.
+func (r Request) nextFollowUp() int {
+	next := -1
+	for i, f := range r.FollowUps {
+		if f.Status == FollowUpPending && (next < 0 || f.Due.Before(r.FollowUps[next].Due)) {
+			next = i
+		}
+	}
+	return next
+}
+
+// followUpDue reports whether a pending follow-up is due at now (it runs once the request is
+// terminal).
+func (r Request) followUpDue(now time.Time) bool {
+	i := r.nextFollowUp()
+	return i >= 0 && !r.FollowUps[i].Due.After(now)
+}
+
+// needsWork reports whether a run has something to do on the request at now.
+func (r Request) needsWork(now time.Time) bool { return !r.Terminal() || r.followUpDue(now) }
 
 // clone is a deep copy (stores hand out copies).
 func (r Request) clone() Request {
@@ -82,6 +131,7 @@ func (r Request) clone() Request {
 	c.Labels = append([]string(nil), r.Labels...)
 	c.Hashes = append([]string(nil), r.Hashes...)
 	c.Notices = append([]NoticeOutcome(nil), r.Notices...)
+	c.FollowUps = append([]FollowUp(nil), r.FollowUps...)
 	if r.Results != nil {
 		c.Results = make(map[string]map[string]int, len(r.Results))
 		for h, kinds := range r.Results {
@@ -93,7 +143,8 @@ func (r Request) clone() Request {
 		}
 	}
 	if r.Person != nil {
-		p := Person{Profiles: append([]string(nil), r.Person.Profiles...), Identifiers: append([]string(nil), r.Person.Identifiers...)}
+		p := Person{Profiles: append([]string(nil), r.Person.Profiles...), Identifiers: append([]string(nil), r.Person.Identifiers...),
+			Hashes: append([]string(nil), r.Person.Hashes...), Since: r.Person.Since}
 		c.Person = &p
 	}
 	return c
@@ -189,6 +240,11 @@ func normalize(id string) string {
 	return t + ":" + v
 }
 
+// IdentifierHash is the keyed hash a request keeps of an identifier (normalized as at the
+// door): what ListAbout matches, and what a lagging holder's follow-up erase matches its data
+// by (Person.Hashes).
+func IdentifierHash(h blocklist.Hasher, id string) string { return h.Identifier(normalize(id)) }
+
 // NewID returns a request id: "pr_", the creation time in milliseconds (base 36, fixed width,
 // so ids sort by creation) and 12 random characters.
 func NewID(at time.Time) string {
@@ -223,7 +279,7 @@ func (r *Request) addHashes(h blocklist.Hasher, ids []string) {
 		have[x] = true
 	}
 	for _, id := range ids {
-		if x := h.Identifier(normalize(id)); !have[x] {
+		if x := IdentifierHash(h, id); !have[x] {
 			have[x] = true
 			r.Hashes = append(r.Hashes, x)
 		}

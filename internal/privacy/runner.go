@@ -21,7 +21,11 @@ const (
 	DefaultMaxAttempts       = 5
 	DefaultMaxNoticeAttempts = 5
 	DefaultMaxRounds         = 3
-	saveTimeout              = 5 * time.Second
+	// FollowUpMargin widens a follow-up erase's lower bound (Person.Since) below the first
+	// erase's start minus the holder's lag: the archive is partitioned by hour of arrival, and a
+	// record may wait in the stream before its writer reads it.
+	FollowUpMargin = time.Hour
+	saveTimeout    = 5 * time.Second
 )
 
 // Options configure a Runner. Requests, Resolver and Blocklist are required; Holders is the one
@@ -124,6 +128,9 @@ func (rn *Runner) Run(ctx context.Context) error {
 		if plan.Over() {
 			break
 		}
+		if !r.needsWork(rn.o.Now()) {
+			continue // completed, its follow-up not yet due: no lease, no write
+		}
 		if _, err := rn.run(ctx, plan, r.ID); err != nil {
 			errs = append(errs, err)
 		}
@@ -142,7 +149,7 @@ func (rn *Runner) run(ctx context.Context, plan budget.Plan, id string) (Request
 		return r, err
 	}
 	defer rn.release(ctx, id, owner)
-	for !r.Terminal() && !plan.Over() && ctx.Err() == nil {
+	for r.needsWork(rn.o.Now()) && !plan.Over() && ctx.Err() == nil {
 		next := r.clone()
 		if next.Status == StatusPending {
 			next.Status, next.StartedAt = StatusRunning, rn.o.Now().UTC()
@@ -158,13 +165,14 @@ func (rn *Runner) run(ctx context.Context, plan budget.Plan, id string) (Request
 		if out == idle {
 			return r, nil
 		}
+		finished := next.Terminal() && !r.Terminal()
 		if r, err = rn.save(ctx, r, next); err != nil {
 			if errors.Is(err, errStale) {
 				return rn.o.Requests.Get(ctx, id)
 			}
 			return r, err
 		}
-		if next.Terminal() {
+		if finished {
 			rn.o.Logger.InfoContext(ctx, "privacy request finished", "requestId", id, "type", r.Type, "status", r.Status)
 		}
 		if out == pause {
@@ -179,8 +187,8 @@ var errLeased = errors.New("privacy request leased by another runner")
 
 // lease claims the request for this run until the context's deadline (at most MaxLease from
 // now) and returns it; owner is "" (and the request as stored) when another runner holds an
-// unexpired lease or the request is finished. A runner that dies keeps others out only until
-// its lease ends.
+// unexpired lease or the request has nothing to do (finished, any follow-up not yet due). A
+// runner that dies keeps others out only until its lease ends.
 func (rn *Runner) lease(ctx context.Context, id string) (Request, string, error) {
 	now := rn.o.Now().UTC()
 	until := now.Add(MaxLease)
@@ -189,7 +197,7 @@ func (rn *Runner) lease(ctx context.Context, id string) (Request, string, error)
 	}
 	owner := secret.String(secret.Alphanumeric, 16)
 	err := rn.o.Requests.Update(ctx, id, func(cur *Request) error {
-		if cur.Terminal() || (cur.LeaseOwner != "" && cur.LeaseUntil.After(now)) {
+		if !cur.needsWork(now) || (cur.LeaseOwner != "" && cur.LeaseUntil.After(now)) {
 			return errLeased
 		}
 		cur.LeaseOwner, cur.LeaseUntil = owner, until
@@ -271,8 +279,11 @@ func (rn *Runner) complete(r *Request) {
 	r.scrub()
 }
 
-// step runs the request's current step on r.
+// step runs the request's current step on r; on a terminal request, its due follow-up.
 func (rn *Runner) step(ctx context.Context, plan budget.Plan, r *Request) (outcome, error) {
+	if r.Terminal() {
+		return rn.followUp(ctx, r)
+	}
 	switch r.Step {
 	case StepResolve, "":
 		return advance, rn.resolve(ctx, r)
@@ -405,6 +416,7 @@ func (rn *Runner) erase(ctx context.Context, r *Request) error {
 		if _, done := r.Results[h.Name()]; done {
 			continue
 		}
+		began := rn.o.Now().UTC()
 		counts, err := h.Erase(ctx, rn.person(r))
 		if err != nil {
 			return fmt.Errorf("erase %s: %w", h.Name(), err)
@@ -416,9 +428,74 @@ func (rn *Runner) erase(ctx context.Context, r *Request) error {
 			counts = map[string]int{}
 		}
 		r.Results[h.Name()] = counts
+		rn.planFollowUp(r, h, began)
 		return nil
 	}
 	r.Step = StepNotify
+	return nil
+}
+
+// planFollowUp schedules the follow-up erase of a lagging holder whose first erase began at
+// began: due when its lag has passed, reading what arrived since began minus the lag and
+// FollowUpMargin.
+func (rn *Runner) planFollowUp(r *Request, h Holder, began time.Time) {
+	lh, ok := h.(Lagging)
+	if !ok || lh.Lag() <= 0 || slices.ContainsFunc(r.FollowUps, func(f FollowUp) bool { return f.Holder == h.Name() }) {
+		return
+	}
+	lag := lh.Lag()
+	r.FollowUps = append(r.FollowUps, FollowUp{
+		Holder: h.Name(), Since: began.Add(-lag - FollowUpMargin), Due: began.Add(lag), Status: FollowUpPending,
+	})
+}
+
+// followUp runs the pending follow-up due first: its holder erases, by the request's keyed
+// hashes (the identifiers are scrubbed by then), what arrived since Since, and the counts are
+// added to Results under the holder's name. A failed attempt is recorded on the follow-up
+// (never failing the completed request) and retried by the next run, MaxAttempts times.
+func (rn *Runner) followUp(ctx context.Context, r *Request) (outcome, error) {
+	now := rn.o.Now().UTC()
+	i := r.nextFollowUp()
+	if i < 0 || r.FollowUps[i].Due.After(now) {
+		return idle, nil
+	}
+	f := &r.FollowUps[i]
+	h := rn.holder(f.Holder)
+	if h == nil {
+		f.Status, f.DoneAt, f.Error = FollowUpFailed, now, "holder no longer configured"
+		return advance, nil
+	}
+	counts, err := h.Erase(ctx, Person{Hashes: slices.Clone(r.Hashes), Since: f.Since})
+	if err != nil {
+		f.Attempts++
+		f.Error = redact(fmt.Sprintf("erase %s: %v", f.Holder, err), r)
+		if f.Attempts >= rn.o.MaxAttempts {
+			f.Status, f.DoneAt = FollowUpFailed, now
+		}
+		rn.o.Logger.WarnContext(ctx, "privacy request follow-up failed", "requestId", r.ID, "holder", f.Holder, "attempt", f.Attempts, "error", f.Error)
+		return pause, nil
+	}
+	if r.Results == nil {
+		r.Results = map[string]map[string]int{}
+	}
+	if r.Results[f.Holder] == nil {
+		r.Results[f.Holder] = map[string]int{}
+	}
+	for kind, n := range counts {
+		r.Results[f.Holder][kind] += n
+		f.Erased += n
+	}
+	f.Status, f.DoneAt, f.Error = FollowUpDone, now, ""
+	rn.o.Logger.InfoContext(ctx, "privacy request follow-up done", "requestId", r.ID, "holder", f.Holder, "erased", f.Erased)
+	return advance, nil
+}
+
+func (rn *Runner) holder(name string) Holder {
+	for _, h := range rn.o.Holders {
+		if h.Name() == name {
+			return h
+		}
+	}
 	return nil
 }
 

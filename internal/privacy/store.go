@@ -31,7 +31,8 @@ type RequestStore interface {
 	Update(ctx context.Context, id string, fn func(*Request) error) error
 	// ListAbout returns every request whose Hashes hold any of hashes.
 	ListAbout(ctx context.Context, hashes []string) ([]Request, error)
-	// Pending returns the requests neither completed nor failed, oldest first.
+	// Pending returns the unsettled requests (Request.Settled: neither completed nor failed,
+	// or completed with a follow-up pending), oldest first.
 	Pending(ctx context.Context) ([]Request, error)
 	// PutExport stores the export result of a request (replacing any), expiring after the
 	// store's export TTL.

@@ -45,8 +45,8 @@ func sampleRequest(t *testing.T, at time.Time, ids ...string) Request {
 // runStoreConformance checks every RequestStore the same way: create is conditional, get and
 // update round-trip (update is conditional on the version: no lost update under concurrent
 // writers), list is newest first with paging, ListAbout matches by hash, Pending holds only
-// unfinished requests, and export results round-trip whole (also when chunked), expire after
-// the TTL and are deleted.
+// unsettled requests (unfinished, or with a follow-up pending), and export results
+// round-trip whole (also when chunked), expire after the TTL and are deleted.
 func runStoreConformance(t *testing.T, newStore func(t *testing.T, ttl time.Duration, now func() time.Time) RequestStore) {
 	ctx := context.Background()
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
@@ -136,6 +136,12 @@ func runStoreConformance(t *testing.T, newStore func(t *testing.T, ttl time.Dura
 		_ = s.Update(ctx, ids[1], func(c *Request) error { c.Status = StatusFailed; return nil })
 		_ = s.Update(ctx, ids[2], func(c *Request) error { c.Status = StatusRunning; return nil })
 		pendingIs(t, s, ids[2], ids[3], ids[4])
+		// A completed request whose follow-up erase is pending stays pending until it is done.
+		followUp := []FollowUp{{Holder: "archive", Due: t0, Status: FollowUpPending}}
+		_ = s.Update(ctx, ids[3], func(c *Request) error { c.Status, c.FollowUps = StatusCompleted, followUp; return nil })
+		pendingIs(t, s, ids[2], ids[3], ids[4])
+		_ = s.Update(ctx, ids[3], func(c *Request) error { c.FollowUps[0].Status = FollowUpDone; return nil })
+		pendingIs(t, s, ids[2], ids[4])
 	})
 	t.Run("export results", func(t *testing.T) {
 		c := &clock{t: t0}

@@ -153,6 +153,13 @@ func Wire(r privacy.Request) apitypes.PrivacyRequest {
 	for _, n := range r.Notices {
 		out.Notices = append(out.Notices, apitypes.PrivacyNotice{DestinationID: n.DestinationID, Status: n.Status, Error: n.Error})
 	}
+	for _, f := range r.FollowUps {
+		w := apitypes.PrivacyFollowUp{Holder: f.Holder, Status: f.Status, Since: f.Since, Due: f.Due, Erased: f.Erased, Attempts: f.Attempts, Error: f.Error}
+		if !f.DoneAt.IsZero() {
+			w.DoneAt = &f.DoneAt
+		}
+		out.FollowUps = append(out.FollowUps, w)
+	}
 	return out
 }
 

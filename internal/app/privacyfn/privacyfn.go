@@ -7,6 +7,7 @@ package privacyfn
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/app"
@@ -31,6 +32,29 @@ var _ privacy.Blocklist = (*blocklist.DynamoStore)(nil)
 // ArchiveWindow is how far back the archive's privacy holder reads: the archive's default
 // retention (infra: cdp:archiveRetentionDays) and the day or two S3 takes to expire objects.
 const ArchiveWindow = 367 * 24 * time.Hour
+
+// Archive lags: how long after an erase an event can still land in the archive (the archive
+// holder's follow-up erase runs after it).
+const (
+	// FirehoseArchiveLag: Firehose buffers up to 15 minutes (infra ArchiveBufferSeconds = 900)
+	// before writing to S3, and 5 minutes of margin for delivery retries.
+	FirehoseArchiveLag = 20 * time.Minute
+	// LocalArchiveLag: the local writer archives a batch as soon as its poller reads it (at
+	// most a second idle, a second between retries after an error), with margin.
+	LocalArchiveLag = 15 * time.Second
+)
+
+// ArchiveLag is cfg.ArchiveLag (CDP_ARCHIVE_LAG_SECONDS) if set, else FirehoseArchiveLag for
+// an archive in S3 and LocalArchiveLag for a folder.
+func ArchiveLag(cfg app.Config) time.Duration {
+	switch {
+	case cfg.ArchiveLag > 0:
+		return cfg.ArchiveLag
+	case strings.HasPrefix(cfg.Archive, "s3://"):
+		return FirehoseArchiveLag
+	}
+	return LocalArchiveLag
+}
 
 // NewArchive is the raw event archive's store (cfg.Archive: S3 on AWS, a folder locally), nil
 // when none is configured.
@@ -59,7 +83,9 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *privacy.Runner 
 		deadletter.NewHolder(deadletter.NewStore(db, table)),
 	}
 	if st := NewArchive(c, cfg); st != nil {
-		holders = append(holders, archive.NewHolder(st, archive.HolderOptions{Identifiers: identity.MessageIdentifiers, Window: ArchiveWindow}))
+		holders = append(holders, archive.NewHolder(st, archive.HolderOptions{
+			Identifiers: identity.MessageIdentifiers, Window: ArchiveWindow, Lag: ArchiveLag(cfg), Hasher: cfg.Hasher(),
+		}))
 	}
 	holders = append(holders, people, privacy.NewRequestsHolder(requests, cfg.Hasher()))
 	return privacy.NewRunner(privacy.Options{
