@@ -159,4 +159,36 @@ func TestConsoleDestinations(t *testing.T) {
 		time.Sleep(250 * time.Millisecond) // the polling interval
 	}
 	c.waitText("#page", "No dead letters", false, 5*time.Second)
+
+	// The secret rotated in the console, the previous one stopped at once: the next message is
+	// signed with the new secret the console showed, once.
+	c.do(chromedp.Click(chromedp.CSS(`section[aria-labelledby="state"] summary`)), chromedp.SetValue(chromedp.ID("d-grace"), "now"),
+		chromedp.Click(chromedp.ID("rotate-secret")))
+	c.waitText("p.flash", "New signing secret", false, 10*time.Second)
+	newSecret := strings.TrimSpace(c.text("#signing-secret"))
+	if newSecret == secret || !strings.HasPrefix(newSecret, "whsec_") {
+		t.Fatalf("rotated secret %q", newSecret)
+	}
+	rc.set(newSecret, false)
+	send("console-after-rotation")
+	eventually(t, "a message signed with the rotated secret", 60*time.Second, func() bool {
+		got, _ := rc.received()
+		return len(got) == 5
+	})
+	if _, bad := rc.received(); bad != 0 {
+		t.Fatalf("%d requests were not signed with the new secret", bad)
+	}
+
+	// Disabled in the console: the admin API says so and the list shows it.
+	c.do(chromedp.Click(chromedp.ID("dest-disable")), chromedp.WaitVisible(chromedp.ID("dest-enable")))
+	var d struct {
+		Destination struct{ Enabled bool } `json:"destination"`
+	}
+	if st := call(t, "GET", c.stack.URL+"/admin/v1"+strings.TrimPrefix(destPath, "/console"), "Bearer "+adminToken, nil, &d); st != 200 || d.Destination.Enabled {
+		t.Fatalf("after Disable the destination is %d enabled=%v", st, d.Destination.Enabled)
+	}
+	c.open("/console/destinations")
+	if got := c.text("#destinations"); !strings.Contains(got, "disabled") {
+		t.Fatalf("the list does not show the destination disabled: %q", got)
+	}
 }
