@@ -56,6 +56,9 @@ func TestConsoleSources(t *testing.T) {
 	// Disabled in the console: refused.
 	c.do(chromedp.Click(chromedp.CSS(`button[aria-label="Disable console-web"]`)))
 	c.waitText("p.flash", "disabled", false, 10*time.Second)
+	if focused := run(c, chromedp.Evaluate[string](`document.activeElement.className`)); focused != "flash" {
+		t.Errorf("after an action the focus is on %q, not the message saying what happened", focused)
+	}
 	if st := consoleTrack(t, c.stack.URL, key, "console-src-2"); st != 401 {
 		t.Fatalf("an event of the disabled source: %d, want 401", st)
 	}
