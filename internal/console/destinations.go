@@ -78,24 +78,24 @@ const dstPageSize = 20
 type dstRow struct {
 	Dest            apitypes.Destination
 	Stats           dstStats
-	Strip           strip
+	Strip           dstStrip
 	Err             string
 	Delivered, Fail int // among the recent deliveries
 }
 
-// strip is a small chart of deliveries, oldest left: one bar each, coloured by status.
-type strip struct {
+// dstStrip is a small chart of deliveries, oldest left: one bar each, coloured by status.
+type dstStrip struct {
 	Label string
-	Bars  []stripBar
+	Bars  []dstStripBar
 	Width int
 }
 
-type stripBar struct {
+type dstStripBar struct {
 	X           int
 	Fill, Title string
 }
 
-func newStrip(ds []dstDelivery) (st strip, delivered, failed int) {
+func newDstStrip(ds []dstDelivery) (st dstStrip, delivered, failed int) {
 	for i := range ds {
 		d := ds[len(ds)-1-i] // the log is newest first
 		fill := "#8a8f98"
@@ -107,7 +107,7 @@ func newStrip(ds []dstDelivery) (st strip, delivered, failed int) {
 		case "retrying":
 			fill, failed = "#c77700", failed+1
 		}
-		st.Bars = append(st.Bars, stripBar{X: i * 8, Fill: fill, Title: d.Status + " " + d.UpdatedAt.UTC().Format(time.RFC3339)})
+		st.Bars = append(st.Bars, dstStripBar{X: i * 8, Fill: fill, Title: d.Status + " " + d.UpdatedAt.UTC().Format(time.RFC3339)})
 	}
 	st.Width = max(8, len(ds)*8)
 	st.Label = fmt.Sprintf("Last %d deliveries: %d delivered, %d failed or retrying", len(ds), delivered, failed)
@@ -136,7 +136,7 @@ type dstData struct {
 	Form        dstForm
 	Secret      *shownKey
 	Deliveries  []dstDelivery
-	Strip       strip
+	Strip       dstStrip
 	DeadLetters []dstDeadLetter
 	Next        string // the delivery log's shown page (its token) and the next one
 	NextOlder   string
@@ -150,7 +150,7 @@ func (s *Server) registerDestinations() {
 	s.page("GET "+p, s.destinationsList)
 	s.page("GET "+p+"/new", func(w http.ResponseWriter, r *http.Request) {
 		f := dstForm{Signing: "standard", BatchSize: "1", Enabled: true}
-		s.actionPage(w, r, "destinations", view{Title: "New destination", Active: "destinations", Data: dstData{New: true, Form: f}}, http.StatusOK)
+		s.answerPage(w, r, "destinations", view{Title: "New destination", Active: "destinations", Data: dstData{New: true, Form: f}}, http.StatusOK)
 	})
 	s.page("POST "+p, s.createDestination)
 	s.page("GET "+p+"/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -177,7 +177,7 @@ func (s *Server) destinationsList(w http.ResponseWriter, r *http.Request) {
 func (s *Server) destinationsListWith(w http.ResponseWriter, r *http.Request, d dstListData) {
 	var list apitypes.DestinationList
 	if err := s.call(r, http.MethodGet, apitypes.Prefix+"/destinations", nil, &list); err != nil {
-		s.actionPage(w, r, "destinations", errorView("Destinations", "destinations", err), http.StatusBadGateway)
+		s.answerPage(w, r, "destinations", errorView("Destinations", "destinations", err), http.StatusBadGateway)
 		return
 	}
 	for _, dest := range list.Destinations {
@@ -196,10 +196,10 @@ func (s *Server) destinationsListWith(w http.ResponseWriter, r *http.Request, d 
 			row.Err = err.Error()
 		}
 		row.Stats = full.Stats
-		row.Strip, row.Delivered, row.Fail = newStrip(page.Deliveries)
+		row.Strip, row.Delivered, row.Fail = newDstStrip(page.Deliveries)
 		d.Rows = append(d.Rows, row)
 	}
-	s.actionPage(w, r, "destinations", view{Title: "Destinations", Active: "destinations", Data: d}, http.StatusOK)
+	s.answerPage(w, r, "destinations", view{Title: "Destinations", Active: "destinations", Data: d}, http.StatusOK)
 }
 
 // destinationPage shows one destination under whatever the action left in d. status is the
@@ -215,18 +215,18 @@ func (s *Server) destinationPage(w http.ResponseWriter, r *http.Request, d dstDa
 		if IsNotFound(err) {
 			st = http.StatusNotFound
 		}
-		s.actionPage(w, r, "destinations", errorView("Destination", "destinations", err), st)
+		s.answerPage(w, r, "destinations", errorView("Destination", "destinations", err), st)
 		return
 	}
 	d.Dest, d.Stats = full.Destination, full.Stats
 	if d.Form.Name == "" && d.Form.URL == "" {
-		d.Form = formOf(d.Dest)
+		d.Form = dstFormOf(d.Dest)
 	}
 	s.loadLog(r, &d)
 	if d.Err != "" && status == http.StatusOK {
 		status = http.StatusBadRequest
 	}
-	s.actionPage(w, r, "destinations", view{Title: d.Dest.Name, Active: "destinations", Data: d}, status)
+	s.answerPage(w, r, "destinations", view{Title: d.Dest.Name, Active: "destinations", Data: d}, status)
 }
 
 // loadLog reads the shown page of the delivery log (?next=) and of the dead letters (?dlnext=).
@@ -256,11 +256,11 @@ func (s *Server) loadLog(r *http.Request, d *dstData) {
 		d.LoadErr = "Could not read the delivery log: " + err.Error()
 	}
 	d.Deliveries, d.NextOlder, d.DeadLetters, d.DLNextOlder = dels.Deliveries, dels.Next, dls.DeadLetters, dls.Next
-	d.Strip, _, _ = newStrip(dels.Deliveries)
+	d.Strip, _, _ = newDstStrip(dels.Deliveries)
 }
 
 func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) {
-	f := formFromRequest(r)
+	f := dstFormFromRequest(r)
 	spec, err := f.spec()
 	if err == nil {
 		var out apitypes.CreatedDestination
@@ -275,12 +275,12 @@ func (s *Server) createDestination(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d := dstData{New: true, Form: f, Err: "The destination was not created: " + err.Error()}
-	s.actionPage(w, r, "destinations", view{Title: "New destination", Active: "destinations", Data: d}, http.StatusBadRequest)
+	s.answerPage(w, r, "destinations", view{Title: "New destination", Active: "destinations", Data: d}, http.StatusBadRequest)
 }
 
 func (s *Server) updateDestination(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	f := formFromRequest(r)
+	f := dstFormFromRequest(r)
 	var cur apitypes.Destination
 	err := s.call(r, http.MethodGet, dstPath(id, ""), nil, &struct {
 		D *apitypes.Destination `json:"destination"`
@@ -366,8 +366,8 @@ func (s *Server) deleteDestination(w http.ResponseWriter, r *http.Request) {
 	s.destinationsListWith(w, r, dstListData{Flash: "Destination deleted; nothing more is sent to it."})
 }
 
-// formOf is the settings form of a destination.
-func formOf(d apitypes.Destination) dstForm {
+// dstFormOf is the settings form of a destination.
+func dstFormOf(d apitypes.Destination) dstForm {
 	f := dstForm{Name: d.Name, URL: d.URL, Signing: d.Signing, BatchSize: strconv.Itoa(d.BatchSize),
 		Audiences: strings.Join(d.Subscriptions.Audiences, ", "), Traits: strings.Join(d.Subscriptions.Traits, ", "),
 		Consent: strings.Join(d.ConsentCategories, ", "), Privacy: d.Subscriptions.Privacy, RequireConsent: d.RequireConsent, Enabled: d.Enabled}
@@ -387,7 +387,7 @@ func formOf(d apitypes.Destination) dstForm {
 	return f
 }
 
-func formFromRequest(r *http.Request) dstForm {
+func dstFormFromRequest(r *http.Request) dstForm {
 	v := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	return dstForm{Name: v("name"), URL: v("url"), Signing: v("signing"), BatchSize: v("batchSize"), Timeout: v("timeoutSeconds"),
 		Headers: v("headers"), Audiences: v("audiences"), Traits: v("traits"), Events: v("events"), Consent: v("consentCategories"),
@@ -399,16 +399,16 @@ func formFromRequest(r *http.Request) dstForm {
 func (f dstForm) spec() (apitypes.DestinationSpec, error) {
 	enabled := f.Enabled
 	spec := apitypes.DestinationSpec{Name: f.Name, URL: f.URL, Signing: f.Signing, Enabled: &enabled, RequireConsent: f.RequireConsent,
-		ConsentCategories: splitList(f.Consent),
-		Subscriptions:     apitypes.Subscriptions{Audiences: splitList(f.Audiences), Traits: splitList(f.Traits), Privacy: f.Privacy}}
+		ConsentCategories: dstSplitList(f.Consent),
+		Subscriptions:     apitypes.Subscriptions{Audiences: dstSplitList(f.Audiences), Traits: dstSplitList(f.Traits), Privacy: f.Privacy}}
 	var err error
-	if spec.BatchSize, err = optionalInt("batch size", f.BatchSize); err != nil {
+	if spec.BatchSize, err = dstOptionalInt("batch size", f.BatchSize); err != nil {
 		return spec, err
 	}
-	if spec.TimeoutSeconds, err = optionalInt("timeout", f.Timeout); err != nil {
+	if spec.TimeoutSeconds, err = dstOptionalInt("timeout", f.Timeout); err != nil {
 		return spec, err
 	}
-	if spec.Headers, err = parseHeaders(f.Headers); err != nil {
+	if spec.Headers, err = dstParseHeaders(f.Headers); err != nil {
 		return spec, err
 	}
 	if f.Events != "" {
@@ -421,7 +421,7 @@ func (f dstForm) spec() (apitypes.DestinationSpec, error) {
 	return spec, nil
 }
 
-func optionalInt(what, s string) (int, error) {
+func dstOptionalInt(what, s string) (int, error) {
 	if s == "" {
 		return 0, nil
 	}
@@ -432,8 +432,8 @@ func optionalInt(what, s string) (int, error) {
 	return n, nil
 }
 
-// splitList splits a comma- or line-separated list, dropping blanks.
-func splitList(s string) []string {
+// dstSplitList splits a comma- or line-separated list, dropping blanks.
+func dstSplitList(s string) []string {
 	var out []string
 	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
 		if p = strings.TrimSpace(p); p != "" {
@@ -443,8 +443,8 @@ func splitList(s string) []string {
 	return out
 }
 
-// parseHeaders reads "Name: value" lines.
-func parseHeaders(s string) (map[string]string, error) {
+// dstParseHeaders reads "Name: value" lines.
+func dstParseHeaders(s string) (map[string]string, error) {
 	var out map[string]string
 	for _, line := range strings.Split(s, "\n") {
 		line = strings.TrimSpace(line)

@@ -7,35 +7,35 @@ import (
 	"testing"
 )
 
-const oneDest = `{"id":"dst_1","name":"crm","url":"https://hooks.example.com/in","enabled":false,"disabledReason":"receiver answered 410","signing":"standard","batchSize":1,
+const dsOneDest = `{"id":"dst_1","name":"crm","url":"https://hooks.example.com/in","enabled":false,"disabledReason":"receiver answered 410","signing":"standard","batchSize":1,
 "headers":{"X-Team":"growth"},"subscriptions":{"audiences":["vip"],"events":[{"type":"track","name":"Order Completed"}]},"consentCategories":["marketing"],
 "secrets":[{"hint":"whsec_ab","createdAt":"2026-11-30T10:00:00Z"}],"createdAt":"2026-11-30T10:00:00Z","updatedAt":"2026-11-30T10:00:00Z","version":3}`
 
-func destFake() *fakeAdmin {
-	return &fakeAdmin{answers: map[string]func(string) (int, string){
-		"GET /admin/v1/destinations":       answer(200, `{"destinations":[`+oneDest+`]}`),
-		"GET /admin/v1/destinations/dst_1": answer(200, `{"destination":`+oneDest+`,"stats":{"delivered":7,"deadLettered":1}}`),
-		"GET /admin/v1/destinations/dst_1/deliveries": answer(200, `{"deliveries":[
+func dsDestFake() *dsFakeAdmin {
+	return &dsFakeAdmin{answers: map[string]func(string) (int, string){
+		"GET /admin/v1/destinations":       dsAnswer(200, `{"destinations":[`+dsOneDest+`]}`),
+		"GET /admin/v1/destinations/dst_1": dsAnswer(200, `{"destination":`+dsOneDest+`,"stats":{"delivered":7,"deadLettered":1}}`),
+		"GET /admin/v1/destinations/dst_1/deliveries": dsAnswer(200, `{"deliveries":[
 {"recordId":"r2","status":"dead","attempts":2,"lastStatus":400,"lastError":"HTTP 400: nope","latencyMs":12,"updatedAt":"2026-11-30T10:02:00Z"},
 {"recordId":"r1","status":"delivered","attempts":1,"lastStatus":204,"latencyMs":31,"updatedAt":"2026-11-30T10:01:00Z"}],"next":"tok2"}`),
-		"GET /admin/v1/destinations/dst_1/dead-letters":             answer(200, `{"deadLetters":[{"recordId":"r2","kind":"event","attempts":2,"lastStatus":400,"lastError":"HTTP 400: nope","deadAt":"2026-11-30T10:02:00Z","payload":{"event":"Order Completed"}}],"next":""}`),
-		"PUT /admin/v1/destinations/dst_1":                          answer(200, oneDest),
-		"POST /admin/v1/destinations/dst_1/dead-letters/r2/redrive": answer(202, `{"redriven":1}`),
-		"POST /admin/v1/destinations/dst_1/dead-letters/redrive":    answer(202, `{"redriven":3}`),
-		"POST /admin/v1/destinations/dst_1/rotate-secret":           answer(200, `{"destination":`+oneDest+`,"secret":"whsec_newsecret"}`),
+		"GET /admin/v1/destinations/dst_1/dead-letters":             dsAnswer(200, `{"deadLetters":[{"recordId":"r2","kind":"event","attempts":2,"lastStatus":400,"lastError":"HTTP 400: nope","deadAt":"2026-11-30T10:02:00Z","payload":{"event":"Order Completed"}}],"next":""}`),
+		"PUT /admin/v1/destinations/dst_1":                          dsAnswer(200, dsOneDest),
+		"POST /admin/v1/destinations/dst_1/dead-letters/r2/redrive": dsAnswer(202, `{"redriven":1}`),
+		"POST /admin/v1/destinations/dst_1/dead-letters/redrive":    dsAnswer(202, `{"redriven":3}`),
+		"POST /admin/v1/destinations/dst_1/rotate-secret":           dsAnswer(200, `{"destination":`+dsOneDest+`,"secret":"whsec_newsecret"}`),
 	}}
 }
 
 func TestDestinationsListAndPage(t *testing.T) {
-	s := newFakeConsole(t, destFake())
-	w := send(s, "GET", "/console/destinations", nil, nil)
+	s := dsConsole(t, dsDestFake())
+	w := dsSend(s, "GET", "/console/destinations", nil, nil)
 	body := w.Body.String()
 	for _, want := range []string{`href="/console/destinations/dst_1"`, "disabled", "receiver answered 410", `fill="#0a6b2d"`, `fill="#b3261e"`, "50% delivered", `<td class="num">7</td>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("list lacks %s", want)
 		}
 	}
-	w = send(s, "GET", "/console/destinations/dst_1", nil, nil)
+	w = dsSend(s, "GET", "/console/destinations/dst_1", nil, nil)
 	body = w.Body.String()
 	for _, want := range []string{"HTTP 400: nope", `name="record" value="r2"`, `id="redrive-all"`, "31 ms", `href="?next=tok2&amp;dlnext="`,
 		`X-Team: growth`, `&#34;name&#34;: &#34;Order Completed&#34;`, `value="vip"`, `value="marketing"`, `>Enable</button>`} {
@@ -43,7 +43,7 @@ func TestDestinationsListAndPage(t *testing.T) {
 			t.Errorf("page lacks %s", want)
 		}
 	}
-	if w := send(s, "GET", "/console/destinations/dst_2", nil, nil); w.Code != 404 || !strings.Contains(w.Body.String(), "not found") {
+	if w := dsSend(s, "GET", "/console/destinations/dst_2", nil, nil); w.Code != 404 || !strings.Contains(w.Body.String(), "not found") {
 		t.Errorf("unknown destination: %d", w.Code)
 	}
 }
@@ -51,12 +51,12 @@ func TestDestinationsListAndPage(t *testing.T) {
 // TestDestinationSettings: the form keeps the destination's enabled state, sends what was
 // typed, and a field it cannot read is refused before any change.
 func TestDestinationSettings(t *testing.T) {
-	f := destFake()
-	s := newFakeConsole(t, f)
+	f := dsDestFake()
+	s := dsConsole(t, f)
 	form := url.Values{"name": {"crm"}, "url": {"https://hooks.example.com/v2"}, "signing": {"segment"}, "batchSize": {"10"}, "timeoutSeconds": {""},
 		"headers": {"X-Team: growth\nX-Env: prod"}, "audiences": {"vip, churn"}, "traits": {""}, "events": {`[{"type":"identify"}]`},
 		"consentCategories": {"marketing,ads"}, "privacy": {"on"}, "enabled": {"on"}}
-	w := send(s, "POST", "/console/destinations/dst_1", form, nil)
+	w := dsSend(s, "POST", "/console/destinations/dst_1", form, nil)
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "Settings saved") {
 		t.Fatalf("save: %d %s", w.Code, w.Body.String())
 	}
@@ -78,7 +78,7 @@ func TestDestinationSettings(t *testing.T) {
 		n := len(f.calls)
 		form := url.Values{"name": {"crm"}, "url": {"https://x.example.com"}}
 		form.Set(field, bad)
-		w := send(s, "POST", "/console/destinations/dst_1", form, nil)
+		w := dsSend(s, "POST", "/console/destinations/dst_1", form, nil)
 		if w.Code != 400 || !strings.Contains(w.Body.String(), "not saved") || !strings.Contains(w.Body.String(), "https://x.example.com") {
 			t.Errorf("%s=%q: %d", field, bad, w.Code)
 		}
@@ -91,25 +91,25 @@ func TestDestinationSettings(t *testing.T) {
 }
 
 func TestDestinationRedriveAndRotate(t *testing.T) {
-	f := destFake()
-	s := newFakeConsole(t, f)
-	if w := send(s, "POST", "/console/destinations/dst_1/redrive", url.Values{"record": {"r2"}}, nil); !strings.Contains(w.Body.String(), "1 dead letter(s) queued") {
+	f := dsDestFake()
+	s := dsConsole(t, f)
+	if w := dsSend(s, "POST", "/console/destinations/dst_1/redrive", url.Values{"record": {"r2"}}, nil); !strings.Contains(w.Body.String(), "1 dead letter(s) queued") {
 		t.Fatalf("redrive one: %s", w.Body.String())
 	}
-	if w := send(s, "POST", "/console/destinations/dst_1/redrive", url.Values{}, nil); !strings.Contains(w.Body.String(), "3 dead letter(s) queued") {
+	if w := dsSend(s, "POST", "/console/destinations/dst_1/redrive", url.Values{}, nil); !strings.Contains(w.Body.String(), "3 dead letter(s) queued") {
 		t.Fatalf("redrive all: %s", w.Body.String())
 	}
-	w := send(s, "POST", "/console/destinations/dst_1/rotate", url.Values{"grace": {"now"}}, nil)
+	w := dsSend(s, "POST", "/console/destinations/dst_1/rotate", url.Values{"grace": {"now"}}, nil)
 	if !strings.Contains(w.Body.String(), `<code id="signing-secret">whsec_newsecret</code>`) {
 		t.Fatalf("rotate: %s", w.Body.String())
 	}
 	if c := f.calls[len(f.calls)-4]; c != `POST /admin/v1/destinations/dst_1/rotate-secret {"graceSeconds":-1}` {
 		t.Fatalf("rotate call: %q (%q)", c, f.calls)
 	}
-	if w := send(s, "GET", "/console/destinations/dst_1", nil, nil); strings.Contains(w.Body.String(), "whsec_newsecret") {
+	if w := dsSend(s, "GET", "/console/destinations/dst_1", nil, nil); strings.Contains(w.Body.String(), "whsec_newsecret") {
 		t.Fatal("the secret was shown again")
 	}
-	if w := send(s, "POST", "/console/destinations/dst_1/delete", url.Values{"confirm": {"yes"}}, nil); w.Code != 400 {
+	if w := dsSend(s, "POST", "/console/destinations/dst_1/delete", url.Values{"confirm": {"yes"}}, nil); w.Code != 400 {
 		t.Fatalf("delete without typing delete: %d", w.Code)
 	}
 }

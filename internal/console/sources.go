@@ -57,19 +57,19 @@ func (s *Server) registerSources() {
 func (s *Server) sourcesPage(w http.ResponseWriter, r *http.Request, d sourcesData, status int) {
 	var list apitypes.SourceList
 	if err := s.call(r, http.MethodGet, apitypes.Prefix+"/sources", nil, &list); err != nil {
-		s.actionPage(w, r, "sources", errorView("Sources", "sources", err), http.StatusBadGateway)
+		s.answerPage(w, r, "sources", errorView("Sources", "sources", err), http.StatusBadGateway)
 		return
 	}
 	d.Sources = list.Sources
 	if d.Err != "" && status == http.StatusOK {
 		status = http.StatusBadRequest
 	}
-	s.actionPage(w, r, "sources", view{Title: "Sources", Active: "sources", Data: d}, status)
+	s.answerPage(w, r, "sources", view{Title: "Sources", Active: "sources", Data: d}, status)
 }
 
-// actionPage renders a whole page as the answer of a page view or an action. An htmx request
+// answerPage renders a whole page as the answer of a page view or an action. An htmx request
 // always gets 200 (htmx swaps no error answer in); a plain one gets status.
-func (s *Server) actionPage(w http.ResponseWriter, r *http.Request, page string, v view, status int) {
+func (s *Server) answerPage(w http.ResponseWriter, r *http.Request, page string, v view, status int) {
 	if status != http.StatusOK && r.Header.Get("HX-Request") == "" {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(status)

@@ -12,14 +12,14 @@ import (
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 )
 
-// fakeAdmin answers admin API calls from a table of "METHOD path" -> (status, body) and
+// dsFakeAdmin answers admin API calls from a table of "METHOD path" -> (status, body) and
 // records every call with its body.
-type fakeAdmin struct {
+type dsFakeAdmin struct {
 	answers map[string]func(body string) (int, string)
 	calls   []string
 }
 
-func (f *fakeAdmin) handle(_ context.Context, req httpapi.Request) (httpapi.Response, error) {
+func (f *dsFakeAdmin) handle(_ context.Context, req httpapi.Request) (httpapi.Response, error) {
 	key := req.RequestContext.HTTP.Method + " " + req.RawPath
 	f.calls = append(f.calls, key+" "+req.Body)
 	if a, ok := f.answers[key]; ok {
@@ -29,11 +29,11 @@ func (f *fakeAdmin) handle(_ context.Context, req httpapi.Request) (httpapi.Resp
 	return httpapi.Response{StatusCode: 404, Body: `{"code":"not_found","message":"not found"}`}, nil
 }
 
-func answer(st int, body string) func(string) (int, string) {
+func dsAnswer(st int, body string) func(string) (int, string) {
 	return func(string) (int, string) { return st, body }
 }
 
-func newFakeConsole(t *testing.T, f *fakeAdmin) *Server {
+func dsConsole(t *testing.T, f *dsFakeAdmin) *Server {
 	t.Helper()
 	s, err := New(Options{Admin: f.handle, Profile: f.handle, SpaceID: "default",
 		Verify: func(_ context.Context, tok string) (bool, error) { return tok == goodToken, nil }})
@@ -44,7 +44,7 @@ func newFakeConsole(t *testing.T, f *fakeAdmin) *Server {
 }
 
 // send makes a signed-in request (a form post when form is not nil).
-func send(s http.Handler, method, target string, form url.Values, hdr map[string]string) *httptest.ResponseRecorder {
+func dsSend(s http.Handler, method, target string, form url.Values, hdr map[string]string) *httptest.ResponseRecorder {
 	var r *http.Request
 	if form != nil {
 		form.Set("csrf", csrfFor(goodToken))
@@ -61,11 +61,11 @@ func send(s http.Handler, method, target string, form url.Values, hdr map[string
 	return do(s, r)
 }
 
-const oneSource = `{"sources":[{"id":"src_1","name":"web","enabled":true,"createdAt":"2026-11-30T10:00:00Z","updatedAt":"2026-11-30T10:00:00Z","writeKeys":[{"id":"abcdef012345","createdAt":"2026-11-30T10:00:00Z"}]}]}`
+const dsOneSource = `{"sources":[{"id":"src_1","name":"web","enabled":true,"createdAt":"2026-11-30T10:00:00Z","updatedAt":"2026-11-30T10:00:00Z","writeKeys":[{"id":"abcdef012345","createdAt":"2026-11-30T10:00:00Z"}]}]}`
 
 func TestSourcesCreateShowsTheKeyOnceWithTheSnippet(t *testing.T) {
-	f := &fakeAdmin{answers: map[string]func(string) (int, string){
-		"GET /admin/v1/sources": answer(200, oneSource),
+	f := &dsFakeAdmin{answers: map[string]func(string) (int, string){
+		"GET /admin/v1/sources": dsAnswer(200, dsOneSource),
 		"POST /admin/v1/sources": func(body string) (int, string) {
 			var in struct{ Name string }
 			json.Unmarshal([]byte(body), &in)
@@ -75,8 +75,8 @@ func TestSourcesCreateShowsTheKeyOnceWithTheSnippet(t *testing.T) {
 			return 201, `{"source":{"id":"src_1","name":"web","enabled":true},"writeKey":"wk_secret_123"}`
 		},
 	}}
-	s := newFakeConsole(t, f)
-	w := send(s, "POST", "/console/sources", url.Values{"name": {" web "}}, map[string]string{"X-Forwarded-Proto": "https"})
+	s := dsConsole(t, f)
+	w := dsSend(s, "POST", "/console/sources", url.Values{"name": {" web "}}, map[string]string{"X-Forwarded-Proto": "https"})
 	body := w.Body.String()
 	if w.Code != 200 || !strings.Contains(body, `<code id="write-key">wk_secret_123</code>`) || !strings.Contains(body, `data-copy="write-key"`) {
 		t.Fatalf("create: %d %s", w.Code, body)
@@ -87,30 +87,30 @@ func TestSourcesCreateShowsTheKeyOnceWithTheSnippet(t *testing.T) {
 		}
 	}
 	// The list alone never shows a key.
-	if w := send(s, "GET", "/console/sources", nil, nil); strings.Contains(w.Body.String(), "wk_secret") || !strings.Contains(w.Body.String(), "abcdef012345") {
+	if w := dsSend(s, "GET", "/console/sources", nil, nil); strings.Contains(w.Body.String(), "wk_secret") || !strings.Contains(w.Body.String(), "abcdef012345") {
 		t.Fatalf("list: %s", w.Body.String())
 	}
 	// Refused: the API's message, the name kept, 400 for a plain post and 200 for htmx.
-	w = send(s, "POST", "/console/sources", url.Values{"name": {""}}, nil)
+	w = dsSend(s, "POST", "/console/sources", url.Values{"name": {""}}, nil)
 	if w.Code != 400 || !strings.Contains(w.Body.String(), "name is required") || strings.Contains(w.Body.String(), "write-key") {
 		t.Fatalf("refused create: %d %s", w.Code, w.Body.String())
 	}
-	if w := send(s, "POST", "/console/sources", url.Values{"name": {"x"}}, map[string]string{"HX-Request": "true"}); w.Code != 200 {
+	if w := dsSend(s, "POST", "/console/sources", url.Values{"name": {"x"}}, map[string]string{"HX-Request": "true"}); w.Code != 200 {
 		t.Fatalf("refused create over htmx: %d", w.Code)
 	}
 }
 
 func TestSourcesDisableAndRotate(t *testing.T) {
-	f := &fakeAdmin{answers: map[string]func(string) (int, string){
-		"GET /admin/v1/sources":                   answer(200, oneSource),
-		"POST /admin/v1/sources/src_1/disable":    answer(200, `{"id":"src_1","name":"web","enabled":false}`),
-		"POST /admin/v1/sources/src_1/rotate-key": answer(200, `{"source":{"id":"src_1","name":"web"},"writeKey":"wk_new_456"}`),
+	f := &dsFakeAdmin{answers: map[string]func(string) (int, string){
+		"GET /admin/v1/sources":                   dsAnswer(200, dsOneSource),
+		"POST /admin/v1/sources/src_1/disable":    dsAnswer(200, `{"id":"src_1","name":"web","enabled":false}`),
+		"POST /admin/v1/sources/src_1/rotate-key": dsAnswer(200, `{"source":{"id":"src_1","name":"web"},"writeKey":"wk_new_456"}`),
 	}}
-	s := newFakeConsole(t, f)
-	if w := send(s, "POST", "/console/sources/disable", url.Values{"id": {"src_1"}}, nil); w.Code != 200 || !strings.Contains(w.Body.String(), "disabled") {
+	s := dsConsole(t, f)
+	if w := dsSend(s, "POST", "/console/sources/disable", url.Values{"id": {"src_1"}}, nil); w.Code != 200 || !strings.Contains(w.Body.String(), "disabled") {
 		t.Fatalf("disable: %d %s", w.Code, w.Body.String())
 	}
-	w := send(s, "POST", "/console/sources/rotate", url.Values{"id": {"src_1"}, "grace": {"86400"}}, nil)
+	w := dsSend(s, "POST", "/console/sources/rotate", url.Values{"id": {"src_1"}, "grace": {"86400"}}, nil)
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "wk_new_456") || !strings.Contains(w.Body.String(), "keep working for 24 hours") {
 		t.Fatalf("rotate: %d %s", w.Code, w.Body.String())
 	}
@@ -119,7 +119,7 @@ func TestSourcesDisableAndRotate(t *testing.T) {
 	}
 	// A grace the form does not offer is refused before any call.
 	n := len(f.calls)
-	if w := send(s, "POST", "/console/sources/rotate", url.Values{"id": {"src_1"}, "grace": {"99"}}, nil); w.Code != 400 {
+	if w := dsSend(s, "POST", "/console/sources/rotate", url.Values{"id": {"src_1"}, "grace": {"99"}}, nil); w.Code != 400 {
 		t.Fatalf("bad grace: %d", w.Code)
 	}
 	for _, c := range f.calls[n:] {
