@@ -100,7 +100,7 @@ func TestDestinationRedriveAndRotate(t *testing.T) {
 		t.Fatalf("redrive all: %s", w.Body.String())
 	}
 	w := dsSend(s, "POST", "/console/destinations/dst_1/rotate", url.Values{"grace": {"now"}}, nil)
-	if !strings.Contains(w.Body.String(), `<code id="signing-secret">whsec_newsecret</code>`) {
+	if !strings.Contains(w.Body.String(), `<code id="signing-secret">whsec_newsecret</code>`) || !strings.Contains(w.Body.String(), `hx-history="false"`) {
 		t.Fatalf("rotate: %s", w.Body.String())
 	}
 	if c := f.calls[len(f.calls)-4]; c != `POST /admin/v1/destinations/dst_1/rotate-secret {"graceSeconds":-1}` {

@@ -81,7 +81,8 @@ func TestSourcesCreateShowsTheKeyOnceWithTheSnippet(t *testing.T) {
 	if w.Code != 200 || !strings.Contains(body, `<code id="write-key">wk_secret_123</code>`) || !strings.Contains(body, `data-copy="write-key"`) {
 		t.Fatalf("create: %d %s", w.Code, body)
 	}
-	for _, want := range []string{`writeKey: &#34;wk_secret_123&#34;, cdnURL: &#34;https://cdp.example.com&#34;`, `apiHost: &#34;cdp.example.com/v1&#34;, protocol: &#34;https&#34;`, `data-copy="snippet"`, `<code>src_1</code>`} {
+	for _, want := range []string{`writeKey: &#34;wk_secret_123&#34;, cdnURL: &#34;https://cdp.example.com&#34;`, `apiHost: &#34;cdp.example.com/v1&#34;, protocol: &#34;https&#34;`, `data-copy="snippet"`, `<code>src_1</code>`,
+		`hx-history="false"`} { // htmx must not keep the page with the key in localStorage
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %s", want)
 		}
