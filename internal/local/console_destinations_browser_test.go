@@ -137,6 +137,9 @@ func TestConsoleDestinations(t *testing.T) {
 	if got := c.text("#destinations"); !strings.Contains(got, "crm-webhook") || !strings.Contains(got, "75% delivered") {
 		t.Fatalf("destinations list: %q", got)
 	}
+	deliveryCreateDestination(t, c.stack.URL, "second", hook.URL+"/second")
+	l2rru, _ := c.cost(func() { c.open("/console/destinations") })
+	t.Logf("destinations list view: %.2f RRU with 2 destinations (%.2f per destination)", l2rru, l2rru-lrru)
 
 	// The receiver works again; Redrive in the console delivers the message, signed.
 	rc.set(secret, false)
