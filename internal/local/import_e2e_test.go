@@ -162,7 +162,7 @@ func killHalfway(t *testing.T, bin, base, writeKey, file string, n int) importer
 	}
 	select {
 	case <-halt.held:
-	case <-time.After(10 * time.Minute):
+	case <-time.After(max(10*time.Minute, time.Duration(n)*20*time.Millisecond)):
 		_ = cmd.Process.Kill()
 		t.Fatalf("the import never got halfway:\n%s", out.String())
 	}
