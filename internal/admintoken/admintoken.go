@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -148,12 +149,51 @@ func (s *Store) put(ctx context.Context, name, plain string) (Token, bool, error
 	return it.token(), true, nil
 }
 
+// memo remembers Verify's answers within one context (WithMemo).
+type memo struct {
+	mu      sync.Mutex
+	answers map[string]memoAnswer
+}
+
+type memoAnswer struct {
+	tok Token
+	err error
+}
+
+type memoKey struct{}
+
+// WithMemo returns a context under which Verify reads each token once and remembers the answer
+// (a valid token, or ErrNotFound): the console makes several in-process API calls to serve one
+// page, each of which checks the same token. Use it for one request only, so a revocation still
+// takes effect with the next request.
+func WithMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, memoKey{}, &memo{answers: map[string]memoAnswer{}})
+}
+
 // Verify returns the token's description, or ErrNotFound for an unknown or revoked token. It
-// reads consistently, so a revocation takes effect at once.
+// reads consistently, so a revocation takes effect at once (within a WithMemo context, once per
+// context).
 func (s *Store) Verify(ctx context.Context, token string) (Token, error) {
 	if token == "" || len(token) > maxToken {
 		return Token{}, ErrNotFound
 	}
+	m, _ := ctx.Value(memoKey{}).(*memo)
+	if m == nil {
+		return s.verify(ctx, token)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a, ok := m.answers[token]; ok {
+		return a.tok, a.err
+	}
+	tok, err := s.verify(ctx, token)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		m.answers[token] = memoAnswer{tok, err}
+	}
+	return tok, err
+}
+
+func (s *Store) verify(ctx context.Context, token string) (Token, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(hash(token)), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return Token{}, fmt.Errorf("verify admin token: %w", err)

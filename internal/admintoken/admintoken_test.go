@@ -111,3 +111,32 @@ func TestEnsure(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyMemo: within a WithMemo context a token is read once (a revocation meanwhile is
+// seen by the next context, not this one); an unknown token is remembered too.
+func TestVerifyMemo(t *testing.T) {
+	c := testenv.Clients(t)
+	table := testenv.Table(t, c.DynamoDB)
+	s := admintoken.NewStore(c.DynamoDB, table)
+	bg := context.Background()
+	tok, plain, err := s.Create(bg, "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := admintoken.WithMemo(bg)
+	if got, err := s.Verify(page, plain); err != nil || got.ID != tok.ID {
+		t.Fatalf("first check: %+v %v", got, err)
+	}
+	if err := s.Revoke(bg, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Verify(page, plain); err != nil || got.ID != tok.ID {
+		t.Fatalf("the same page's second check read again: %+v %v", got, err)
+	}
+	if _, err := s.Verify(admintoken.WithMemo(bg), plain); !errors.Is(err, admintoken.ErrNotFound) {
+		t.Fatalf("the next page still accepts the revoked token: %v", err)
+	}
+	if _, err := s.Verify(bg, plain); !errors.Is(err, admintoken.ErrNotFound) {
+		t.Fatalf("without a memo: %v", err)
+	}
+}

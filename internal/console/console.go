@@ -46,6 +46,10 @@ type Options struct {
 	Verify  TokenVerifier       // sign-in and every request
 	SpaceID string              // the Profile API's space
 	Monitor Monitor             // live events and per-minute counts; nil shows none
+	// RequestContext, if set, wraps each signed-in request's context before the session check:
+	// the composition root passes admintoken.WithMemo, so the token is read once per page
+	// however many API calls the page makes.
+	RequestContext func(context.Context) context.Context
 	Now     func() time.Time
 	Logger  *slog.Logger
 }

@@ -44,6 +44,9 @@ func csrfFor(token string) string {
 // are told to, with HX-Redirect).
 func (s *Server) authed(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.o.RequestContext != nil {
+			r = r.WithContext(s.o.RequestContext(r.Context()))
+		}
 		c, err := r.Cookie(sessionCookie)
 		ok := false
 		if err == nil && c.Value != "" {

@@ -76,7 +76,7 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *httpapi.API {
 		WithComputed(computed(segments))
 	api := &httpapi.API{Admin: router.Serve, Profile: prof.Handle, Logger: logger}
 	ui, err := console.New(console.Options{Admin: api.Admin, Profile: api.Profile, Verify: tokenAuth(tokens),
-		SpaceID: cfg.SpaceID, Logger: logger})
+		SpaceID: cfg.SpaceID, Logger: logger, RequestContext: admintoken.WithMemo})
 	if err != nil {
 		logger.Error("console disabled", "err", err) // templates are embedded: a build mistake
 		return api
