@@ -50,8 +50,8 @@ type Options struct {
 	// the composition root passes admintoken.WithMemo, so the token is read once per page
 	// however many API calls the page makes.
 	RequestContext func(context.Context) context.Context
-	Now     func() time.Time
-	Logger  *slog.Logger
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // Server is the console's http.Handler.
