@@ -1,0 +1,86 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// countingStore counts Write calls.
+type countingStore struct {
+	*MemStore
+	writes int
+}
+
+func (c *countingStore) Write(ctx context.Context, b Batch) error {
+	c.writes++
+	return c.MemStore.Write(ctx, b)
+}
+
+// TestRecorderFlushesAtMostEveryInterval: counts stay in memory until FlushEvery passed, then
+// one flush writes them all; samples are capped at MaxRejections, the newest kept.
+func TestRecorderFlushesAtMostEveryInterval(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Now().UTC().Truncate(time.Minute)}
+	st := &countingStore{MemStore: NewMemStore()}
+	r := NewRecorder(st, RecorderOptions{Now: clk.Now})
+	for i := range 1000 {
+		r.Accepted("src_a", 2)
+		if i%40 == 0 {
+			clk.Add(time.Millisecond)
+			r.Rejected("", "unauthorized", fmt.Sprintf("invalid write key %d", i), "/v1/track")
+		}
+		r.FlushIfDue(ctx)
+	}
+	r.Processed("identity", 5, 1200*time.Millisecond)
+	r.Processed("identity", 5, 300*time.Millisecond)
+	if st.writes != 0 {
+		t.Fatalf("%d writes before the interval passed", st.writes)
+	}
+	clk.Add(FlushEvery)
+	r.FlushIfDue(ctx)
+	r.FlushIfDue(ctx)
+	if st.writes != 1 {
+		t.Fatalf("%d writes after the interval, want 1", st.writes)
+	}
+	counts, _ := st.Counts(ctx, clk.Now().Add(-time.Hour))
+	if len(counts) != 2 || counts[0].Source != "src_a" || counts[0].Accepted != 2000 ||
+		counts[1].Source != UnknownSource || counts[1].Rejected["unauthorized"] != 25 {
+		t.Fatalf("counts: %+v", counts)
+	}
+	rs, _ := st.Rejections(ctx, 100)
+	if len(rs) != MaxRejections || rs[0].Message != "invalid write key 960" {
+		t.Fatalf("%d samples, newest %+v; want %d, the newest kept", len(rs), rs[0], MaxRejections)
+	}
+	lags, _ := st.Lags(ctx, clk.Now().Add(-time.Hour))
+	if len(lags) != 1 || lags[0].Records != 10 || lags[0].MaxAge != 1200*time.Millisecond {
+		t.Fatalf("lags: %+v", lags)
+	}
+	var nilRec *Recorder
+	nilRec.Accepted("x", 1)
+	nilRec.Rejected("x", "c", "m", "p")
+	nilRec.FlushIfDue(ctx)
+}
+
+func TestTruncate(t *testing.T) {
+	if got := truncate("héllo", 2); got != "h…" {
+		t.Fatalf("truncate: %q", got)
+	}
+	if got := truncate("abc", 5); got != "abc" {
+		t.Fatalf("truncate: %q", got)
+	}
+}
