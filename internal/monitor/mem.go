@@ -10,6 +10,7 @@ import (
 
 // MemStore is the in-memory Store (tests, and the conformance suite's reference).
 type MemStore struct {
+	Now        func() time.Time // the clock rejection samples expire by (default time.Now)
 	mu         sync.Mutex
 	counts     map[countKey]*Count
 	lags       map[countKey]*Lag
@@ -18,7 +19,7 @@ type MemStore struct {
 
 // NewMemStore returns an empty store.
 func NewMemStore() *MemStore {
-	return &MemStore{counts: map[countKey]*Count{}, lags: map[countKey]*Lag{}}
+	return &MemStore{Now: time.Now, counts: map[countKey]*Count{}, lags: map[countKey]*Lag{}}
 }
 
 // Write adds the batch.
@@ -100,7 +101,7 @@ func (m *MemStore) Rejections(_ context.Context, limit int) ([]Rejection, error)
 	defer m.mu.Unlock()
 	var out []Rejection
 	for _, r := range m.rejections {
-		if time.Since(r.At) < RejectionTTL {
+		if m.Now().Sub(r.At) < RejectionTTL {
 			out = append(out, r)
 		}
 	}
