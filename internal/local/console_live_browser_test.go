@@ -1,0 +1,147 @@
+//go:build integration
+
+package local_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	analytics "github.com/segmentio/analytics-go/v3"
+)
+
+// sendTracks sends each track event with the real Segment Go library, one request each and in
+// order (the client is closed, so flushed, after each).
+func sendTracks(c *consoleSession, user string, msgs ...analytics.Track) {
+	c.t.Helper()
+	for _, m := range msgs {
+		client, err := analytics.NewWithConfig(c.writeKey, analytics.Config{Endpoint: c.stack.URL, BatchSize: 1})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		m.UserId = user
+		if err := client.Enqueue(m); err != nil {
+			c.t.Fatal(err)
+		}
+		if err := client.Close(); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+// trackWithKey posts one track call with the given write key and returns the status.
+func trackWithKey(c *consoleSession, key, body string) int {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, c.stack.URL+"/v1/track", strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.SetBasicAuth(key, "")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitCounted waits until sel shows want. Ingest writes its counts at the end of a request at
+// most every 10 s, so meanwhile it keeps sending a small valid request (each a chance to
+// flush) and, if reload, reloads the page.
+func waitCounted(c *consoleSession, sel, want string, reload bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		cancel()
+		if err == nil && strings.Contains(s, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s never showed %q (last: %q, %v)", sel, want, s, err)
+		}
+		if st := trackWithKey(c, c.writeKey, `{"type":"track","event":"Ping","userId":"pinger"}`); st != 200 {
+			c.t.Fatalf("ping: %d", st)
+		}
+		time.Sleep(time.Second) // the polling interval, not a wait for a result
+		if reload {
+			c.do(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`main h1`)))
+		}
+	}
+}
+
+// TestConsoleLiveEvents: events sent with analytics-go appear on the Live events page by its
+// own polling (no reload), newest first, with their payload; a request with a bad write key
+// appears with its code and message and never its payload; the filter refuses an unknown
+// source; auto-refresh pauses.
+func TestConsoleLiveEvents(t *testing.T) {
+	c := newConsoleSession(t)
+	c.open("/console/live")
+	sendTracks(c, "live-user",
+		analytics.Track{MessageId: "live-msg-1", Event: "Signed Up", Properties: analytics.NewProperties().Set("plan", "trial")},
+		analytics.Track{MessageId: "live-msg-2", Event: "Order Completed", Properties: analytics.NewProperties().SetRevenue(42.5)})
+	if st := trackWithKey(c, "wk_not_a_key", `{"type":"track","event":"Secret","userId":"rejected-user-payload"}`); st != http.StatusUnauthorized {
+		t.Fatalf("bad key: %d", st)
+	}
+	c.waitText(`#events`, "live-msg-2", false, 30*time.Second) // the page's own polling
+	rows := c.text(`#events tbody`)
+	if i1, i2 := strings.Index(rows, "live-msg-1"), strings.Index(rows, "live-msg-2"); i1 < 0 || i2 > i1 {
+		t.Fatalf("events not newest first: %q", rows)
+	}
+	waitCounted(c, `#rejections`, "unauthorized", false)
+	rej := c.text(`#rejections`)
+	if !strings.Contains(rej, "invalid write key") || !strings.Contains(rej, "unknown") || strings.Contains(rej, "rejected-user-payload") {
+		t.Fatalf("rejections: %q", rej)
+	}
+
+	// The page view's cost: the session check, the sources listing and the rejection samples;
+	// the events come from the stream.
+	rru, wru := c.cost(func() { c.open("/console/live"); c.waitText(`#events`, "live-msg-2", false, 10*time.Second) })
+	if wru != 0 || rru > 5 {
+		t.Errorf("a Live events view cost %.2f RRU, %.2f WRU", rru, wru)
+	}
+	t.Logf("Live events: %.2f RRU, %.2f WRU per view", rru, wru)
+
+	// Filtered to the dev source; the Order Completed payload opened stays open across refreshes.
+	src := run(c, chromedp.Evaluate[string](`document.querySelector('#source option:nth-child(2)').value`))
+	c.do(chromedp.SetValue(chromedp.ID("source"), src), chromedp.Submit(chromedp.ID("source")),
+		chromedp.WaitVisible(chromedp.CSS(`#events`)))
+	if loc := run(c, chromedp.Location()); !strings.Contains(loc, "source="+src) {
+		t.Fatalf("the filter opened %s", loc)
+	}
+	const row = `[...document.querySelectorAll('#events tbody tr')].find(r => r.textContent.includes('live-msg-2'))`
+	run(c, chromedp.Evaluate[bool](row+`.querySelector('summary').click() === undefined`))
+	payload := run(c, chromedp.Evaluate[string](row+`.querySelector('pre').innerText`))
+	if !strings.Contains(payload, `"messageId": "live-msg-2"`) || !strings.Contains(payload, `"revenue": 42.5`) || !strings.Contains(payload, `"userId": "live-user"`) {
+		t.Fatalf("payload: %q", payload)
+	}
+	updated := c.text(`#feed .row .muted`)
+	deadline := time.Now().Add(15 * time.Second)
+	for c.text(`#feed .row .muted`) == updated {
+		if time.Now().After(deadline) {
+			t.Fatalf("the feed did not refresh itself: %q", updated)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if !run(c, chromedp.Evaluate[bool](row+`.querySelector('details').open`)) {
+		t.Fatal("the opened payload closed when the feed refreshed")
+	}
+	c.shot("live")
+
+	// Pause: the feed stops polling.
+	c.do(chromedp.Click(chromedp.ID("live-toggle")))
+	c.waitText(`#live-toggle`, "Resume auto-refresh", false, 10*time.Second)
+	if run(c, chromedp.Evaluate[bool](`document.querySelector('#feed').hasAttribute('hx-trigger')`)) {
+		t.Fatal("the paused feed still polls")
+	}
+
+	c.open("/console/live?source=src_nope")
+	if got := c.text(`p.error`); !strings.Contains(got, "There is no source") {
+		t.Fatalf("unknown source: %q", got)
+	}
+}
