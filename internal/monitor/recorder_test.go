@@ -2,10 +2,13 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 )
 
 type clock struct {
@@ -82,5 +85,43 @@ func TestTruncate(t *testing.T) {
 	}
 	if got := truncate("abc", 5); got != "abc" {
 		t.Fatalf("truncate: %q", got)
+	}
+}
+
+// TestStageWrappersRecordLag: the wrappers count a batch's records and its oldest record's
+// wait, for Kinesis handlers and for entry points that also take schedule events.
+func TestStageWrappersRecordLag(t *testing.T) {
+	ctx := context.Background()
+	st := NewMemStore()
+	rec := NewRecorder(st, RecorderOptions{})
+	ev := events.KinesisEvent{Records: make([]events.KinesisEventRecord, 3)}
+	for i := range ev.Records {
+		ev.Records[i].Kinesis.ApproximateArrivalTimestamp = events.SecondsEpochTime{Time: time.Now().Add(-time.Duration(i+1) * time.Second)}
+	}
+	called := 0
+	k := Kinesis(rec, "identity", func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+		called++
+		return events.KinesisEventResponse{}, nil
+	})
+	if _, err := k(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(ev)
+	inv := Invoke(rec, "segments", func(context.Context, json.RawMessage) (any, error) { called++; return nil, nil })
+	if _, err := inv(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inv(ctx, json.RawMessage(`{"source":"aws.events"}`)); err != nil {
+		t.Fatal(err)
+	}
+	rec.Flush(ctx)
+	lags, _ := st.Lags(ctx, time.Now().Add(-time.Hour))
+	if called != 3 || len(lags) != 2 {
+		t.Fatalf("called %d, lags %+v", called, lags)
+	}
+	for _, l := range lags {
+		if l.Records != 3 || l.MaxAge < 3*time.Second || l.MaxAge > 10*time.Second {
+			t.Errorf("%s: %+v; want 3 records, about 3 s", l.Stage, l)
+		}
 	}
 }
