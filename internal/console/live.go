@@ -86,7 +86,7 @@ func (s *Server) loadFeed(r *http.Request, d *liveData) error {
 	}
 	d.Rejections = live.Rejections
 	for _, e := range live.Events {
-		sum := sha256.Sum256([]byte(e.Source + "\x00" + e.MessageID))
+		sum := sha256.Sum256([]byte(e.Sequence + "\x00" + e.MessageID)) // retries share a messageId
 		d.Events = append(d.Events, liveEvent{Event: e, ID: "ev-" + hex.EncodeToString(sum[:8])})
 	}
 	return nil

@@ -135,7 +135,11 @@ func sourceRows(sources []apitypes.Source, counts []monitor.Count, since, now ti
 	codes := map[string]int64{}
 	for _, c := range counts {
 		if _, ok := index[c.Source]; !ok {
-			add(c.Source, c.Source)
+			name := c.Source // a deleted source
+			if c.Source == monitor.UnknownSource {
+				name = "Unknown or missing write key"
+			}
+			add(c.Source, name)
 		}
 		row := &rows[index[c.Source]]
 		var rej int64

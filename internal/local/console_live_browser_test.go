@@ -49,21 +49,27 @@ func trackWithKey(c *consoleSession, key, body string) int {
 	return resp.StatusCode
 }
 
-// waitCounted waits until sel shows want. Ingest writes its counts at the end of a request at
-// most every 10 s, so meanwhile it keeps sending a small valid request (each a chance to
-// flush) and, if reload, reloads the page.
+// waitCounted waits until sel's text contains want. Ingest and the stages write their counts
+// at the end of a request or batch at most every 10 s, so meanwhile it keeps sending a small
+// valid event (each a chance to flush) and, if reload, reloads the page.
 func waitCounted(c *consoleSession, sel, want string, reload bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
+	waitUntil(c, sel, want, reload, func(s string) bool { return strings.Contains(s, want) })
+}
+
+// waitUntil is waitCounted with any condition on the text (what names it in a failure).
+func waitUntil(c *consoleSession, sel, what string, reload bool, ok func(string) bool) string {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
 		cancel()
-		if err == nil && strings.Contains(s, want) {
-			return
+		if err == nil && ok(s) {
+			return s
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s never showed %q (last: %q, %v)", sel, want, s, err)
+			c.t.Fatalf("%s never showed %s (last: %q, %v)", sel, what, s, err)
 		}
 		if st := trackWithKey(c, c.writeKey, `{"type":"track","event":"Ping","userId":"pinger"}`); st != 200 {
 			c.t.Fatalf("ping: %d", st)

@@ -8,7 +8,7 @@ import (
 )
 
 // Recorder keeps one container's counts in memory and flushes them to a Store at most once
-// per FlushEvery (FlushIfDue, called at the end of a request or batch). It never fails its
+// per FlushEvery (FlushIfDue, called at the end of a request or batch; the first one at once). It never fails its
 // caller: a flush that fails is logged and its counts dropped.
 type Recorder struct {
 	store  Store
@@ -17,7 +17,7 @@ type Recorder struct {
 	logger *slog.Logger
 
 	mu         sync.Mutex
-	last       time.Time // the last flush (or the start)
+	last       time.Time // the last flush
 	counts     map[countKey]*Count
 	lags       map[countKey]*Lag
 	rejections []Rejection
@@ -46,7 +46,8 @@ func NewRecorder(s Store, o RecorderOptions) *Recorder {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{store: s, now: o.Now, every: o.Every, logger: o.Logger, last: o.Now(),
+	// The first flush is due at once: a new container's first request writes.
+	return &Recorder{store: s, now: o.Now, every: o.Every, logger: o.Logger,
 		counts: map[countKey]*Count{}, lags: map[countKey]*Lag{}}
 }
 
@@ -119,7 +120,6 @@ func (r *Recorder) take(force bool) (Batch, bool) {
 	if !force && now.Sub(r.last) < r.every {
 		return Batch{}, false
 	}
-	r.last = now
 	var b Batch
 	for _, c := range r.counts {
 		b.Counts = append(b.Counts, *c)
@@ -128,8 +128,12 @@ func (r *Recorder) take(force bool) (Batch, bool) {
 		b.Lags = append(b.Lags, *l)
 	}
 	b.Rejections = r.rejections
+	if b.Empty() {
+		return b, false // the next thing recorded is written at once
+	}
+	r.last = now
 	r.counts, r.lags, r.rejections = map[countKey]*Count{}, map[countKey]*Lag{}, nil
-	return b, !b.Empty()
+	return b, true
 }
 
 // FlushIfDue writes what was recorded if the last flush is FlushEvery old, within a second.

@@ -41,6 +41,14 @@ func TestRecorderFlushesAtMostEveryInterval(t *testing.T) {
 	clk := &clock{t: time.Now().UTC().Truncate(time.Minute)}
 	st := &countingStore{MemStore: NewMemStore()}
 	r := NewRecorder(st, RecorderOptions{Now: clk.Now})
+	r.FlushIfDue(ctx) // a new container's first flush is due at once: nothing to write
+	r.Accepted("src_a", 1)
+	r.FlushIfDue(ctx)
+	if st.writes != 1 {
+		t.Fatalf("%d writes at the first request, want 1", st.writes)
+	}
+	st.writes = 0
+	r.Accepted("src_a", -1) // not counted
 	for i := range 1000 {
 		r.Accepted("src_a", 2)
 		if i%40 == 0 {
@@ -61,7 +69,7 @@ func TestRecorderFlushesAtMostEveryInterval(t *testing.T) {
 		t.Fatalf("%d writes after the interval, want 1", st.writes)
 	}
 	counts, _ := st.Counts(ctx, clk.Now().Add(-time.Hour))
-	if len(counts) != 2 || counts[0].Source != "src_a" || counts[0].Accepted != 2000 ||
+	if len(counts) != 2 || counts[0].Source != "src_a" || counts[0].Accepted != 2001 ||
 		counts[1].Source != UnknownSource || counts[1].Rejected["unauthorized"] != 25 {
 		t.Fatalf("counts: %+v", counts)
 	}

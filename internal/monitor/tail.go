@@ -24,6 +24,7 @@ type KinesisAPI interface {
 // Event is one record of the events stream as the Live events page shows it.
 type Event struct {
 	Source    string
+	Sequence  string    // the record's sequence number (unique in its shard)
 	Arrived   time.Time // the record's approximate arrival on the stream
 	MessageID string
 	Type      string
@@ -211,7 +212,7 @@ func (t *Tail) pick(ctx context.Context, recs []ktypes.Record, source string, pe
 			name = head.Name
 		}
 		per[rec.SourceID]++
-		out = append(out, Event{Source: rec.SourceID, Arrived: aws.ToTime(r.ApproximateArrivalTimestamp),
+		out = append(out, Event{Source: rec.SourceID, Sequence: aws.ToString(r.SequenceNumber), Arrived: aws.ToTime(r.ApproximateArrivalTimestamp),
 			MessageID: head.MessageID, Type: head.Type, Name: name, Replay: rec.Replay != "", Payload: pretty.String()})
 	}
 	return out, nil
