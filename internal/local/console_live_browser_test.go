@@ -137,6 +137,21 @@ func TestConsoleLiveEvents(t *testing.T) {
 	if !run(c, chromedp.Evaluate[bool](row+`.querySelector('details').open`)) {
 		t.Fatal("the opened payload closed when the feed refreshed")
 	}
+	// One refresh of the feed (the page's own polling): its cost per poll.
+	updated = c.text(`#feed .row .muted`)
+	prru, pwru := c.cost(func() {
+		deadline := time.Now().Add(15 * time.Second)
+		for c.text(`#feed .row .muted`) == updated {
+			if time.Now().After(deadline) {
+				t.Fatal("the feed did not refresh itself")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	if pwru != 0 || prru > 3 {
+		t.Errorf("a feed refresh cost %.2f RRU, %.2f WRU", prru, pwru)
+	}
+	t.Logf("Live events feed: %.2f RRU, %.2f WRU per refresh (every %s)", prru, pwru, "3s")
 	c.shot("live")
 
 	// Pause: the feed stops polling.
