@@ -175,10 +175,10 @@ func (h *Handler) collect(ctx context.Context, r *http.Request, kind string, n *
 	var src Source
 	if hasHeader {
 		var resp *httpapi.Response
-		if src, resp = h.authenticate(ctx, headerKey); resp != nil {
+		src, resp = h.authenticate(ctx, headerKey)
+		if n.source = src.ID; resp != nil {
 			return *resp
 		}
-		n.source = src.ID
 	}
 	body, err := h.body(r)
 	if err != nil {
@@ -190,10 +190,10 @@ func (h *Handler) collect(ctx context.Context, r *http.Request, kind string, n *
 	}
 	if !hasHeader {
 		var resp *httpapi.Response
-		if src, resp = h.authenticate(ctx, parsed.WriteKey); resp != nil {
+		src, resp = h.authenticate(ctx, parsed.WriteKey)
+		if n.source = src.ID; resp != nil {
 			return *resp
 		}
-		n.source = src.ID
 	}
 	msgs, err := parsed.Normalize(receivedAt, src.ID)
 	if err != nil {
@@ -242,7 +242,8 @@ func (h *Handler) authenticate(ctx context.Context, key string) (Source, *httpap
 		r.Headers["Retry-After"] = "1"
 		return Source{}, &r
 	case !src.Enabled:
-		return deny("source is disabled")
+		_, r := deny("source is disabled")
+		return Source{ID: src.ID}, r // counted under the source, still refused
 	}
 	return src, nil
 }

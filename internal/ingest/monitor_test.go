@@ -20,7 +20,7 @@ func TestMonitorCountsOutcomes(t *testing.T) {
 	clk := now
 	st.Now = func() time.Time { return clk }
 	rec := monitor.NewRecorder(st, monitor.RecorderOptions{Now: func() time.Time { return clk }})
-	h := ingest.New(keys{"good-key": {ID: "src_web", Enabled: true}}, &memPub{},
+	h := ingest.New(keys{"good-key": {ID: "src_web", Enabled: true}, "disabled-key": {ID: "src_old"}}, &memPub{},
 		ingest.Config{Now: func() time.Time { return now }, AllowedOrigins: []string{"*"}, Monitor: rec})
 	call := func(path, body string, headers ...string) int {
 		resp, err := h.Handle(ctx, post(path, body, headers...))
@@ -35,6 +35,9 @@ func TestMonitorCountsOutcomes(t *testing.T) {
 	}
 	if s := call("/v1/track", `{"type":"track","event":"A","userId":"secret-user"}`, "authorization", basic("wk_wrong:")); s != 401 {
 		t.Fatalf("bad key: %d", s)
+	}
+	if s := call("/v1/track", `{"type":"track","event":"A","userId":"u1"}`, "authorization", basic("disabled-key:")); s != 401 {
+		t.Fatalf("disabled source: %d", s)
 	}
 	if s := call("/v1/track", `{not json`, "authorization", basic("good-key:")); s != 400 {
 		t.Fatalf("bad json: %d", s)
@@ -63,13 +66,16 @@ func TestMonitorCountsOutcomes(t *testing.T) {
 	if u := byKey[monitor.UnknownSource]; u.Accepted != 0 || u.Rejected["unauthorized"] != 1 || len(u.Rejected) != 1 {
 		t.Errorf("unknown key: %+v; want 1 unauthorized and nothing else (the preflight is not counted)", u)
 	}
+	if old := byKey["src_old"]; old.Rejected["unauthorized"] != 1 {
+		t.Errorf("disabled source: %+v; want its refused request counted under it", old)
+	}
 	rs, _ := st.Rejections(ctx, 10)
-	if len(rs) != 2 {
+	if len(rs) != 3 {
 		t.Fatalf("samples: %+v", rs)
 	}
 	for _, r := range rs {
 		all := r.Source + r.Code + r.Message + r.Path
-		if strings.Contains(all, "secret-user") || strings.Contains(all, "wk_wrong") || r.Path != "/v1/track" {
+		if strings.Contains(all, "secret-user") || strings.Contains(all, "wk_wrong") || strings.Contains(all, "disabled-key") || r.Path != "/v1/track" {
 			t.Errorf("sample %+v: want the endpoint, code and message only", r)
 		}
 	}
