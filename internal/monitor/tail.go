@@ -42,7 +42,7 @@ type Tail struct {
 	Client   KinesisAPI
 	Stream   string
 	Windows  []time.Duration // default 1 min, 15 min
-	MaxCalls int             // GetRecords per shard per read; default 5
+	MaxCalls int             // GetRecords (of at most 1,000 records) per shard per read; default 3
 	CacheFor time.Duration   // default 2 s
 	Now      func() time.Time
 	// Keep, if set, says whether a record may be shown (the console drops records carrying
@@ -150,34 +150,57 @@ func (t *Tail) read(ctx context.Context, since time.Time) ([]ktypes.Record, erro
 	return recs, nil
 }
 
+// readShard reads a shard from since. When MaxCalls reads did not reach the shard's end (a busy
+// stream), it reads again from a few seconds ago, so the newest records are always there.
 func (t *Tail) readShard(ctx context.Context, shard string, since time.Time) ([]ktypes.Record, error) {
+	recs, caughtUp, err := t.readFrom(ctx, shard, since)
+	if err != nil || caughtUp {
+		return recs, err
+	}
+	recent := t.now().Add(-recentWindow)
+	if !since.Before(recent) {
+		return recs, nil
+	}
+	newest, _, err := t.readFrom(ctx, shard, recent)
+	return append(recs, newest...), err
+}
+
+// recentWindow is how far back a busy shard is read again for its newest records.
+const recentWindow = 5 * time.Second
+
+// readFrom reads at most MaxCalls pages of at most PageSize records from since; caughtUp
+// reports reaching the shard's end.
+func (t *Tail) readFrom(ctx context.Context, shard string, since time.Time) ([]ktypes.Record, bool, error) {
 	it, err := t.Client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(t.Stream),
 		ShardId: aws.String(shard), ShardIteratorType: ktypes.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(since)})
 	if err != nil {
-		return nil, fmt.Errorf("monitor: shard iterator of %s: %w", shard, err)
+		return nil, false, fmt.Errorf("monitor: shard iterator of %s: %w", shard, err)
 	}
 	calls := t.MaxCalls
 	if calls <= 0 {
-		calls = 5
+		calls = 3
 	}
 	var recs []ktypes.Record
 	iter := it.ShardIterator
 	for range calls {
 		if iter == nil {
-			break
+			return recs, true, nil // a closed shard, read to its end
 		}
-		out, err := t.Client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+		out, err := t.Client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(pageSize)})
 		if err != nil {
-			return nil, fmt.Errorf("monitor: read %s: %w", shard, err)
+			return nil, false, fmt.Errorf("monitor: read %s: %w", shard, err)
 		}
 		recs = append(recs, out.Records...)
 		iter = out.NextShardIterator
 		if aws.ToInt64(out.MillisBehindLatest) == 0 {
-			break
+			return recs, true, nil
 		}
 	}
-	return recs, nil
+	return recs, false, nil
 }
+
+// pageSize bounds one GetRecords answer (and so the memory of a read).
+const pageSize = 1000
 
 // pick decodes the records, keeps source's (all when ""), newest first, perSource of each.
 func (t *Tail) pick(ctx context.Context, recs []ktypes.Record, source string, perSource int) ([]Event, error) {
@@ -185,8 +208,14 @@ func (t *Tail) pick(ctx context.Context, recs []ktypes.Record, source string, pe
 		return aws.ToTime(b.ApproximateArrivalTimestamp).Compare(aws.ToTime(a.ApproximateArrivalTimestamp))
 	})
 	per := map[string]int{}
+	seen := map[string]bool{}
 	var out []Event
 	for _, r := range recs {
+		seq := aws.ToString(r.SequenceNumber)
+		if seen[seq] {
+			continue // read twice (a busy shard's newest records)
+		}
+		seen[seq] = true
 		var rec record
 		if json.Unmarshal(r.Data, &rec) != nil || (source != "" && rec.SourceID != source) || per[rec.SourceID] >= perSource {
 			continue
