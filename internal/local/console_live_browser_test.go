@@ -166,3 +166,19 @@ func TestConsoleLiveEvents(t *testing.T) {
 		t.Fatalf("unknown source: %q", got)
 	}
 }
+
+// TestConsoleLiveEventsHidesSuppressed: once a person is suppressed, Live events shows none of
+// their events still in the stream (sent before or after), and still shows everyone else's.
+func TestConsoleLiveEventsHidesSuppressed(t *testing.T) {
+	c := newConsoleSession(t)
+	sendTracks(c, "hidden-user", analytics.Track{MessageId: "hidden-before", Event: "Signed Up"})
+	pa := privacyAPI{t: t, base: c.stack.URL}
+	pa.wait(pa.submit("suppress", "user_id:hidden-user"), time.Now(), 60*time.Second)
+	sendTracks(c, "hidden-user", analytics.Track{MessageId: "hidden-after", Event: "Signed Up"})
+	sendTracks(c, "shown-user", analytics.Track{MessageId: "shown-after", Event: "Signed Up"})
+	c.open("/console/live")
+	c.waitText(`#events`, "shown-after", true, 30*time.Second)
+	if rows := c.text(`#events`); strings.Contains(rows, "hidden-") {
+		t.Fatalf("a suppressed person's events are shown: %q", rows)
+	}
+}
