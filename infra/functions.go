@@ -39,6 +39,12 @@ type FunctionSpec struct {
 	Trigger string
 	// Puts are the streams the function may write to.
 	Puts []string
+	// Reads are the streams the function reads on demand, not as a trigger (the console's
+	// Live events page reads the events stream's tail).
+	Reads []string
+	// Counts lets a function with read-only table access write the console's per-minute
+	// counts (internal/monitor): UpdateItem and BatchWriteItem on the table, not its index.
+	Counts bool
 	// Schedule is an EventBridge schedule expression such as "rate(1 minute)" ("" for none).
 	Schedule string
 	// PrivacyKey gives the function the privacy key secret (CDP_PRIVACY_KEY_SECRET and read
@@ -58,6 +64,7 @@ var Functions = []FunctionSpec{
 		Name:        "ingest",
 		Description: "Tracking API: validates Segment-compatible calls and puts them on the events stream",
 		Table:       TableRead, // write keys
+		Counts:      true,      // accepted and rejected requests per source and minute
 		Puts:        []string{StreamEvents},
 		MemoryMB:    256,
 		// Keeps well inside API Gateway's 30 s integration limit; a timeout is a 5xx, so the
@@ -70,6 +77,7 @@ var Functions = []FunctionSpec{
 		Table:       TableReadWrite,
 		// Replays of dead letters go back onto the stream of the stage that failed.
 		Puts:       []string{StreamEvents, StreamChanges, StreamActivations},
+		Reads:      []string{StreamEvents}, // the console's Live events
 		PrivacyKey: true,
 		Archive:    true, // replay, identity-rule dry run, privacy export and erase inline
 		MemoryMB:   256,

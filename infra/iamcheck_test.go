@@ -80,6 +80,12 @@ func expectedGrants(spec FunctionSpec) grantee {
 	for _, s := range spec.Puts {
 		g.allow("<stream:"+s+">", "kinesis:ListShards", "kinesis:PutRecord", "kinesis:PutRecords")
 	}
+	for _, s := range spec.Reads {
+		g.allow("<stream:"+s+">", kinesisConsumerActions...)
+	}
+	if spec.Counts && spec.Table == TableRead {
+		g.allow("<table>", countsActions...)
+	}
 	if spec.PrivacyKey {
 		g.allow("<secret:privacy-key>", "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
 	}
@@ -109,6 +115,12 @@ func requiredGrants(spec FunctionSpec) grantee {
 	}
 	for _, s := range spec.Puts {
 		g.allow("<stream:"+s+">", "kinesis:PutRecord", "kinesis:PutRecords")
+	}
+	for _, s := range spec.Reads {
+		g.allow("<stream:"+s+">", "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards")
+	}
+	if spec.Counts && spec.Table == TableRead {
+		g.allow("<table>", countsActions...)
 	}
 	if spec.PrivacyKey {
 		g.allow("<secret:privacy-key>", "secretsmanager:GetSecretValue")

@@ -40,6 +40,8 @@ var (
 	tableWriteActions = []string{
 		"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
 	}
+	// countsActions write the console's per-minute counts and rejection samples.
+	countsActions = []string{"dynamodb:BatchWriteItem", "dynamodb:UpdateItem"}
 )
 
 // newFunction builds one function and everything it owns from its spec.
@@ -96,6 +98,15 @@ func (s *Stack) newFunction(spec FunctionSpec, env map[string]*string) awslambda
 	}
 	for _, name := range spec.Puts {
 		s.Streams[name].GrantWrite(role)
+	}
+	for _, name := range spec.Reads {
+		s.Streams[name].GrantRead(role)
+	}
+	if spec.Counts && spec.Table == TableRead {
+		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:   jsii.Strings(countsActions...),
+			Resources: jsii.Strings(*s.Table.TableArn()),
+		}))
 	}
 	if spec.Trigger != "" {
 		s.addTrigger(fn, spec)

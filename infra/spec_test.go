@@ -23,11 +23,11 @@ func TestRealSpecs(t *testing.T) {
 	}
 	// The contract from the issue, spelled out once more so a careless edit of the slice
 	// shows up here rather than as an AccessDenied in production.
-	if f := byName["ingest"]; f.Table != TableRead || !reflectEqual(f.Puts, []string{StreamEvents}) || f.Trigger != "" {
-		t.Errorf("ingest: want table read, puts [events], no trigger; got %+v", f)
+	if f := byName["ingest"]; f.Table != TableRead || !f.Counts || !reflectEqual(f.Puts, []string{StreamEvents}) || f.Trigger != "" || len(f.Reads) != 0 {
+		t.Errorf("ingest: want table read (and the console's counts), puts [events], no trigger; got %+v", f)
 	}
-	if f := byName["api"]; f.Table != TableReadWrite || f.Trigger != "" || len(f.Puts) != 3 {
-		t.Errorf("api: want table read/write and puts to all streams; got %+v", f)
+	if f := byName["api"]; f.Table != TableReadWrite || f.Trigger != "" || len(f.Puts) != 3 || !reflectEqual(f.Reads, []string{StreamEvents}) {
+		t.Errorf("api: want table read/write, puts to all streams, reads events (Live events); got %+v", f)
 	}
 	if f := byName["identity"]; f.Table != TableReadWrite || f.Trigger != StreamEvents || !reflectEqual(f.Puts, []string{StreamChanges}) {
 		t.Errorf("identity: want trigger events, table read/write, puts [changes]; got %+v", f)

@@ -40,12 +40,21 @@ type Publisher interface {
 	Put(ctx context.Context, recs []stream.Record) error
 }
 
+// Monitor counts the requests' outcomes per source for the console (monitor.Recorder): in
+// memory, flushed at most every few seconds, so it adds no write per event.
+type Monitor interface {
+	Accepted(source string, events int)
+	Rejected(source, code, message, path string) // never the payload
+	FlushIfDue(ctx context.Context)
+}
+
 // Config tunes the handler.
 type Config struct {
 	Limits         tracking.Limits
 	AllowedOrigins []string // CORS; "*" allows any
 	Now            func() time.Time
 	Logger         *slog.Logger
+	Monitor        Monitor // nil: not counted
 }
 
 // Handler serves the tracking API.
@@ -56,6 +65,7 @@ type Handler struct {
 	cors   corsPolicy
 	now    func() time.Time
 	logger *slog.Logger
+	mon    Monitor
 }
 
 // New builds a handler.
@@ -69,7 +79,7 @@ func New(keys KeyResolver, pub Publisher, cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Handler{keys: keys, pub: pub, lim: cfg.Limits, cors: newCORS(cfg.AllowedOrigins), now: cfg.Now, logger: cfg.Logger}
+	return &Handler{keys: keys, pub: pub, lim: cfg.Limits, cors: newCORS(cfg.AllowedOrigins), now: cfg.Now, logger: cfg.Logger, mon: cfg.Monitor}
 }
 
 // callTypes maps the endpoint's last path segment to the message kind it accepts.
@@ -92,7 +102,9 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 // ServeHTTP serves the tracking API over net/http. Header names are written as they are
 // (Content-Type, Retry-After, Access-Control-*), so the API Gateway answer carries them unchanged.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	resp := h.route(r.Context(), r)
+	var n note
+	resp := h.route(r.Context(), r, &n)
+	h.observe(r.Context(), &n, resp)
 	h.cors.apply(r.Header.Get("Origin"), r.Header.Get("Access-Control-Request-Headers"), &resp)
 	for k, v := range resp.Headers {
 		w.Header()[k] = []string{v}
@@ -101,19 +113,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, resp.Body)
 }
 
-func (h *Handler) route(ctx context.Context, r *http.Request) httpapi.Response {
+// note is what a request's outcome is counted under (Config.Monitor).
+type note struct {
+	path   string // the endpoint, without a write key ("" for a preflight: not counted)
+	source string // the source id, once the write key is known
+	events int    // messages accepted
+}
+
+// observe counts the outcome of a tracking request and flushes the counts when due.
+func (h *Handler) observe(ctx context.Context, n *note, resp httpapi.Response) {
+	if h.mon == nil || n.path == "" {
+		return
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		h.mon.Accepted(n.source, n.events)
+	case resp.StatusCode >= 400:
+		var e struct{ Code, Message string }
+		_ = json.Unmarshal([]byte(resp.Body), &e)
+		h.mon.Rejected(n.source, e.Code, e.Message, n.path)
+	}
+	h.mon.FlushIfDue(ctx)
+}
+
+func (h *Handler) route(ctx context.Context, r *http.Request, n *note) httpapi.Response {
 	method, path := r.Method, httpapi.RawPath(r)
 	if i := strings.Index(path, "/v1/"); i > 0 { // tolerate a stage prefix such as /prod/v1/track
 		path = path[i:]
 	}
 	rest, ok := strings.CutPrefix(strings.TrimSuffix(path, "/"), "/v1/")
+	n.path = "/v1/(unknown)"
 	if !ok {
 		return errorResponse(http.StatusNotFound, tracking.CodeUnknownCallType, "no such endpoint")
 	}
 	if method == http.MethodOptions {
+		n.path = ""
 		return httpapi.Response{StatusCode: http.StatusNoContent}
 	}
 	if key, ok := settingsKey(rest); ok {
+		n.path = "/v1/projects/{writeKey}/settings"
 		if method != http.MethodGet {
 			return errorResponse(http.StatusMethodNotAllowed, tracking.CodeMethodNotAllowed, "use GET")
 		}
@@ -123,20 +161,22 @@ func (h *Handler) route(ctx context.Context, r *http.Request) httpapi.Response {
 	if !ok {
 		return errorResponse(http.StatusNotFound, tracking.CodeUnknownCallType, fmt.Sprintf("no such endpoint /v1/%s", rest))
 	}
+	n.path = "/v1/" + rest
 	if method != http.MethodPost {
 		return errorResponse(http.StatusMethodNotAllowed, tracking.CodeMethodNotAllowed, "use POST")
 	}
-	return h.collect(ctx, r, kind)
+	return h.collect(ctx, r, kind, n)
 }
 
-func (h *Handler) collect(ctx context.Context, r *http.Request, kind string) httpapi.Response {
+func (h *Handler) collect(ctx context.Context, r *http.Request, kind string, n *note) httpapi.Response {
 	receivedAt := h.now()
 	// A key in the Authorization header is checked before the body is even read.
 	headerKey, hasHeader := basicUser(r.Header.Get("Authorization"))
 	var src Source
 	if hasHeader {
 		var resp *httpapi.Response
-		if src, resp = h.authenticate(ctx, headerKey); resp != nil {
+		src, resp = h.authenticate(ctx, headerKey)
+		if n.source = src.ID; resp != nil {
 			return *resp
 		}
 	}
@@ -150,7 +190,8 @@ func (h *Handler) collect(ctx context.Context, r *http.Request, kind string) htt
 	}
 	if !hasHeader {
 		var resp *httpapi.Response
-		if src, resp = h.authenticate(ctx, parsed.WriteKey); resp != nil {
+		src, resp = h.authenticate(ctx, parsed.WriteKey)
+		if n.source = src.ID; resp != nil {
 			return *resp
 		}
 	}
@@ -172,6 +213,7 @@ func (h *Handler) collect(ctx context.Context, r *http.Request, kind string) htt
 	if err := h.pub.Put(ctx, recs); err != nil {
 		return h.unavailable(ctx, err, len(msgs))
 	}
+	n.events = len(msgs)
 	return jsonResponse(http.StatusOK, `{"success":true}`)
 }
 
@@ -200,7 +242,8 @@ func (h *Handler) authenticate(ctx context.Context, key string) (Source, *httpap
 		r.Headers["Retry-After"] = "1"
 		return Source{}, &r
 	case !src.Enabled:
-		return deny("source is disabled")
+		_, r := deny("source is disabled")
+		return Source{ID: src.ID}, r // counted under the source, still refused
 	}
 	return src, nil
 }

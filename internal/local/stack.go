@@ -37,6 +37,7 @@ import (
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/identity"
 	"github.com/serverless-cdp/cdp/internal/localhttp"
+	"github.com/serverless-cdp/cdp/internal/monitor"
 	"github.com/serverless-cdp/cdp/internal/store"
 	"github.com/serverless-cdp/cdp/internal/stream"
 )
@@ -154,9 +155,9 @@ func Start(ctx context.Context, clients awsenv.Clients, opts Options) (*Stack, e
 		{Prefix: "/console", Handler: timedHTTP(StageAPI, api.Handle, observe, logger)},
 	}
 	pollers := []*stream.Poller{
-		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, identityfn.New(stage(StageIdentity), cfg, logger).Handle, observe, logger)},
-		{Stream: cfg.ChangesStream, Consumer: StageSegments, Handler: timedKinesis(StageSegments, segments.Handle, observe, logger)},
-		{Stream: cfg.ActivationsStream, Consumer: StageActivation, Handler: timedKinesis(StageActivation, activation.HandleKinesis, observe, logger)},
+		{Stream: cfg.EventsStream, Consumer: StageIdentity, Handler: timedKinesis(StageIdentity, lagged(stage(StageIdentity), cfg, logger, StageIdentity, identityfn.New(stage(StageIdentity), cfg, logger).Handle), observe, logger)},
+		{Stream: cfg.ChangesStream, Consumer: StageSegments, Handler: timedKinesis(StageSegments, lagged(stage(StageSegments), cfg, logger, StageSegments, segments.Handle), observe, logger)},
+		{Stream: cfg.ActivationsStream, Consumer: StageActivation, Handler: timedKinesis(StageActivation, lagged(stage(StageActivation), cfg, logger, StageActivation, activation.HandleKinesis), observe, logger)},
 		{Stream: cfg.EventsStream, Consumer: StageArchive, Handler: timedKinesis(StageArchive, archiveWriter.Handle, observe, logger)},
 	}
 	schedules := []schedule{
@@ -401,6 +402,11 @@ func timedKinesis(stage string, h stream.Handler, observe func(Invocation), logg
 		}
 		return resp, err
 	}
+}
+
+// lagged records a stage's stream lag for the console, as functions/<stage>/main.go does.
+func lagged(c awsenv.Clients, cfg app.Config, logger *slog.Logger, stage string, h stream.Handler) stream.Handler {
+	return stream.Handler(monitor.Kinesis(monitor.ForStage(c.DynamoDB, cfg.Table, logger), stage, monitor.KinesisHandler(h)))
 }
 
 // HopMessage is the debug log message of each invocation (hop timing).

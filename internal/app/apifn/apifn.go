@@ -5,6 +5,7 @@ package apifn
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 
@@ -27,10 +28,12 @@ import (
 	"github.com/serverless-cdp/cdp/internal/deadletter"
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 	"github.com/serverless-cdp/cdp/internal/identity"
+	"github.com/serverless-cdp/cdp/internal/monitor"
 	"github.com/serverless-cdp/cdp/internal/profile"
 	"github.com/serverless-cdp/cdp/internal/segment"
 	"github.com/serverless-cdp/cdp/internal/source"
 	"github.com/serverless-cdp/cdp/internal/timeline"
+	"github.com/serverless-cdp/cdp/internal/tracking"
 )
 
 // NewAdminRouter assembles the whole admin API: the one place every resource is mounted.
@@ -76,13 +79,32 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *httpapi.API {
 		WithComputed(computed(segments))
 	api := &httpapi.API{Admin: router.Serve, Profile: prof.Handle, Logger: logger}
 	ui, err := console.New(console.Options{Admin: api.Admin, Profile: api.Profile, Verify: tokenAuth(tokens),
-		SpaceID: cfg.SpaceID, Logger: logger, RequestContext: admintoken.WithMemo})
+		SpaceID: cfg.SpaceID, Logger: logger, RequestContext: admintoken.WithMemo, Monitor: NewMonitor(c, cfg)})
 	if err != nil {
 		logger.Error("console disabled", "err", err) // templates are embedded: a build mistake
 		return api
 	}
 	api.Console = httpapi.Lambda(ui)
 	return api
+}
+
+// NewMonitor is what the console's Overview and Live events pages read: the events stream's
+// tail, read on demand (records carrying a suppressed identifier are not shown), and the
+// per-minute counts ingest and the stages write.
+func NewMonitor(c awsenv.Clients, cfg app.Config) *monitor.Reader {
+	checker := cfg.Checker(c.DynamoDB) // reads the blocklist's version at most once a second
+	keep := func(ctx context.Context, data []byte) (bool, error) {
+		var rec tracking.Record
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return false, nil // not a record the pipeline reads either
+		}
+		suppressed, err := checker.Suppressed(ctx, identity.MessageIdentifiers(&rec.Message))
+		return !suppressed, err
+	}
+	return &monitor.Reader{
+		Tail:  &monitor.Tail{Client: c.Kinesis, Stream: cfg.EventsStream, Keep: keep},
+		Store: monitor.NewStore(c.DynamoDB, cfg.Table),
+	}
 }
 
 // tokenAuth: the Profile API takes the same tokens as the admin API (Basic auth, token as user
