@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -88,7 +89,7 @@ func (r *Recorder) Rejected(source, code, message, path string) {
 	}
 	c.Rejected[code]++
 	r.rejections = append(r.rejections, Rejection{At: r.now().UTC(), Source: source, Code: code,
-		Message: truncate(message, MaxMessage), Path: truncate(path, 100)})
+		Message: truncate(redact(message), MaxMessage), Path: truncate(path, 100)})
 	if n := len(r.rejections); n > MaxRejections {
 		r.rejections = append(r.rejections[:0], r.rejections[n-MaxRejections:]...)
 	}
@@ -156,4 +157,27 @@ func (r *Recorder) flush(ctx context.Context, force bool) {
 		r.logger.WarnContext(ctx, "monitor: counts not written (dropped)", "err", err,
 			"counts", len(b.Counts), "lags", len(b.Lags), "rejections", len(b.Rejections))
 	}
+}
+
+// redact removes what an error message echoes of the input (a quoted value, or what follows
+// "got "), which could be personal data: samples keep the reason, never the value.
+func redact(message string) string {
+	var b strings.Builder
+	quoted := false
+	for _, r := range message {
+		switch {
+		case r == '"':
+			if !quoted {
+				b.WriteString(`"…"`)
+			}
+			quoted = !quoted
+		case !quoted:
+			b.WriteRune(r)
+		}
+	}
+	out := b.String()
+	if i := strings.Index(out, "got "); i >= 0 {
+		out = out[:i+len("got ")] + "…"
+	}
+	return out
 }
