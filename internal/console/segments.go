@@ -202,8 +202,14 @@ func (s *Server) preview(r *http.Request, f *audienceForm) *previewView {
 	if spec.Name == "" {
 		spec.Name = "preview"
 	}
+	// A draft of a saved audience names it: the API checks it in that audience's place (its
+	// key is its own, references to it are no cycle).
+	draft := struct {
+		ID string `json:"id,omitempty"`
+		audienceSpec
+	}{f.ID, spec}
 	var res previewResult
-	if err := s.call(r, http.MethodPost, audiencesAPI+"/preview?limit="+strconv.Itoa(previewLimit), spec, &res); err != nil {
+	if err := s.call(r, http.MethodPost, audiencesAPI+"/preview?limit="+strconv.Itoa(previewLimit), draft, &res); err != nil {
 		pv.Error = apiMessage(err, paths)
 		return pv
 	}
