@@ -226,23 +226,22 @@ func apiMessage(err error, paths map[string]*condNode) string {
 	return err.Error()
 }
 
-// audiencePreview answers the builder's live preview (the form changed).
+// audiencePreview answers the builder's live preview (the form changed): the preview region,
+// and each condition's error slot (out of band), so an error shows at its condition.
 func (s *Server) audiencePreview(w http.ResponseWriter, r *http.Request) {
 	f := audienceFormOf(formOf(r))
-	s.fragment(w, r, "audiences", "preview", view{Data: segPage{Audience: &audienceForm{Preview: s.preview(r, f)}}})
+	f.Preview = s.preview(r, f)
+	s.fragment(w, r, "audiences", "preview", view{Data: segPage{Audience: f}})
 }
 
 // audienceBuilder changes the tree (add or remove a condition) and answers the builder, with
-// the preview of the new tree (an out-of-band swap); without htmx, the whole page.
+// the preview of the new tree (an out-of-band swap). Without script the buttons submit the
+// form to saveAudience, which does the same and answers the whole page.
 func (s *Server) audienceBuilder(w http.ResponseWriter, r *http.Request) {
 	form := formOf(r)
 	f := audienceFormOf(form)
 	f.Tree.number("c", "", 0, nil)
 	f.Tree.apply(form.Get("action"), form)
-	if r.Header.Get("HX-Request") == "" {
-		s.renderAudienceForm(w, r, f, "")
-		return
-	}
 	f.Preview = s.preview(r, f)
 	if err := s.builderOptions(r, f); err != nil {
 		f.Preview.Error = err.Error()
@@ -253,7 +252,14 @@ func (s *Server) audienceBuilder(w http.ResponseWriter, r *http.Request) {
 // saveAudience creates (no id) or replaces the audience; on an error the form comes back as
 // it was, with the API's message at the node it is about, and nothing changed.
 func (s *Server) saveAudience(w http.ResponseWriter, r *http.Request) {
-	f := audienceFormOf(formOf(r))
+	form := formOf(r)
+	f := audienceFormOf(form)
+	if a := form.Get("action"); a != "" { // a builder button, without script
+		f.Tree.number("c", "", 0, nil)
+		f.Tree.apply(a, form)
+		s.renderAudienceForm(w, r, f, "")
+		return
+	}
 	spec, paths, err := f.spec()
 	if err == nil {
 		if f.ID == "" {

@@ -46,7 +46,19 @@ type condNode struct {
 	WhereKey, WhereOp, WhereValue                       string
 	AudienceID                                          string // audience
 	Error                                               string // the API's complaint about this node
+	Focus                                               bool   // take the focus (it was just added)
+	FocusAdd                                            bool   // focus the group's add select (a child was just removed)
 	Opts                                                *builderOpts
+}
+
+// ID is the node's path as an HTML id (no dots, which selectors would have to escape).
+func (n *condNode) ID() string { return strings.ReplaceAll(n.Path, ".", "-") }
+
+// Nodes lists the tree, depth first.
+func (n *condNode) Nodes() []*condNode {
+	var out []*condNode
+	n.walk(func(x *condNode) { out = append(out, x) })
+	return out
 }
 
 // option is one <option> of a select.
@@ -66,7 +78,7 @@ func newBuilderOpts() *builderOpts {
 	return &builderOpts{
 		PredOps: []option{{"eq", "equals"}, {"neq", "does not equal"}, {"gt", ">"}, {"gte", "≥"}, {"lt", "<"},
 			{"lte", "≤"}, {"contains", "contains"}, {"starts_with", "starts with"}, {"exists", "exists"},
-			{"in", "is one of (comma-separated)"}},
+			{"in", "is one of (a, b, …)"}},
 		CountOps: []option{{"at_least", "at least"}, {"at_most", "at most"}, {"exactly", "exactly"}},
 		EvTypes:  []option{{"track", "track event"}, {"page", "page view"}, {"screen", "screen view"}},
 		AddKinds: []option{{nodeTrait, "Trait"}, {nodeComputed, "Computed trait"}, {nodeEvent, "Performed event"},
@@ -175,7 +187,9 @@ func (n *condNode) apply(action string, f url.Values) bool {
 			kind == nodeGroup && !node.CanAddGroup() {
 			return false
 		}
-		node.Children = append(node.Children, newNode(kind))
+		added := newNode(kind)
+		added.Focus = true
+		node.Children = append(node.Children, added)
 		return true
 	case "remove":
 		if parent == nil {
@@ -184,6 +198,7 @@ func (n *condNode) apply(action string, f url.Values) bool {
 		for i, c := range parent.Children {
 			if c == node {
 				parent.Children = append(parent.Children[:i], parent.Children[i+1:]...)
+				parent.FocusAdd = true
 				return true
 			}
 		}

@@ -175,10 +175,19 @@ func TestBuilderActions(t *testing.T) {
 	if strings.Contains(body, `value="plan"`) || !strings.Contains(body, `name="c.0.kind" value="event"`) || strings.Contains(body, `name="c.1.kind"`) {
 		t.Fatalf("remove the first condition: %s", body)
 	}
-	// Without htmx the whole page comes back.
-	w = e.post("/console/audiences/builder", f, false)
+	// Without script the button submits the form to save, which changes the tree and saves nothing.
+	w = e.post("/console/audiences/save", f, false)
 	if !strings.Contains(w.Body.String(), "<html") || !strings.Contains(w.Body.String(), `id="audience-form"`) {
 		t.Fatalf("no-script builder: %s", w.Body.String())
+	}
+	if l, _ := e.svc.Audiences(context.Background()); len(l) != 0 {
+		t.Fatalf("a builder button saved: %+v", l)
+	}
+	// The added node takes the focus; after a removal, the group's add select does.
+	f.Set("action", "add:c")
+	f.Set("c.add", "event")
+	if body := e.post("/console/audiences/builder", f, true).Body.String(); !strings.Contains(body, `name="c.2.evname" value="" size="16" autocomplete="off" autofocus`) {
+		t.Fatalf("focus after add: %s", body)
 	}
 }
 
@@ -193,9 +202,15 @@ func TestAudiencePreviewAndSave(t *testing.T) {
 	bad := proAndOrdered("Pro buyers")
 	bad.Set("c.0.op", "gt")
 	bad.Set("c.0.value", "")
+	// The live preview puts the API's complaint at its condition (out of band) and clears the others.
+	body := e.post("/console/audiences/preview", bad, true).Body.String()
+	if !strings.Contains(body, `<div hx-swap-oob="true" id="err-c-0"><p class="error">value: must be a number`) ||
+		!strings.Contains(body, `<div hx-swap-oob="true" id="err-c-1"></div>`) {
+		t.Fatalf("preview errors: %s", body)
+	}
 	w = e.post("/console/audiences/save", bad, false)
 	if body := w.Body.String(); w.Code != 200 || !strings.Contains(body, "Not saved: Condition 1: value: must be a number or a string (date) for gt") ||
-		!strings.Contains(body, `<p class="error" id="c.0.error">value: must be a number`) {
+		!strings.Contains(body, `<div id="err-c-0"><p class="error">value: must be a number`) {
 		t.Fatalf("invalid save: %d %s", w.Code, body)
 	}
 	bad = proAndOrdered("Pro buyers")

@@ -54,7 +54,10 @@ func TestConsoleAudiencesBuilder(t *testing.T) {
 		return st == 200 && p.Scanned == 5 && p.Matched == 2
 	})
 
-	// A computed trait, defined in the form; the list shows it computing, then live.
+	// A computed trait, defined in the form; the list shows it computing, then live (next to
+	// one defined with the admin API).
+	adm.createTrait(map[string]any{"name": "Revenue, 30 days", "kind": "sum", "property": "revenue",
+		"event": map[string]any{"name": "Order Completed"}, "window": map[string]any{"days": 30}})
 	c.open("/console/traits/new")
 	c.do(chromedp.SendKeys(field("name"), "Order count"), chromedp.SendKeys(field("evname"), "Order Completed"))
 	c.waitText("#draft", "Valid.", false, 5*time.Second)
@@ -63,18 +66,26 @@ func TestConsoleAudiencesBuilder(t *testing.T) {
 		t.Fatalf("after saving the trait: %q", got)
 	}
 	c.waitText(`tr[data-trait="order_count"] .status`, "live", false, segWait)
+	c.waitText(`tr[data-trait="revenue_30_days"] .status`, "live", false, segWait)
 	c.shot("traits")
 	rru, wru := c.cost(func() { c.open("/console/traits"); c.waitText(`tr[data-trait="order_count"]`, "event_count", false, 5*time.Second) })
-	t.Logf("Computed traits list: %.2f RRU, %.2f WRU per view (1 trait)", rru, wru)
+	t.Logf("Computed traits list: %.2f RRU, %.2f WRU per view (2 traits)", rru, wru)
 
 	// The builder: an incomplete condition is reported at its row, then each step previews.
 	c.open("/console/audiences/new")
 	c.do(chromedp.SendKeys(field("name"), "Pro buyers"), chromedp.SendKeys(field("c.0.key"), "plan"))
 	c.waitText("#preview", "Condition 1: value: is required for eq", false, 5*time.Second)
+	c.waitText("#err-c-0", "value: is required for eq", false, 5*time.Second) // at the condition too
 	c.do(chromedp.SendKeys(field("c.0.value"), "pro"))
 	c.waitText("#preview-size", "3", false, 5*time.Second)
 	c.do(chromedp.SetValue(field("c.add"), "event"), chromedp.Click(chromedp.CSS(`button[value="add:c"]`)),
 		chromedp.WaitVisible(field("c.1.evname")))
+	if got := run(c, chromedp.Evaluate[string](`document.activeElement.name`)); got != "c.1.evname" {
+		t.Fatalf("after adding a condition the focus is on %q, not its first field", got)
+	}
+	if got := c.text("#err-c-0"); got != "" {
+		t.Fatalf("the fixed condition still shows %q", got)
+	}
 	c.do(chromedp.SendKeys(field("c.1.evname"), "Order Completed"))
 	c.waitText("#preview-size", "3", false, 5*time.Second) // at least once, ever: cyd too
 	c.do(chromedp.SendKeys(field("c.1.within"), "30"))
