@@ -26,7 +26,7 @@ func segPeople(t *testing.T, c *consoleSession) {
 	now := time.Now().UTC()
 	who := func(id, plan string) analytics.Identify {
 		return analytics.Identify{MessageId: "csg-i-" + id, UserId: "csg-" + id, Timestamp: now.Add(-50 * day),
-			Traits: analytics.NewTraits().SetEmail(id + "@csg.example").Set("plan", plan)}
+			Traits: analytics.NewTraits().SetEmail(id+"@csg.example").Set("plan", plan)}
 	}
 	scnSend(t, c.stack.URL, c.writeKey, 50,
 		who("ada", "pro"), who("bob", "pro"), who("cyd", "pro"), who("dan", "free"), who("eve", "free"),
@@ -68,7 +68,10 @@ func TestConsoleAudiencesBuilder(t *testing.T) {
 	c.waitText(`tr[data-trait="order_count"] .status`, "live", false, segWait)
 	c.waitText(`tr[data-trait="revenue_30_days"] .status`, "live", false, segWait)
 	c.shot("traits")
-	rru, wru := c.cost(func() { c.open("/console/traits"); c.waitText(`tr[data-trait="order_count"]`, "event_count", false, 5*time.Second) })
+	rru, wru := c.cost(func() {
+		c.open("/console/traits")
+		c.waitText(`tr[data-trait="order_count"]`, "event_count", false, 5*time.Second)
+	})
 	t.Logf("Computed traits list: %.2f RRU, %.2f WRU per view (2 traits)", rru, wru)
 
 	// The builder: an incomplete condition is reported at its row, then each step previews.
@@ -139,7 +142,10 @@ func TestConsoleAudiencesBuilder(t *testing.T) {
 	adm.waitLive(id)
 	eventually(t, "members as many as the preview", segWait, func() bool { return fmt.Sprint(len(adm.members(id))) == previewSize })
 	c.waitText(`tr[data-audience="pro_buyers"] .size`, previewSize, true, 5*time.Second)
-	rru, wru = c.cost(func() { c.open("/console/audiences"); c.waitText(`tr[data-audience="pro_buyers"] .size`, previewSize, false, 5*time.Second) })
+	rru, wru = c.cost(func() {
+		c.open("/console/audiences")
+		c.waitText(`tr[data-audience="pro_buyers"] .size`, previewSize, false, 5*time.Second)
+	})
 	t.Logf("Audiences list: %.2f RRU, %.2f WRU per view (1 audience of %s members)", rru, wru, previewSize)
 
 	// Edit shows the saved tree and previews it at once.
