@@ -234,6 +234,16 @@ func TestAudiencePreviewAndSave(t *testing.T) {
 	if !strings.Contains(list, `data-audience="pro_buyers"`) || !strings.Contains(list, "Saved.") || !strings.Contains(list, `hx-trigger="every 2s"`) {
 		t.Fatalf("list: %s", list)
 	}
+	// A draft of the saved audience previews in its place: its own key is no conflict; a new
+	// audience of the same name is.
+	draft := proAndOrdered("Pro buyers")
+	draft.Set("id", id)
+	if body := e.post("/console/audiences/preview", draft, true).Body.String(); !strings.Contains(body, `id="preview-size">0<`) {
+		t.Fatalf("preview of the saved audience's draft: %s", body)
+	}
+	if body := e.post("/console/audiences/preview", proAndOrdered("Pro buyers"), true).Body.String(); !strings.Contains(body, `already used`) {
+		t.Fatalf("preview of a new audience with a used key: %s", body)
+	}
 	edit := e.get("/console/audiences/" + id).Body.String()
 	if !strings.Contains(edit, `name="c.1.evname" value="Order Completed"`) || !strings.Contains(edit, `name="id" value="`+id+`"`) {
 		t.Fatalf("edit: %s", edit)

@@ -107,6 +107,8 @@ func TestConsoleAudiencesBuilder(t *testing.T) {
 	c.waitText("#preview .sample", ada, false, 5*time.Second)
 	c.do(chromedp.Click(field("c.2.not")))
 	c.waitText("#preview .sample", bob, false, 5*time.Second)
+	run(c, chromedp.Evaluate[bool](`window.scrollTo(0, 0), true`))
+	c.shot("audiences")
 	if def := run(c, chromedp.Evaluate[string](`document.getElementById("definition").textContent`)); !strings.Contains(def, `"not": {`) || !strings.Contains(def, `"computedTrait"`) {
 		t.Fatalf("generated definition without the negated computed trait:\n%s", def)
 	}
@@ -116,8 +118,6 @@ func TestConsoleAudiencesBuilder(t *testing.T) {
 	}
 	c.do(chromedp.Click(chromedp.CSS(`button[value="remove:c.2"]`)), chromedp.WaitNotPresent(field("c.2.kind")))
 	c.waitText("#preview-size", "2", false, 5*time.Second)
-	c.do(chromedp.ScrollIntoView(chromedp.CSS(`main h1`)))
-	c.shot("audiences")
 
 	// One preview call, measured: widen the window to 60 days (cyd's order counts).
 	rru, wru = c.cost(func() {
