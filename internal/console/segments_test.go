@@ -311,8 +311,25 @@ func TestTraitForm(t *testing.T) {
 	if !strings.Contains(edit, `id="window" name="window" value="30"`) || !strings.Contains(edit, `<option value="sum" selected>`) {
 		t.Fatalf("edit: %s", edit)
 	}
+	// An audience on it keeps it from being deleted; the confirmation says why.
+	uses := url.Values{"name": {"Big spenders"}, "c.kind": {"group"}, "c.0.kind": {"computedTrait"}, "c.0.key": {"lifetime_value"},
+		"c.0.op": {"gt"}, "c.0.value": {"100"}}
+	if w = e.post("/console/audiences/save", uses, false); w.Code != http.StatusSeeOther {
+		t.Fatalf("save an audience on the trait: %s", w.Body.String())
+	}
+	w = e.post("/console/traits/"+l[0].ID+"/delete", url.Values{"name": {"Lifetime value"}}, false)
+	if body := w.Body.String(); w.Code != 200 || !strings.Contains(body, "Not deleted: still in use") || !strings.Contains(body, `class="danger"`) {
+		t.Fatalf("delete in use: %d %s", w.Code, body)
+	}
+	a, _ := e.svc.Audiences(context.Background())
+	if w = e.post("/console/audiences/"+a[0].ID+"/delete", nil, false); w.Code != http.StatusSeeOther {
+		t.Fatalf("delete the audience: %d", w.Code)
+	}
 	if w = e.post("/console/traits/"+l[0].ID+"/delete", nil, false); w.Code != http.StatusSeeOther {
 		t.Fatalf("delete: %d", w.Code)
+	}
+	if l, _ = e.svc.Traits(context.Background()); len(l) != 0 {
+		t.Fatalf("left: %+v", l)
 	}
 }
 
