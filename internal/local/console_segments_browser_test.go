@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	analytics "github.com/segmentio/analytics-go/v3"
 )
 
@@ -131,7 +132,8 @@ func TestConsoleAudiencesBuilder(t *testing.T) {
 
 	// Save: the list shows the audience computing, then live with the preview's size, and the
 	// admin API lists as many members.
-	c.do(chromedp.Click(chromedp.CSS(`#audience-form button.primary`)), chromedp.WaitVisible(chromedp.CSS(`tr[data-audience="pro_buyers"]`)))
+	// (Enter in a field saves: the form's first submit button is Save, not a builder button.)
+	c.do(chromedp.SendKeys(field("name"), kb.Enter), chromedp.WaitVisible(chromedp.CSS(`tr[data-audience="pro_buyers"]`)))
 	c.waitText(`tr[data-audience="pro_buyers"] .status`, "live", false, segWait)
 	id := ""
 	for _, a := range adm.audiences() {
