@@ -15,7 +15,7 @@ import (
 
 // The Audiences and Computed traits pages in a real browser: five people (three on plan pro,
 // two on free, with orders of different ages) sent with analytics-go; a computed trait defined
-// in the form; an audience composed in the builder (a trait, a performed event with a count
+// in the form and edited; an audience composed in the builder (a trait, a performed event with a count
 // and a window, a negated group on the computed trait, removed again), its live preview
 // checked at each step, saved, and its preview size compared with the members the admin API
 // reports once the backfill is done; then deleted.
@@ -69,6 +69,16 @@ func TestConsoleAudiencesBuilder(t *testing.T) {
 	c.waitText(`tr[data-trait="order_count"] .status`, "live", false, segWait)
 	c.waitText(`tr[data-trait="revenue_30_days"] .status`, "live", false, segWait)
 	c.shot("traits")
+	// Edit it: the form shows what is stored; a window makes a new version, live again.
+	c.do(chromedp.Click(chromedp.CSS(`tr[data-trait="order_count"] a`)), chromedp.WaitVisible(field("window")))
+	if v := run(c, chromedp.Value(field("evname"))); v != "Order Completed" {
+		t.Fatalf("the edit form shows the event %q", v)
+	}
+	c.do(chromedp.SendKeys(field("window"), "365"))
+	c.waitText("#definition", `"days": 365`, false, 5*time.Second)
+	c.do(chromedp.SendKeys(field("window"), kb.Enter), chromedp.WaitVisible(chromedp.CSS(`tr[data-trait="order_count"]`)))
+	c.waitText(`tr[data-trait="order_count"]`, "365 d", false, 5*time.Second)
+	c.waitText(`tr[data-trait="order_count"] .status`, "live", false, segWait)
 	rru, wru := c.cost(func() {
 		c.open("/console/traits")
 		c.waitText(`tr[data-trait="order_count"]`, "event_count", false, 5*time.Second)
@@ -84,9 +94,9 @@ func TestConsoleAudiencesBuilder(t *testing.T) {
 	c.waitText("#preview-size", "3", false, 5*time.Second)
 	c.do(chromedp.SetValue(field("c.add"), "event"), chromedp.Click(chromedp.CSS(`button[value="add:c"]`)),
 		chromedp.WaitVisible(field("c.1.evname")))
-	if got := run(c, chromedp.Evaluate[string](`document.activeElement.name`)); got != "c.1.evname" {
-		t.Fatalf("after adding a condition the focus is on %q, not its first field", got)
-	}
+	eventually(t, "the focus on the added condition's first field", 5*time.Second, func() bool { // htmx focuses after the swap settles
+		return run(c, chromedp.Evaluate[string](`document.activeElement.name || ""`)) == "c.1.evname"
+	})
 	if got := c.text("#err-c-0"); got != "" {
 		t.Fatalf("the fixed condition still shows %q", got)
 	}
