@@ -95,8 +95,9 @@ type previewView struct {
 }
 
 func (s *Server) registerSegments() {
-	s.page("GET "+Prefix+"/audiences", s.audiences)
-	s.page("GET "+Prefix+"/audiences/table", s.audiencesTable)
+	list, table := s.listPages("audiences", "Audiences", s.listAudiences)
+	s.page("GET "+Prefix+"/audiences", list)
+	s.page("GET "+Prefix+"/audiences/table", table)
 	s.page("GET "+Prefix+"/audiences/new", s.newAudience)
 	s.page("GET "+Prefix+"/audiences/{id}", s.editAudience)
 	s.page("POST "+Prefix+"/audiences/builder", s.audienceBuilder)
@@ -107,10 +108,37 @@ func (s *Server) registerSegments() {
 	s.registerTraits()
 }
 
-// doneMessages are the flashes a redirect after a change may ask for (?done=).
-var doneMessages = map[string]string{
-	"saved":   "Saved. The backfill over existing profiles has started; the status shows when it is done.",
-	"deleted": "Deleted.",
+// doneMessage is the flash a redirect after a change may ask for (?done=).
+func doneMessage(done string) string {
+	switch done {
+	case "saved":
+		return "Saved. The backfill over existing profiles has started; the status shows when it is done."
+	case "deleted":
+		return "Deleted."
+	}
+	return ""
+}
+
+// listPages serves a definition list (audiences or computed traits) with its size and backfill
+// status, and the list's table alone, which refreshes itself while a backfill runs.
+func (s *Server) listPages(page, title string, list func(*http.Request) (segPage, error)) (full, table http.HandlerFunc) {
+	full = func(w http.ResponseWriter, r *http.Request) {
+		p, err := list(r)
+		if err != nil {
+			s.render(w, r, page, segError(title, page, err))
+			return
+		}
+		s.render(w, r, page, view{Title: title, Active: page, Flash: doneMessage(r.URL.Query().Get("done")), Data: p})
+	}
+	table = func(w http.ResponseWriter, r *http.Request) {
+		p, err := list(r)
+		v := view{Data: p}
+		if err != nil {
+			v.Error = err.Error()
+		}
+		s.fragment(w, r, page, "table", v)
+	}
+	return full, table
 }
 
 func (s *Server) listAudiences(r *http.Request) (segPage, error) {
@@ -125,26 +153,6 @@ func (s *Server) listAudiences(r *http.Request) (segPage, error) {
 		p.Computing = p.Computing || a.Status != segmentdef.StatusLive
 	}
 	return p, nil
-}
-
-// audiences lists the audiences with their size and backfill status.
-func (s *Server) audiences(w http.ResponseWriter, r *http.Request) {
-	p, err := s.listAudiences(r)
-	if err != nil {
-		s.render(w, r, "audiences", segError("Audiences", "audiences", err))
-		return
-	}
-	s.render(w, r, "audiences", view{Title: "Audiences", Active: "audiences", Flash: doneMessages[r.URL.Query().Get("done")], Data: p})
-}
-
-// audiencesTable is the list alone: it refreshes itself while a backfill runs.
-func (s *Server) audiencesTable(w http.ResponseWriter, r *http.Request) {
-	p, err := s.listAudiences(r)
-	if err != nil {
-		s.fragment(w, r, "audiences", "table", view{Error: err.Error(), Data: p})
-		return
-	}
-	s.fragment(w, r, "audiences", "table", view{Data: p})
 }
 
 func (s *Server) newAudience(w http.ResponseWriter, r *http.Request) {

@@ -61,8 +61,9 @@ var traitKinds = []option{
 }
 
 func (s *Server) registerTraits() {
-	s.page("GET "+Prefix+"/traits", s.traits)
-	s.page("GET "+Prefix+"/traits/table", s.traitsTable)
+	list, table := s.listPages("traits", "Computed traits", s.listTraits)
+	s.page("GET "+Prefix+"/traits", list)
+	s.page("GET "+Prefix+"/traits/table", table)
 	s.page("GET "+Prefix+"/traits/new", s.newTrait)
 	s.page("GET "+Prefix+"/traits/{id}", s.editTrait)
 	s.page("POST "+Prefix+"/traits/draft", s.traitDraft)
@@ -83,26 +84,6 @@ func (s *Server) listTraits(r *http.Request) (segPage, error) {
 		p.Computing = p.Computing || t.Status != segmentdef.StatusLive
 	}
 	return p, nil
-}
-
-// traits lists the computed traits with their backfill status.
-func (s *Server) traits(w http.ResponseWriter, r *http.Request) {
-	p, err := s.listTraits(r)
-	if err != nil {
-		s.render(w, r, "traits", segError("Computed traits", "traits", err))
-		return
-	}
-	s.render(w, r, "traits", view{Title: "Computed traits", Active: "traits", Flash: doneMessages[r.URL.Query().Get("done")], Data: p})
-}
-
-// traitsTable is the list alone: it refreshes itself while a backfill runs.
-func (s *Server) traitsTable(w http.ResponseWriter, r *http.Request) {
-	p, err := s.listTraits(r)
-	if err != nil {
-		s.fragment(w, r, "traits", "table", view{Error: err.Error(), Data: p})
-		return
-	}
-	s.fragment(w, r, "traits", "table", view{Data: p})
 }
 
 func (s *Server) newTrait(w http.ResponseWriter, r *http.Request) {

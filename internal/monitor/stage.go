@@ -24,12 +24,7 @@ type KinesisHandler func(ctx context.Context, ev events.KinesisEvent) (events.Ki
 func Kinesis(rec *Recorder, stage string, h KinesisHandler) KinesisHandler {
 	return func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 		start := time.Now()
-		var oldest time.Time
-		for _, r := range ev.Records {
-			if t := r.Kinesis.ApproximateArrivalTimestamp.Time; oldest.IsZero() || t.Before(oldest) {
-				oldest = t
-			}
-		}
+		oldest := earliest(ev.Records, func(r events.KinesisEventRecord) time.Time { return r.Kinesis.ApproximateArrivalTimestamp.Time })
 		resp, err := h(ctx, ev)
 		observe(ctx, rec, stage, len(ev.Records), oldest, start)
 		return resp, err
@@ -44,23 +39,32 @@ func Invoke(rec *Recorder, stage string, h InvokeHandler) InvokeHandler {
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		start := time.Now()
 		var probe struct {
-			Records []struct {
-				Kinesis struct {
-					Arrival events.SecondsEpochTime `json:"approximateArrivalTimestamp"`
-				} `json:"kinesis"`
-			} `json:"Records"`
+			Records []probeRecord `json:"Records"`
 		}
 		_ = json.Unmarshal(raw, &probe) // not a Kinesis event: nothing to record
-		var oldest time.Time
-		for _, r := range probe.Records {
-			if t := r.Kinesis.Arrival.Time; oldest.IsZero() || t.Before(oldest) {
-				oldest = t
-			}
-		}
+		oldest := earliest(probe.Records, func(r probeRecord) time.Time { return r.Kinesis.Arrival.Time })
 		out, err := h(ctx, raw)
 		observe(ctx, rec, stage, len(probe.Records), oldest, start)
 		return out, err
 	}
+}
+
+// probeRecord is the part of a Kinesis event record Invoke reads.
+type probeRecord struct {
+	Kinesis struct {
+		Arrival events.SecondsEpochTime `json:"approximateArrivalTimestamp"`
+	} `json:"kinesis"`
+}
+
+// earliest is the earliest arrival among records (zero for none).
+func earliest[T any](records []T, arrival func(T) time.Time) time.Time {
+	var oldest time.Time
+	for _, r := range records {
+		if t := arrival(r); oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	return oldest
 }
 
 func observe(ctx context.Context, rec *Recorder, stage string, n int, oldest, start time.Time) {
