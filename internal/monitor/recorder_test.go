@@ -137,10 +137,10 @@ func TestStageWrappersRecordLag(t *testing.T) {
 // TestRejectionMessagesKeepNoValue: what an error message echoes of the input is not kept.
 func TestRejectionMessagesKeepNoValue(t *testing.T) {
 	for in, want := range map[string]string{
-		`timestamp "bob@example.com" is not an ISO 8601 date`: `timestamp "…" is not an ISO 8601 date`,
+		`timestamp "bob@example.com" is not an ISO 8601 date`:        `timestamp "…" is not an ISO 8601 date`,
 		`batch[0].userId: expected a string, got {"email":"bob@exam`: `batch[0].userId: expected a string, got …`,
-		`type "x" is not one of identify, track`:                   `type "…" is not one of identify, track`,
-		"invalid write key":                                         "invalid write key",
+		`type "x" is not one of identify, track`:                     `type "…" is not one of identify, track`,
+		"invalid write key":                                          "invalid write key",
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)
