@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -22,7 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/serverless-cdp/cdp/internal/awsenv"
 	"github.com/serverless-cdp/cdp/internal/importer"
+	"github.com/serverless-cdp/cdp/internal/local"
 )
 
 // importRows is the size of the generated CSV: 3,000 rows (two batches) in `make test`;
@@ -202,8 +205,12 @@ func waitCounts(t *testing.T, api *scnAPI, want map[string]int, extra int, timeo
 // row and stores nothing new (checked with one sentinel event per user sent after it, on the
 // same partition key, so it is processed after the resent rows).
 func TestImportCSVEndToEnd(t *testing.T) {
-	stack, _, writeKey := startStack(t)
 	n := importRows(t)
+	// kinesis-mock reads a shard in time that grows with the records it holds, so a large import
+	// gets more shards (as a stream sized for it on AWS would).
+	stack, _, writeKey := startStackLogging(t, slog.New(slog.DiscardHandler), func(o *local.Options, _ awsenv.Clients) {
+		o.Shards = int32(max(2, n/12500))
+	})
 	users := max(10, n/100)
 	in, want, bad := importCSV(t, n, users)
 	valid := n - len(bad)
