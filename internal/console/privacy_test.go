@@ -18,7 +18,7 @@ func privacyAnswers() map[string]fakeAnswer {
 			{"id":"` + prDone + `","type":"delete","status":"completed","labels":["email:a…@e….com"],"createdAt":"2026-11-30T10:00:00Z","completedAt":"2026-11-30T10:00:02Z","step":"done","results":{"identity":{"events":5,"profiles":1},"segments":{"profile_state":1}}},
 			{"id":"` + prExport + `","type":"export","status":"running","labels":["user_id:u…(8)"],"createdAt":"2026-11-30T09:00:00Z","step":"export","results":{}}],
 			"next":"` + prExport + `"}`},
-		"GET /admin/v1/privacy/suppressions": {200, `{"suppressions":[{"group":"` + prDone + `","labels":["email:b…@e….com"],"createdAt":"2026-11-30T08:00:00Z"}],"droppedBySource":{"src_web":3}}`},
+		"GET /admin/v1/privacy/suppressions":         {200, `{"suppressions":[{"group":"` + prDone + `","labels":["email:b…@e….com"],"createdAt":"2026-11-30T08:00:00Z"}],"droppedBySource":{"src_web":3}}`},
 		"GET /admin/v1/privacy/requests/" + prExport: {200, `{"id":"` + prExport + `","type":"export","status":"completed","labels":[],"createdAt":"2026-11-30T09:00:00Z","step":"done","results":{"identity":{"events":2}},"export":{"requestId":"` + prExport + `","identity":{"events":[{"messageId":"m-1"}]}}}`},
 		"GET /admin/v1/privacy/requests/" + prDone:   {200, `{"id":"` + prDone + `","type":"delete","status":"completed","labels":["email:a…@e….com"],"createdAt":"2026-11-30T10:00:00Z","step":"done","results":{"identity":{"events":5}}}`},
 		"POST /admin/v1/privacy/requests":            {400, `{"code":"invalid_request","message":"identifiers: must hold 1 to 100 identifiers"}`},

@@ -89,7 +89,7 @@ func profileAnswers() map[string]fakeAnswer {
 		"GET " + profBase + "use_ann/external_ids": ok(map[string]any{"data": []map[string]any{
 			{"id": "ann@example.com", "type": "email", "source_id": "src_web", "created_at": "2026-11-30T10:00:00Z"},
 			{"id": "dev-1", "type": "anonymous_id", "source_id": "src_web"}}, "cursor": none}),
-		"GET " + profBase + "use_ann/traits": ok(map[string]any{"traits": map[string]any{"name": "Ann <b>", "plan": map[string]any{"tier": 2}}, "cursor": none}),
+		"GET " + profBase + "use_ann/traits":  ok(map[string]any{"traits": map[string]any{"name": "Ann <b>", "plan": map[string]any{"tier": 2}}, "cursor": none}),
 		"GET " + profBase + "use_ann/consent": ok(map[string]any{"consent": map[string]any{"advertising": map[string]any{"granted": true, "at": "2026-11-30T10:01:00Z"}}}),
 		"GET /admin/v1/profiles/use_ann/segments": ok(map[string]any{"profileId": "use_ann",
 			"audiences":      []map[string]any{{"id": "aud_1", "key": "buyers", "name": "Buyers", "enteredAt": "2026-11-30T10:02:00Z"}},
