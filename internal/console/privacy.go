@@ -106,7 +106,9 @@ func newRequestView(r apitypes.PrivacyRequest) requestView {
 		v.Total += res.Total
 		v.Stores = append(v.Stores, res)
 	}
-	v.ExportReady = r.Type == "export" && r.Status == "completed" && len(r.Export) > 0
+	// The create answer and the log carry no export document: a completed export links the
+	// download, which says so if the document expired.
+	v.ExportReady = r.Type == "export" && r.Status == "completed" && !r.ExportExpired
 	return v
 }
 
