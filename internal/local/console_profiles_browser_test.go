@@ -4,6 +4,7 @@ package local_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -145,12 +146,55 @@ func TestConsoleProfiles(t *testing.T) {
 	c.open("/console/profiles?id=" + url.QueryEscape("email:nobody-"+ann.email))
 	checkText(t, c, "#not-found", "No profile has the identifier email:nobody-"+ann.email)
 
+	olderEvents(t, c, bob)
 	c.open(ref)
 	t.Logf("%v: profile checked", time.Since(start))
 	exportFromProfile(t, c, ann)
 	t.Logf("%v: exported", time.Since(start))
 	deleteFromProfile(t, c, ann, bob)
 	t.Logf("%v: deleted", time.Since(start))
+}
+
+// olderEvents: a person with 27 events shows the newest 20, and "Older events" adds the other
+// 7 (the API's cursor) below them, in the page, without reloading it.
+func olderEvents(t *testing.T, c *consoleSession, p *person) {
+	t.Helper()
+	client, err := analytics.NewWithConfig(c.writeKey, analytics.Config{Endpoint: c.stack.URL, BatchSize: 22, Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().UTC().Add(-50 * time.Second)
+	for i := range 22 {
+		if err := client.Enqueue(analytics.Track{MessageId: fmt.Sprintf("more-%02d-%s", i, p.user), UserId: p.user, Event: "Product Viewed",
+			Timestamp: base.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = client.Close()
+	api := newScnAPI(t, c.stack.URL)
+	eventually(t, "27 events for "+p.user, 60*time.Second, func() bool {
+		var evs struct {
+			Data []map[string]any `json:"data"`
+		}
+		return call(t, "GET", api.base+url.PathEscape("user_id:"+p.user)+"/events?limit=100", api.auth, nil, &evs) == 200 && len(evs.Data) == 27
+	})
+	c.open("/console/profiles?id=" + url.QueryEscape("user_id:"+p.user))
+	rows := func() int {
+		return run(c, chromedp.Evaluate[int](`document.querySelectorAll("#timeline tbody tr:not(#events-more)").length`))
+	}
+	if n := rows(); n != 20 {
+		t.Fatalf("the timeline shows %d events, want the newest 20", n)
+	}
+	checkText(t, c, "#timeline tbody tr:first-child", "more-21-"+p.user)
+	c.do(chromedp.Click(chromedp.CSS(`#events-more a`)))
+	c.waitVisible(`#timeline tbody tr:nth-child(27)`, "#timeline", 10*time.Second)
+	if n := rows(); n != 27 {
+		t.Errorf("after Older events the timeline shows %d events, want 27", n)
+	}
+	checkText(t, c, "#timeline tbody tr:nth-child(27)", "page-"+p.user) // the oldest, last
+	if loc := run(c, chromedp.Location()); strings.Contains(loc, "events_next") {
+		t.Errorf("Older events reloaded the page: %s", loc)
+	}
 }
 
 // checkText fails the test unless the element's text holds every want.
