@@ -143,7 +143,7 @@ func searchRef(q url.Values) (search profileSearch, ref, msg string) {
 	case search.Type == "profile_id":
 		return search, search.Value, ""
 	case search.Type != "":
-		return search, search.Type + ":" + search.Value, ""
+		return search, search.Type + ":" + strings.TrimPrefix(search.Value, search.Type+":"), ""
 	case strings.HasPrefix(search.Value, "use_") && !strings.Contains(search.Value, ":"):
 		return search, search.Value, ""
 	case !strings.Contains(search.Value, ":"):

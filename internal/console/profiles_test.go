@@ -146,6 +146,10 @@ func TestProfileSearchInput(t *testing.T) {
 	if w := get(s, "/console/profiles?id=email:ann@example.com", false); w.Code != 200 || !strings.Contains(w.Body.String(), "use_ann") {
 		t.Fatalf("?id=: %d", w.Code)
 	}
+	// A type chosen and typed as well is taken once.
+	if w := get(s, "/console/profiles?type=email&value=email:ann@example.com", false); w.Code != 200 || !strings.Contains(w.Body.String(), "use_ann") {
+		t.Fatalf("type twice: %d", w.Code)
+	}
 	n := len(f.called())
 	w := get(s, "/console/profiles?type=&value=ann@example.com", false)
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "type it as type:value") || len(f.called()) != n {
