@@ -138,6 +138,14 @@ func TestProfilePage(t *testing.T) {
 		!strings.HasSuffix(f.called()[len(f.called())-1], "limit=20&next=CURSOR1") {
 		t.Fatalf("older events: %s / %q", w.Body.String(), f.called())
 	}
+	w = get(s, "/console/profiles/merges?profile=use_ann&next=CURSOR2", true)
+	if !strings.Contains(w.Body.String(), "flat matching") || !strings.HasSuffix(f.called()[len(f.called())-1], "limit=20&next=CURSOR2") {
+		t.Fatalf("older merges: %s / %q", w.Body.String(), f.called())
+	}
+	w = get(s, "/console/profiles/events?profile=use_gone&next=X", true)
+	if !strings.Contains(w.Body.String(), `class="error"`) || !strings.Contains(w.Body.String(), `colspan="5"`) {
+		t.Fatalf("older events of a profile that is gone: %s", w.Body.String())
+	}
 }
 
 func TestProfileSearchInput(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	analytics "github.com/segmentio/analytics-go/v3"
 )
 
@@ -236,7 +237,8 @@ func exportFromProfile(t *testing.T, c *consoleSession, p *person) {
 func deleteFromProfile(t *testing.T, c *consoleSession, p, other *person) {
 	t.Helper()
 	api := newScnAPI(t, c.stack.URL)
-	c.do(chromedp.Click(chromedp.CSS(`#delete-box summary`)), chromedp.WaitVisible(chromedp.ID("delete-confirm")))
+	// By keyboard: Enter on the summary opens the confirmation, Enter in the field submits.
+	c.do(chromedp.Focus(chromedp.CSS(`#delete-box summary`)), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.ID("delete-confirm")))
 	// The browser's own check (pattern) stops a wrong confirmation; the server refuses it too.
 	c.do(chromedp.SendKeys(chromedp.ID("delete-confirm"), "delete"), chromedp.Click(chromedp.ID("delete-btn")))
 	if valid := run(c, chromedp.Evaluate[bool](`document.getElementById("delete-confirm").checkValidity()`)); valid {
@@ -246,7 +248,7 @@ func deleteFromProfile(t *testing.T, c *consoleSession, p, other *person) {
 		t.Fatalf("an unconfirmed delete deleted: %d", st)
 	}
 	run(c, chromedp.Evaluate[string](`document.getElementById("delete-confirm").value = ""`))
-	c.do(chromedp.SendKeys(chromedp.ID("delete-confirm"), "DELETE"), chromedp.Click(chromedp.ID("delete-btn")))
+	c.do(chromedp.SendKeys(chromedp.ID("delete-confirm"), "DELETE"+kb.Enter))
 	c.waitVisible(`#privacy-result .request-status[data-type="delete"][data-status="completed"]`, "#privacy-result", 60*time.Second)
 	id := strings.TrimPrefix(run(c, chromedp.AttributeValue(chromedp.CSS(`#privacy-result .request-status[data-type="delete"][data-status="completed"]`), "id")).Value, "req-")
 	for _, ref := range p.identifiers() {
