@@ -21,7 +21,7 @@ import (
 const privacyPageSize = 25
 
 // requestTypes are the form's choices, with what each does.
-var requestTypes = []struct{ Value, Label string }{
+var privRequestTypes = []struct{ Value, Label string }{
 	{"export", "export: store everything about the person as one document (kept 7 days)"},
 	{"suppress", "suppress: drop every new event that carries one of the person's identifiers"},
 	{"unsuppress", "unsuppress: lift a suppression"},
@@ -29,7 +29,7 @@ var requestTypes = []struct{ Value, Label string }{
 	{"suppress_with_delete", "suppress_with_delete: suppress, then erase"},
 }
 
-var requestIDRE = regexp.MustCompile(`^pr_[0-9a-z]{21}$`)
+var privIDRE = regexp.MustCompile(`^pr_[0-9a-z]{21}$`)
 
 func (s *Server) registerPrivacy() {
 	s.page("GET "+Prefix+"/privacy", s.privacyPage)
@@ -48,44 +48,44 @@ type privacyForm struct {
 // nil) only the error of the view.
 type privacyView struct {
 	Page    *privacyPageData
-	Request *requestView
+	Request *privRequest
 }
 
 // privacyPageData is the Privacy page's data.
 type privacyPageData struct {
 	Types        []struct{ Value, Label string }
 	Form         privacyForm
-	Requests     []requestView
+	Requests     []privRequest
 	Next         string
 	Paged        bool // not the first page
 	Suppressions []apitypes.PrivacySuppression
-	Dropped      []keyCount
+	Dropped      []privCount
 }
 
-type keyCount struct {
+type privCount struct {
 	Key   string
 	Count int64
 }
 
-// requestView is a privacy request as the pages show it.
-type requestView struct {
+// privRequest is a privacy request as the pages show it.
+type privRequest struct {
 	apitypes.PrivacyRequest
 	Done        bool
 	Class       string // the status badge's class
-	Stores      []storeResult
+	Stores      []privStore
 	Total       int
 	ExportReady bool
 }
 
-// storeResult is what a request erased or exported in one store.
-type storeResult struct {
+// privStore is what a request erased or exported in one store.
+type privStore struct {
 	Holder string
 	Kinds  string // "kind n, kind n"
 	Total  int
 }
 
-func newRequestView(r apitypes.PrivacyRequest) requestView {
-	v := requestView{PrivacyRequest: r, Done: r.Status == "completed" || r.Status == "failed"}
+func newPrivRequest(r apitypes.PrivacyRequest) privRequest {
+	v := privRequest{PrivacyRequest: r, Done: r.Status == "completed" || r.Status == "failed"}
 	switch r.Status {
 	case "completed":
 		v.Class = "ok"
@@ -94,10 +94,10 @@ func newRequestView(r apitypes.PrivacyRequest) requestView {
 	default:
 		v.Class = "warn"
 	}
-	for _, holder := range sortedKeys(r.Results) {
-		res := storeResult{Holder: holder}
+	for _, holder := range privSortedKeys(r.Results) {
+		res := privStore{Holder: holder}
 		var kinds []string
-		for _, kind := range sortedKeys(r.Results[holder]) {
+		for _, kind := range privSortedKeys(r.Results[holder]) {
 			n := r.Results[holder][kind]
 			kinds = append(kinds, fmt.Sprintf("%s %d", kind, n))
 			res.Total += n
@@ -112,7 +112,7 @@ func newRequestView(r apitypes.PrivacyRequest) requestView {
 	return v
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+func privSortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -129,7 +129,7 @@ func (s *Server) privacyPage(w http.ResponseWriter, r *http.Request) {
 // showPrivacy renders the Privacy page with the form as given and an error (if any).
 func (s *Server) showPrivacy(w http.ResponseWriter, r *http.Request, status int, form privacyForm, msg string) {
 	v := view{Title: "Privacy", Active: "privacy", Error: msg}
-	data := privacyPageData{Types: requestTypes, Form: form}
+	data := privacyPageData{Types: privRequestTypes, Form: form}
 	next := r.URL.Query().Get("next")
 	q := url.Values{"limit": {fmt.Sprint(privacyPageSize)}}
 	if next != "" {
@@ -146,16 +146,16 @@ func (s *Server) showPrivacy(w http.ResponseWriter, r *http.Request, status int,
 		v.Error = strings.TrimSpace(msg + " " + err.Error())
 	}
 	for _, q := range list.Requests {
-		data.Requests = append(data.Requests, newRequestView(q))
+		data.Requests = append(data.Requests, newPrivRequest(q))
 	}
 	data.Next = list.Next
 	data.Suppressions = sup.Suppressions
-	for _, src := range sortedKeys(sup.DroppedBySource) {
-		data.Dropped = append(data.Dropped, keyCount{src, sup.DroppedBySource[src]})
+	for _, src := range privSortedKeys(sup.DroppedBySource) {
+		data.Dropped = append(data.Dropped, privCount{src, sup.DroppedBySource[src]})
 	}
 	v.Data = privacyView{Page: &data}
 	if status != http.StatusOK {
-		htmlStatus(w, status)
+		privHTMLStatus(w, status)
 	}
 	s.render(w, r, "privacy", v)
 }
@@ -165,7 +165,7 @@ func (s *Server) showPrivacy(w http.ResponseWriter, r *http.Request, status int,
 // API's validation message is shown as it is; a rejected request changes nothing.
 func (s *Server) privacyCreate(w http.ResponseWriter, r *http.Request) {
 	form := privacyForm{Type: r.PostFormValue("type"), Identifiers: r.PostFormValue("identifiers"), Reason: strings.TrimSpace(r.PostFormValue("reason"))}
-	ids := splitIdentifiers(form.Identifiers)
+	ids := privSplitIdentifiers(form.Identifiers)
 	var err error
 	if (form.Type == "delete" || form.Type == "suppress_with_delete") && strings.TrimSpace(r.PostFormValue("confirm")) != "DELETE" {
 		err = fmt.Errorf("nothing was requested: a %s erases the person from every store; type DELETE in the confirmation field", form.Type)
@@ -174,15 +174,15 @@ func (s *Server) privacyCreate(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		req, err = s.submitPrivacy(r, form.Type, ids, form.Reason)
 	}
-	if !isHTMX(r) && err != nil {
+	if !privIsHTMX(r) && err != nil {
 		s.showPrivacy(w, r, http.StatusBadRequest, form, err.Error())
 		return
 	}
 	s.privacyAnswer(w, r, req, err)
 }
 
-// splitIdentifiers reads identifiers one per line or separated by commas.
-func splitIdentifiers(text string) []string {
+// privSplitIdentifiers reads identifiers one per line or separated by commas.
+func privSplitIdentifiers(text string) []string {
 	var out []string
 	for _, line := range strings.FieldsFunc(text, func(r rune) bool { return r == '\n' || r == '\r' || r == ',' }) {
 		if line = strings.TrimSpace(line); line != "" {
@@ -207,9 +207,9 @@ func (s *Server) submitPrivacy(r *http.Request, typ string, ids []string, reason
 // request's status fragment (which polls until the request is done) or the error; a plain
 // form is sent to the request's page.
 func (s *Server) privacyAnswer(w http.ResponseWriter, r *http.Request, req *apitypes.PrivacyRequest, err error) {
-	if !isHTMX(r) {
+	if !privIsHTMX(r) {
 		if err != nil {
-			htmlStatus(w, http.StatusBadRequest)
+			privHTMLStatus(w, http.StatusBadRequest)
 			s.render(w, r, "privacy", view{Title: "Privacy request not created", Active: "privacy", Error: err.Error(), Data: privacyView{}})
 			return
 		}
@@ -221,16 +221,16 @@ func (s *Server) privacyAnswer(w http.ResponseWriter, r *http.Request, req *apit
 		s.fragment(w, r, "privacy", "reqerror", view{Error: err.Error()})
 		return
 	}
-	s.fragment(w, r, "privacy", "reqstatus", view{Data: newRequestView(*req)})
+	s.fragment(w, r, "privacy", "reqstatus", view{Data: newPrivRequest(*req)})
 }
 
-func isHTMX(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
+func privIsHTMX(r *http.Request) bool { return r.Header.Get("HX-Request") == "true" }
 
 // getRequest reads one request (with its export document when it has one).
 func (s *Server) getRequest(r *http.Request) (apitypes.PrivacyRequest, error) {
 	var out apitypes.PrivacyRequest
 	id := r.URL.Query().Get("id")
-	if !requestIDRE.MatchString(id) {
+	if !privIDRE.MatchString(id) {
 		return out, &APIError{Status: http.StatusNotFound, Message: "no such privacy request"}
 	}
 	err := s.call(r, http.MethodGet, "/admin/v1/privacy/requests/"+id, nil, &out)
@@ -242,14 +242,14 @@ func (s *Server) privacyRequestPage(w http.ResponseWriter, r *http.Request) {
 	req, err := s.getRequest(r)
 	if err != nil {
 		if IsNotFound(err) {
-			htmlStatus(w, http.StatusNotFound)
+			privHTMLStatus(w, http.StatusNotFound)
 		}
 		v := errorView("Privacy request", "privacy", err)
 		v.Data = privacyView{}
 		s.render(w, r, "privacy", v)
 		return
 	}
-	rv := newRequestView(req)
+	rv := newPrivRequest(req)
 	s.render(w, r, "privacy", view{Title: "Privacy request " + req.ID, Active: "privacy", Data: privacyView{Request: &rv}})
 }
 
@@ -260,7 +260,7 @@ func (s *Server) privacyStatus(w http.ResponseWriter, r *http.Request) {
 		s.fragment(w, r, "privacy", "reqerror", view{Error: err.Error()})
 		return
 	}
-	s.fragment(w, r, "privacy", "reqstatus", view{Data: newRequestView(req)})
+	s.fragment(w, r, "privacy", "reqstatus", view{Data: newPrivRequest(req)})
 }
 
 // privacyExport downloads a completed export's document (JSON, as the API stores it).
@@ -279,7 +279,7 @@ func (s *Server) privacyExport(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &aerr) {
 			status = aerr.Status
 		}
-		htmlStatus(w, status)
+		privHTMLStatus(w, status)
 		v := errorView("Export", "privacy", err)
 		v.Data = privacyView{}
 		s.render(w, r, "privacy", v)
@@ -291,8 +291,8 @@ func (s *Server) privacyExport(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(doc)
 }
 
-// htmlStatus writes the status of an HTML answer that is not a 200 (render writes the body).
-func htmlStatus(w http.ResponseWriter, status int) {
+// privHTMLStatus writes the status of an HTML answer that is not a 200 (render writes the body).
+func privHTMLStatus(w http.ResponseWriter, status int) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 }

@@ -17,13 +17,13 @@ import (
 // through privacy requests.
 
 const (
-	timelinePageSize = 20
-	mergePageSize    = 20
-	maxRefBytes      = 600 // type (64) + ":" + value (512), with room; the API checks exactly
+	profTimelinePage = 20
+	profMergePage    = 20
+	profMaxRef       = 600 // type (64) + ":" + value (512), with room; the API checks exactly
 )
 
 // identifierTypes are the search form's choices (any other type can be typed as type:value).
-var identifierTypes = []string{"email", "user_id", "anonymous_id", "phone", "device_id", "advertising_id", "profile_id"}
+var profIdentifierTypes = []string{"email", "user_id", "anonymous_id", "phone", "device_id", "advertising_id", "profile_id"}
 
 func (s *Server) registerProfiles() {
 	s.page("GET "+Prefix+"/profiles", s.profilesPage)
@@ -52,16 +52,16 @@ type profileData struct {
 	Ref          string // the identifier searched (the privacy forms name it)
 	CSRF         string
 	Meta         profileMeta
-	IDs          []externalID
+	IDs          []profExternalID
 	IDsMore      bool
-	Traits       []keyValue
+	Traits       []profKV
 	TraitsMore   bool
-	Consent      []consentRow
-	Audiences    []audienceRow
-	Computed     []keyValue
+	Consent      []profConsent
+	Audiences    []profAudience
+	Computed     []profKV
 	SegmentsNote string
-	Events       timeline
-	Merges       mergeLog
+	Events       profTimeline
+	Merges       profMergeLog
 }
 
 // Profile API shapes (the fields the page reads).
@@ -76,12 +76,12 @@ type profileMeta struct {
 	MergedFrom     []string `json:"merged_from"`
 }
 
-type apiCursor struct {
+type profCursor struct {
 	HasMore bool   `json:"has_more"`
 	Next    string `json:"next"`
 }
 
-type externalID struct {
+type profExternalID struct {
 	ID        string `json:"id"`
 	Type      string `json:"type"`
 	SourceID  string `json:"source_id"`
@@ -89,48 +89,48 @@ type externalID struct {
 	Encoding  string `json:"encoding"`
 }
 
-type keyValue struct{ Key, Value string }
+type profKV struct{ Key, Value string }
 
-type consentRow struct {
+type profConsent struct {
 	Category string
 	Granted  bool
 	At       string
 }
 
-type audienceRow struct{ Key, Name, EnteredAt string }
+type profAudience struct{ Key, Name, EnteredAt string }
 
-// timeline is one page of a profile's events, newest first; Next pages on to older ones.
-type timeline struct {
+// profTimeline is one page of a profile's events, newest first; Next pages on to older ones.
+type profTimeline struct {
 	ProfileID string
-	Events    []timelineEvent
+	Events    []profEvent
 	Next      string
 }
 
-type timelineEvent struct{ Time, Type, Name, MessageID, SourceID, Payload string }
+type profEvent struct{ Time, Type, Name, MessageID, SourceID, Payload string }
 
-// mergeLog is one page of a profile's merge log, newest first.
-type mergeLog struct {
+// profMergeLog is one page of a profile's merge log, newest first.
+type profMergeLog struct {
 	ProfileID string
-	Entries   []mergeEntry
+	Entries   []profMergeEntry
 	Next      string
 }
 
-type mergeEntry struct {
+type profMergeEntry struct {
 	Time, MessageID, ProfileID string
-	Actions                    []mergeAction
+	Actions                    []profMergeAction
 }
 
-type mergeAction struct {
+type profMergeAction struct {
 	Kind, Rule            string
 	Identifiers, Profiles string
 	Traits                string
 }
 
-// searchRef turns the form into the identifier the Profile API takes: ?id=type:value, or
-// ?type=…&value=… ("" type: the value is a whole type:value). ok is false when there is nothing
-// to search; msg explains bad input.
-func searchRef(q url.Values) (search profileSearch, ref, msg string) {
-	search = profileSearch{Type: strings.TrimSpace(q.Get("type")), Value: strings.TrimSpace(q.Get("value")), Types: identifierTypes}
+// profSearchRef turns the form into the identifier the Profile API takes: ?id=type:value, or
+// ?type=…&value=… ("" type: the value is a whole type:value). ref is "" when there is nothing to
+// search or the input is bad (msg then says why).
+func profSearchRef(q url.Values) (search profileSearch, ref, msg string) {
+	search = profileSearch{Type: strings.TrimSpace(q.Get("type")), Value: strings.TrimSpace(q.Get("value")), Types: profIdentifierTypes}
 	if id := strings.TrimSpace(q.Get("id")); id != "" && search.Value == "" {
 		search.Value = id
 		search.Type = ""
@@ -138,8 +138,8 @@ func searchRef(q url.Values) (search profileSearch, ref, msg string) {
 	switch {
 	case search.Value == "":
 		return search, "", ""
-	case len(search.Value) > maxRefBytes:
-		return search, "", fmt.Sprintf("That identifier is over %d bytes: no profile can have it.", maxRefBytes)
+	case len(search.Value) > profMaxRef:
+		return search, "", fmt.Sprintf("That identifier is over %d bytes: no profile can have it.", profMaxRef)
 	case search.Type == "profile_id":
 		return search, search.Value, ""
 	case search.Type != "":
@@ -154,7 +154,7 @@ func searchRef(q url.Values) (search profileSearch, ref, msg string) {
 
 // profilesPage shows the search form and, when there is a search, the profile.
 func (s *Server) profilesPage(w http.ResponseWriter, r *http.Request) {
-	search, ref, msg := searchRef(r.URL.Query())
+	search, ref, msg := profSearchRef(r.URL.Query())
 	v := view{Title: "Profiles", Active: "profiles", Error: msg}
 	page := profilePage{Search: search, Ref: ref}
 	if ref != "" {
@@ -162,7 +162,7 @@ func (s *Server) profilesPage(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case IsNotFound(err):
 			page.NotFound = "No profile has the identifier " + ref + "."
-			htmlStatus(w, http.StatusNotFound)
+			privHTMLStatus(w, http.StatusNotFound)
 		case err != nil:
 			v.Error = err.Error()
 		default:
@@ -186,7 +186,7 @@ func (s *Server) loadProfile(r *http.Request, ref, eventsNext string) (*profileD
 	p := &profileData{Ref: ref, CSRF: sessionOf(r).csrf, Meta: meta.Metadata}
 	id := p.Meta.ID
 	for _, t := range []*string{&p.Meta.CreatedAt, &p.Meta.UpdatedAt, &p.Meta.FirstMessageAt, &p.Meta.LastMessageAt} {
-		*t = fmtTS(*t)
+		*t = profTS(*t)
 	}
 	steps := []func() error{
 		func() error { return s.loadIdentifiers(r, id, p) },
@@ -206,15 +206,15 @@ func (s *Server) loadProfile(r *http.Request, ref, eventsNext string) (*profileD
 
 func (s *Server) loadIdentifiers(r *http.Request, id string, p *profileData) error {
 	var out struct {
-		Data   []externalID `json:"data"`
-		Cursor apiCursor    `json:"cursor"`
+		Data   []profExternalID `json:"data"`
+		Cursor profCursor       `json:"cursor"`
 	}
 	if err := s.call(r, http.MethodGet, s.profilePath(id, "external_ids")+"?limit=100", nil, &out); err != nil {
 		return err
 	}
 	p.IDs, p.IDsMore = out.Data, out.Cursor.HasMore
 	for i := range p.IDs {
-		p.IDs[i].CreatedAt = fmtTS(p.IDs[i].CreatedAt)
+		p.IDs[i].CreatedAt = profTS(p.IDs[i].CreatedAt)
 	}
 	return nil
 }
@@ -222,12 +222,12 @@ func (s *Server) loadIdentifiers(r *http.Request, id string, p *profileData) err
 func (s *Server) loadTraits(r *http.Request, id string, p *profileData) error {
 	var out struct {
 		Traits map[string]json.RawMessage `json:"traits"`
-		Cursor apiCursor                  `json:"cursor"`
+		Cursor profCursor                 `json:"cursor"`
 	}
 	if err := s.call(r, http.MethodGet, s.profilePath(id, "traits")+"?class=user&limit=200", nil, &out); err != nil {
 		return err
 	}
-	p.Traits, p.TraitsMore = sortedValues(out.Traits), out.Cursor.HasMore
+	p.Traits, p.TraitsMore = profSortedValues(out.Traits), out.Cursor.HasMore
 	return nil
 }
 
@@ -242,7 +242,7 @@ func (s *Server) loadConsent(r *http.Request, id string, p *profileData) error {
 		return err
 	}
 	for k, c := range out.Consent {
-		p.Consent = append(p.Consent, consentRow{Category: k, Granted: c.Granted, At: fmtTS(c.At)})
+		p.Consent = append(p.Consent, profConsent{Category: k, Granted: c.Granted, At: profTS(c.At)})
 	}
 	sort.Slice(p.Consent, func(i, j int) bool { return p.Consent[i].Category < p.Consent[j].Category })
 	return nil
@@ -268,27 +268,27 @@ func (s *Server) loadSegments(r *http.Request, id string, p *profileData) error 
 		return err
 	}
 	for _, a := range out.Audiences {
-		p.Audiences = append(p.Audiences, audienceRow{Key: a.Key, Name: a.Name, EnteredAt: a.EnteredAt.UTC().Format(tsLayout)})
+		p.Audiences = append(p.Audiences, profAudience{Key: a.Key, Name: a.Name, EnteredAt: a.EnteredAt.UTC().Format(profTSLayout)})
 	}
-	p.Computed = sortedValues(out.ComputedTraits)
+	p.Computed = profSortedValues(out.ComputedTraits)
 	return nil
 }
 
 // loadTimeline reads one page of the profile's events (newest first) from next ("" for the
 // newest).
-func (s *Server) loadTimeline(r *http.Request, id, next string) (timeline, error) {
-	q := url.Values{"limit": {fmt.Sprint(timelinePageSize)}}
+func (s *Server) loadTimeline(r *http.Request, id, next string) (profTimeline, error) {
+	q := url.Values{"limit": {fmt.Sprint(profTimelinePage)}}
 	if next != "" {
 		q.Set("next", next)
 	}
 	var out struct {
 		Data   []map[string]json.RawMessage `json:"data"`
-		Cursor apiCursor                    `json:"cursor"`
+		Cursor profCursor                   `json:"cursor"`
 	}
 	if err := s.call(r, http.MethodGet, s.profilePath(id, "events")+"?"+q.Encode(), nil, &out); err != nil {
-		return timeline{}, err
+		return profTimeline{}, err
 	}
-	t := timeline{ProfileID: id}
+	t := profTimeline{ProfileID: id}
 	if out.Cursor.HasMore {
 		t.Next = out.Cursor.Next
 	}
@@ -298,13 +298,13 @@ func (s *Server) loadTimeline(r *http.Request, id, next string) (timeline, error
 	return t, nil
 }
 
-func toTimelineEvent(e map[string]json.RawMessage) timelineEvent {
+func toTimelineEvent(e map[string]json.RawMessage) profEvent {
 	str := func(k string) string {
 		var v string
 		_ = json.Unmarshal(e[k], &v)
 		return v
 	}
-	ev := timelineEvent{Time: fmtTS(str("timestamp")), Type: str("type"), MessageID: str("message_id"), SourceID: str("source_id")}
+	ev := profEvent{Time: profTS(str("timestamp")), Type: str("type"), MessageID: str("message_id"), SourceID: str("source_id")}
 	switch ev.Type {
 	case "track":
 		ev.Name = str("event")
@@ -318,8 +318,8 @@ func toTimelineEvent(e map[string]json.RawMessage) timelineEvent {
 }
 
 // loadMerges reads one page of the profile's merge log (newest first).
-func (s *Server) loadMerges(r *http.Request, id, next string) (mergeLog, error) {
-	q := url.Values{"limit": {fmt.Sprint(mergePageSize)}}
+func (s *Server) loadMerges(r *http.Request, id, next string) (profMergeLog, error) {
+	q := url.Values{"limit": {fmt.Sprint(profMergePage)}}
 	if next != "" {
 		q.Set("next", next)
 	}
@@ -336,23 +336,23 @@ func (s *Server) loadMerges(r *http.Request, id, next string) (mergeLog, error) 
 				Rule        string   `json:"rule"`
 			} `json:"actions"`
 		} `json:"data"`
-		Cursor apiCursor `json:"cursor"`
+		Cursor profCursor `json:"cursor"`
 	}
 	if err := s.call(r, http.MethodGet, s.profilePath(id, "merges")+"?"+q.Encode(), nil, &out); err != nil {
-		return mergeLog{}, err
+		return profMergeLog{}, err
 	}
-	m := mergeLog{ProfileID: id}
+	m := profMergeLog{ProfileID: id}
 	if out.Cursor.HasMore {
 		m.Next = out.Cursor.Next
 	}
 	for _, e := range out.Data {
-		entry := mergeEntry{Time: e.At.UTC().Format(tsLayout), MessageID: e.MessageID, ProfileID: e.ProfileID}
+		entry := profMergeEntry{Time: e.At.UTC().Format(profTSLayout), MessageID: e.MessageID, ProfileID: e.ProfileID}
 		for _, a := range e.Actions {
 			ids := make([]string, 0, len(a.Identifiers))
 			for _, i := range a.Identifiers {
 				ids = append(ids, i.Type+":"+i.Value)
 			}
-			entry.Actions = append(entry.Actions, mergeAction{Kind: a.Kind, Rule: a.Rule, Identifiers: strings.Join(ids, ", "),
+			entry.Actions = append(entry.Actions, profMergeAction{Kind: a.Kind, Rule: a.Rule, Identifiers: strings.Join(ids, ", "),
 				Profiles: strings.Join(a.Profiles, " → "), Traits: strings.Join(a.Traits, ", ")})
 		}
 		m.Entries = append(m.Entries, entry)
@@ -412,7 +412,7 @@ func (s *Server) personIdentifiers(r *http.Request, ref string) ([]string, error
 		return []string{ref}, nil
 	}
 	var out struct {
-		Data []externalID `json:"data"`
+		Data []profExternalID `json:"data"`
 	}
 	if err := s.call(r, http.MethodGet, s.profilePath(ref, "external_ids")+"?limit=100", nil, &out); err != nil {
 		return nil, err
@@ -427,12 +427,12 @@ func (s *Server) personIdentifiers(r *http.Request, ref string) ([]string, error
 	return ids, nil
 }
 
-// tsLayout is how the console shows instants (UTC).
-const tsLayout = "2006-01-02 15:04:05Z"
+// profTSLayout is how the console shows instants (UTC).
+const profTSLayout = "2006-01-02 15:04:05Z"
 
-// fmtTS shows an RFC 3339 instant of an API answer in tsLayout ("—" when empty, as given when
+// profTS shows an RFC 3339 instant of an API answer in profTSLayout ("—" when empty, as given when
 // it does not parse).
-func fmtTS(s string) string {
+func profTS(s string) string {
 	if s == "" {
 		return "—"
 	}
@@ -440,20 +440,20 @@ func fmtTS(s string) string {
 	if err != nil {
 		return s
 	}
-	return t.UTC().Format(tsLayout)
+	return t.UTC().Format(profTSLayout)
 }
 
-// sortedValues lists JSON values by key, strings shown bare, anything else as compact JSON.
-func sortedValues(m map[string]json.RawMessage) []keyValue {
-	out := make([]keyValue, 0, len(m))
+// profSortedValues lists JSON values by key, strings shown bare, anything else as compact JSON.
+func profSortedValues(m map[string]json.RawMessage) []profKV {
+	out := make([]profKV, 0, len(m))
 	for k, raw := range m {
-		out = append(out, keyValue{Key: k, Value: displayJSON(raw)})
+		out = append(out, profKV{Key: k, Value: profJSONText(raw)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
 
-func displayJSON(raw json.RawMessage) string {
+func profJSONText(raw json.RawMessage) string {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		return s

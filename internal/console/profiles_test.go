@@ -13,21 +13,21 @@ import (
 	"github.com/serverless-cdp/cdp/internal/httpapi"
 )
 
-// fakeAPI answers the admin and Profile APIs from a table of "METHOD path" → answer and
+// profFakeAPI answers the admin and Profile APIs from a table of "METHOD path" → answer and
 // records every call (method, path, query, body).
-type fakeAPI struct {
+type profFakeAPI struct {
 	mu      sync.Mutex
-	answers map[string]fakeAnswer
+	answers map[string]profAnswer
 	calls   []string
 	bodies  []string
 }
 
-type fakeAnswer struct {
+type profAnswer struct {
 	status int
 	body   string
 }
 
-func (f *fakeAPI) handle(_ context.Context, req httpapi.Request) (httpapi.Response, error) {
+func (f *profFakeAPI) handle(_ context.Context, req httpapi.Request) (httpapi.Response, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	key := req.RequestContext.HTTP.Method + " " + req.RawPath
@@ -40,15 +40,15 @@ func (f *fakeAPI) handle(_ context.Context, req httpapi.Request) (httpapi.Respon
 	return httpapi.Response{StatusCode: a.status, Body: a.body}, nil
 }
 
-func (f *fakeAPI) called() []string {
+func (f *profFakeAPI) called() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.calls...)
 }
 
-func newFakeServer(t *testing.T, answers map[string]fakeAnswer) (*Server, *fakeAPI) {
+func newProfServer(t *testing.T, answers map[string]profAnswer) (*Server, *profFakeAPI) {
 	t.Helper()
-	f := &fakeAPI{answers: answers}
+	f := &profFakeAPI{answers: answers}
 	s, err := New(Options{Admin: f.handle, Profile: f.handle, SpaceID: "default",
 		Verify: func(_ context.Context, tok string) (bool, error) { return tok == goodToken, nil }})
 	if err != nil {
@@ -57,8 +57,8 @@ func newFakeServer(t *testing.T, answers map[string]fakeAnswer) (*Server, *fakeA
 	return s, f
 }
 
-// get and post are signed-in requests (post sends the CSRF token; htmx adds HX-Request).
-func get(s http.Handler, target string, htmx bool) *httptest.ResponseRecorder {
+// profGet and profPost are signed-in requests (profPost sends the CSRF token; htmx adds HX-Request).
+func profGet(s http.Handler, target string, htmx bool) *httptest.ResponseRecorder {
 	r := httptest.NewRequest("GET", target, nil)
 	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: goodToken})
 	if htmx {
@@ -67,7 +67,7 @@ func get(s http.Handler, target string, htmx bool) *httptest.ResponseRecorder {
 	return do(s, r)
 }
 
-func post(s http.Handler, target string, form url.Values, htmx bool) *httptest.ResponseRecorder {
+func profPost(s http.Handler, target string, form url.Values, htmx bool) *httptest.ResponseRecorder {
 	r := httptest.NewRequest("POST", target, strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.Header.Set(csrfHeader, csrfFor(goodToken))
@@ -78,26 +78,26 @@ func post(s http.Handler, target string, form url.Values, htmx bool) *httptest.R
 	return do(s, r)
 }
 
-const profBase = "/v1/spaces/default/collections/users/profiles/"
+const profAPIBase = "/v1/spaces/default/collections/users/profiles/"
 
-func profileAnswers() map[string]fakeAnswer {
-	ok := func(v any) fakeAnswer { b, _ := json.Marshal(v); return fakeAnswer{200, string(b)} }
+func profileAnswers() map[string]profAnswer {
+	ok := func(v any) profAnswer { b, _ := json.Marshal(v); return profAnswer{200, string(b)} }
 	none := map[string]any{"has_more": false}
-	return map[string]fakeAnswer{
-		"GET " + profBase + "email:ann@example.com/metadata": ok(map[string]any{"metadata": map[string]any{
+	return map[string]profAnswer{
+		"GET " + profAPIBase + "email:ann@example.com/metadata": ok(map[string]any{"metadata": map[string]any{
 			"id": "use_ann", "event_count": 7, "first_message_at": "2026-11-30T10:00:00Z", "merged_from": []string{"use_anon"}}}),
-		"GET " + profBase + "use_ann/external_ids": ok(map[string]any{"data": []map[string]any{
+		"GET " + profAPIBase + "use_ann/external_ids": ok(map[string]any{"data": []map[string]any{
 			{"id": "ann@example.com", "type": "email", "source_id": "src_web", "created_at": "2026-11-30T10:00:00Z"},
 			{"id": "dev-1", "type": "anonymous_id", "source_id": "src_web"}}, "cursor": none}),
-		"GET " + profBase + "use_ann/traits":  ok(map[string]any{"traits": map[string]any{"name": "Ann <b>", "plan": map[string]any{"tier": 2}}, "cursor": none}),
-		"GET " + profBase + "use_ann/consent": ok(map[string]any{"consent": map[string]any{"advertising": map[string]any{"granted": true, "at": "2026-11-30T10:01:00Z"}}}),
+		"GET " + profAPIBase + "use_ann/traits":  ok(map[string]any{"traits": map[string]any{"name": "Ann <b>", "plan": map[string]any{"tier": 2}}, "cursor": none}),
+		"GET " + profAPIBase + "use_ann/consent": ok(map[string]any{"consent": map[string]any{"advertising": map[string]any{"granted": true, "at": "2026-11-30T10:01:00Z"}}}),
 		"GET /admin/v1/profiles/use_ann/segments": ok(map[string]any{"profileId": "use_ann",
 			"audiences":      []map[string]any{{"id": "aud_1", "key": "buyers", "name": "Buyers", "enteredAt": "2026-11-30T10:02:00Z"}},
 			"computedTraits": map[string]any{"orders_total": 75}}),
-		"GET " + profBase + "use_ann/events": ok(map[string]any{"data": []map[string]any{
+		"GET " + profAPIBase + "use_ann/events": ok(map[string]any{"data": []map[string]any{
 			{"type": "track", "event": "Order Completed", "message_id": "m-order", "source_id": "src_web", "timestamp": "2026-11-30T10:03:00Z", "properties": map[string]any{"revenue": 75}},
 		}, "cursor": map[string]any{"has_more": true, "next": "CURSOR1"}}),
-		"GET " + profBase + "use_ann/merges": ok(map[string]any{"data": []map[string]any{{
+		"GET " + profAPIBase + "use_ann/merges": ok(map[string]any{"data": []map[string]any{{
 			"at": "2026-11-30T10:02:00Z", "messageId": "m-identify", "profileId": "use_ann",
 			"actions": []map[string]any{{"kind": "merge", "identifiers": []map[string]string{{"type": "anonymous_id", "value": "dev-1"}},
 				"profiles": []string{"use_anon", "use_ann"}, "rule": "flat matching: identifiers shared by both profiles"}}}},
@@ -110,8 +110,8 @@ func profileAnswers() map[string]fakeAnswer {
 // (escaped), consent, audiences, computed traits, the timeline with a cursor link and the merge
 // log with its rule.
 func TestProfilePage(t *testing.T) {
-	s, f := newFakeServer(t, profileAnswers())
-	w := get(s, "/console/profiles?type=email&value=ann@example.com", false)
+	s, f := newProfServer(t, profileAnswers())
+	w := profGet(s, "/console/profiles?type=email&value=ann@example.com", false)
 	body := w.Body.String()
 	if w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, body)
@@ -133,44 +133,44 @@ func TestProfilePage(t *testing.T) {
 		}
 	}
 	// The timeline's next page is a fragment read with the API's cursor.
-	w = get(s, "/console/profiles/events?profile=use_ann&next=CURSOR1", true)
+	w = profGet(s, "/console/profiles/events?profile=use_ann&next=CURSOR1", true)
 	if !strings.Contains(w.Body.String(), "<tr>") || strings.Contains(w.Body.String(), "<html") ||
 		!strings.HasSuffix(f.called()[len(f.called())-1], "limit=20&next=CURSOR1") {
 		t.Fatalf("older events: %s / %q", w.Body.String(), f.called())
 	}
-	w = get(s, "/console/profiles/merges?profile=use_ann&next=CURSOR2", true)
+	w = profGet(s, "/console/profiles/merges?profile=use_ann&next=CURSOR2", true)
 	if !strings.Contains(w.Body.String(), "flat matching") || !strings.HasSuffix(f.called()[len(f.called())-1], "limit=20&next=CURSOR2") {
 		t.Fatalf("older merges: %s / %q", w.Body.String(), f.called())
 	}
-	w = get(s, "/console/profiles/events?profile=use_gone&next=X", true)
+	w = profGet(s, "/console/profiles/events?profile=use_gone&next=X", true)
 	if !strings.Contains(w.Body.String(), `class="error"`) || !strings.Contains(w.Body.String(), `colspan="5"`) {
 		t.Fatalf("older events of a profile that is gone: %s", w.Body.String())
 	}
 }
 
 func TestProfileSearchInput(t *testing.T) {
-	s, f := newFakeServer(t, profileAnswers())
+	s, f := newProfServer(t, profileAnswers())
 	// A whole type:value works as well as a type and a value.
-	if w := get(s, "/console/profiles?id=email:ann@example.com", false); w.Code != 200 || !strings.Contains(w.Body.String(), "use_ann") {
+	if w := profGet(s, "/console/profiles?id=email:ann@example.com", false); w.Code != 200 || !strings.Contains(w.Body.String(), "use_ann") {
 		t.Fatalf("?id=: %d", w.Code)
 	}
 	// A type chosen and typed as well is taken once.
-	if w := get(s, "/console/profiles?type=email&value=email:ann@example.com", false); w.Code != 200 || !strings.Contains(w.Body.String(), "use_ann") {
+	if w := profGet(s, "/console/profiles?type=email&value=email:ann@example.com", false); w.Code != 200 || !strings.Contains(w.Body.String(), "use_ann") {
 		t.Fatalf("type twice: %d", w.Code)
 	}
 	n := len(f.called())
-	w := get(s, "/console/profiles?type=&value=ann@example.com", false)
+	w := profGet(s, "/console/profiles?type=&value=ann@example.com", false)
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "type it as type:value") || len(f.called()) != n {
 		t.Fatalf("a value without a type: %d, %d calls", w.Code, len(f.called())-n)
 	}
-	w = get(s, "/console/profiles?type=email&value=nobody@example.com", false)
+	w = profGet(s, "/console/profiles?type=email&value=nobody@example.com", false)
 	if w.Code != 404 || !strings.Contains(w.Body.String(), "No profile has the identifier email:nobody@example.com") {
 		t.Fatalf("unknown: %d %s", w.Code, w.Body.String())
 	}
-	if w := get(s, "/console/profiles?type=email&value="+strings.Repeat("a", 700), false); !strings.Contains(w.Body.String(), "over 600 bytes") {
+	if w := profGet(s, "/console/profiles?type=email&value="+strings.Repeat("a", 700), false); !strings.Contains(w.Body.String(), "over 600 bytes") {
 		t.Fatalf("too long: %s", w.Body.String())
 	}
-	if w := get(s, "/console/profiles", false); w.Code != 200 || !strings.Contains(w.Body.String(), `id="ps-value"`) {
+	if w := profGet(s, "/console/profiles", false); w.Code != 200 || !strings.Contains(w.Body.String(), `id="ps-value"`) {
 		t.Fatalf("the empty search form: %d", w.Code)
 	}
 }
@@ -179,13 +179,13 @@ func TestProfileSearchInput(t *testing.T) {
 // request names the searched identifier, and the answer polls the request until it is done.
 func TestProfileDeleteNeedsConfirmation(t *testing.T) {
 	answers := profileAnswers()
-	answers["POST /admin/v1/privacy/requests"] = fakeAnswer{202, `{"id":"pr_00000000000000000000a","type":"delete","status":"running","step":"erase","labels":["email:a…@e….com"],"results":{}}`}
-	s, f := newFakeServer(t, answers)
-	w := post(s, "/console/profiles/delete", url.Values{"id": {"email:ann@example.com"}, "confirm": {"delete"}}, true)
+	answers["POST /admin/v1/privacy/requests"] = profAnswer{202, `{"id":"pr_00000000000000000000a","type":"delete","status":"running","step":"erase","labels":["email:a…@e….com"],"results":{}}`}
+	s, f := newProfServer(t, answers)
+	w := profPost(s, "/console/profiles/delete", url.Values{"id": {"email:ann@example.com"}, "confirm": {"delete"}}, true)
 	if !strings.Contains(w.Body.String(), "nothing was deleted") || len(f.called()) != 0 {
 		t.Fatalf("unconfirmed: %s, calls %q", w.Body.String(), f.called())
 	}
-	w = post(s, "/console/profiles/delete", url.Values{"id": {"email:ann@example.com"}, "confirm": {"DELETE"}}, true)
+	w = profPost(s, "/console/profiles/delete", url.Values{"id": {"email:ann@example.com"}, "confirm": {"DELETE"}}, true)
 	body := w.Body.String()
 	if !strings.Contains(body, `hx-get="/console/privacy/status?id=pr_00000000000000000000a"`) || !strings.Contains(body, "running") {
 		t.Fatalf("confirmed: %s", body)
@@ -194,7 +194,7 @@ func TestProfileDeleteNeedsConfirmation(t *testing.T) {
 		t.Fatalf("request: %q", f.bodies)
 	}
 	// Without htmx the form is sent to the request's page.
-	w = post(s, "/console/profiles/export", url.Values{"id": {"email:ann@example.com"}}, false)
+	w = profPost(s, "/console/profiles/export", url.Values{"id": {"email:ann@example.com"}}, false)
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/console/privacy/request?id=pr_00000000000000000000a" {
 		t.Fatalf("plain form: %d %q", w.Code, w.Header().Get("Location"))
 	}
@@ -203,9 +203,9 @@ func TestProfileDeleteNeedsConfirmation(t *testing.T) {
 // TestProfilePrivacyByProfileID: a profile searched by its id is named by its identifiers.
 func TestProfilePrivacyByProfileID(t *testing.T) {
 	answers := profileAnswers()
-	answers["POST /admin/v1/privacy/requests"] = fakeAnswer{202, `{"id":"pr_00000000000000000000b","type":"export","status":"pending","labels":[],"results":{}}`}
-	s, f := newFakeServer(t, answers)
-	post(s, "/console/profiles/export", url.Values{"id": {"use_ann"}}, true)
+	answers["POST /admin/v1/privacy/requests"] = profAnswer{202, `{"id":"pr_00000000000000000000b","type":"export","status":"pending","labels":[],"results":{}}`}
+	s, f := newProfServer(t, answers)
+	profPost(s, "/console/profiles/export", url.Values{"id": {"use_ann"}}, true)
 	if len(f.bodies) != 2 || !strings.Contains(f.bodies[1], `"identifiers":["email:ann@example.com","anonymous_id:dev-1"]`) {
 		t.Fatalf("request: %q", f.bodies)
 	}

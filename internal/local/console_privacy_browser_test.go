@@ -11,9 +11,9 @@ import (
 	analytics "github.com/segmentio/analytics-go/v3"
 )
 
-// createPrivacyRequest fills the Privacy page's form and submits it (htmx answers into
+// privCreateRequest fills the Privacy page's form and submits it (htmx answers into
 // #new-result).
-func createPrivacyRequest(c *consoleSession, typ, identifiers, reason, confirm string) {
+func privCreateRequest(c *consoleSession, typ, identifiers, reason, confirm string) {
 	c.t.Helper()
 	c.open("/console/privacy")
 	c.do(chromedp.SetValue(chromedp.ID("pr-type"), typ), chromedp.SendKeys(chromedp.ID("pr-ids"), identifiers))
@@ -36,28 +36,28 @@ func createPrivacyRequest(c *consoleSession, typ, identifiers, reason, confirm s
 func TestConsolePrivacy(t *testing.T) {
 	c := newConsoleSession(t)
 	carl, dana := newPerson("carl"), newPerson("dana")
-	sendPeople(t, c, carl, dana)
+	profSendPeople(t, c, carl, dana)
 
-	createPrivacyRequest(c, "suppress", "email:"+carl.email+"\nnocolon", "", "")
+	privCreateRequest(c, "suppress", "email:"+carl.email+"\nnocolon", "", "")
 	c.waitText("#new-result", `identifiers[1]: must be "type:value"`, false, 30*time.Second)
-	createPrivacyRequest(c, "suppress_with_delete", "email:"+carl.email, "", "")
+	privCreateRequest(c, "suppress_with_delete", "email:"+carl.email, "", "")
 	c.waitText("#new-result", "type DELETE", false, 30*time.Second)
 	c.open("/console/privacy")
-	checkText(t, c, "#requests", "No privacy requests yet")
+	profCheckText(t, c, "#requests", "No privacy requests yet")
 
-	createPrivacyRequest(c, "export", "user_id:"+dana.user, "asked by mail", "")
-	c.waitVisible(`#new-result .request-status[data-type="export"][data-status="completed"]`, "#new-result", 60*time.Second)
+	privCreateRequest(c, "export", "user_id:"+dana.user, "asked by mail", "")
+	c.profWaitVisible(`#new-result .request-status[data-type="export"][data-status="completed"]`, "#new-result", 60*time.Second)
 	c.do(chromedp.Click(chromedp.CSS(`#new-result .request-status a[href*="/privacy/request?id="]`)), chromedp.WaitVisible(chromedp.ID("request-details")))
-	checkText(t, c, "#request-details", "export", "asked by mail", "user_id:u…")
+	profCheckText(t, c, "#request-details", "export", "asked by mail", "user_id:u…")
 	doc := run(c, chromedp.Evaluate[string](`fetch(document.querySelector("a.export-link").href).then(r => r.text())`, chromedp.EvalAwaitPromise))
 	if !strings.Contains(doc, "order-"+dana.user) {
 		t.Errorf("the export from the request page lacks dana's order (%d bytes)", len(doc))
 	}
 
-	createPrivacyRequest(c, "suppress", "user_id:"+carl.user, "", "")
-	c.waitVisible(`#new-result .request-status[data-type="suppress"][data-status="completed"]`, "#new-result", 60*time.Second)
-	createPrivacyRequest(c, "delete", "email:"+dana.email, "", "DELETE")
-	c.waitVisible(`#new-result .request-status[data-type="delete"][data-status="completed"]`, "#new-result", 60*time.Second)
+	privCreateRequest(c, "suppress", "user_id:"+carl.user, "", "")
+	c.profWaitVisible(`#new-result .request-status[data-type="suppress"][data-status="completed"]`, "#new-result", 60*time.Second)
+	privCreateRequest(c, "delete", "email:"+dana.email, "", "DELETE")
+	c.profWaitVisible(`#new-result .request-status[data-type="delete"][data-status="completed"]`, "#new-result", 60*time.Second)
 	if st := newScnAPI(t, c.stack.URL).get("email:"+dana.email, "traits", nil); st != 404 {
 		t.Errorf("dana after the delete: %d", st)
 	}
@@ -74,10 +74,10 @@ func TestConsolePrivacy(t *testing.T) {
 	c.open("/console/privacy")
 	c.waitText("#dropped tbody", "src_", true, 60*time.Second)
 
-	checkText(t, c, "#requests tbody tr:nth-child(1)", "delete", "completed", "email:p…", "identity")
-	checkText(t, c, "#requests tbody tr:nth-child(2)", "suppress", "completed")
-	checkText(t, c, "#requests tbody tr:nth-child(3)", "export", "completed")
-	checkText(t, c, "#suppressions", "user_id:u…")
+	profCheckText(t, c, "#requests tbody tr:nth-child(1)", "delete", "completed", "email:p…", "identity")
+	profCheckText(t, c, "#requests tbody tr:nth-child(2)", "suppress", "completed")
+	profCheckText(t, c, "#requests tbody tr:nth-child(3)", "export", "completed")
+	profCheckText(t, c, "#suppressions", "user_id:u…")
 	page := c.text("main")
 	for _, v := range append(carl.values(), dana.values()...) {
 		if strings.Contains(page, v) {

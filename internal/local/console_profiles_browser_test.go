@@ -15,13 +15,13 @@ import (
 	analytics "github.com/segmentio/analytics-go/v3"
 )
 
-// sendPeople sends, with the real client library, the events of people in two rounds, so
+// profSendPeople sends, with the real client library, the events of people in two rounds, so
 // that identity resolution merges: first a page and a product view from two anonymous devices
 // (two anonymous profiles), then two identifies naming the devices with the user id (the
 // first adds the user id and email to the first device's profile, the second merges the second
 // device's profile into it) and a purchase with consent. It waits until each person's profile
 // holds all five events.
-func sendPeople(t *testing.T, c *consoleSession, people ...*person) {
+func profSendPeople(t *testing.T, c *consoleSession, people ...*person) {
 	t.Helper()
 	client, err := analytics.NewWithConfig(c.writeKey, analytics.Config{Endpoint: c.stack.URL, BatchSize: 10, Interval: 20 * time.Millisecond})
 	if err != nil {
@@ -38,8 +38,8 @@ func sendPeople(t *testing.T, c *consoleSession, people ...*person) {
 		}
 	}
 	for _, p := range people {
-		enqueue(analytics.Page{MessageId: p.msg("page"), AnonymousId: p.dev1, Name: "Pricing", Timestamp: now.Add(-4 * time.Minute)},
-			analytics.Track{MessageId: p.msg("view"), AnonymousId: p.dev2, Event: "Product Viewed", Timestamp: now.Add(-3 * time.Minute),
+		enqueue(analytics.Page{MessageId: p.profMsg("page"), AnonymousId: p.dev1, Name: "Pricing", Timestamp: now.Add(-4 * time.Minute)},
+			analytics.Track{MessageId: p.profMsg("view"), AnonymousId: p.dev2, Event: "Product Viewed", Timestamp: now.Add(-3 * time.Minute),
 				Properties: analytics.NewProperties().SetSKU("sku-1")})
 	}
 	for _, p := range people {
@@ -48,10 +48,10 @@ func sendPeople(t *testing.T, c *consoleSession, people ...*person) {
 		})
 	}
 	for _, p := range people {
-		enqueue(analytics.Identify{MessageId: p.msg("identify1"), AnonymousId: p.dev1, UserId: p.user, Timestamp: now.Add(-2 * time.Minute),
+		enqueue(analytics.Identify{MessageId: p.profMsg("identify1"), AnonymousId: p.dev1, UserId: p.user, Timestamp: now.Add(-2 * time.Minute),
 			Traits: analytics.NewTraits().SetEmail(p.email).SetName(p.name).Set("street", p.street).Set("plan", "pro")},
-			analytics.Identify{MessageId: p.msg("identify2"), AnonymousId: p.dev2, UserId: p.user, Timestamp: now.Add(-110 * time.Second)},
-			analytics.Track{MessageId: p.msg("order"), UserId: p.user, Event: "Order Completed", Timestamp: now.Add(-time.Minute),
+			analytics.Identify{MessageId: p.profMsg("identify2"), AnonymousId: p.dev2, UserId: p.user, Timestamp: now.Add(-110 * time.Second)},
+			analytics.Track{MessageId: p.profMsg("order"), UserId: p.user, Event: "Order Completed", Timestamp: now.Add(-time.Minute),
 				Properties: analytics.NewProperties().SetRevenue(75).SetCurrency("EUR"),
 				Context:    &analytics.Context{Extra: map[string]any{"consent": map[string]any{"categoryPreferences": map[string]any{"advertising": true, "analytics": false}}}}})
 	}
@@ -65,16 +65,16 @@ func sendPeople(t *testing.T, c *consoleSession, people ...*person) {
 	}
 }
 
-// msg names one of the person's messages (and remembers it: the export must hold it).
-func (p *person) msg(kind string) string {
+// profMsg names one of the person's messages (and remembers it: the export must hold it).
+func (p *person) profMsg(kind string) string {
 	m := kind + "-" + p.user
 	p.messages = append(p.messages, m)
 	return m
 }
 
-// waitVisible waits (up to timeout) for an element, or fails the test showing what the
+// profWaitVisible waits (up to timeout) for an element, or fails the test showing what the
 // element around it (dump) holds.
-func (c *consoleSession) waitVisible(sel, dump string, timeout time.Duration) {
+func (c *consoleSession) profWaitVisible(sel, dump string, timeout time.Duration) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
@@ -106,7 +106,7 @@ func TestConsoleProfiles(t *testing.T) {
 	eventually(t, "the computed trait live", segWait, func() bool { return admin.traitStatus(trait) == "live" })
 	ann, bob := newPerson("ann"), newPerson("bob")
 	t.Logf("%v: definitions live", time.Since(start))
-	sendPeople(t, c, ann, bob)
+	profSendPeople(t, c, ann, bob)
 	t.Logf("%v: profiles stored", time.Since(start))
 
 	// Search by email with the form: the identifier travels in the query string.
@@ -125,16 +125,16 @@ func TestConsoleProfiles(t *testing.T) {
 	if strings.Contains(ids, bob.user) {
 		t.Errorf("another person's identifier on the page: %q", ids)
 	}
-	checkText(t, c, "#traits", ann.name, ann.street)
-	checkText(t, c, "#consent", "advertising", "granted")
+	profCheckText(t, c, "#traits", ann.name, ann.street)
+	profCheckText(t, c, "#consent", "advertising", "granted")
 	c.waitText("#audiences", "Audience buyers", true, segWait)
 	c.waitText("#computed", "75", true, segWait)
-	checkText(t, c, "#timeline tbody tr:first-child", "Order Completed") // newest first
-	checkText(t, c, "#timeline", "Product Viewed", "Pricing", "identify")
+	profCheckText(t, c, "#timeline tbody tr:first-child", "Order Completed") // newest first
+	profCheckText(t, c, "#timeline", "Product Viewed", "Pricing", "identify")
 	if payload := run(c, chromedp.TextContent(chromedp.CSS(`#timeline tbody tr:first-child details pre`))); !strings.Contains(payload, `"revenue": 75`) {
 		t.Errorf("the newest event's payload: %q", payload)
 	}
-	checkText(t, c, "#merges", "merge", "flat matching: identifiers shared by both profiles", "identify1-"+ann.user, "identify2-"+ann.user)
+	profCheckText(t, c, "#merges", "merge", "flat matching: identifiers shared by both profiles", "identify1-"+ann.user, "identify2-"+ann.user)
 
 	ref := "/console/profiles?type=email&value=" + url.QueryEscape(ann.email)
 	rru, wru := c.cost(func() { c.open(ref); c.do(chromedp.WaitVisible(chromedp.ID("merges"))) })
@@ -145,9 +145,9 @@ func TestConsoleProfiles(t *testing.T) {
 	c.shot("profiles")
 
 	c.open("/console/profiles?id=" + url.QueryEscape("email:nobody-"+ann.email))
-	checkText(t, c, "#not-found", "No profile has the identifier email:nobody-"+ann.email)
+	profCheckText(t, c, "#not-found", "No profile has the identifier email:nobody-"+ann.email)
 
-	olderEvents(t, c, bob)
+	profOlderEvents(t, c, bob)
 	c.open(ref)
 	t.Logf("%v: profile checked", time.Since(start))
 	exportFromProfile(t, c, ann)
@@ -158,7 +158,7 @@ func TestConsoleProfiles(t *testing.T) {
 
 // olderEvents: a person with 27 events shows the newest 20, and "Older events" adds the other
 // 7 (the API's cursor) below them, in the page, without reloading it.
-func olderEvents(t *testing.T, c *consoleSession, p *person) {
+func profOlderEvents(t *testing.T, c *consoleSession, p *person) {
 	t.Helper()
 	client, err := analytics.NewWithConfig(c.writeKey, analytics.Config{Endpoint: c.stack.URL, BatchSize: 22, Interval: 20 * time.Millisecond})
 	if err != nil {
@@ -186,20 +186,20 @@ func olderEvents(t *testing.T, c *consoleSession, p *person) {
 	if n := rows(); n != 20 {
 		t.Fatalf("the timeline shows %d events, want the newest 20", n)
 	}
-	checkText(t, c, "#timeline tbody tr:first-child", "more-21-"+p.user)
+	profCheckText(t, c, "#timeline tbody tr:first-child", "more-21-"+p.user)
 	c.do(chromedp.Click(chromedp.CSS(`#events-more a`)))
-	c.waitVisible(`#timeline tbody tr:nth-child(27)`, "#timeline", 10*time.Second)
+	c.profWaitVisible(`#timeline tbody tr:nth-child(27)`, "#timeline", 10*time.Second)
 	if n := rows(); n != 27 {
 		t.Errorf("after Older events the timeline shows %d events, want 27", n)
 	}
-	checkText(t, c, "#timeline tbody tr:nth-child(27)", "page-"+p.user) // the oldest, last
+	profCheckText(t, c, "#timeline tbody tr:nth-child(27)", "page-"+p.user) // the oldest, last
 	if loc := run(c, chromedp.Location()); strings.Contains(loc, "events_next") {
 		t.Errorf("Older events reloaded the page: %s", loc)
 	}
 }
 
-// checkText fails the test unless the element's text holds every want.
-func checkText(t *testing.T, c *consoleSession, sel string, want ...string) {
+// profCheckText fails the test unless the element's text holds every want.
+func profCheckText(t *testing.T, c *consoleSession, sel string, want ...string) {
 	t.Helper()
 	got := c.text(sel)
 	for _, w := range want {
@@ -214,10 +214,10 @@ func checkText(t *testing.T, c *consoleSession, sel string, want ...string) {
 func exportFromProfile(t *testing.T, c *consoleSession, p *person) {
 	t.Helper()
 	c.do(chromedp.Click(chromedp.ID("export-btn")))
-	c.waitVisible(`#privacy-result .request-status`, "#privacy-result", 60*time.Second)
+	c.profWaitVisible(`#privacy-result .request-status`, "#privacy-result", 60*time.Second)
 	c.waitText(`#privacy-result .request-status`, "completed", false, 60*time.Second)
-	checkText(t, c, `#privacy-result .request-status`, "export", "identity")
-	c.waitVisible(`#privacy-result a.export-link`, "#privacy-result", 5*time.Second)
+	profCheckText(t, c, `#privacy-result .request-status`, "export", "identity")
+	c.profWaitVisible(`#privacy-result a.export-link`, "#privacy-result", 5*time.Second)
 	href := run(c, chromedp.AttributeValue(chromedp.CSS(`#privacy-result a.export-link`), "href"))
 	if !strings.HasPrefix(href.Value, "/console/privacy/export?id=pr_") {
 		t.Fatalf("export link %+v", href)
@@ -249,7 +249,7 @@ func deleteFromProfile(t *testing.T, c *consoleSession, p, other *person) {
 	}
 	run(c, chromedp.Evaluate[string](`document.getElementById("delete-confirm").value = ""`))
 	c.do(chromedp.SendKeys(chromedp.ID("delete-confirm"), "DELETE"+kb.Enter))
-	c.waitVisible(`#privacy-result .request-status[data-type="delete"][data-status="completed"]`, "#privacy-result", 60*time.Second)
+	c.profWaitVisible(`#privacy-result .request-status[data-type="delete"][data-status="completed"]`, "#privacy-result", 60*time.Second)
 	id := strings.TrimPrefix(run(c, chromedp.AttributeValue(chromedp.CSS(`#privacy-result .request-status[data-type="delete"][data-status="completed"]`), "id")).Value, "req-")
 	for _, ref := range p.identifiers() {
 		if st := api.get(ref, "traits", nil); st != 404 {
@@ -261,7 +261,7 @@ func deleteFromProfile(t *testing.T, c *consoleSession, p, other *person) {
 	}
 	c.open("/console/privacy")
 	row := `#requests tr[data-request="` + id + `"]`
-	checkText(t, c, row, "delete", "completed", "identity")
+	profCheckText(t, c, row, "delete", "completed", "identity")
 	if strings.Contains(c.text(row), p.email) {
 		t.Errorf("the log shows the email unmasked: %q", c.text(row))
 	}
