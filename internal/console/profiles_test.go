@@ -181,6 +181,13 @@ func TestProfileDeleteNeedsConfirmation(t *testing.T) {
 	answers := profileAnswers()
 	answers["POST /admin/v1/privacy/requests"] = profAnswer{202, `{"id":"pr_00000000000000000000a","type":"delete","status":"running","step":"erase","labels":["email:a…@e….com"],"results":{}}`}
 	s, f := newProfServer(t, answers)
+	// Without the CSRF token nothing reaches the API.
+	r := httptest.NewRequest("POST", "/console/profiles/delete", strings.NewReader(url.Values{"id": {"email:ann@example.com"}, "confirm": {"DELETE"}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: goodToken})
+	if w := do(s, r); w.Code != http.StatusForbidden || len(f.called()) != 0 {
+		t.Fatalf("no CSRF token: %d, calls %q", w.Code, f.called())
+	}
 	w := profPost(s, "/console/profiles/delete", url.Values{"id": {"email:ann@example.com"}, "confirm": {"delete"}}, true)
 	if !strings.Contains(w.Body.String(), "nothing was deleted") || len(f.called()) != 0 {
 		t.Fatalf("unconfirmed: %s, calls %q", w.Body.String(), f.called())
