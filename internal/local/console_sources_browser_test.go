@@ -21,7 +21,7 @@ func consoleTrack(t *testing.T, base, writeKey, messageID string) int {
 
 // TestConsoleSources: a source created in the console gets a write key shown once (with the
 // analytics.js code pointed at this deployment); an event sent with that key by analytics-go
-// is stored (the Profile API shows it); once the source is disabled in the console a new event
+// is stored (the Profile API shows it) and shown in Live events; once the source is disabled in the console a new event
 // is refused with 401; after a key rotation in the console the old key is refused and the new
 // one accepted.
 func TestConsoleSources(t *testing.T) {
@@ -52,6 +52,10 @@ func TestConsoleSources(t *testing.T) {
 		m, ok := api.meta("user_id:console-src-user")
 		return ok && m.EventCount == 1
 	})
+	// …and Live events shows it, under the new source, with its payload.
+	c.open("/console/live")
+	c.waitText(`#events`, "console-src-1", false, 30*time.Second)
+	c.open("/console/sources")
 
 	// Disabled in the console: refused.
 	c.do(chromedp.Click(chromedp.CSS(`button[aria-label="Disable console-web"]`)))
