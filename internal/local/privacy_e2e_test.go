@@ -247,7 +247,7 @@ func TestPrivacyDeleteByEmailEndToEnd(t *testing.T) {
 	}
 	api := newScnAPI(t, stack.URL)
 	for _, p := range []*person{ann, bob} {
-		eventually(t, "the audience entered by "+p.user, 60*time.Second, func() bool {
+		eventually(t, "the audience entered by "+p.user, 2*time.Minute, func() bool {
 			got, _ := rc.snapshot()
 			return slices.ContainsFunc(got, func(m map[string]any) bool { return m["userId"] == p.user && m["event"] == "Audience Entered" })
 		})
