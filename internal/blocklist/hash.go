@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Hasher computes the keyed hashes the list and the privacy audit log store. It is safe for
@@ -66,17 +67,19 @@ func (h Hasher) Profile(id string) string { return h.sum("profile", id) }
 // Mask shows an identifier "type:value" without revealing it: the type, the first character
 // of the value and its length in bytes — e.g. "user_id:u…(8)" — and for emails the first
 // character of the local part and of the domain, and the top-level domain — e.g.
-// "email:a…@e….com". Masked labels are what the audit log keeps.
+// "email:a…@e….com". A part of one character shows none (it would be all of it). Masked
+// labels are what the audit log keeps.
 func Mask(id string) string {
 	t, v, ok := strings.Cut(id, ":")
 	if !ok {
 		return "…"
 	}
-	first := func(s string) string {
-		for _, r := range s {
-			return string(r)
+	first := func(s string) string { // nothing of a one-character part: it would be all of it
+		if utf8.RuneCountInString(s) < 2 {
+			return ""
 		}
-		return ""
+		r, _ := utf8.DecodeRuneInString(s)
+		return string(r)
 	}
 	if local, domain, ok := strings.Cut(v, "@"); ok && t == "email" {
 		tld := ""
