@@ -69,6 +69,18 @@ func (r *Request) Limit() (int, error) {
 	return n, nil
 }
 
+// Page reads a list's ?limit= (see Limit) and ?next= cursor, which must pass valid (a cursor
+// that does not is a 400 "invalid next token").
+func (r *Request) Page(valid func(string) bool) (limit int, next string, err error) {
+	if limit, err = r.Limit(); err != nil {
+		return 0, "", err
+	}
+	if next = r.Query("next"); next != "" && !valid(next) {
+		return 0, "", BadRequest("invalid next token")
+	}
+	return limit, next, nil
+}
+
 // Decode decodes the JSON body into v strictly (unknown fields are rejected); a missing body is
 // an error.
 func (r *Request) Decode(v any) error {

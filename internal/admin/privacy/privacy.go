@@ -66,13 +66,9 @@ func (h api) submit(ctx context.Context, r *admin.Request) (int, any, error) {
 }
 
 func (h api) list(ctx context.Context, r *admin.Request) (int, any, error) {
-	limit, err := r.Limit()
+	limit, next, err := r.Page(idRE.MatchString)
 	if err != nil {
 		return 0, nil, err
-	}
-	next := r.Query("next")
-	if next != "" && !idRE.MatchString(next) {
-		return 0, nil, admin.BadRequest("invalid next token")
 	}
 	reqs, cursor, err := h.svc.List(ctx, limit, next)
 	if err != nil {

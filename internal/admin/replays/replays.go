@@ -83,13 +83,9 @@ func instant(field, v string) (time.Time, error) {
 }
 
 func (h api) list(ctx context.Context, r *admin.Request) (int, any, error) {
-	limit, err := r.Limit()
+	limit, next, err := r.Page(idRE.MatchString)
 	if err != nil {
 		return 0, nil, err
-	}
-	next := r.Query("next")
-	if next != "" && !idRE.MatchString(next) {
-		return 0, nil, admin.BadRequest("invalid next token")
 	}
 	jobs, cursor, err := h.svc.List(ctx, limit, next)
 	if err != nil {
