@@ -89,19 +89,17 @@ func run[T any](c *consoleSession, a chromedp.Action[T]) T {
 	return v
 }
 
-// open navigates to a console path ("/console/…") and waits for that page's heading (not the
-// previous page's: Navigate can return early, or be aborted by a navigation still in flight,
-// in which case it is tried once more).
+// open navigates to a console path ("/console/…") and waits until that page (not the one
+// before it: Navigate can return on the previous page's load event) is loaded with its heading.
 func (c *consoleSession) open(path string) {
 	c.t.Helper()
-	if err := chromedp.Do(c.ctx, chromedp.Navigate(c.stack.URL+path)); err != nil {
-		c.do(chromedp.Navigate(c.stack.URL + path))
-	}
+	c.do(chromedp.Navigate(c.stack.URL + path))
 	want, _, _ := strings.Cut(path, "?")
-	eventually(c.t, "the page "+want, 60*time.Second, func() bool {
+	eventually(c.t, "the page "+want, 30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
 		defer cancel()
-		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("main h1") ? location.pathname : ""`))
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+			`document.readyState === "complete" && document.querySelector("main h1") ? location.pathname : ""`))
 		return err == nil && got == want
 	})
 }
