@@ -38,6 +38,11 @@ func runStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 
 var confT0 = time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
 
+// confExpires is when the deliveries the suite finishes expire: in the future of the wall clock,
+// because DynamoDB Local, like DynamoDB, deletes items whose TTL has passed in the background
+// (an expiry of confT0+1h made a delivered item vanish mid-test in CI).
+var confExpires = time.Now().Add(30 * 24 * time.Hour)
+
 func confNew(dest, rec string) Delivery {
 	return Delivery{DestinationID: dest, RecordID: rec, WebhookID: WebhookID(rec, dest), Kind: "audience_entered",
 		Status: StatusInflight, Version: 1, LeaseUntil: confT0.Add(time.Minute), CreatedAt: confT0, UpdatedAt: confT0}
@@ -56,7 +61,7 @@ func confFinish(t *testing.T, st Store, d Delivery, status string, at time.Time,
 	t.Helper()
 	tr := Transition{DestID: d.DestinationID, RecordID: d.RecordID, WebhookID: d.WebhookID, Kind: d.Kind, Version: d.Version,
 		FromQueue: d.QueueRef, Status: status, Attempts: d.Attempts + 1, Retries: d.Retries, LastStatus: 500, LastError: "HTTP 500",
-		At: at, Body: json.RawMessage(`{"messageId":"` + d.RecordID + `"}`), NextAt: at.Add(time.Minute), ExpiresAt: at.Add(time.Hour)}
+		At: at, Body: json.RawMessage(`{"messageId":"` + d.RecordID + `"}`), NextAt: at.Add(time.Minute), ExpiresAt: confExpires}
 	if mut != nil {
 		mut(&tr)
 	}
@@ -170,7 +175,7 @@ func confStaleFinish(t *testing.T, st Store) {
 		go func() {
 			defer wg.Done()
 			err := st.Finish(ctx, Transition{DestID: "d1", RecordID: "r1", Version: 2, Status: status, Attempts: i + 1,
-				At: confT0, Body: json.RawMessage(`{}`), ExpiresAt: confT0.Add(time.Hour)})
+				At: confT0, Body: json.RawMessage(`{}`), ExpiresAt: confExpires})
 			switch {
 			case err == nil:
 				wins.Add(1)
@@ -346,7 +351,7 @@ func confCounters(t *testing.T, st Store) {
 func confFiltered(t *testing.T, st Store) {
 	ctx := context.Background()
 	d := confNew("d1", "r1")
-	d.Status, d.ExpiresAt = StatusFilteredConsent, confT0.Add(time.Hour)
+	d.Status, d.ExpiresAt = StatusFilteredConsent, confExpires
 	for i, want := range []bool{true, false} {
 		if created, err := st.Create(ctx, d); created != want || err != nil {
 			t.Fatalf("create %d: %v %v", i, created, err)
@@ -412,7 +417,7 @@ func confOutcomeAfterErase(t *testing.T, st Store) {
 			t.Fatal(err)
 		}
 		err := st.Finish(ctx, Transition{DestID: "d1", RecordID: rec, Version: d.Version, Status: status, Attempts: 1,
-			At: confT0, Body: json.RawMessage(`{}`), NextAt: confT0, ExpiresAt: confT0.Add(time.Hour)})
+			At: confT0, Body: json.RawMessage(`{}`), NextAt: confT0, ExpiresAt: confExpires})
 		if !errors.Is(err, ErrGone) {
 			t.Fatalf("%s after erase: %v", status, err)
 		}

@@ -18,7 +18,9 @@ type clock struct {
 	t  time.Time
 }
 
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+// newClock starts at the wall clock's second: expiries are TTLs too, and DynamoDB Local deletes
+// items whose TTL has passed in the background, so a clock in the past could lose items mid-test.
+func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
