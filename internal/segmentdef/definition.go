@@ -28,6 +28,14 @@ const (
 	KindRFMFrequency  = "rfm_frequency" // 1–5: 5 = purchases most often
 	KindRFMMonetary   = "rfm_monetary"  // 1–5: 5 = spends most
 	KindLifetimeValue = "lifetime_value"
+
+	// Predictive kinds: their value is a model's score (package predict), set when a trained
+	// model is published and kept current as the profile's events arrive.
+	KindPurchaseLikelihood = "purchase_likelihood" // P(the goal event within the horizon)
+	KindChurnLikelihood    = "churn_likelihood"    // P(no activity within the horizon)
+	KindPredictedLTV       = "predicted_ltv"       // expected spend within the horizon
+	KindReturnLikelihood   = "return_likelihood"   // P(an order is returned or refunded)
+	KindNextBestProduct    = "next_best_product"   // top-K product ids
 )
 
 // Defaults of the built-in RFM traits.
@@ -156,9 +164,30 @@ type ComputedTrait struct {
 	// Thresholds are the four ascending RFM cut points (recency: days; frequency: purchases;
 	// monetary: revenue). Defaults: DefaultRecencyDays, DefaultFrequencyCounts, DefaultMonetaryThreshold.
 	Thresholds []float64 `json:"thresholds,omitempty"`
-	Version    int64     `json:"version"`
+	// Prediction configures the predictive kinds (defaults applied by Validate).
+	Prediction *Prediction `json:"prediction,omitempty"`
+	Version    int64       `json:"version"`
 	CreatedAt  time.Time `json:"createdAt"`
 	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+// Prediction is the configuration of a predictive computed trait. Its Event is the goal
+// (default Order Completed; churn_likelihood: the activity, default any track event).
+type Prediction struct {
+	// HorizonDays is the prediction window N (7–365, default 30); the backtest holds out the
+	// last N days and needs 3N days of history.
+	HorizonDays int `json:"horizonDays,omitempty"`
+	// RevenueProperty is the order value (predicted_ltv; default revenue).
+	RevenueProperty string `json:"revenueProperty,omitempty"`
+	// ReturnEvent selects returns (return_likelihood; default Order Refunded).
+	ReturnEvent *EventFilter `json:"returnEvent,omitempty"`
+	// ViewEvent selects product views (next_best_product; default Product Viewed) and
+	// ProductProperty the product id in views and orders (default product_id; in an order also
+	// each products[].product_id).
+	ViewEvent       *EventFilter `json:"viewEvent,omitempty"`
+	ProductProperty string       `json:"productProperty,omitempty"`
+	// K is how many products next_best_product lists (1–20, default 5).
+	K int `json:"k,omitempty"`
 }
 
 // Audience is a named condition over a profile; a profile matching it is a member.
