@@ -167,8 +167,8 @@ type ComputedTrait struct {
 	// Prediction configures the predictive kinds (defaults applied by Validate).
 	Prediction *Prediction `json:"prediction,omitempty"`
 	Version    int64       `json:"version"`
-	CreatedAt  time.Time `json:"createdAt"`
-	UpdatedAt  time.Time `json:"updatedAt"`
+	CreatedAt  time.Time   `json:"createdAt"`
+	UpdatedAt  time.Time   `json:"updatedAt"`
 }
 
 // Prediction is the configuration of a predictive computed trait. Its Event is the goal
