@@ -21,9 +21,11 @@ const (
 	normLift           // C(i,j)·N/(N(i)N(j))
 )
 
-// defaultNorm is the normalisation Train uses: cosine had the best hit rate at 5 on the
-// simulator (see TestNormalisations).
-const defaultNorm = normCosine
+// defaultNorm is the normalisation Train uses: raw counts had the best hit rate at 5 on the
+// simulator (TestNormalisations, 5,000 customers, 30 days: raw 0.675, cosine 0.554, Jaccard
+// 0.462, lift 0.076, popularity 0.161): the products a category's buyers buy most are its most
+// popular ones, which cosine and lift discount.
+const defaultNorm = normRaw
 
 // cooccurrence is a next-best-product model's tables.
 type cooccurrence struct {

@@ -40,6 +40,11 @@ func Train(cfg Config, profiles []Profile, now time.Time) (*Model, error) {
 	if cfg.HorizonDays <= 0 {
 		return nil, fmt.Errorf("train %s: horizon must be positive, got %d days", cfg.Kind, cfg.HorizonDays)
 	}
+	switch cfg.Kind {
+	case KindPurchase, KindChurn, KindLTV, KindReturn, KindProduct:
+	default:
+		return nil, fmt.Errorf("train: unknown kind %q", cfg.Kind)
+	}
 	nowDay := Day(now)
 	if err := checkHistory(profiles, nowDay, cfg.HorizonDays); err != nil {
 		return nil, fmt.Errorf("train %s: %w", cfg.Kind, err)
@@ -51,10 +56,8 @@ func Train(cfg Config, profiles []Profile, now time.Time) (*Model, error) {
 		m, err = trainBG(cfg, profiles, nowDay)
 	case KindReturn:
 		m, err = trainReturn(cfg, profiles)
-	case KindProduct:
-		m, err = trainProducts(cfg, profiles)
 	default:
-		return nil, fmt.Errorf("train: unknown kind %q", cfg.Kind)
+		m, err = trainProducts(cfg, profiles)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("train %s: %w", cfg.Kind, err)
