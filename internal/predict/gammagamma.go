@@ -50,7 +50,7 @@ func fitGammaGamma(obs []spendObs) (*Params, error) {
 	mean := sum / float64(len(obs))
 	// Start at p = 2, q = 3 and the γ that matches the mean order value (E[M] = pγ/(q−1)).
 	start := []float64{2, 3, mean}
-	return fitMLE([]string{"p", "q", "gamma"}, func(lp []float64) float64 { return ggNLL(lp, obs, lnM, lnX) }, start)
+	return fitMLE([]string{"p", "q", "gamma"}, func(lp []float64) float64 { return ggNLL(lp, obs, lnM, lnX) }, nil, start)
 }
 
 // conditionalSpend is E[M | x, m] = (pγ + p·x·m)/(px + q − 1): the customer's mean order value

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/diff/fd"
 )
 
 // mcCustomer simulates one BG/NBD customer in continuous time from 0 over (0, T] and (T, T+t]:
@@ -277,4 +279,24 @@ func FuzzScore(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The BG/NBD likelihood's analytic gradient agrees with finite differences.
+func TestBGNBDGradient(t *testing.T) {
+	d := simulate(t, 2000, simSeed, horizon)
+	var ss []summary
+	for _, p := range d.goal {
+		ss = append(ss, allTime(p.Goal, Day(d.now)))
+	}
+	data := groupSummaries(ss)
+	for _, lp := range [][]float64{{-1.4, 3.4, -0.2, 0.9}, {0.3, 1, 0.5, -1}, {-3, 5, 1.5, 2}} {
+		got, want := make([]float64, 4), make([]float64, 4)
+		bgnbdGrad(got, lp, data)
+		fd.Gradient(want, func(x []float64) float64 { return bgnbdNLL(x, data) }, lp, &fd.Settings{Formula: fd.Central})
+		for i := range got {
+			if math.Abs(got[i]-want[i]) > 1e-4*math.Max(1, math.Abs(want[i])) {
+				t.Errorf("at %v: ∂/∂lp[%d] = %.6g, finite differences %.6g", lp, i, got[i], want[i])
+			}
+		}
+	}
 }
