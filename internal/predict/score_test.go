@@ -300,3 +300,22 @@ func TestBGNBDGradient(t *testing.T) {
 		}
 	}
 }
+
+// The Gamma-Gamma likelihood's analytic gradient agrees with finite differences.
+func TestGammaGammaGradient(t *testing.T) {
+	obs := []spendObs{{1, 20}, {1, 35.5}, {2, 12}, {3, 80}, {7, 33}}
+	lnM, lnX := make([]float64, len(obs)), make([]float64, len(obs))
+	for i, o := range obs {
+		lnM[i], lnX[i] = math.Log(o.m), math.Log(o.x)
+	}
+	for _, lp := range [][]float64{{1.8, 1.3, 2.7}, {0, 0.2, 1}, {3, 2, 5}} {
+		got, want := make([]float64, 3), make([]float64, 3)
+		ggGrad(got, lp, obs, lnM, lnX)
+		fd.Gradient(want, func(x []float64) float64 { return ggNLL(x, obs, lnM, lnX) }, lp, &fd.Settings{Formula: fd.Central})
+		for i := range got {
+			if math.Abs(got[i]-want[i]) > 1e-4*math.Max(1, math.Abs(want[i])) {
+				t.Errorf("at %v: ∂/∂lp[%d] = %.6g, finite differences %.6g", lp, i, got[i], want[i])
+			}
+		}
+	}
+}
