@@ -319,3 +319,13 @@ func TestGammaGammaGradient(t *testing.T) {
 		}
 	}
 }
+
+func TestParameters(t *testing.T) {
+	m := &Model{BGNBD: &Params{Names: []string{"r"}}, GammaGamma: &Params{Names: []string{"p"}}}
+	if got := m.Parameters(); len(got) != 2 || got[0].Names[0] != "r" || got[1].Names[0] != "p" {
+		t.Errorf("Parameters() = %+v", got)
+	}
+	if got := (&Model{Kind: KindProduct}).Parameters(); got != nil {
+		t.Errorf("next_best_product: %+v, want none", got)
+	}
+}
