@@ -99,6 +99,9 @@ type Quality struct {
 	Profiles  int `json:"profiles"`  // profiles in the backtest
 	Positives int `json:"positives"` // with the outcome in the holdout
 	Negatives int `json:"negatives"`
+	// Skipped counts the profiles left out of the backtest: with no goal day by the cutoff, or
+	// whose last day before the cutoff fell out of Activity.Recent.
+	Skipped int `json:"skipped,omitempty"`
 	// AUC, lift in the top decile and log loss of the likelihoods (0 when not applicable).
 	AUC      float64 `json:"auc,omitempty"`
 	LiftTop  float64 `json:"liftTopDecile,omitempty"`
