@@ -95,6 +95,7 @@ func TestTrainPublishesAndRescores(t *testing.T) {
 	}
 	size, err := e.st.Size(ctx, av.ID)
 	must(t, err)
+	rescoredOnEvent(t, e, av.ID)
 	if share := float64(size) / float64(scored); math.Abs(share-0.2) > 0.05 {
 		t.Fatalf("top-20 %% audience has %d of %d profiles", size, scored)
 	}
@@ -230,5 +231,30 @@ func TestTrainServiceErrors(t *testing.T) {
 	}
 	if _, err := e.sv.Quality(ctx, tv.ID); !errors.As(err, &ve) {
 		t.Fatalf("count trait quality: %v", err)
+	}
+}
+
+// rescoredOnEvent: a member of the top-churn audience who becomes active again (a product
+// view now) gets a lower churn score at once.
+func rescoredOnEvent(t *testing.T, e *env, audID string) {
+	t.Helper()
+	ctx := context.Background()
+	ms, _, err := e.st.Members(ctx, audID, 1, "")
+	must(t, err)
+	if len(ms) == 0 {
+		t.Fatal("no member")
+	}
+	pid := ms[0].ProfileID
+	score := func() ScoreValue {
+		p, err := e.sv.Profile(ctx, pid)
+		must(t, err)
+		var v ScoreValue
+		must(t, json.Unmarshal(p.ComputedTraits["churn"], &v))
+		return v
+	}
+	before := score()
+	e.send(t, chg(pid, 2, "", track(pid+"-back", "Product Viewed", e.clock.Now(), `{"product_id":"c00p000"}`)))
+	if after := score(); after.Score >= before.Score {
+		t.Fatalf("churn score of %s after new activity: %+v, before %+v", pid, after, before)
 	}
 }
