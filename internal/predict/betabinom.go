@@ -54,7 +54,7 @@ func fitBetaBinom(obs []orderObs) (*Params, error) {
 	}
 	mean := math.Min(math.Max(k/n, 0.01), 0.99)
 	start := []float64{2 * mean, 2 * (1 - mean)}
-	return fitMLE([]string{"alpha", "beta"}, func(lp []float64) float64 { return betaBinomNLL(lp, data) }, start)
+	return fitMLE([]string{"alpha", "beta"}, func(lp []float64) float64 { return betaBinomNLL(lp, data) }, nil, start)
 }
 
 // returnMean is the posterior mean return probability after n orders with k returns.

@@ -69,6 +69,47 @@ func bgnbdNLL(lp []float64, data []summary) float64 {
 	return -ll
 }
 
+// bgnbdGrad is the gradient of bgnbdNLL with respect to the log-parameters. With w₄ the
+// posterior weight of "dropped out after t_x" (0 when x = 0) and w₃ = 1 − w₄, per customer
+//
+//	∂ℓ/∂r = ψ(r+x) − ψ(r) + ln α − w₃ ln(α+T) − w₄ ln(α+t_x)
+//	∂ℓ/∂α = r/α − (r+x)(w₃/(α+T) + w₄/(α+t_x))
+//	∂ℓ/∂a = ψ(a+b) − ψ(a+b+x) + w₄/a
+//	∂ℓ/∂b = ψ(a+b) + ψ(b+x) − ψ(b) − ψ(a+b+x) − w₄/(b+x−1)
+//
+// and ∂/∂log θ = θ·∂/∂θ.
+func bgnbdGrad(g, lp []float64, data []summary) {
+	r, alpha, a, b := math.Exp(lp[0]), math.Exp(lp[1]), math.Exp(lp[2]), math.Exp(lp[3])
+	psiR, psiAB, psiB := mathext.Digamma(r), mathext.Digamma(a+b), mathext.Digamma(b)
+	logAlpha, logA := math.Log(alpha), math.Log(a)
+	var dr, dal, da, db float64
+	lastX := -1.0
+	var psiRX, psiBX, psiABX float64
+	for _, d := range data {
+		if d.x != lastX {
+			lastX = d.x
+			psiRX, psiBX, psiABX = mathext.Digamma(r+d.x), mathext.Digamma(b+d.x), mathext.Digamma(a+b+d.x)
+		}
+		lT, lt := math.Log(alpha+d.T), math.Log(alpha+d.tx)
+		w4 := 0.0
+		if d.x > 0 {
+			v3 := -(r + d.x) * lT
+			v4 := logA - math.Log(b+d.x-1) - (r+d.x)*lt
+			w4 = 1 / (1 + math.Exp(v3-v4))
+		}
+		w3 := 1 - w4
+		dr += d.n * (psiRX - psiR + logAlpha - w3*lT - w4*lt)
+		dal += d.n * (r/alpha - (r+d.x)*(w3/(alpha+d.T)+w4/(alpha+d.tx)))
+		da += d.n * (psiAB - psiABX)
+		db += d.n * (psiAB + psiBX - psiB - psiABX)
+		if d.x > 0 {
+			da += d.n * w4 / a
+			db -= d.n * w4 / (b + d.x - 1)
+		}
+	}
+	g[0], g[1], g[2], g[3] = -dr*r, -dal*alpha, -da*a, -db*b
+}
+
 // fitBGNBD fits BG/NBD by maximum likelihood.
 func fitBGNBD(ss []summary) (*Params, error) {
 	data := groupSummaries(ss)
@@ -81,7 +122,8 @@ func fitBGNBD(ss []summary) (*Params, error) {
 	}
 	rate := math.Max(sx/math.Max(sT, 1), 1e-4)
 	start := []float64{0.5, 0.5 / rate, 1, 2}
-	return fitMLE([]string{"r", "alpha", "a", "b"}, func(lp []float64) float64 { return bgnbdNLL(lp, data) }, start)
+	return fitMLE([]string{"r", "alpha", "a", "b"}, func(lp []float64) float64 { return bgnbdNLL(lp, data) },
+		func(g, lp []float64) { bgnbdGrad(g, lp, data) }, start)
 }
 
 // deadOdds is a/(b+x−1)·((α+T)/(α+t_x))^(r+x): the odds of having dropped out (0 when x = 0).

@@ -2,6 +2,8 @@ package predict
 
 import (
 	"math"
+
+	"gonum.org/v1/gonum/mathext"
 )
 
 // Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV: using iso-value curves for customer
@@ -50,7 +52,34 @@ func fitGammaGamma(obs []spendObs) (*Params, error) {
 	mean := sum / float64(len(obs))
 	// Start at p = 2, q = 3 and the γ that matches the mean order value (E[M] = pγ/(q−1)).
 	start := []float64{2, 3, mean}
-	return fitMLE([]string{"p", "q", "gamma"}, func(lp []float64) float64 { return ggNLL(lp, obs, lnM, lnX) }, start)
+	return fitMLE([]string{"p", "q", "gamma"}, func(lp []float64) float64 { return ggNLL(lp, obs, lnM, lnX) },
+		func(g, lp []float64) { ggGrad(g, lp, obs, lnM, lnX) }, start)
+}
+
+// ggGrad is the gradient of ggNLL with respect to the log-parameters: per customer
+//
+//	∂ℓ/∂p = x(ψ(px+q) − ψ(px) + ln m + ln x − ln(γ+mx))
+//	∂ℓ/∂q = ψ(px+q) − ψ(q) + ln γ − ln(γ+mx)
+//	∂ℓ/∂γ = q/γ − (px+q)/(γ+mx)
+func ggGrad(g, lp []float64, obs []spendObs, lnM, lnX []float64) {
+	p, q, gm := math.Exp(lp[0]), math.Exp(lp[1]), math.Exp(lp[2])
+	psiQ, lnG := mathext.Digamma(q), math.Log(gm)
+	var dp, dq, dg float64
+	lastX := -1.0
+	var psiPXQ, psiPX float64
+	for i, o := range obs {
+		px := p * o.x
+		if o.x != lastX {
+			lastX = o.x
+			psiPXQ, psiPX = mathext.Digamma(px+q), mathext.Digamma(px)
+		}
+		den := gm + o.m*o.x
+		lden := math.Log(den)
+		dp += o.x * (psiPXQ - psiPX + lnM[i] + lnX[i] - lden)
+		dq += psiPXQ - psiQ + lnG - lden
+		dg += q/gm - (px+q)/den
+	}
+	g[0], g[1], g[2] = -dp*p, -dq*q, -dg*gm
 }
 
 // conditionalSpend is E[M | x, m] = (pγ + p·x·m)/(px + q − 1): the customer's mean order value

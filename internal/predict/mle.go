@@ -14,10 +14,13 @@ import (
 const maxLogParam = 30
 
 // fitMLE maximises a likelihood over the logarithms of positive parameters: nll is the negative
-// log-likelihood of the log-parameters, start the first guess (natural scale). It returns the
-// estimates and their standard errors, from the inverse of the numerical Hessian of nll at the
-// optimum (delta method back to the natural scale: se(θ) = θ·se(log θ)).
-func fitMLE(names []string, nll func(lp []float64) float64, start []float64) (*Params, error) {
+// log-likelihood of the log-parameters, grad (nil: none) its gradient, start the first guess
+// (natural scale). With a gradient it runs BFGS, else Nelder–Mead polished by BFGS on a
+// central-difference gradient (Nelder–Mead stalls short of the optimum on the flat ridges of
+// these likelihoods). It returns the estimates and their standard errors, from the inverse of
+// the numerical Hessian of nll at the optimum (delta method back to the natural scale:
+// se(θ) = θ·se(log θ)).
+func fitMLE(names []string, nll func(lp []float64) float64, grad func(g, lp []float64), start []float64) (*Params, error) {
 	x0 := make([]float64, len(start))
 	for i, v := range start {
 		x0[i] = math.Log(v)
@@ -34,29 +37,9 @@ func fitMLE(names []string, nll func(lp []float64) float64, start []float64) (*P
 		}
 		return v
 	}
-	p := optimize.Problem{Func: f}
-	settings := &optimize.Settings{
-		Converger:       &optimize.FunctionConverge{Absolute: 1e-9, Relative: 1e-12, Iterations: 60},
-		MajorIterations: 4000,
-	}
-	res, err := optimize.Minimize(p, x0, settings, &optimize.NelderMead{})
-	if err != nil && res == nil {
-		return nil, fmt.Errorf("maximum likelihood: %w", err)
-	}
-	// Polish with BFGS on a central-difference gradient: Nelder–Mead stalls short of the
-	// optimum on the flat ridges of these likelihoods.
-	p.Grad = func(grad, x []float64) {
-		fd.Gradient(grad, f, x, &fd.Settings{Formula: fd.Central})
-	}
-	if res2, err2 := optimize.Minimize(p, res.X, &optimize.Settings{
-		Converger: &optimize.FunctionConverge{Absolute: 1e-10, Relative: 1e-12, Iterations: 20}, MajorIterations: 200,
-	}, &optimize.BFGS{}); err2 == nil || res2 != nil && res2.F < res.F {
-		if res2 != nil && res2.F <= res.F && !math.IsInf(res2.F, 0) {
-			res = res2
-		}
-	}
-	if math.IsInf(res.F, 0) || math.IsNaN(res.F) {
-		return nil, errors.New("maximum likelihood: no finite likelihood")
+	res, err := minimize(f, grad, x0)
+	if err != nil {
+		return nil, err
 	}
 	out := &Params{Names: names, Values: make([]float64, len(x0))}
 	for i, v := range res.X {
@@ -64,6 +47,34 @@ func fitMLE(names []string, nll func(lp []float64) float64, start []float64) (*P
 	}
 	out.StdErr = stdErrors(f, res.X, out.Values)
 	return out, nil
+}
+
+// minimize finds f's minimum from x0 (see fitMLE).
+func minimize(f func([]float64) float64, grad func(g, x []float64), x0 []float64) (*optimize.Result, error) {
+	var res *optimize.Result
+	if grad == nil {
+		r, err := optimize.Minimize(optimize.Problem{Func: f}, x0, &optimize.Settings{
+			Converger:       &optimize.FunctionConverge{Absolute: 1e-9, Relative: 1e-12, Iterations: 60},
+			MajorIterations: 4000,
+		}, &optimize.NelderMead{})
+		if r == nil {
+			return nil, fmt.Errorf("maximum likelihood: %w", err)
+		}
+		res, x0 = r, r.X
+		grad = func(g, x []float64) { fd.Gradient(g, f, x, &fd.Settings{Formula: fd.Central}) }
+	}
+	p := optimize.Problem{Func: f, Grad: grad}
+	r, _ := optimize.Minimize(p, x0, &optimize.Settings{
+		Converger:       &optimize.FunctionConverge{Absolute: 1e-10, Relative: 1e-12, Iterations: 20},
+		MajorIterations: 500,
+	}, &optimize.BFGS{})
+	if r != nil && !math.IsInf(r.F, 0) && !math.IsNaN(r.F) && (res == nil || r.F <= res.F) {
+		res = r
+	}
+	if res == nil || math.IsInf(res.F, 0) || math.IsNaN(res.F) {
+		return nil, errors.New("maximum likelihood: no finite likelihood")
+	}
+	return res, nil
 }
 
 // stdErrors is the delta-method standard errors of exp(x) from the inverse Hessian of f at x

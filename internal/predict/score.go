@@ -101,3 +101,16 @@ func percentileCuts(vals []float64) []float64 {
 	}
 	return cuts
 }
+
+// Parameters is the model's fitted parameters with their standard errors (BG/NBD, then
+// Gamma-Gamma; or the beta-binomial's), as QualityView.Params shows them; nil for
+// next_best_product.
+func (m *Model) Parameters() []Params {
+	var out []Params
+	for _, p := range []*Params{m.BGNBD, m.GammaGamma, m.Beta} {
+		if p != nil {
+			out = append(out, *p)
+		}
+	}
+	return out
+}
