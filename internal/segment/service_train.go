@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/serverless-cdp/cdp/internal/predict"
 )
 
 // predictiveTrait finds a stored predictive trait: ErrNotFound for an unknown id, a
@@ -66,12 +64,7 @@ func (sv *Service) Quality(ctx context.Context, id string) (*QualityView, error)
 	v := &QualityView{TraitID: t.ID, Key: t.Key, Kind: t.Kind, Training: defs.Trainings[id]}
 	if m := defs.Models[id]; m != nil {
 		q := m.Quality
-		v.TrainedAt, v.Quality = m.TrainedAt, &q
-		for _, p := range []*predict.Params{m.BGNBD, m.GammaGamma, m.Beta} {
-			if p != nil {
-				v.Params = append(v.Params, *p)
-			}
-		}
+		v.TrainedAt, v.Quality, v.Params = m.TrainedAt, &q, m.Parameters()
 	}
 	v.NextRunAt = nextRunAt(v.Training, sv.clock().UTC(), every)
 	return v, nil
