@@ -51,6 +51,9 @@ type Config struct {
 	// after it. 0 (unset): by where the archive is — Firehose's 15-minute buffer and a 5-minute
 	// margin for S3, a few seconds for the local writer (privacyfn.ArchiveLag).
 	ArchiveLag time.Duration
+	// RetrainEvery (CDP_RETRAIN_DAYS, 1–365) is how often the schedule retrains each predictive
+	// computed trait; 0 (unset): weekly (segment.DefaultRetrainEvery).
+	RetrainEvery time.Duration
 }
 
 // MinPrivacyKeyBytes is the shortest privacy key accepted.
@@ -103,6 +106,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		c.Archive = "s3://" + strings.TrimSpace(v)
 	}
 	env.duration("CDP_ARCHIVE_LAG_SECONDS", &c.ArchiveLag, time.Second, 1, 86400, "want 1 to 86400 seconds")
+	env.duration("CDP_RETRAIN_DAYS", &c.RetrainEvery, 24*time.Hour, 1, 365, "want 1 to 365 days")
 	if v, ok := lookup("CDP_PRIVACY_KEY"); ok && v != "" && env.err == nil {
 		if err := c.SetPrivacyKey(v); err != nil {
 			env.err = fmt.Errorf("CDP_PRIVACY_KEY: %w", err)

@@ -39,6 +39,18 @@ func TestFromLookup(t *testing.T) {
 	}
 }
 
+func TestRetrainFromLookup(t *testing.T) {
+	c, err := app.FromLookup(lookup(map[string]string{"CDP_RETRAIN_DAYS": "3"}))
+	if err != nil || c.RetrainEvery != 72*time.Hour {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, bad := range []string{"0", "366", "weekly"} {
+		if _, err := app.FromLookup(lookup(map[string]string{"CDP_RETRAIN_DAYS": bad})); err == nil {
+			t.Errorf("CDP_RETRAIN_DAYS=%s accepted", bad)
+		}
+	}
+}
+
 func TestArchiveLagFromLookup(t *testing.T) {
 	c, err := app.FromLookup(lookup(map[string]string{"CDP_ARCHIVE_BUCKET": "b", "CDP_ARCHIVE_LAG_SECONDS": "90"}))
 	if err != nil || c.Archive != "s3://b" || c.ArchiveLag != 90*time.Second {

@@ -49,6 +49,7 @@ func NewAdminRouter(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *admi
 		activation.Stage: deliverer,
 	})
 	segs := segment.NewService(segment.NewStore(c.DynamoDB, cfg.Table), nil)
+	segs.RetrainEvery = cfg.RetrainEvery                     // the quality view's next scheduled run
 	segs.History = timeline.NewReader(c.DynamoDB, cfg.Table) // audience previews of new event conditions
 	return admin.New(tokens, logger,
 		func(r *admin.Router) { sources.Register(r, srcs) },

@@ -26,6 +26,8 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *segment.Handler
 			TimelineRetention: cfg.TimelineRetention,
 			// Changes about profiles a privacy request erased are dropped (and counted).
 			Erased: cfg.Checker(c.DynamoDB),
+			// Predictive computed traits are retrained on this schedule (0: weekly).
+			RetrainEvery: cfg.RetrainEvery,
 		},
 	)
 }
