@@ -70,7 +70,9 @@ func (a *predAPI) serve(_ context.Context, req httpapi.Request) (httpapi.Respons
 
 func newPredConsole(t *testing.T, api *predAPI) *segServer {
 	t.Helper()
-	none := func(context.Context, httpapi.Request) (httpapi.Response, error) { return httpapi.Response{StatusCode: 404}, nil }
+	none := func(context.Context, httpapi.Request) (httpapi.Response, error) {
+		return httpapi.Response{StatusCode: 404}, nil
+	}
 	s, err := New(Options{Admin: api.serve, Profile: none, SpaceID: "default",
 		Verify: func(_ context.Context, tok string) (bool, error) { return tok == admintest.Token, nil }})
 	if err != nil {
