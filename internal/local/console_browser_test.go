@@ -69,6 +69,16 @@ func (c *consoleSession) signIn() {
 	c.shot("signin")
 	c.do(chromedp.SendKeys(chromedp.ID("token"), adminToken), chromedp.Submit(chromedp.ID("token")),
 		chromedp.WaitVisible(chromedp.CSS(`nav[aria-label="Main"]`)))
+	c.settle("/console/") // the sign-in's redirect has finished loading before a test navigates
+}
+
+// settle waits until the page at path has finished loading: a navigation started while an
+// earlier one (a form's redirect) is still loading can be aborted by it (net::ERR_ABORTED).
+func (c *consoleSession) settle(path string) {
+	c.t.Helper()
+	if !c.at(path, 30*time.Second) {
+		c.t.Fatalf("the page %s never finished loading", path)
+	}
 }
 
 // do runs chromedp actions or fails the test.
@@ -93,15 +103,34 @@ func run[T any](c *consoleSession, a chromedp.Action[T]) T {
 // before it: Navigate can return on the previous page's load event) is loaded with its heading.
 func (c *consoleSession) open(path string) {
 	c.t.Helper()
-	c.do(chromedp.Navigate(c.stack.URL + path))
 	want, _, _ := strings.Cut(path, "?")
-	eventually(c.t, "the page "+want, 30*time.Second, func() bool {
+	err := chromedp.Do(c.ctx, chromedp.Navigate(c.stack.URL+path))
+	if err != nil && strings.Contains(err.Error(), "ERR_ABORTED") && !c.at(want, 5*time.Second) {
+		// Aborted by a navigation still in flight and not loaded meanwhile: once more.
+		err = chromedp.Do(c.ctx, chromedp.Navigate(c.stack.URL+path))
+	}
+	if err != nil {
+		c.t.Fatalf("browser: open %s: %v", path, err)
+	}
+	c.settle(want)
+}
+
+// at polls, up to timeout, whether the page at path has finished loading.
+func (c *consoleSession) at(path string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
 		ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
-		defer cancel()
 		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](
 			`document.readyState === "complete" && document.querySelector("main h1") ? location.pathname : ""`))
-		return err == nil && got == want
-	})
+		cancel()
+		if err == nil && got == path {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond) // the polling interval, not a wait for a result
+	}
 }
 
 // text is the text of the first element matching a CSS selector.
@@ -169,6 +198,7 @@ func TestConsoleSignIn(t *testing.T) {
 	// A signed-in page costs the session check: one strongly consistent read of the token.
 	c.do(chromedp.SendKeys(chromedp.ID("token"), adminToken), // the form came back empty
 		chromedp.Submit(chromedp.ID("token")), chromedp.WaitVisible(chromedp.CSS(`nav[aria-label="Main"]`)))
+	c.settle("/console/")
 	rru, wru := c.cost(func() { c.open("/console/destinations/new") }) // a form that calls no API
 	if rru <= 0 || rru > 1 || wru != 0 {
 		t.Errorf("a page that calls no API cost %.2f RRU, %.2f WRU: want the token read alone", rru, wru)

@@ -65,6 +65,12 @@ type Spend struct {
 
 // Profile is what training reads of one profile: its features now, and the part of them that
 // fell within the last horizon (the backtest's holdout; the rest is its calibration period).
+// "Within the horizon" means on a UTC day after CutoffDay(now, HorizonDays), i.e. the last
+// HorizonDays days up to and including now's day. Goal is the goal event's active days
+// (Order Completed for purchase_likelihood, predicted_ltv, return_likelihood and
+// next_best_product, where it also dates the history) or, for churn_likelihood, the activity's.
+// Viewed, Bought and RecentBought are sorted product ids, at most 100 (the smallest, as the
+// unique_list accumulator keeps them).
 type Profile struct {
 	Goal          Activity `json:"g"`            // goal (churn: activity) active days, all time
 	Spend         Spend    `json:"s,omitzero"`   // order values, all time (predicted_ltv)
@@ -99,6 +105,9 @@ type Quality struct {
 	Profiles  int `json:"profiles"`  // profiles in the backtest
 	Positives int `json:"positives"` // with the outcome in the holdout
 	Negatives int `json:"negatives"`
+	// Skipped counts the profiles left out of the backtest: with no goal day by the cutoff, or
+	// whose last day before the cutoff fell out of Activity.Recent.
+	Skipped int `json:"skipped,omitempty"`
 	// AUC, lift in the top decile and log loss of the likelihoods (0 when not applicable).
 	AUC      float64 `json:"auc,omitempty"`
 	LiftTop  float64 `json:"liftTopDecile,omitempty"`

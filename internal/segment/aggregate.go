@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"math"
 	"time"
+
+	"github.com/serverless-cdp/cdp/internal/predict"
 )
 
 // Accumulator classes: what an accumulator keeps, from what the kinds that use it need. Two
@@ -48,6 +50,9 @@ func classOf(kind string) string {
 	case KindUniqueCount:
 		return classDistinct
 	}
+	if IsPredictive(kind) {
+		return classDays // the goal's active days (the other features: addFeatures)
+	}
 	return classCount
 }
 
@@ -60,6 +65,7 @@ type aggSpec struct {
 	window  time.Duration // 0: all time
 	bucket  time.Duration // of a windowed accumulator: a day, or an hour when the window has hours
 	between *Period       // an event condition over an absolute period: a plain count
+	except  *EventFilter  // events not counted (churn's activity: not the returns)
 }
 
 // traitSpec is the accumulator of a computed trait.
@@ -70,6 +76,9 @@ func traitSpec(c *ComputedTrait) *aggSpec {
 	}
 	s := &aggSpec{filter: &c.Event, prop: prop, class: classOf(c.Kind), window: c.Window.Duration()}
 	s.bucket = bucketOf(c.Window)
+	if c.Kind == KindChurnLikelihood && c.Prediction != nil {
+		s.except = c.Prediction.ReturnEvent // a refund follows an order, active customer or not
+	}
 	s.sig = s.signature()
 	return s
 }
@@ -104,6 +113,10 @@ func (s *aggSpec) signature() string {
 		D, B       time.Duration
 		Btw        *Period
 	}{s.filter.EventType(), s.filter.Name, s.prop, s.class, s.filter.Where, s.window, s.bucket, s.between})
+	if s.except != nil { // (only then: the signatures of the other accumulators stay)
+		x, _ := json.Marshal(s.except)
+		b = append(append(b, '!'), x...)
+	}
 	h := sha256.Sum256(b)
 	return base64.RawURLEncoding.EncodeToString(h[:9])
 }
@@ -114,7 +127,7 @@ func (s *aggSpec) matches(e *Event) bool {
 	if s.between != nil && (e.T.Before(s.between.From) || !e.T.Before(s.between.To)) {
 		return false
 	}
-	return matches(s.filter, e)
+	return matches(s.filter, e) && (s.except == nil || !matches(s.except, e))
 }
 
 // Acc is one accumulator of a profile: an all-time (or period) tally, or the sparse time
@@ -263,6 +276,8 @@ type Tally struct {
 	// MaxDistinctHashes); Over says some were dropped.
 	Hash []byte `json:"h,omitempty"`
 	Over bool   `json:"o,omitempty"`
+	// D is the distinct active UTC days (classDays).
+	D *predict.Activity `json:"d,omitempty"`
 }
 
 // Edge is an event at one end of an accumulator: its time, message id (ties: the smaller id
@@ -280,6 +295,15 @@ func (t *Tally) add(s *aggSpec, e *Event) {
 	t.N++
 	switch s.class {
 	case classCount:
+		return
+	case classDays:
+		if t.D == nil {
+			t.D = &predict.Activity{}
+		}
+		addDay(t.D, dayOf(e.T))
+		return
+	case classProducts:
+		t.addProducts(s, e)
 		return
 	case classEdge:
 		ed := &Edge{T: e.T.UnixNano(), ID: e.ID}
@@ -337,6 +361,12 @@ func (t *Tally) merge(o *Tally) {
 		t.addHash(o.Hash[i : i+8])
 	}
 	t.Over = t.Over || o.Over
+	if o.D != nil {
+		if t.D == nil {
+			t.D = &predict.Activity{}
+		}
+		mergeDays(t.D, o.D)
+	}
 }
 
 // addNumbers adds k numbers of sum s (compensation c), smallest lo and largest hi.

@@ -44,6 +44,7 @@ func runStoreConformance(t *testing.T, newStores func(t *testing.T) Stores) {
 		{"PersonalDataErased", confPersonalData},
 		{"ErasedProfileStaysErased", confTombstone},
 		{"DroppedCounter", confDropped},
+		{"TrainingModelsChunks", confTraining},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, newStores(t)) })

@@ -25,7 +25,9 @@
 // item), cache.go (the in-process state cache), publish.go (grouped stream puts), mem.go (their in-memory
 // implementation; conformance_test.go is the one suite both pass), handler.go (Kinesis handler
 // and Tick), privacy.go/privacy_store.go (the privacy holder, tombstones),
-// service.go/backfill.go (admin operations, reading, preview, backfill jobs).
+// service.go/backfill.go (admin operations, reading, preview, backfill jobs),
+// features.go/predictive.go (the predictive traits' features and scores), train_run.go,
+// service_train.go and model_store.go/mem_model.go (training runs, models, TrainingStore).
 //
 // Tests: `go test ./internal/segment` runs everything on the in-memory stores, with no
 // emulator; with `-tags integration` the same handler tests and the conformance suite run on
@@ -36,6 +38,10 @@
 //	SEGDEF / CT#<id>                 a computed trait definition
 //	SEGDEF / AUD#<id>                an audience definition
 //	SEGDEF / JOB#<id>                the backfill job of a definition (status, progress, cursor)
+//	SEGDEF / MODEL#<traitId>         a predictive trait's published model (`blob`: gzipped JSON, ≤ 350 KB)
+//	SEGDEF / TRAIN#<traitId>         its latest training run (Training, `ver` for optimistic locking)
+//	PSEGTRAIN#<traitId>#<runId> / C#<n>  chunk n of the features a run collected (`blob`: gzipped JSON
+//	                                 of predict.Profile, no profile id, ≤ 300 KB; `ttl` 3 days)
 //	PSEG#<profileId> / STATE         the profile's segment state (gzipped JSON, `ver` for optimistic locking)
 //	                                 and `out`: the activation records its last commit produced (JSON,
 //	                                 gzipped when large), replaced by the next commit, re-published by a

@@ -120,8 +120,13 @@ func transitionTime(evs []Event, now time.Time) time.Time {
 func (c *Catalog) updateComputed(st *State, traits []*ComputedTrait, now time.Time, res *Result) []string {
 	var changed []string
 	for _, t := range traits {
-		s := c.traitSpecs[t.Key]
-		v := toJSON(Compute(t, st.Aggs[s.sig].at(s, now), now))
+		var v json.RawMessage
+		if IsPredictive(t.Kind) {
+			v = toJSON(c.predictive(st, t, now))
+		} else {
+			s := c.traitSpecs[t.Key]
+			v = toJSON(Compute(t, st.Aggs[s.sig].at(s, now), now))
+		}
 		old, had := st.Computed[t.Key]
 		if had && bytes.Equal(old, v) || !had && v == nil {
 			continue

@@ -68,6 +68,15 @@ type Options struct {
 	// WallClock measures time budgets against the context's deadline; default time.Now (tests
 	// inject one that advances, so budgets run out deterministically).
 	WallClock func() time.Time
+	// RetrainEvery is how often the schedule retrains a predictive trait; default
+	// DefaultRetrainEvery.
+	RetrainEvery time.Duration
+	// Train fits a predictive trait's model; default predict.Train.
+	Train Trainer
+	// ChunkProfiles is how many profiles' features a training run stores per chunk; default
+	// DefaultChunkProfiles. ChunkTTL is how long chunks are kept; default DefaultChunkTTL.
+	ChunkProfiles int
+	ChunkTTL      time.Duration
 }
 
 // DeadLetters stores records that cannot be processed (deadletter.Store).
@@ -82,6 +91,7 @@ const Stage = "segments"
 type Handler struct {
 	state    StateStore
 	defs     DefinitionStore
+	train    TrainingStore
 	personal PersonalStore
 	pub      Publisher
 	opt      Options
@@ -136,7 +146,8 @@ func NewHandler(st Stores, pub Publisher, opt Options) *Handler {
 	if opt.WallClock == nil {
 		opt.WallClock = time.Now
 	}
-	return &Handler{state: st, defs: st, personal: st, pub: &groupPublisher{pub: pub}, opt: opt, log: opt.Logger, cache: newStateCache(opt.StateCacheBytes)}
+	trainingDefaults(&opt)
+	return &Handler{state: st, defs: st, train: st, personal: st, pub: &groupPublisher{pub: pub}, opt: opt, log: opt.Logger, cache: newStateCache(opt.StateCacheBytes)}
 }
 
 // newCatalog indexes stored definitions the way this handler evaluates them.
@@ -146,6 +157,7 @@ func (h *Handler) newCatalog(defs *Definitions) (*Catalog, error) {
 		return nil, err
 	}
 	cat.shareCounts(h.opt.TimelineRetention)
+	cat.SetModels(defs.Models)
 	return cat, nil
 }
 
@@ -738,7 +750,10 @@ func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 	}
 	n, err := h.runBackfills(ctx, plan)
 	res.Backfills = n
-	return res, err
+	if err != nil || plan.Over() {
+		return res, err
+	}
+	return res, h.runTraining(ctx, plan)
 }
 
 // tickDue re-evaluates due profiles, Options.Concurrency at a time (a day boundary makes many

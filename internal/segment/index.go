@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/serverless-cdp/cdp/internal/predict"
 )
 
 // Catalog is a validated, indexed set of definitions: it answers which computed traits and
@@ -29,6 +31,9 @@ type Catalog struct {
 	specsByEvent map[string][]*aggSpec        // by evKey of their filter (name "*": any of the type)
 	traitSpecs   map[string]*aggSpec          // by computed trait key
 	condSpecs    map[*EventCondition]*aggSpec // by event condition of an audience
+
+	features map[string]*features      // of the predictive traits, by key
+	models   map[string]*predict.Model // published models, by trait id (SetModels)
 }
 
 // evKey indexes definitions by the type and name of the events they select.
@@ -54,6 +59,7 @@ func NewCatalog(traits []*ComputedTrait, audiences []*Audience) (*Catalog, error
 		audByTrait: map[string][]*Audience{}, audByComputed: map[string][]*Audience{},
 		dependents: map[string][]*Audience{}, specs: map[string]*aggSpec{},
 		specsByEvent: map[string][]*aggSpec{}, traitSpecs: map[string]*aggSpec{}, condSpecs: map[*EventCondition]*aggSpec{},
+		features: map[string]*features{},
 	}
 	for _, t := range traits {
 		if err := t.Validate(); err != nil {
@@ -68,6 +74,9 @@ func NewCatalog(traits []*ComputedTrait, audiences []*Audience) (*Catalog, error
 		c.traitSpecs[t.Key] = c.addSpec(traitSpec(t))
 		if t.Kind == KindRFMRecency {
 			c.recency = append(c.recency, t)
+		}
+		if IsPredictive(t.Kind) {
+			c.features[t.Key] = c.addFeatures(t)
 		}
 	}
 	sort.Slice(traits, func(i, j int) bool { return traits[i].Key < traits[j].Key })

@@ -29,6 +29,7 @@ type MemStore struct {
 	sched   map[string]string               // profile id → schedule key (schedKey)
 	reg     map[string]bool                 // registered profile ids
 	dropped int64                           // change records dropped for erased profiles
+	chunks  map[string]memChunk             // training features, by partition and sort key
 }
 
 // memBlob is a stored encoding with its version (a job's: the definition version) and, for a
@@ -53,6 +54,12 @@ func (m *MemStore) LoadDefinitions(_ context.Context) (*Definitions, error) {
 	defer m.mu.Unlock()
 	d := &Definitions{Jobs: map[string]*Job{}}
 	for _, sk := range sortedKeys(m.defs) {
+		if ok, err := d.addTraining(sk, m.defs[sk].data, m.defs[sk].data); ok || err != nil {
+			if err != nil {
+				return nil, fmt.Errorf("load definitions: %s: %w", sk, err)
+			}
+			continue
+		}
 		if err := d.add(sk, m.defs[sk].data); err != nil {
 			return nil, fmt.Errorf("load definitions: %s: %w", sk, err)
 		}
@@ -119,6 +126,8 @@ func (m *MemStore) deleteDef(sk, id string) error {
 	}
 	delete(m.defs, sk)
 	delete(m.defs, skJobPfx+id)
+	delete(m.defs, skModelPfx+id)
+	delete(m.defs, skTrainPfx+id)
 	return nil
 }
 

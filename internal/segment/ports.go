@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/serverless-cdp/cdp/internal/activations"
+	"github.com/serverless-cdp/cdp/internal/predict"
 	"github.com/serverless-cdp/cdp/internal/stream"
 )
 
@@ -72,7 +73,8 @@ type DefinitionStore interface {
 	// PutJob stores a job's progress if the stored job is for the same definition version
 	// (ErrConflict when it was restarted for another version, or removed).
 	PutJob(ctx context.Context, j *Job) error
-	// DeleteTrait removes a computed trait and its job; ErrNotFound when there is none.
+	// DeleteTrait removes a computed trait, its job, its model and its training run;
+	// ErrNotFound when there is none.
 	DeleteTrait(ctx context.Context, id string) error
 	// DeleteAudience removes an audience and its job; ErrNotFound when there is none.
 	DeleteAudience(ctx context.Context, id string) error
@@ -83,6 +85,7 @@ type Stores interface {
 	StateStore
 	DefinitionStore
 	PersonalStore
+	TrainingStore
 }
 
 // Publisher writes to the activations stream (stream.Publisher).
@@ -139,11 +142,14 @@ type Job struct {
 	FinishedAt   time.Time `json:"finishedAt,omitzero"`
 }
 
-// Definitions are every stored definition and backfill job.
+// Definitions are every stored definition and backfill job, and the predictive traits'
+// published models and latest training runs.
 type Definitions struct {
 	Traits    []*ComputedTrait
 	Audiences []*Audience
-	Jobs      map[string]*Job // by definition id
+	Jobs      map[string]*Job           // by definition id
+	Models    map[string]*predict.Model // by trait id
+	Trainings map[string]*Training      // by trait id
 }
 
 // Member is one current member of an audience.

@@ -21,6 +21,9 @@ type Service struct {
 	// History is the identity stage's timeline: Preview computes the event conditions of a
 	// draft that no saved definition shares from it. Without it they count no event.
 	History History
+	// RetrainEvery is the schedule's retrain period the quality view reports (the handler's
+	// Options.RetrainEvery); default DefaultRetrainEvery.
+	RetrainEvery time.Duration
 }
 
 // NewService returns a service over the store; clock may be nil (time.Now).

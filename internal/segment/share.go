@@ -44,6 +44,9 @@ func (c *Catalog) shareCounts(retention time.Duration) {
 			c.condSpecs[e] = to
 		}
 	}
+	for _, f := range c.features {
+		f.remap(remap)
+	}
 	for s := range remap {
 		delete(c.specs, s.sig)
 	}

@@ -62,9 +62,10 @@ type (
 	defItem struct {
 		PK     string `dynamodbav:"pk"`
 		SK     string `dynamodbav:"sk"`
-		Data   string `dynamodbav:"data"`
+		Data   string `dynamodbav:"data,omitempty"`
 		Ver    int64  `dynamodbav:"ver,omitempty"`
 		JobVer int64  `dynamodbav:"jv,omitempty"`
+		Blob   []byte `dynamodbav:"blob,omitempty"` // a model (model_store.go)
 	}
 	memberItem struct {
 		PK        string `dynamodbav:"pk"`
@@ -120,6 +121,12 @@ func (st *Store) LoadDefinitions(ctx context.Context) (*Definitions, error) {
 		var di defItem
 		if err := attributevalue.UnmarshalMap(it, &di); err != nil {
 			return err
+		}
+		if ok, err := d.addTraining(di.SK, []byte(di.Data), di.Blob); ok || err != nil {
+			if err != nil {
+				return fmt.Errorf("%s: %w", di.SK, err)
+			}
+			return nil
 		}
 		if err := d.add(di.SK, []byte(di.Data)); err != nil {
 			return fmt.Errorf("%s: %w", di.SK, err)
@@ -222,7 +229,7 @@ func (st *Store) deleteDef(ctx context.Context, sk, id string) error {
 	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Delete: &types.Delete{TableName: aws.String(st.table), Key: store.Key(pkDefs, sk),
 			ConditionExpression: c.Condition(), ExpressionAttributeNames: c.Names()}},
-		st.del(pkDefs, skJobPfx+id),
+		st.del(pkDefs, skJobPfx+id), st.del(pkDefs, skModelPfx+id), st.del(pkDefs, skTrainPfx+id),
 	}})
 	if failed := store.FailedConditions(err); len(failed) > 0 && failed[0] {
 		return ErrNotFound

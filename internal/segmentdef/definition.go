@@ -55,7 +55,18 @@ var (
 
 var kinds = map[string]bool{KindCount: true, KindSum: true, KindAvg: true, KindMin: true, KindMax: true,
 	KindMostFrequent: true, KindFirst: true, KindLast: true, KindUniqueList: true, KindUniqueCount: true,
-	KindRFMRecency: true, KindRFMFrequency: true, KindRFMMonetary: true, KindLifetimeValue: true}
+	KindRFMRecency: true, KindRFMFrequency: true, KindRFMMonetary: true, KindLifetimeValue: true,
+	KindPurchaseLikelihood: true, KindChurnLikelihood: true, KindPredictedLTV: true, KindReturnLikelihood: true,
+	KindNextBestProduct: true}
+
+// IsPredictive reports whether a kind's value is a trained model's score.
+func IsPredictive(kind string) bool {
+	switch kind {
+	case KindPurchaseLikelihood, KindChurnLikelihood, KindPredictedLTV, KindReturnLikelihood, KindNextBestProduct:
+		return true
+	}
+	return false
+}
 
 // Definition statuses.
 const (
@@ -286,7 +297,13 @@ func (c *ComputedTrait) Validate() error {
 		return fieldErr("key", "must be snake_case: a lower-case letter, then letters, digits or _ (at most 64)")
 	}
 	if !kinds[c.Kind] {
-		return fieldErr("kind", fmt.Sprintf("unknown kind %q (want one of event_count, sum, avg, min, max, most_frequent, first, last, unique_list, unique_count, rfm_recency, rfm_frequency, rfm_monetary, lifetime_value)", c.Kind))
+		return fieldErr("kind", fmt.Sprintf("unknown kind %q (want one of event_count, sum, avg, min, max, most_frequent, first, last, unique_list, unique_count, rfm_recency, rfm_frequency, rfm_monetary, lifetime_value, purchase_likelihood, churn_likelihood, predicted_ltv, return_likelihood, next_best_product)", c.Kind))
+	}
+	if IsPredictive(c.Kind) {
+		return c.validatePrediction()
+	}
+	if c.Prediction != nil {
+		return fieldErr("prediction", "only the predictive kinds (purchase_likelihood, churn_likelihood, predicted_ltv, return_likelihood, next_best_product) take a prediction")
 	}
 	if err := c.validateKind(); err != nil {
 		return err
