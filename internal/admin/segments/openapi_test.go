@@ -1,4 +1,4 @@
-package segments
+package segments_test
 
 import (
 	"os"

@@ -33,12 +33,7 @@ import (
 // Bad definitions answer 400 {code, message} with the offending field in the message; train
 // and quality answer 404 for an unknown trait and 400 for one that is not predictive.
 func Register(r *admin.Router, svc *segment.Service) {
-	pred, _ := any(svc).(predictions)
-	register(r, svc, pred)
-}
-
-func register(r *admin.Router, svc *segment.Service, pred predictions) {
-	a := adminAPI{svc: svc, pred: pred}
+	a := adminAPI{svc}
 	ct, au := admin.Prefix+"/computed-traits", admin.Prefix+"/audiences"
 	r.Handle(http.MethodPost, ct, a.saveTrait(false))
 	r.Handle(http.MethodGet, ct, a.listTraits)
@@ -57,10 +52,7 @@ func register(r *admin.Router, svc *segment.Service, pred predictions) {
 	r.Handle(http.MethodGet, admin.Prefix+"/profiles/{id}/segments", a.profile)
 }
 
-type adminAPI struct {
-	svc  *segment.Service
-	pred predictions
-}
+type adminAPI struct{ svc *segment.Service }
 
 func adminErr(err error) error {
 	var ve *segment.ValidationError
