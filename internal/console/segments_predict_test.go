@@ -220,3 +220,47 @@ func TestModelPageAndTrainNow(t *testing.T) {
 		t.Fatalf("unknown trait's model page: %d", w.Code)
 	}
 }
+
+// TestPredictiveTraitThroughTheRealAPI: over the real admin API (in memory), the form's draft
+// of a churn_likelihood trait is valid with the defaults filled in, a property is refused as
+// the API refuses it, saving stores the prediction, the edit form shows it, and Train now on
+// the model page queues a run that the page then shows (and follows).
+func TestPredictiveTraitThroughTheRealAPI(t *testing.T) {
+	e := newSegServer(t)
+	f := url.Values{"name": {"Churn risk"}, "kind": {"churn_likelihood"}, "evtype": {"track"}, "whereop": {"eq"}, "windowunit": {"days"}, "horizon": {"14"}}
+	body := e.post("/console/traits/draft", f, true).Body.String()
+	if !strings.Contains(body, `id="draft-ok"`) || !strings.Contains(body, `&#34;horizonDays&#34;: 14`) {
+		t.Fatalf("draft: %s", body)
+	}
+	f.Set("property", "revenue")
+	if body := e.post("/console/traits/draft", f, true).Body.String(); !strings.Contains(body, `id="draft-error"`) || !strings.Contains(body, "property") {
+		t.Fatalf("draft with a property: %s", body)
+	}
+	f.Del("property")
+	if w := e.post("/console/traits/save", f, false); w.Code != http.StatusSeeOther {
+		t.Fatalf("save: %d %s", w.Code, w.Body.String())
+	}
+	traits, err := e.svc.Traits(context.Background())
+	if err != nil || len(traits) != 1 || traits[0].Prediction == nil || traits[0].Prediction.HorizonDays != 14 {
+		t.Fatalf("stored: %+v %v", traits, err)
+	}
+	id := traits[0].ID
+	if edit := e.get("/console/traits/" + id).Body.String(); !strings.Contains(edit, `name="horizon" value="14"`) {
+		t.Fatal("the edit form does not show the horizon")
+	}
+	if row := row(t, e.get("/console/traits").Body.String(), "churn_risk"); !strings.Contains(row, "no model yet") {
+		t.Fatalf("list row: %s", row)
+	}
+	page := e.get("/console/traits/" + id + "/quality").Body.String()
+	if !strings.Contains(page, `id="no-model"`) || !strings.Contains(page, `id="no-run"`) {
+		t.Fatalf("model page before training: %s", page)
+	}
+	page = e.post("/console/traits/"+id+"/train", url.Values{}, true).Body.String()
+	if !strings.Contains(page, `id="run-status">queued<`) || !strings.Contains(page, `hx-trigger="every 2s"`) {
+		t.Fatalf("model page after Train now: %s", page)
+	}
+	q, err := e.svc.Quality(context.Background(), id)
+	if err != nil || q.Training == nil || q.Training.Status != segment.TrainQueued || q.Training.Trigger != "api" {
+		t.Fatalf("the service's run: %+v %v", q, err)
+	}
+}
