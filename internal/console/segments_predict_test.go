@@ -117,7 +117,7 @@ func TestPredictionFormToSpec(t *testing.T) {
 	if spec, err := traitFormFrom(v).spec(); err != nil || spec.Prediction == nil || spec.Prediction.HorizonDays != 0 || spec.Prediction.K != 5 {
 		t.Fatalf("empty horizon: %+v %v", spec.Prediction, err)
 	}
-	form := e2eForm(t)
+	form := newTraitFormPage(t)
 	for _, k := range []string{"purchase_likelihood", "churn_likelihood", "predicted_ltv", "return_likelihood", "next_best_product"} {
 		if !strings.Contains(form, `<option value="`+k+`"`) {
 			t.Errorf("the form offers no %s", k)
@@ -125,8 +125,8 @@ func TestPredictionFormToSpec(t *testing.T) {
 	}
 }
 
-// e2eForm is the new computed trait form.
-func e2eForm(t *testing.T) string {
+// newTraitFormPage is the new computed trait form.
+func newTraitFormPage(t *testing.T) string {
 	t.Helper()
 	e := newPredConsole(t, &predAPI{})
 	w := e.get("/console/traits/new")
