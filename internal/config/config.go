@@ -13,6 +13,10 @@
 //	    kind: event_count
 //	    event: {name: Order Completed}
 //	    window: {days: 90}
+//	  - key: churn_risk                # a predictive kind: trained weekly, or POST …/train
+//	    name: Churn risk
+//	    kind: churn_likelihood
+//	    prediction: {horizonDays: 30}
 //	audiences:
 //	  - key: repeat_buyers
 //	    name: Repeat buyers

@@ -24,6 +24,9 @@ type ComputedTrait struct {
 	Property    string                 `json:"property,omitempty"`
 	Window      segmentdef.Window      `json:"window,omitzero"`
 	Thresholds  []float64              `json:"thresholds,omitempty"`
+	// Prediction configures the predictive kinds (purchase_likelihood, churn_likelihood,
+	// predicted_ltv, return_likelihood, next_best_product): horizonDays, k, ….
+	Prediction *segmentdef.Prediction `json:"prediction,omitempty"`
 }
 
 // Audience declares an audience, matched by key. Its condition refers to computed traits and
@@ -36,8 +39,14 @@ type Audience struct {
 }
 
 func (t ComputedTrait) definition() segmentdef.ComputedTrait {
-	return segmentdef.ComputedTrait{Key: t.Key, Name: t.Name, Description: t.Description, Kind: t.Kind,
+	d := segmentdef.ComputedTrait{Key: t.Key, Name: t.Name, Description: t.Description, Kind: t.Kind,
 		Event: t.Event, Property: t.Property, Window: t.Window, Thresholds: t.Thresholds}
+	if t.Prediction != nil { // a copy: validation fills in defaults
+		raw, _ := json.Marshal(t.Prediction)
+		d.Prediction = &segmentdef.Prediction{}
+		_ = json.Unmarshal(raw, d.Prediction)
+	}
+	return d
 }
 
 // normalized is the trait as the admin API stores it (defaults filled in), or the validation error.
@@ -240,6 +249,7 @@ func planTraits(pc planContext, f *File) ([]Change, error) {
 		changed("property", have.Property, want.Property, &details)
 		changed("window", have.Window, want.Window, &details)
 		changed("thresholds", have.Thresholds, want.Thresholds, &details)
+		changed("prediction", have.Prediction, want.Prediction, &details)
 		if len(details) > 0 {
 			id, def := have.ID, decl.definition()
 			changes = append(changes, Change{Op: Update, Kind: "computed trait", Name: want.Key, Details: details,

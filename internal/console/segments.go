@@ -45,6 +45,7 @@ type traitView struct {
 	segmentdef.ComputedTrait
 	Status   string       `json:"status"`
 	Backfill *backfillJob `json:"backfill"`
+	Model    *modelView   `json:"-"` // predictive kinds: the model (read from …/quality)
 }
 
 // audienceSpec is the body of the audience calls (AudienceSpec): only what a person sets.
@@ -68,10 +69,11 @@ type segPage struct {
 	Mode      string
 	Audiences []audienceView
 	Traits    []traitView
-	Computing bool // some backfill is running: the list refreshes itself
+	Computing bool // some backfill or training run is under way: the list refreshes itself
 	Audience  *audienceForm
 	Trait     *traitForm
 	Delete    *deleteConfirm
+	Model     *modelPage // Mode "model": a predictive trait's model page
 }
 
 // deleteConfirm asks before a delete.

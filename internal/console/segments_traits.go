@@ -24,6 +24,7 @@ type traitSpec struct {
 	Property    string                 `json:"property,omitempty"`
 	Window      segmentdef.Window      `json:"window,omitzero"`
 	Thresholds  []float64              `json:"thresholds,omitempty"`
+	Prediction  *segmentdef.Prediction `json:"prediction,omitempty"`
 }
 
 // traitForm is the computed trait form's state.
@@ -31,6 +32,7 @@ type traitForm struct {
 	ID, Name, Key, Description, Kind            string
 	EvType, EvName, WhereKey, WhereOp, WhereVal string
 	Property, Window, WindowUnit, Thresholds    string
+	Pred                                        predictionForm
 	Draft                                       *traitDraft
 	Opts                                        *builderOpts
 	Kinds                                       []option
@@ -60,6 +62,9 @@ var traitKinds = []option{
 	{segmentdef.KindLifetimeValue, "lifetime_value: total revenue"},
 }
 
+// allTraitKinds are the form's kind choices: the aggregates, then the predictive kinds.
+var allTraitKinds = append(append([]option(nil), traitKinds...), predictiveTraitKinds...)
+
 func (s *Server) registerTraits() {
 	list, table := s.listPages("traits", "Computed traits", s.listTraits)
 	s.page("GET "+Prefix+"/traits", list)
@@ -68,6 +73,8 @@ func (s *Server) registerTraits() {
 	s.page("GET "+Prefix+"/traits/{id}", s.editTrait)
 	s.page("POST "+Prefix+"/traits/draft", s.traitDraft)
 	s.page("POST "+Prefix+"/traits/save", s.saveTrait)
+	s.page("GET "+Prefix+"/traits/{id}/quality", s.traitModel)
+	s.page("POST "+Prefix+"/traits/{id}/train", s.trainTrait)
 	s.page("GET "+Prefix+"/traits/{id}/delete", s.confirmDelete("trait"))
 	s.page("POST "+Prefix+"/traits/{id}/delete", s.deleteDefinition("trait"))
 }
@@ -83,6 +90,7 @@ func (s *Server) listTraits(r *http.Request) (segPage, error) {
 	for _, t := range out.ComputedTraits {
 		p.Computing = p.Computing || t.Status != segmentdef.StatusLive
 	}
+	s.loadModels(r, &p)
 	return p, nil
 }
 
@@ -112,7 +120,8 @@ func traitFormOf(t *segmentdef.ComputedTrait) (*traitForm, error) {
 		return nil, errors.New("several property filters")
 	}
 	f := &traitForm{ID: t.ID, Name: t.Name, Key: t.Key, Description: t.Description, Kind: t.Kind,
-		EvType: t.Event.EventType(), EvName: t.Event.Name, WhereOp: "eq", Property: t.Property, WindowUnit: "days"}
+		EvType: t.Event.EventType(), EvName: t.Event.Name, WhereOp: "eq", Property: t.Property, WindowUnit: "days",
+		Pred: predictionFormOf(t.Prediction)}
 	if len(t.Event.Where) == 1 {
 		w := t.Event.Where[0]
 		f.WhereKey, f.WhereOp, f.WhereVal = w.Key, w.Op, valueText(w.Value)
@@ -138,7 +147,8 @@ func traitFormFrom(v url.Values) *traitForm {
 	g := func(k string) string { return strings.TrimSpace(v.Get(k)) }
 	return &traitForm{ID: g("id"), Name: g("name"), Key: g("key"), Description: g("description"), Kind: g("kind"),
 		EvType: g("evtype"), EvName: g("evname"), WhereKey: g("wherekey"), WhereOp: g("whereop"), WhereVal: g("wherevalue"),
-		Property: g("property"), Window: g("window"), WindowUnit: g("windowunit"), Thresholds: g("thresholds")}
+		Property: g("property"), Window: g("window"), WindowUnit: g("windowunit"), Thresholds: g("thresholds"),
+		Pred: predictionFormFrom(v)}
 }
 
 // spec is the computed trait the form describes; an error is input the console can already
@@ -163,6 +173,11 @@ func (f *traitForm) spec() (traitSpec, error) {
 			t.Window.Days = n
 		}
 	}
+	pred, err := f.Pred.prediction(f.Kind)
+	if err != nil {
+		return t, err
+	}
+	t.Prediction = pred
 	if f.Thresholds != "" {
 		for _, p := range strings.Split(f.Thresholds, ",") {
 			x, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
@@ -186,11 +201,15 @@ func (f *traitForm) draft() *traitDraft {
 	}
 	ct := segmentdef.ComputedTrait{Name: t.Name, Key: t.Key, Kind: t.Kind, Event: t.Event, Property: t.Property,
 		Window: t.Window, Thresholds: t.Thresholds}
+	if t.Prediction != nil { // a copy: validation fills in defaults
+		pred := *t.Prediction
+		ct.Prediction = &pred
+	}
 	if err := ct.Validate(); err != nil {
 		d.Error = err.Error()
 		return d
 	}
-	t.Key, t.Event, t.Property, t.Thresholds = ct.Key, ct.Event, ct.Property, ct.Thresholds
+	t.Key, t.Event, t.Property, t.Thresholds, t.Prediction = ct.Key, ct.Event, ct.Property, ct.Thresholds, ct.Prediction
 	d.Definition = indentJSON(t)
 	return d
 }
@@ -225,6 +244,6 @@ func (s *Server) renderTraitForm(w http.ResponseWriter, r *http.Request, f *trai
 	if f.ID != "" {
 		title = "Edit computed trait"
 	}
-	f.Opts, f.Kinds, f.Draft = newBuilderOpts(), traitKinds, f.draft()
+	f.Opts, f.Kinds, f.Draft = newBuilderOpts(), allTraitKinds, f.draft()
 	s.render(w, r, "traits", view{Title: title, Active: "traits", Error: errMsg, Data: segPage{Mode: "form", Trait: f}})
 }

@@ -19,6 +19,8 @@ import (
 //	GET    /admin/v1/computed-traits/{id}
 //	PUT    /admin/v1/computed-traits/{id}       replace (new version), restarts the backfill
 //	DELETE /admin/v1/computed-traits/{id}       204; 400 while an audience uses it
+//	POST   /admin/v1/computed-traits/{id}/train 202 and the queued Training (predictive kinds)
+//	GET    /admin/v1/computed-traits/{id}/quality  the published model's quality and the latest run
 //	POST   /admin/v1/audiences                  create (201), starts a backfill
 //	GET    /admin/v1/audiences                  list with size, status and progress
 //	GET    /admin/v1/audiences/{id}
@@ -28,7 +30,8 @@ import (
 //	POST   /admin/v1/audiences/preview          draft audience → {matched, scanned, complete, sample}; ?limit=
 //	GET    /admin/v1/profiles/{id}/segments     a profile's audiences and computed traits
 //
-// Bad definitions answer 400 {code, message} with the offending field in the message.
+// Bad definitions answer 400 {code, message} with the offending field in the message; train
+// and quality answer 404 for an unknown trait and 400 for one that is not predictive.
 func Register(r *admin.Router, svc *segment.Service) {
 	a := adminAPI{svc}
 	ct, au := admin.Prefix+"/computed-traits", admin.Prefix+"/audiences"
@@ -37,6 +40,8 @@ func Register(r *admin.Router, svc *segment.Service) {
 	r.Handle(http.MethodGet, ct+"/{id}", a.getTrait)
 	r.Handle(http.MethodPut, ct+"/{id}", a.saveTrait(true))
 	r.Handle(http.MethodDelete, ct+"/{id}", a.deleteTrait)
+	r.Handle(http.MethodPost, ct+"/{id}/train", a.train)
+	r.Handle(http.MethodGet, ct+"/{id}/quality", a.quality)
 	r.Handle(http.MethodPost, au, a.saveAudience(false))
 	r.Handle(http.MethodGet, au, a.listAudiences)
 	r.Handle(http.MethodGet, au+"/{id}", a.getAudience)
