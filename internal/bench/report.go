@@ -82,6 +82,9 @@ type Report struct {
 	History                       map[string]HistoryBucket `json:"history,omitempty"`
 	HistoryNote                   string                   `json:"history_note,omitempty"`
 
+	// Predictions: every predictive model trained on the seeded simulator's customers.
+	Predictions *PredictionsReport `json:"predictions,omitempty"`
+
 	// IdleTick is the schedules' usage over ticks of a stack without traffic (nil: not
 	// measured); the fixed cost prices the schedules with it.
 	// SegmentsHistoryGrowth is the segments WRU per change at the largest history over that at
@@ -263,6 +266,7 @@ func (r *Report) Markdown() string {
 	row("run time", fmt.Sprintf("%.0f s", r.DurationSeconds))
 	r.volumeTable(&b)
 	r.historyTable(&b)
+	r.predictionsTable(&b)
 	fmt.Fprintf(&b, "\nCost: %s\n", r.CostNote)
 	if r.HistoryNote != "" {
 		fmt.Fprintf(&b, "\nHistory: %s\n", r.HistoryNote)

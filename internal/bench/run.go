@@ -115,6 +115,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.History {
 		history(ctx, awsCfg, o, rep, say)
 	}
+	predictions(o.Seed, rep, say)
 	if err := recordColdStarts(ctx, o, cfg, rep, say); err != nil {
 		return nil, err
 	}
