@@ -54,6 +54,9 @@ type Config struct {
 	// RetrainEvery (CDP_RETRAIN_DAYS, 1–365) is how often the schedule retrains each predictive
 	// computed trait; 0 (unset): weekly (segment.DefaultRetrainEvery).
 	RetrainEvery time.Duration
+	// RescoreEvery (CDP_RESCORE_HOURS, 1–8760) is how often every profile's predictive scores
+	// are recomputed with the published model between retrains; 0 (unset): daily.
+	RescoreEvery time.Duration
 }
 
 // MinPrivacyKeyBytes is the shortest privacy key accepted.
@@ -107,6 +110,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	env.duration("CDP_ARCHIVE_LAG_SECONDS", &c.ArchiveLag, time.Second, 1, 86400, "want 1 to 86400 seconds")
 	env.duration("CDP_RETRAIN_DAYS", &c.RetrainEvery, 24*time.Hour, 1, 365, "want 1 to 365 days")
+	env.duration("CDP_RESCORE_HOURS", &c.RescoreEvery, time.Hour, 1, 8760, "want 1 to 8760 hours")
 	if v, ok := lookup("CDP_PRIVACY_KEY"); ok && v != "" && env.err == nil {
 		if err := c.SetPrivacyKey(v); err != nil {
 			env.err = fmt.Errorf("CDP_PRIVACY_KEY: %w", err)

@@ -40,13 +40,14 @@ func TestFromLookup(t *testing.T) {
 }
 
 func TestRetrainFromLookup(t *testing.T) {
-	c, err := app.FromLookup(lookup(map[string]string{"CDP_RETRAIN_DAYS": "3"}))
-	if err != nil || c.RetrainEvery != 72*time.Hour {
+	c, err := app.FromLookup(lookup(map[string]string{"CDP_RETRAIN_DAYS": "3", "CDP_RESCORE_HOURS": "6"}))
+	if err != nil || c.RetrainEvery != 72*time.Hour || c.RescoreEvery != 6*time.Hour {
 		t.Fatalf("%+v %v", c, err)
 	}
-	for _, bad := range []string{"0", "366", "weekly"} {
-		if _, err := app.FromLookup(lookup(map[string]string{"CDP_RETRAIN_DAYS": bad})); err == nil {
-			t.Errorf("CDP_RETRAIN_DAYS=%s accepted", bad)
+	for _, bad := range []map[string]string{{"CDP_RETRAIN_DAYS": "0"}, {"CDP_RETRAIN_DAYS": "366"}, {"CDP_RETRAIN_DAYS": "weekly"},
+		{"CDP_RESCORE_HOURS": "0"}, {"CDP_RESCORE_HOURS": "8761"}, {"CDP_RESCORE_HOURS": "daily"}} {
+		if _, err := app.FromLookup(lookup(bad)); err == nil {
+			t.Errorf("%v accepted", bad)
 		}
 	}
 }

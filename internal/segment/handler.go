@@ -71,6 +71,10 @@ type Options struct {
 	// RetrainEvery is how often the schedule retrains a predictive trait; default
 	// DefaultRetrainEvery.
 	RetrainEvery time.Duration
+	// RescoreEvery is how often every profile's predictive scores are recomputed with the
+	// published model when nothing else did (time passing moves churn and purchase scores: a
+	// profile with no events drifts toward churn); default DefaultRescoreEvery.
+	RescoreEvery time.Duration
 	// Train fits a predictive trait's model; default predict.Train.
 	Train Trainer
 	// ChunkProfiles is how many profiles' features a training run stores per chunk; default

@@ -88,6 +88,9 @@ func (h *Handler) runTraining(ctx context.Context, plan budget.Plan) error {
 		if run.active() && (defs.Jobs[t.ID] == nil || defs.Jobs[t.ID].Status != StatusComputing) {
 			runs = append(runs, run)
 		}
+		if err := h.rescoreDue(ctx, t, defs, run, now); err != nil {
+			return err
+		}
 	}
 	if len(runs) == 0 {
 		return nil
@@ -105,6 +108,23 @@ func (h *Handler) runTraining(ctx context.Context, plan budget.Plan) error {
 			return fmt.Errorf("training %s: %w", run.TraitID, err)
 		}
 	}
+	return nil
+}
+
+// rescoreDue restarts a predictive trait's backfill job, which re-scores every profile with the
+// published model, when its last (re)start is RescoreEvery old and no run is under way: time
+// passing changes churn and purchase scores although no event arrives.
+func (h *Handler) rescoreDue(ctx context.Context, t *ComputedTrait, defs *Definitions, run *Training, now time.Time) error {
+	j := defs.Jobs[t.ID]
+	if defs.Models[t.ID] == nil || run.active() || j == nil || j.Status == StatusComputing ||
+		j.Version != t.Version || now.Sub(j.StartedAt) < h.opt.RescoreEvery {
+		return nil
+	}
+	next := &Job{DefinitionID: t.ID, Version: t.Version, Status: StatusComputing, StartedAt: now}
+	if err := h.defs.PutJob(ctx, next); err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("restart the re-scoring of %s: %w", t.ID, err)
+	}
+	defs.Jobs[t.ID] = next
 	return nil
 }
 
@@ -259,6 +279,9 @@ func (h *Handler) fit(ctx context.Context, t *ComputedTrait, run *Training) erro
 func trainingDefaults(opt *Options) {
 	if opt.RetrainEvery <= 0 {
 		opt.RetrainEvery = DefaultRetrainEvery
+	}
+	if opt.RescoreEvery <= 0 {
+		opt.RescoreEvery = DefaultRescoreEvery
 	}
 	if opt.Train == nil {
 		opt.Train = predict.Train

@@ -258,3 +258,38 @@ func rescoredOnEvent(t *testing.T, e *env, audID string) {
 		t.Fatalf("churn score of %s after new activity: %+v, before %+v", pid, after, before)
 	}
 }
+
+// TestRescoresDailyWithoutEvents: between retrains the schedule re-scores every profile once a
+// day (RescoreEvery), so a profile with no new event drifts toward churn; not before the day
+// is over.
+func TestRescoresDailyWithoutEvents(t *testing.T) {
+	e, tv, _ := trainEnv(t, KindChurnLikelihood, 600)
+	ctx := context.Background()
+	if run := tickUntil(t, e, tv.ID, 20); run.Status != TrainPublished {
+		t.Fatalf("run: %+v", run)
+	}
+	score := func() (float64, time.Time) {
+		p, err := e.sv.Profile(ctx, "c0001")
+		must(t, err)
+		var v ScoreValue
+		if err := json.Unmarshal(p.ComputedTraits["churn"], &v); err != nil {
+			t.Fatalf("churn value %s: %v", p.ComputedTraits["churn"], err)
+		}
+		defs, err := e.st.LoadDefinitions(ctx)
+		must(t, err)
+		return v.Score, defs.Jobs[tv.ID].StartedAt
+	}
+	before, started := score()
+	e.clock.Add(23 * time.Hour)
+	tickUntil(t, e, tv.ID, 5)
+	if s, st := score(); s != before || !st.Equal(started) {
+		t.Fatalf("re-scored within the day: %v → %v, job started %v → %v", before, s, started, st)
+	}
+	e.clock.Add(48 * time.Hour) // two more days, no event
+	e.h.opt.RetrainEvery = 365 * 24 * time.Hour
+	tickUntil(t, e, tv.ID, 20)
+	after, st := score()
+	if !st.After(started) || after <= before {
+		t.Fatalf("no daily re-score: churn %v → %v, job started %v → %v", before, after, started, st)
+	}
+}

@@ -19,6 +19,10 @@ const (
 // DefaultRetrainEvery is how often the schedule retrains a predictive trait.
 const DefaultRetrainEvery = 7 * 24 * time.Hour
 
+// DefaultRescoreEvery is how often the schedule re-scores every profile of a predictive trait
+// with its published model (through the trait's backfill job), between retrains.
+const DefaultRescoreEvery = 24 * time.Hour
+
 // Training is the latest training run of one predictive computed trait.
 type Training struct {
 	TraitID string `json:"traitId"`

@@ -28,6 +28,7 @@ func New(c awsenv.Clients, cfg app.Config, logger *slog.Logger) *segment.Handler
 			Erased: cfg.Checker(c.DynamoDB),
 			// Predictive computed traits are retrained on this schedule (0: weekly).
 			RetrainEvery: cfg.RetrainEvery,
+			RescoreEvery: cfg.RescoreEvery, // and re-scored with the published model (0: daily)
 		},
 	)
 }
