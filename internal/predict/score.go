@@ -75,7 +75,17 @@ func (m *Model) ltv(s summary, sp Spend, h float64) float64 {
 			spend = gg.p * gg.gamma / (gg.q - 1)
 		}
 	}
-	return finite(e * spend)
+	return finite(e * ordersPerDay(s, sp) * spend)
+}
+
+// ordersPerDay is how many orders a profile places per active day, at least 1: BG/NBD counts
+// active days, Gamma-Gamma values orders, so a profile that often orders twice a day is
+// expected to spend twice per expected active day.
+func ordersPerDay(s summary, sp Spend) float64 {
+	if days := s.x + 1; float64(sp.Count) > days {
+		return float64(sp.Count) / days
+	}
+	return 1
 }
 
 // Percentile is how many of the model's 99 percentile cuts are ≤ v (0–99): a score at or above

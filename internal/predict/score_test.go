@@ -329,3 +329,24 @@ func TestParameters(t *testing.T) {
 		t.Errorf("next_best_product: %+v, want none", got)
 	}
 }
+
+// TestLTVCountsOrdersNotDays: BG/NBD counts active days, so a profile that placed two orders on
+// each of its active days is expected to spend two Gamma-Gamma order values per expected active
+// day; fewer valued orders than days (orders without a value) never scale it below one.
+func TestLTVCountsOrdersNotDays(t *testing.T) {
+	ms, d := trainedModels(t)
+	m, nowDay := ms[KindLTV], Day(d.now)
+	goal := Activity{Count: 3, First: nowDay - 60, Recent: []int64{nowDay - 60, nowDay - 30, nowDay - 2}}
+	days := bgFrom(m.BGNBD).expected(allTime(goal, nowDay), float64(m.HorizonDays))
+	gg := ggFrom(m.GammaGamma)
+	for _, c := range []struct {
+		orders int64
+		perDay float64
+	}{{3, 1}, {6, 2}, {2, 1}} {
+		want := days * c.perDay * gg.conditionalSpend(float64(c.orders), 50)
+		got := m.Score(Profile{Goal: goal, Spend: Spend{Count: c.orders, Sum: 50 * float64(c.orders)}}, d.now).Value
+		if want <= 0 || math.Abs(got-want) > 1e-9*want {
+			t.Errorf("%d orders on 3 days: %v, want %v", c.orders, got, want)
+		}
+	}
+}
