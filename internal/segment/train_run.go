@@ -54,6 +54,10 @@ func dueRun(t *ComputedTrait, run *Training, now time.Time, retrainEvery time.Du
 		return newRun(t, run, trigger, now)
 	case run.active():
 		return nil
+	case run.Status == TrainFailed && !now.Before(run.FinishedAt.Add(retryDelay(run.Failures, retrainEvery))):
+		r := newRun(t, run, "retry", now)
+		r.Failures = run.Failures
+		return r
 	case !now.Before(run.FinishedAt.Add(retrainEvery)):
 		return newRun(t, run, "schedule", now)
 	}
@@ -170,6 +174,19 @@ func (h *Handler) saveRun(ctx context.Context, run *Training) error {
 func (h *Handler) finish(run *Training, status, reason string) {
 	run.Status, run.Reason, run.FinishedAt = status, reason, h.opt.Clock().UTC()
 	run.Shard, run.Cursor = 0, ""
+	if status == TrainFailed {
+		run.Failures++
+	}
+}
+
+// retryDelay is how long after its failures-th consecutive failure a run is retried:
+// RetryFailedAfter, doubling with each failure, at most the retrain period.
+func retryDelay(failures int, retrainEvery time.Duration) time.Duration {
+	d := RetryFailedAfter
+	for i := 1; i < failures && d < retrainEvery; i++ {
+		d *= 2
+	}
+	return min(d, retrainEvery)
 }
 
 // collect reads registry pages until a chunk's worth of features (or the end, or the plan),

@@ -293,3 +293,43 @@ func TestRescoresDailyWithoutEvents(t *testing.T) {
 		t.Fatalf("no daily re-score: churn %v → %v, job started %v → %v", before, after, started, st)
 	}
 }
+
+// TestFailedRunRetriedWithBackoff: a run that fails (not for lack of data) is retried by the
+// schedule after an hour, then after two, and a retry that succeeds publishes.
+func TestFailedRunRetriedWithBackoff(t *testing.T) {
+	e, tv, _ := trainEnv(t, KindChurnLikelihood, 600)
+	var fail atomic.Bool
+	fail.Store(true)
+	e.h.opt.Train = func(cfg predict.Config, ps []predict.Profile, now time.Time) (*predict.Model, error) {
+		if fail.Load() {
+			return nil, errors.New("injected fit failure")
+		}
+		return predict.Train(cfg, ps, now)
+	}
+	first := tickUntil(t, e, tv.ID, 20)
+	if first.Status != TrainFailed || first.Failures != 1 || !strings.Contains(first.Reason, "injected") {
+		t.Fatalf("first run: %+v", first)
+	}
+	runAt := func(d time.Duration) *Training {
+		e.clock.Add(d)
+		return tickUntil(t, e, tv.ID, 20)
+	}
+	if r := runAt(59 * time.Minute); r.RunID != first.RunID {
+		t.Fatalf("retried within the hour: %+v", r)
+	}
+	second := runAt(2 * time.Minute)
+	if second.RunID == first.RunID || second.Trigger != "retry" || second.Status != TrainFailed || second.Failures != 2 {
+		t.Fatalf("first retry: %+v", second)
+	}
+	if r := runAt(90 * time.Minute); r.RunID != second.RunID {
+		t.Fatalf("second retry before two hours: %+v", r)
+	}
+	fail.Store(false)
+	third := runAt(31 * time.Minute)
+	if third.RunID == second.RunID || third.Trigger != "retry" || third.Status != TrainPublished {
+		t.Fatalf("second retry: %+v", third)
+	}
+	if d := retryDelay(20, DefaultRetrainEvery); d != DefaultRetrainEvery {
+		t.Fatalf("the delay is not capped by the retrain period: %v", d)
+	}
+}

@@ -19,6 +19,10 @@ const (
 // DefaultRetrainEvery is how often the schedule retrains a predictive trait.
 const DefaultRetrainEvery = 7 * 24 * time.Hour
 
+// RetryFailedAfter is how long after a failed run the schedule retries it (doubling with each
+// consecutive failure).
+const RetryFailedAfter = time.Hour
+
 // DefaultRescoreEvery is how often the schedule re-scores every profile of a predictive trait
 // with its published model (through the trait's backfill job), between retrains.
 const DefaultRescoreEvery = 24 * time.Hour
@@ -31,8 +35,12 @@ type Training struct {
 	TraitVersion int64  `json:"traitVersion"`
 	Status       string `json:"status"`
 	Reason       string `json:"reason,omitempty"`
-	// Trigger is "schedule" or "api".
+	// Trigger is "schedule", "api" or "retry" (of a failed run).
 	Trigger string `json:"trigger"`
+	// Failures counts the consecutive failed runs before this one (and this one once it
+	// failed): a failed run is retried after RetryFailedAfter, doubling with each failure, at
+	// most the retrain period.
+	Failures int `json:"failures,omitempty"`
 	// Shard and Cursor are where collecting resumes in the profile registry; Profiles counts
 	// the profiles collected so far, Chunks the stored chunks of their features.
 	Shard    int    `json:"shard"`
