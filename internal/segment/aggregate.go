@@ -300,7 +300,7 @@ func (t *Tally) add(s *aggSpec, e *Event) {
 		if t.D == nil {
 			t.D = &predict.Activity{}
 		}
-		addDay(t.D, dayOf(e.T))
+		addDay(t.D, predict.Day(e.T))
 		return
 	case classProducts:
 		t.addProducts(s, e)

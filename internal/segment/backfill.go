@@ -16,12 +16,10 @@ const backfillPage = 100
 // hard bound from the invocation's deadline: nothing starts after it). Each job walks the profile registry shard by shard, evaluating every
 // profile against the current definitions, and saves its cursor (after each page, and where it
 // stops when the budget runs out mid-page), so a job resumes where the last Tick stopped.
-func (h *Handler) runBackfills(ctx context.Context, plan budget.Plan) (int, error) {
+// defs are the stored definitions, read by the caller; the jobs in defs.Jobs are updated in
+// place as they advance.
+func (h *Handler) runBackfills(ctx context.Context, plan budget.Plan, defs *Definitions) (int, error) {
 	b := &backfillBudget{soft: plan.Within(h.opt.BackfillBudget), hard: plan}
-	defs, err := h.defs.LoadDefinitions(ctx)
-	if err != nil {
-		return 0, err
-	}
 	var jobs []*Job
 	for _, j := range defs.Jobs {
 		if j.Status == StatusComputing {
@@ -118,10 +116,6 @@ func (b *backfillBudget) over() bool {
 func (h *Handler) RunBackfills(ctx context.Context) error {
 	h.Invalidate()
 	for {
-		n, err := h.runBackfills(ctx, budget.NewAt(context.Background(), h.opt.WallClock, 0, 0))
-		if err != nil {
-			return err
-		}
 		defs, err := h.defs.LoadDefinitions(ctx)
 		if err != nil {
 			return err
@@ -132,6 +126,10 @@ func (h *Handler) RunBackfills(ctx context.Context) error {
 		}
 		if !running {
 			return nil
+		}
+		n, err := h.runBackfills(ctx, budget.NewAt(context.Background(), h.opt.WallClock, 0, 0), defs)
+		if err != nil {
+			return err
 		}
 		if n == 0 && ctx.Err() != nil {
 			return ctx.Err()

@@ -14,8 +14,6 @@ const (
 	classProducts = "p" // the MaxUniqueValues smallest distinct product ids: the property and products[].<property>
 )
 
-const secondsPerDay = 86400
-
 // features are the accumulators a predictive computed trait reads (nil: not used by its kind).
 type features struct {
 	goal                         *aggSpec // active days of the goal event (churn: of any activity)
@@ -107,9 +105,6 @@ func (c *Catalog) PredictionProfile(st *State, t *ComputedTrait, now time.Time) 
 	}
 	return p
 }
-
-// dayOf is the UTC day number of t (days since the Unix epoch).
-func dayOf(t time.Time) int64 { return floorDiv(t.Unix(), secondsPerDay) }
 
 // addDay counts an active day. Days are distinct: a day already kept counts once. A day older
 // than the kept ones (a late event) counts only when it is a new first day: whether an older

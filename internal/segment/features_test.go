@@ -84,7 +84,7 @@ func TestPredictionProfileFromEvents(t *testing.T) {
 			}
 		}
 	}
-	day := func(ago float64) int64 { return dayOf(now.Add(-time.Duration(ago * float64(24*time.Hour)))) }
+	day := func(ago float64) int64 { return predict.Day(now.Add(-time.Duration(ago * float64(24*time.Hour)))) }
 	buy := cat.PredictionProfile(st, cat.Trait("buy"), now)
 	wantDays := []int64{day(40.1), day(40), day(2)}
 	slices.Sort(wantDays)

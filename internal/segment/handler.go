@@ -752,12 +752,18 @@ func (h *Handler) Tick(ctx context.Context) (TickResult, error) {
 	if plan.Over() {
 		return res, nil
 	}
-	n, err := h.runBackfills(ctx, plan)
+	// One read of the definitions serves backfills and training (their jobs' progress is
+	// updated in place).
+	defs, err := h.defs.LoadDefinitions(ctx)
+	if err != nil {
+		return res, err
+	}
+	n, err := h.runBackfills(ctx, plan, defs)
 	res.Backfills = n
 	if err != nil || plan.Over() {
 		return res, err
 	}
-	return res, h.runTraining(ctx, plan)
+	return res, h.runTraining(ctx, plan, defs)
 }
 
 // tickDue re-evaluates due profiles, Options.Concurrency at a time (a day boundary makes many

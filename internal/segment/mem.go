@@ -54,13 +54,7 @@ func (m *MemStore) LoadDefinitions(_ context.Context) (*Definitions, error) {
 	defer m.mu.Unlock()
 	d := &Definitions{Jobs: map[string]*Job{}}
 	for _, sk := range sortedKeys(m.defs) {
-		if ok, err := d.addTraining(sk, m.defs[sk].data, m.defs[sk].data); ok || err != nil {
-			if err != nil {
-				return nil, fmt.Errorf("load definitions: %s: %w", sk, err)
-			}
-			continue
-		}
-		if err := d.add(sk, m.defs[sk].data); err != nil {
+		if err := d.add(sk, m.defs[sk].data, m.defs[sk].data); err != nil { // a model's gzip is its data
 			return nil, fmt.Errorf("load definitions: %s: %w", sk, err)
 		}
 	}

@@ -114,34 +114,6 @@ func encodeChunk(profiles []predict.Profile) ([]byte, error) {
 	return b, nil
 }
 
-// addTraining decodes the stored items of the training side (models, runs) by sort key;
-// it reports false for other keys.
-func (d *Definitions) addTraining(sk string, data, blob []byte) (bool, error) {
-	switch {
-	case strings.HasPrefix(sk, skModelPfx):
-		m := &predict.Model{}
-		if err := gunzipJSON(blob, m); err != nil {
-			return true, err
-		}
-		if d.Models == nil {
-			d.Models = map[string]*predict.Model{}
-		}
-		d.Models[strings.TrimPrefix(sk, skModelPfx)] = m
-	case strings.HasPrefix(sk, skTrainPfx):
-		t := &Training{}
-		if err := json.Unmarshal(data, t); err != nil {
-			return true, err
-		}
-		if d.Trainings == nil {
-			d.Trainings = map[string]*Training{}
-		}
-		d.Trainings[t.TraitID] = t
-	default:
-		return false, nil
-	}
-	return true, nil
-}
-
 var capacity = types.ReturnConsumedCapacityTotal
 
 func reported(out any) Units {

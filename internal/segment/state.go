@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"sort"
 	"time"
 
@@ -163,30 +162,16 @@ func (s *State) setConsent(c *consent.Profile, version int64) bool {
 }
 
 func encodeState(s *State) ([]byte, error) {
-	var buf bytes.Buffer
-	zw := gzipWriter(&buf)
-	defer releaseGzip(zw)
-	if err := json.NewEncoder(zw).Encode(s); err != nil {
+	b, err := gzipJSON(s)
+	if err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("encode state: %w", err)
-	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 func decodeState(b []byte, ver int64) (*State, error) {
-	zr, err := gzipReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("decode state: %w", err)
-	}
-	defer releaseGunzip(zr)
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, fmt.Errorf("decode state: %w", err)
-	}
 	s := &State{}
-	if err := json.Unmarshal(raw, s); err != nil {
+	if err := gunzipJSON(b, s); err != nil {
 		return nil, fmt.Errorf("decode state: %w", err)
 	}
 	if s.Computed == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/serverless-cdp/cdp/internal/activations"
+	"github.com/serverless-cdp/cdp/internal/predict"
 	"github.com/serverless-cdp/cdp/internal/store"
 )
 
@@ -122,13 +123,7 @@ func (st *Store) LoadDefinitions(ctx context.Context) (*Definitions, error) {
 		if err := attributevalue.UnmarshalMap(it, &di); err != nil {
 			return err
 		}
-		if ok, err := d.addTraining(di.SK, []byte(di.Data), di.Blob); ok || err != nil {
-			if err != nil {
-				return fmt.Errorf("%s: %w", di.SK, err)
-			}
-			return nil
-		}
-		if err := d.add(di.SK, []byte(di.Data)); err != nil {
+		if err := d.add(di.SK, []byte(di.Data), di.Blob); err != nil {
 			return fmt.Errorf("%s: %w", di.SK, err)
 		}
 		return nil
@@ -139,10 +134,25 @@ func (st *Store) LoadDefinitions(ctx context.Context) (*Definitions, error) {
 	return d, nil
 }
 
-// add decodes one stored definition or job by its sort key.
-func (d *Definitions) add(sk string, data []byte) error {
+// add decodes one stored definition, job, training run or model (blob: gzip JSON) by its sort
+// key.
+func (d *Definitions) add(sk string, data, blob []byte) error {
 	var err error
 	switch {
+	case strings.HasPrefix(sk, skModelPfx):
+		m := &predict.Model{}
+		err = gunzipJSON(blob, m)
+		if d.Models == nil {
+			d.Models = map[string]*predict.Model{}
+		}
+		d.Models[strings.TrimPrefix(sk, skModelPfx)] = m
+	case strings.HasPrefix(sk, skTrainPfx):
+		t := &Training{}
+		err = json.Unmarshal(data, t)
+		if d.Trainings == nil {
+			d.Trainings = map[string]*Training{}
+		}
+		d.Trainings[t.TraitID] = t
 	case strings.HasPrefix(sk, skTraitPfx):
 		c := &ComputedTrait{}
 		err = json.Unmarshal(data, c)

@@ -67,11 +67,7 @@ func dueRun(t *ComputedTrait, run *Training, now time.Time, retrainEvery time.Du
 // runTraining queues the runs the schedule asks for, then advances the active ones (oldest
 // first) within plan. A run waits while its trait's backfill job is computing (its features
 // are not complete before).
-func (h *Handler) runTraining(ctx context.Context, plan budget.Plan) error {
-	defs, err := h.defs.LoadDefinitions(ctx)
-	if err != nil {
-		return err
-	}
+func (h *Handler) runTraining(ctx context.Context, plan budget.Plan, defs *Definitions) error {
 	now := h.opt.Clock().UTC()
 	var runs []*Training
 	byID := map[string]*ComputedTrait{}
