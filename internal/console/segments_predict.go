@@ -20,12 +20,6 @@ import (
 // API's POST /admin/v1/computed-traits/{id}/train). The page refreshes itself while a run is
 // queued or under way.
 
-// predictiveKinds are the kinds whose value a trained model gives.
-var predictiveKinds = map[string]bool{
-	segmentdef.KindPurchaseLikelihood: true, segmentdef.KindChurnLikelihood: true, segmentdef.KindPredictedLTV: true,
-	segmentdef.KindReturnLikelihood: true, segmentdef.KindNextBestProduct: true,
-}
-
 // predictiveTraitKinds are the predictive kinds, explained (the form's kind choices).
 var predictiveTraitKinds = []option{
 	{segmentdef.KindPurchaseLikelihood, "purchase_likelihood: probability of the goal event (default Order Completed) within the horizon"},
@@ -71,7 +65,7 @@ func predictionFormFrom(v url.Values) predictionForm {
 // prediction is the API's Prediction of a predictive kind's form (nil for other kinds, or
 // when every field is empty: the defaults apply); an error is a field that is not a number.
 func (f predictionForm) prediction(kind string) (*segmentdef.Prediction, error) {
-	if !predictiveKinds[kind] || f == (predictionForm{}) {
+	if !segmentdef.IsPredictive(kind) || f == (predictionForm{}) {
 		return nil, nil
 	}
 	p := &segmentdef.Prediction{RevenueProperty: f.RevenueProperty, ProductProperty: f.ProductProperty}
@@ -149,7 +143,7 @@ func qualityPath(id, what string) string {
 func (s *Server) loadModels(r *http.Request, p *segPage) {
 	for i := range p.Traits {
 		t := &p.Traits[i]
-		if !predictiveKinds[t.Kind] {
+		if !segmentdef.IsPredictive(t.Kind) {
 			continue
 		}
 		m := &modelView{QualityView: &segment.QualityView{}}
